@@ -1,0 +1,253 @@
+//! Wiring: builds every part from [`Settings`], serves HTTP, and shuts down in order —
+//! stop accepting, finish in-flight requests, stop background tasks, flush the producer —
+//! within the configured grace period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::error::{ApiError, REQUEST_ID};
+use crate::kafka::producer::ProducerOptions;
+use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
+use crate::kafka::{BaseProducer, ClientSettings};
+use crate::metrics::Metrics;
+use crate::orders::idempotency::IdempotencyStore;
+use crate::orders::{Currency, OrderRules, OrderService};
+
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shared state of the HTTP handlers: one `Clone` struct of `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    /// The loaded settings.
+    pub settings: Arc<Settings>,
+    /// Order intake.
+    pub orders: Arc<OrderService>,
+    /// Metrics handles.
+    pub metrics: Arc<Metrics>,
+    /// Names of the service's own topics, for readiness.
+    pub topic_names: Arc<Vec<String>>,
+    /// Cancelled when the service is stopping.
+    pub shutdown: CancellationToken,
+}
+
+/// A built service, bound to its port, ready to [`run`](Application::run).
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    tasks: TaskTracker,
+}
+
+impl Application {
+    /// Builds every part and binds the listener. Kafka need not be reachable yet: topics are
+    /// ensured in the background and readiness waits for them.
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new().context("Failed to register metrics")?);
+        let client = client_settings(&settings);
+        let producer = BaseProducer::new(
+            &client,
+            &ProducerOptions {
+                delivery_timeout: Duration::from_millis(settings.producer.delivery_timeout_ms),
+                queue_max_messages: settings.producer.queue_max_messages,
+                linger: Duration::from_millis(settings.producer.linger_ms),
+                compression: settings.producer.compression.clone(),
+            },
+        )
+        .context("Failed to create the Kafka producer (check [kafka.librdkafka] options)")?;
+        let retry_after = Duration::from_secs(settings.http.retry_after_secs);
+        let rules = OrderRules {
+            max_items: settings.orders.max_items,
+            currencies: settings
+                .orders
+                .currencies
+                .iter()
+                .filter_map(|c| Currency::parse(c).ok())
+                .collect(),
+        };
+        let orders = Arc::new(OrderService {
+            producer,
+            orders_topic: settings.topics.orders.name.clone(),
+            rules,
+            max_bulk: settings.orders.max_bulk,
+            idempotency: IdempotencyStore::new(settings.idempotency.capacity),
+            metrics: metrics.clone(),
+            retry_after,
+        });
+        let topic_names = Arc::new(
+            topic_specs(&settings).into_iter().map(|t| t.name).collect::<Vec<_>>(),
+        );
+        let state = AppState { settings: settings.clone(), orders, metrics, topic_names, shutdown };
+
+        let tasks = TaskTracker::new();
+        if settings.topics.create {
+            tasks.spawn(keep_ensuring_topics(state.clone(), client));
+        }
+
+        let address = format!("{}:{}", settings.http.host, settings.http.port);
+        let listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("Failed to bind {address} (http.host, http.port)"))?;
+        let router = router(state.clone());
+        Ok(Application { listener, router, state, tasks })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains within the grace period.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Application { listener, router, state, tasks } = self;
+        tracing::info!(address = %listener.local_addr()?, "orderflow listening");
+        let shutdown = state.shutdown.clone();
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future();
+        let mut server = tokio::spawn(server);
+        tokio::select! {
+            result = &mut server => {
+                // The server only ends by itself on an I/O error.
+                shutdown.cancel();
+                result.context("HTTP server task failed")?.context("HTTP server failed")?;
+            }
+            () = shutdown.cancelled() => {}
+        }
+        let grace = state.settings.grace_period();
+        let drain = async {
+            if !server.is_finished() {
+                let _ = server.await;
+            }
+            tasks.close();
+            tasks.wait().await;
+            let flush_timeout = Duration::from_millis(state.settings.producer.flush_timeout_ms);
+            if let Err(error) = state.orders.producer.flush(flush_timeout).await {
+                tracing::error!(%error, "producer flush failed; unacknowledged records were answered 503");
+            }
+        };
+        match tokio::time::timeout(grace, drain).await {
+            Ok(()) => tracing::info!("orderflow stopped cleanly"),
+            Err(_) => tracing::warn!(?grace, "grace period over; exiting with work in flight"),
+        }
+        Ok(())
+    }
+}
+
+/// Client settings for every Kafka client of this service.
+pub fn client_settings(settings: &Settings) -> ClientSettings {
+    ClientSettings {
+        bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
+        client_id: settings.kafka.client_id.clone(),
+        librdkafka: settings.kafka.librdkafka.clone(),
+    }
+}
+
+/// The service's three topics as configured.
+pub fn topic_specs(settings: &Settings) -> Vec<TopicSpec> {
+    let t = &settings.topics;
+    let spec = |topic: &crate::config::TopicSettings, configs: Vec<(String, String)>| TopicSpec {
+        name: topic.name.clone(),
+        partitions: topic.partitions,
+        replication: t.replication_factor,
+        configs,
+    };
+    vec![
+        spec(&t.orders, vec![]),
+        spec(&t.status, vec![("cleanup.policy".into(), "compact".into())]),
+        spec(&t.dlq, vec![]),
+    ]
+}
+
+/// Creates the topics, retrying with backoff until they all exist or shutdown.
+async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
+    let specs = topic_specs(&state.settings);
+    let timeout = state.settings.admin_timeout();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            ensure_topics(&client, &specs, timeout).await?;
+            missing_topics(&state.orders.producer.metadata_handle(), &state.topic_names, timeout).await
+        };
+        match attempt.await {
+            Ok(missing) if missing.is_empty() => {
+                tracing::info!("service topics present");
+                return;
+            }
+            Ok(missing) => tracing::warn!(?missing, "topics still missing"),
+            Err(error) => tracing::warn!(%error, "cannot ensure topics yet"),
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The whole HTTP surface with its middleware.
+pub fn router(state: AppState) -> Router {
+    let http = &state.settings.http;
+    let retry_after = Duration::from_secs(http.retry_after_secs);
+    // A backstop above the per-operation Kafka timeouts: no request outlives it.
+    let backstop = state.settings.request_timeout() + Duration::from_secs(1);
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |error: tower::BoxError| async move {
+            if !error.is::<tower::load_shed::error::Overloaded>() && !error.is::<tower::timeout::error::Elapsed>() {
+                tracing::error!(%error, "unexpected middleware error");
+            }
+            ApiError::Overloaded { retry_after }.into_response()
+        }))
+        .load_shed()
+        .concurrency_limit(http.max_concurrent_requests)
+        .timeout(backstop);
+
+    Router::new()
+        .merge(crate::orders::api::router())
+        .merge(crate::health::router())
+        .route_layer(middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track_http))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(limits)
+        .layer(middleware::from_fn(scope_request_id))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Makes the request id available to error responses.
+async fn scope_request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    REQUEST_ID.scope(id, next.run(request)).await
+}

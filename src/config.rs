@@ -1,0 +1,321 @@
+//! Service configuration: `config/default.toml`, then `config/$ORDERFLOW_ENV.toml`, then
+//! `ORDERFLOW__SECTION__KEY` environment variables. Every field is documented in
+//! `config/default.toml`; this module owns the types and the checks that make bad
+//! configuration fail at start-up with a message naming the option.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// All settings of one orderflow instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP listener and its limits.
+    pub http: HttpSettings,
+    /// How to reach Kafka, and raw librdkafka options.
+    pub kafka: KafkaSettings,
+    /// The service's own topics.
+    pub topics: TopicsSettings,
+    /// The order producer.
+    pub producer: ProducerSettings,
+    /// Order validation limits.
+    pub orders: OrderSettings,
+    /// Duplicate-submission detection.
+    pub idempotency: IdempotencySettings,
+    /// Logging.
+    pub telemetry: TelemetrySettings,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownSettings,
+}
+
+/// The HTTP listener and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Upper bound on one request's handling, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Requests handled at once before the service sheds load with 503.
+    pub max_concurrent_requests: usize,
+    /// Seconds sent in `Retry-After` with a 503.
+    pub retry_after_secs: u64,
+}
+
+/// How to reach Kafka.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// `client.id` for every client this service creates.
+    pub client_id: String,
+    /// Timeout of admin and metadata requests, in milliseconds.
+    pub admin_timeout_ms: u64,
+    /// Raw librdkafka options applied last to every client.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+/// The service's own topics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsSettings {
+    /// Create missing topics at start-up.
+    pub create: bool,
+    /// Replication factor of created topics.
+    pub replication_factor: i32,
+    /// Orders and cancel requests.
+    pub orders: TopicSettings,
+    /// Compacted status snapshots.
+    pub status: TopicSettings,
+    /// Dead letters.
+    pub dlq: TopicSettings,
+}
+
+/// One topic's name and partition count.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Topic name.
+    pub name: String,
+    /// Partitions when the service creates it.
+    pub partitions: i32,
+}
+
+/// The order producer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSettings {
+    /// `message.timeout.ms`: how long a record may wait for its acknowledgement.
+    pub delivery_timeout_ms: u64,
+    /// `queue.buffering.max.messages`.
+    pub queue_max_messages: u32,
+    /// `linger.ms`.
+    pub linger_ms: u64,
+    /// `compression.type`.
+    pub compression: String,
+    /// How long shutdown waits for the local queue to drain, in milliseconds.
+    pub flush_timeout_ms: u64,
+}
+
+/// Order validation limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSettings {
+    /// Most orders in one bulk request.
+    pub max_bulk: usize,
+    /// Most lines in one order.
+    pub max_items: usize,
+    /// Accepted ISO 4217 codes; empty accepts every known code.
+    pub currencies: Vec<String>,
+}
+
+/// Duplicate-submission detection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySettings {
+    /// Remembered submissions per instance.
+    pub capacity: usize,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Default filter when `RUST_LOG` is unset.
+    pub log_filter: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// How long in-flight work may take after a stop signal, in milliseconds.
+    pub grace_period_ms: u64,
+}
+
+/// Configuration that cannot be loaded or makes no sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file or variable could not be read or parsed into the settings.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value parsed but is out of range.
+    #[error("invalid configuration: {option}: {reason}")]
+    Invalid {
+        /// The option's dotted name, e.g. `http.port`.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Loads the layered configuration from `$ORDERFLOW_CONFIG_DIR` (default `./config`).
+    pub fn load() -> Result<Self, ConfigError> {
+        let dir = std::env::var_os("ORDERFLOW_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let env = std::env::var("ORDERFLOW_ENV").ok();
+        Self::load_from(&dir, env.as_deref())
+    }
+
+    /// Loads `default.toml` from `dir`, the optional environment file, then the environment.
+    pub fn load_from(dir: &Path, environment: Option<&str>) -> Result<Self, ConfigError> {
+        let mut builder =
+            config::Config::builder().add_source(config::File::from(dir.join("default.toml")));
+        if let Some(env) = environment {
+            builder = builder
+                .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false));
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("ORDERFLOW")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(option: &'static str, reason: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid { option, reason: reason.into() }
+        }
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            return Err(invalid("kafka.bootstrap_servers", "must name at least one broker"));
+        }
+        if self.http.request_timeout_ms == 0 {
+            return Err(invalid("http.request_timeout_ms", "must be greater than 0"));
+        }
+        if self.producer.delivery_timeout_ms == 0
+            || self.producer.delivery_timeout_ms >= self.http.request_timeout_ms
+        {
+            return Err(invalid(
+                "producer.delivery_timeout_ms",
+                format!(
+                    "must be greater than 0 and less than http.request_timeout_ms ({})",
+                    self.http.request_timeout_ms
+                ),
+            ));
+        }
+        if self.http.max_concurrent_requests == 0 {
+            return Err(invalid("http.max_concurrent_requests", "must be greater than 0"));
+        }
+        if self.orders.max_bulk == 0 {
+            return Err(invalid("orders.max_bulk", "must be greater than 0"));
+        }
+        if self.orders.max_items == 0 {
+            return Err(invalid("orders.max_items", "must be greater than 0"));
+        }
+        for code in &self.orders.currencies {
+            if crate::orders::Currency::parse(code).is_err() {
+                return Err(invalid("orders.currencies", format!("unknown currency {code:?}")));
+            }
+        }
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&self.producer.compression.as_str())
+        {
+            return Err(invalid(
+                "producer.compression",
+                "must be one of none, gzip, snappy, lz4, zstd",
+            ));
+        }
+        if self.topics.replication_factor < 1 {
+            return Err(invalid("topics.replication_factor", "must be at least 1"));
+        }
+        let topics = [
+            ("topics.orders", &self.topics.orders),
+            ("topics.status", &self.topics.status),
+            ("topics.dlq", &self.topics.dlq),
+        ];
+        for (option, topic) in topics {
+            if let Err(reason) = crate::kafka::validate_topic_name(&topic.name) {
+                return Err(invalid(option, reason));
+            }
+            if topic.partitions < 1 {
+                return Err(invalid(option, "partitions must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `http.request_timeout_ms` as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.http.request_timeout_ms)
+    }
+
+    /// `kafka.admin_timeout_ms` as a duration.
+    pub fn admin_timeout(&self) -> Duration {
+        Duration::from_millis(self.kafka.admin_timeout_ms)
+    }
+
+    /// `shutdown.grace_period_ms` as a duration.
+    pub fn grace_period(&self) -> Duration {
+        Duration::from_millis(self.shutdown.grace_period_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Settings {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        Settings::load_from(&dir, None).expect("the shipped defaults load")
+    }
+
+    #[test]
+    fn shipped_defaults_and_production_file_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let prod = Settings::load_from(&dir, Some("production")).expect("production loads");
+        assert_eq!(prod.telemetry.log_format, LogFormat::Json);
+        assert_eq!(defaults().telemetry.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn delivery_timeout_must_stay_below_request_timeout() {
+        let mut s = defaults();
+        s.producer.delivery_timeout_ms = s.http.request_timeout_ms;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("producer.delivery_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn bad_topic_name_names_the_option() {
+        let mut s = defaults();
+        s.topics.dlq.name = "no spaces".into();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("topics.dlq"), "{err}");
+    }
+
+    #[test]
+    fn unknown_currency_is_refused() {
+        let mut s = defaults();
+        s.orders.currencies = vec!["XXZ".into()];
+        assert!(s.validate().unwrap_err().to_string().contains("orders.currencies"));
+    }
+}

@@ -1,0 +1,248 @@
+//! The HTTP boundary's error type. Every failure a client can see is an [`ApiError`], sent as
+//! RFC 9457 `application/problem+json` with a stable machine `code` and the request id.
+//! Internal causes are logged here and never put in a response.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+tokio::task_local! {
+    /// The id of the request being handled, so that errors can name it.
+    pub static REQUEST_ID: String;
+}
+
+/// One invalid field, named by its path in the request body (`items[2].quantity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// Path of the field in the JSON body.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:orderflow:problem:<code>`).
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary, the same for every occurrence of the code.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong this time, in words safe to show.
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// The request's id, as in the `x-request-id` response header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Per-field validation errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything the API answers with other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON but not of the expected shape (unknown field, wrong type).
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    /// `Content-Type` is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The body is over `http.max_body_bytes`.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Fields failed validation.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// A query string parameter is invalid.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// An `Idempotency-Key` or `order_id` was reused with a different body.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyConflict,
+    /// A bulk request carries more orders than allowed.
+    #[error("bulk request of {count} orders is over the limit of {max}")]
+    BulkTooLarge {
+        /// Orders in the request.
+        count: usize,
+        /// `orders.max_bulk`.
+        max: usize,
+    },
+    /// The record is larger than Kafka accepts.
+    #[error("record too large for Kafka")]
+    RecordTooLarge,
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the resource's state.
+    #[error("{detail}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// Safe description.
+        detail: String,
+    },
+    /// Kafka cannot take the request now; the client should retry after the given time.
+    #[error("kafka unavailable")]
+    KafkaUnavailable {
+        /// Sent as `Retry-After`.
+        retry_after: Duration,
+    },
+    /// Too many requests in flight; shed at once.
+    #[error("overloaded")]
+    Overloaded {
+        /// Sent as `Retry-After`.
+        retry_after: Duration,
+    },
+    /// A bug or an unexpected failure; the cause is logged, not returned.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidBody(_) | ApiError::Validation(_) | ApiError::IdempotencyConflict => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge | ApiError::BulkTooLarge { .. } | ApiError::RecordTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::KafkaUnavailable { .. } | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine code and its title.
+    pub fn code_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => ("malformed_json", "Malformed JSON"),
+            ApiError::InvalidBody(_) => ("invalid_body", "Body does not match the schema"),
+            ApiError::UnsupportedMediaType => {
+                ("unsupported_media_type", "Content-Type must be application/json")
+            }
+            ApiError::PayloadTooLarge => ("payload_too_large", "Request body too large"),
+            ApiError::Validation(_) => ("validation_failed", "Validation failed"),
+            ApiError::InvalidQuery(_) => ("invalid_query", "Invalid query parameter"),
+            ApiError::IdempotencyConflict => {
+                ("idempotency_conflict", "Idempotency key reused with another request")
+            }
+            ApiError::BulkTooLarge { .. } => ("bulk_too_large", "Too many orders in one request"),
+            ApiError::RecordTooLarge => ("record_too_large", "Record too large for Kafka"),
+            ApiError::NotFound(_) => ("not_found", "Not found"),
+            ApiError::Conflict { code, .. } => (code, "Conflict with the current state"),
+            ApiError::KafkaUnavailable { .. } => ("kafka_unavailable", "Kafka is unavailable"),
+            ApiError::Overloaded { .. } => ("overloaded", "Service overloaded"),
+            ApiError::Internal(_) => ("internal", "Internal error"),
+        }
+    }
+
+    /// The problem body for this error, without sending it (bulk answers embed it).
+    pub fn problem(&self) -> Problem {
+        let (code, title) = self.code_and_title();
+        let detail = match self {
+            ApiError::Validation(_) => "one or more fields are invalid; see errors".to_string(),
+            ApiError::KafkaUnavailable { .. } => {
+                "the order was not accepted because Kafka did not acknowledge it in time; \
+                 retry with the same order_id or Idempotency-Key"
+                    .to_string()
+            }
+            ApiError::Internal(_) => "an internal error occurred; quote the request_id".to_string(),
+            other => other.to_string(),
+        };
+        let errors = match self {
+            ApiError::Validation(errors) => errors.clone(),
+            _ => Vec::new(),
+        };
+        Problem {
+            type_uri: format!("urn:orderflow:problem:{code}"),
+            title: title.to_string(),
+            status: self.status_code().as_u16(),
+            detail,
+            code: code.to_string(),
+            request_id: REQUEST_ID.try_with(Clone::clone).ok(),
+            errors,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::KafkaUnavailable { retry_after } | ApiError::Overloaded { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            ApiError::KafkaUnavailable { .. } => tracing::warn!("answered 503: kafka unavailable"),
+            _ => tracing::debug!(error = %self, "request refused"),
+        }
+        problem_response(self.problem(), self.retry_after())
+    }
+}
+
+/// Sends a problem body with its status, content type and optional `Retry-After`.
+pub fn problem_response(problem: Problem, retry_after: Option<Duration>) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    if let Some(after) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+    }
+    response
+}
+
+/// Flattens `validator`'s nested errors into `path: message` pairs.
+pub fn field_errors(errors: &validator::ValidationErrors) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    collect(errors, "", &mut out);
+    out
+}
+
+fn collect(errors: &validator::ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
+    use validator::ValidationErrorsKind as Kind;
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        match kind {
+            Kind::Field(list) => out.extend(list.iter().map(|e| {
+                let message = e.message.as_deref().unwrap_or(&e.code).to_string();
+                FieldError::new(path.clone(), message)
+            })),
+            Kind::Struct(inner) => collect(inner, &path, out),
+            Kind::List(items) => {
+                for (i, inner) in items {
+                    collect(inner, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+    }
+}

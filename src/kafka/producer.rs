@@ -1,0 +1,193 @@
+//! [`BaseProducer<T>`]: sends `T` as JSON with a string key and headers, and answers only
+//! once Kafka has acknowledged the record (idempotent producer, `acks=all`), with its
+//! partition and offset.
+//!
+//! Errors are split by what the caller should do: [`ProduceError::is_retryable`] is true
+//! when Kafka could not take the record now (local queue full, broker unreachable, delivery
+//! timed out) and the same record may be sent again later; the others (record too large,
+//! serialization) will fail the same way every time.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde::Serialize;
+
+use super::{ClientContext, ClientSettings};
+
+/// How a producer behaves; see `[producer]` in `config/default.toml`.
+#[derive(Debug, Clone)]
+pub struct ProducerOptions {
+    /// `message.timeout.ms`: how long a record may wait for its acknowledgement.
+    pub delivery_timeout: Duration,
+    /// `queue.buffering.max.messages`.
+    pub queue_max_messages: u32,
+    /// `linger.ms`.
+    pub linger: Duration,
+    /// `compression.type`.
+    pub compression: String,
+}
+
+/// One record to send: a typed value, its key and headers.
+#[derive(Debug)]
+pub struct OutgoingRecord<'a, T> {
+    /// Destination topic.
+    pub topic: &'a str,
+    /// Record key; records with the same key go to the same partition, in order.
+    pub key: &'a str,
+    /// The value, written as JSON.
+    pub value: &'a T,
+    /// Extra headers, after `content-type` which is always set.
+    pub headers: Vec<(&'a str, String)>,
+}
+
+/// Where Kafka stored an acknowledged record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Partition of the record.
+    pub partition: i32,
+    /// Offset of the record in its partition.
+    pub offset: i64,
+}
+
+/// Why a record was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The local queue is full: Kafka is slower than the intake. Retry later.
+    #[error("producer queue is full")]
+    QueueFull,
+    /// Kafka did not acknowledge in time or refused for a passing reason. Retry later.
+    #[error("kafka unavailable: {0}")]
+    Unavailable(#[source] KafkaError),
+    /// The record is over the broker's or producer's size limit; retrying cannot help.
+    #[error("record too large")]
+    TooLarge,
+    /// The value could not be written as JSON: a bug in the caller's type.
+    #[error("cannot serialize record: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// Any other Kafka failure.
+    #[error("kafka error: {0}")]
+    Kafka(#[source] KafkaError),
+}
+
+impl ProduceError {
+    /// Whether sending the same record again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProduceError::QueueFull | ProduceError::Unavailable(_))
+    }
+
+    fn from_kafka(error: KafkaError) -> Self {
+        use RDKafkaErrorCode as Code;
+        match error.rdkafka_error_code() {
+            Some(Code::QueueFull) => ProduceError::QueueFull,
+            Some(Code::MessageSizeTooLarge | Code::InvalidMessageSize) => ProduceError::TooLarge,
+            Some(
+                Code::MessageTimedOut
+                | Code::RequestTimedOut
+                | Code::BrokerTransportFailure
+                | Code::AllBrokersDown
+                | Code::NotLeaderForPartition
+                | Code::LeaderNotAvailable
+                | Code::NotEnoughReplicas
+                | Code::NotEnoughReplicasAfterAppend
+                | Code::NetworkException
+                | Code::UnknownTopicOrPartition
+                | Code::PurgeQueue
+                | Code::PurgeInflight
+                | Code::Resolve,
+            ) => ProduceError::Unavailable(error),
+            _ => ProduceError::Kafka(error),
+        }
+    }
+}
+
+/// A typed producer of JSON records over rdkafka's `FutureProducer`. Cheap to clone: clones
+/// share one connection and queue.
+pub struct BaseProducer<T> {
+    inner: FutureProducer<ClientContext>,
+    delivery_timeout: Duration,
+    _value: PhantomData<fn(&T)>,
+}
+
+impl<T> Clone for BaseProducer<T> {
+    fn clone(&self) -> Self {
+        BaseProducer {
+            inner: self.inner.clone(),
+            delivery_timeout: self.delivery_timeout,
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize> BaseProducer<T> {
+    /// Creates the producer. Connections are made lazily; this fails only on bad options.
+    pub fn new(client: &ClientSettings, options: &ProducerOptions) -> Result<Self, KafkaError> {
+        let config = client.client_config(&[
+            ("enable.idempotence", "true".into()),
+            ("acks", "all".into()),
+            ("message.timeout.ms", options.delivery_timeout.as_millis().to_string()),
+            ("queue.buffering.max.messages", options.queue_max_messages.to_string()),
+            ("linger.ms", options.linger.as_millis().to_string()),
+            ("compression.type", options.compression.clone()),
+        ]);
+        let inner = config.create_with_context(ClientContext)?;
+        Ok(BaseProducer { inner, delivery_timeout: options.delivery_timeout, _value: PhantomData })
+    }
+
+    /// Sends one record and waits for Kafka's acknowledgement. Fails at once with
+    /// [`ProduceError::QueueFull`] rather than waiting for room in the local queue.
+    pub async fn send(&self, record: OutgoingRecord<'_, T>) -> Result<Delivery, ProduceError> {
+        let payload = serde_json::to_vec(record.value)?;
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 1)
+            .insert(Header { key: "content-type", value: Some("application/json") });
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header { key, value: Some(value.as_str()) });
+        }
+        let future_record =
+            FutureRecord::to(record.topic).key(record.key).payload(&payload).headers(headers);
+        let delivery = self
+            .inner
+            .send_result(future_record)
+            .map_err(|(error, _)| ProduceError::from_kafka(error))?;
+        // librdkafka answers every queued record within message.timeout.ms; the extra second
+        // only guards against a lost callback, so a caller never waits without bound.
+        let guard = self.delivery_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(guard, delivery).await {
+            Ok(Ok(Ok(d))) => Ok(Delivery { partition: d.partition, offset: d.offset }),
+            Ok(Ok(Err((error, _)))) => Err(ProduceError::from_kafka(error)),
+            Ok(Err(_canceled)) => Err(ProduceError::Unavailable(KafkaError::Canceled)),
+            Err(_elapsed) => Err(ProduceError::Unavailable(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut,
+            ))),
+        }
+    }
+
+    /// Sends records concurrently and answers each in input order.
+    pub async fn send_batch(
+        &self,
+        records: Vec<OutgoingRecord<'_, T>>,
+    ) -> Vec<Result<Delivery, ProduceError>> {
+        futures::future::join_all(records.into_iter().map(|r| self.send(r))).await
+    }
+
+    /// Records queued locally and not yet acknowledged.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+
+    /// Waits, off the async worker threads, until every queued record is acknowledged or
+    /// `timeout` passes.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.flush(timeout))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    /// A handle for metadata requests that can move to a blocking thread.
+    pub fn metadata_handle(&self) -> FutureProducer<ClientContext> {
+        self.inner.clone()
+    }
+}

@@ -1,0 +1,20 @@
+//! orderflow: an event-driven order service on Apache Kafka.
+//!
+//! The major parts:
+//! - [`config`]: layered settings (file, environment file, environment variables).
+//! - [`kafka`]: the generic Kafka wrappers, [`kafka::BaseProducer`] and topic helpers.
+//! - [`orders`]: the order domain, its HTTP API and the intake service.
+//! - [`app`]: wiring, the router, start-up and graceful shutdown.
+//! - [`error`]: the HTTP error type, sent as RFC 9457 problem+json.
+//! - [`metrics`], [`telemetry`], [`health`]: what operators watch.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod kafka;
+pub mod metrics;
+pub mod orders;
+pub mod shutdown;
+pub mod telemetry;

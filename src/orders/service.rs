@@ -1,0 +1,199 @@
+//! Order intake: validated orders become `OrderPlaced` records on the `orders` topic, and a
+//! client hears `accepted` only once Kafka has acknowledged the record. Repeats of a
+//! submission (same `Idempotency-Key`, or same client `order_id`) get the first answer.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::events::{OrderEvent, SCHEMA_VERSION};
+use super::idempotency::{Claim, IdempotencyStore};
+use super::model::{Order, OrderRequest, OrderRules};
+use crate::error::ApiError;
+use crate::kafka::{BaseProducer, OutgoingRecord, ProduceError};
+use crate::metrics::Metrics;
+
+/// Namespace for order ids derived from an `Idempotency-Key`, so that every instance derives
+/// the same id from the same key.
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7266_6c6f_7700_0000_0000_0001);
+
+/// The answer to an accepted order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The order's id.
+    pub order_id: Uuid,
+    /// Always `PENDING`: accepted and durable in Kafka, not processed yet.
+    pub status: String,
+    /// Exact order total.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub total: Decimal,
+    /// ISO 4217 code of the total.
+    pub currency: String,
+    /// Partition of the `orders` record.
+    pub partition: i32,
+    /// Offset of the `orders` record.
+    pub offset: i64,
+    /// When the order was accepted.
+    pub accepted_at: DateTime<Utc>,
+}
+
+/// Per-request facts carried into record headers.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The HTTP request id.
+    pub request_id: String,
+}
+
+/// What intake needs; built once by the application.
+pub struct OrderService {
+    /// Producer of `orders` records.
+    pub producer: BaseProducer<OrderEvent>,
+    /// The `orders` topic.
+    pub orders_topic: String,
+    /// Validation limits.
+    pub rules: OrderRules,
+    /// Most orders in one bulk request.
+    pub max_bulk: usize,
+    /// Answered submissions by key.
+    pub idempotency: IdempotencyStore<Accepted>,
+    /// Metrics registry handles.
+    pub metrics: Arc<Metrics>,
+    /// `Retry-After` for 503 answers.
+    pub retry_after: Duration,
+}
+
+impl OrderService {
+    /// Validates and submits one order. `idempotency_key` is the `Idempotency-Key` header.
+    /// Returns the answer and whether it is a replay of an earlier one.
+    #[tracing::instrument(skip_all, fields(order_id))]
+    pub async fn submit(
+        &self,
+        request: OrderRequest,
+        idempotency_key: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<(Accepted, bool), ApiError> {
+        let result = self.submit_inner(request, idempotency_key, ctx).await;
+        self.count(&result);
+        result
+    }
+
+    async fn submit_inner(
+        &self,
+        mut request: OrderRequest,
+        idempotency_key: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<(Accepted, bool), ApiError> {
+        let fingerprint = fingerprint(&request);
+        let dedupe_key = match (idempotency_key, request.order_id) {
+            (Some(key), given) => {
+                // Same key, same order id on every instance, so Kafka-side processing also
+                // sees the repeat as the same order.
+                request.order_id =
+                    Some(given.unwrap_or_else(|| Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes())));
+                Some(format!("key:{key}"))
+            }
+            (None, Some(id)) => Some(format!("order:{id}")),
+            (None, None) => None,
+        };
+        let order = request.parse(&self.rules, Utc::now()).map_err(ApiError::Validation)?;
+        tracing::Span::current().record("order_id", tracing::field::display(order.order_id));
+        let Some(key) = dedupe_key else {
+            return self.produce(order, ctx).await.map(|a| (a, false));
+        };
+        match self.idempotency.claim(key, fingerprint).await {
+            Claim::Replay(answer) => Ok((answer, true)),
+            Claim::Conflict => Err(ApiError::IdempotencyConflict),
+            Claim::New(guard) => {
+                let answer = self.produce(order, ctx).await?;
+                guard.complete(answer.clone());
+                Ok((answer, false))
+            }
+        }
+    }
+
+    /// Validates and submits each element of a bulk request on its own, concurrently, and
+    /// answers each in request order.
+    pub async fn submit_bulk(
+        &self,
+        items: Vec<serde_json::Value>,
+        ctx: &RequestContext,
+    ) -> Result<Vec<Result<(Accepted, bool), ApiError>>, ApiError> {
+        if items.len() > self.max_bulk {
+            return Err(ApiError::BulkTooLarge { count: items.len(), max: self.max_bulk });
+        }
+        self.metrics.bulk_size.observe(items.len() as f64);
+        let submissions = items.into_iter().map(|item| async move {
+            let result = match serde_json::from_value::<OrderRequest>(item) {
+                Ok(request) => self.submit_inner(request, None, ctx).await,
+                Err(e) => Err(ApiError::InvalidBody(e.to_string())),
+            };
+            self.count(&result);
+            result
+        });
+        Ok(futures::future::join_all(submissions).await)
+    }
+
+    async fn produce(&self, order: Order, ctx: &RequestContext) -> Result<Accepted, ApiError> {
+        let key = order.order_id.to_string();
+        let event = OrderEvent::OrderPlaced { order };
+        let record = OutgoingRecord {
+            topic: &self.orders_topic,
+            key: &key,
+            value: &event,
+            headers: vec![
+                ("schema-version", SCHEMA_VERSION.to_string()),
+                ("event-type", event.kind().to_string()),
+                ("request-id", ctx.request_id.clone()),
+            ],
+        };
+        let delivery = self.producer.send(record).await.map_err(|e| self.produce_error(e))?;
+        let OrderEvent::OrderPlaced { order } = event else { unreachable!("built above") };
+        Ok(Accepted {
+            order_id: order.order_id,
+            status: "PENDING".into(),
+            total: order.total,
+            currency: order.currency.code().into(),
+            partition: delivery.partition,
+            offset: delivery.offset,
+            accepted_at: order.accepted_at,
+        })
+    }
+
+    /// Maps a producer failure to what the client sees; the cause is logged here.
+    pub fn produce_error(&self, error: ProduceError) -> ApiError {
+        if error.is_retryable() {
+            tracing::warn!(%error, "order not acknowledged by kafka");
+            ApiError::KafkaUnavailable { retry_after: self.retry_after }
+        } else if matches!(error, ProduceError::TooLarge) {
+            ApiError::RecordTooLarge
+        } else {
+            ApiError::Internal(error.into())
+        }
+    }
+
+    fn count(&self, result: &Result<(Accepted, bool), ApiError>) {
+        match result {
+            Ok((_, false)) => self.metrics.orders_accepted.inc(),
+            Ok((_, true)) => self.metrics.orders_replayed.inc(),
+            Err(e) => self.metrics.orders_rejected.with_label_values(&[e.code_and_title().0]).inc(),
+        }
+    }
+}
+
+/// A hash of everything the client sent, to tell a true repeat from a reused key.
+fn fingerprint(request: &OrderRequest) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    request.order_id.hash(&mut hasher);
+    request.customer_id.hash(&mut hasher);
+    request.currency.hash(&mut hasher);
+    for line in &request.items {
+        (&line.product_id, line.quantity, &line.unit_price).hash(&mut hasher);
+    }
+    request.metadata.hash(&mut hasher);
+    hasher.finish()
+}
