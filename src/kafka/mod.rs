@@ -1,8 +1,9 @@
-//! Generic Kafka building blocks over rdkafka: [`BaseProducer`] (typed, acknowledged sends)
-//! and the client configuration and topic helpers shared by everything that talks to Kafka.
+//! Generic Kafka building blocks over rdkafka: [`BaseProducer`] (typed, acknowledged sends),
+//! [`BaseConsumer`] (typed, at-least-once group consumption with dead letters), and the client configuration and topic helpers shared by everything that talks to Kafka.
 //! Nothing here knows about orders. rdkafka has types with the same names; they are always
 //! referred to qualified (`rdkafka::producer::…`) so the two never mix.
 
+pub mod consumer;
 mod context;
 pub mod producer;
 pub mod topics;
@@ -10,7 +11,8 @@ pub mod topics;
 use std::collections::BTreeMap;
 
 pub use context::ClientContext;
-pub use producer::{BaseProducer, Delivery, OutgoingRecord, ProduceError};
+pub use consumer::{BaseConsumer, ConsumerMetrics, ConsumerOptions, Handler, HandlerError, Received};
+pub use producer::{BaseProducer, Delivery, OutgoingRecord, ProduceError, RawRecord};
 
 /// Where a client connects and the raw options layered on top of the service's own.
 #[derive(Debug, Clone)]

@@ -43,6 +43,19 @@ pub struct OutgoingRecord<'a, T> {
     pub headers: Vec<(&'a str, String)>,
 }
 
+/// A record of bytes, sent as given.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    /// Destination topic.
+    pub topic: &'a str,
+    /// Record key.
+    pub key: Option<&'a [u8]>,
+    /// Record value.
+    pub payload: Option<&'a [u8]>,
+    /// Headers, in order.
+    pub headers: &'a [(String, String)],
+}
+
 /// Where Kafka stored an acknowledged record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
@@ -140,13 +153,32 @@ impl<T: Serialize> BaseProducer<T> {
     /// [`ProduceError::QueueFull`] rather than waiting for room in the local queue.
     pub async fn send(&self, record: OutgoingRecord<'_, T>) -> Result<Delivery, ProduceError> {
         let payload = serde_json::to_vec(record.value)?;
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 1)
-            .insert(Header { key: "content-type", value: Some("application/json") });
-        for (key, value) in &record.headers {
+        let mut headers = Vec::with_capacity(record.headers.len() + 1);
+        headers.push(("content-type".to_string(), "application/json".to_string()));
+        headers.extend(record.headers.into_iter().map(|(k, v)| (k.to_string(), v)));
+        self.send_raw(RawRecord {
+            topic: record.topic,
+            key: Some(record.key.as_bytes()),
+            payload: Some(&payload),
+            headers: &headers,
+        })
+        .await
+    }
+
+    /// Sends bytes as they are (dead letters keep the original record untouched).
+    pub async fn send_raw(&self, record: RawRecord<'_>) -> Result<Delivery, ProduceError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in record.headers {
             headers = headers.insert(Header { key, value: Some(value.as_str()) });
         }
-        let future_record =
-            FutureRecord::to(record.topic).key(record.key).payload(&payload).headers(headers);
+        let mut future_record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(record.topic).headers(headers);
+        if let Some(key) = record.key {
+            future_record = future_record.key(key);
+        }
+        if let Some(payload) = record.payload {
+            future_record = future_record.payload(payload);
+        }
         let delivery = self
             .inner
             .send_result(future_record)

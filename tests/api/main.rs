@@ -1,1 +1,5 @@
+//! Integration tests: the real service over real HTTP against a real Tansu broker.
 
+mod helpers;
+mod intake;
+mod lifecycle;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs orderflow on this machine with a local Tansu broker started for it: installs Tansu if
+# it is missing, starts it on 127.0.0.1:${BROKER_PORT:-9092} with SQLite storage under
+# .local/ (kept between runs), then runs the service (which creates its topics).
+# ctrl-c stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BROKER_PORT="${BROKER_PORT:-9092}"
+DATA_DIR="${ORDERFLOW_DATA_DIR:-$PWD/.local}"
+mkdir -p "$DATA_DIR"
+TANSU_BIN="$(bash scripts/install-tansu.sh)"
+
+echo "building orderflow (release)..." >&2
+cargo build --release --locked
+
+URL="tcp://127.0.0.1:$BROKER_PORT"
+"$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
+  --storage-engine "sqlite://$DATA_DIR/tansu.db" >"$DATA_DIR/tansu.log" 2>&1 &
+BROKER_PID=$!
+trap 'kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null' EXIT
+
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; then break; fi
+  if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+    echo "tansu failed to start; see $DATA_DIR/tansu.log" >&2; exit 1
+  fi
+  sleep 0.1
+done
+echo "tansu listening on 127.0.0.1:$BROKER_PORT (log: $DATA_DIR/tansu.log)" >&2
+
+export ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
+# Tansu runs one broker; the defaults already use replication factor 1.
+./target/release/orderflow &
+SERVICE_PID=$!
+trap 'kill -TERM "$SERVICE_PID" 2>/dev/null; wait "$SERVICE_PID" 2>/dev/null; kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
+wait "$SERVICE_PID"

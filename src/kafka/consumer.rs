@@ -1,0 +1,473 @@
+//! [`BaseConsumer<T>`]: a consumer-group member that hands typed messages to a [`Handler`].
+//!
+//! Delivery is at-least-once. Automatic offset *store* is off: a message's offset is stored
+//! only after its handler has returned and everything the handler produced has been
+//! acknowledged (the handler awaits its own sends), and only once every earlier message of
+//! the same partition is done too. Stored offsets are committed by librdkafka every
+//! `commit_interval`, when partitions are revoked, and when the consumer closes. A crash
+//! therefore redelivers at most the messages after the last commit; handlers must be
+//! idempotent.
+//!
+//! Messages are handled concurrently up to `max_in_flight`, but never two with the same key
+//! at once, so per-key (and so per-order) order is kept. A message that cannot be decoded,
+//! or whose handler fails permanently or after `max_attempts`, is written to the dead-letter
+//! topic with headers saying where it came from and why; only then is its offset stored.
+//! Nothing in this module knows what the messages mean.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec};
+use rdkafka::consumer::{
+    BaseConsumer as RdBaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance,
+    StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedMessage};
+use rdkafka::{Statistics, TopicPartitionList};
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::producer::RawRecord;
+use super::{BaseProducer, ClientContext, ClientSettings};
+
+/// How a consumer behaves; see `[processing]` in `config/default.toml`.
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// Consumer group id.
+    pub group_id: String,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Where undecodable and failed messages go.
+    pub dead_letter_topic: String,
+    /// Attempts per message before it is dead-lettered (1 = no retry).
+    pub max_attempts: u32,
+    /// Backoff before the first retry; doubles per attempt up to `retry_backoff_max`.
+    pub retry_backoff: Duration,
+    /// Longest backoff between attempts.
+    pub retry_backoff_max: Duration,
+    /// Messages handled at once.
+    pub max_in_flight: usize,
+    /// `auto.commit.interval.ms`: how often stored offsets are committed.
+    pub commit_interval: Duration,
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `statistics.interval.ms` (0 turns statistics, and so lag metrics, off).
+    pub statistics_interval: Duration,
+}
+
+/// Consumer metrics, registered by the owner of the registry.
+#[derive(Clone)]
+pub struct ConsumerMetrics {
+    /// Messages received, by topic.
+    pub consumed: IntCounterVec,
+    /// Handler retries.
+    pub retries: IntCounter,
+    /// Messages written to the dead-letter topic, by source topic and reason.
+    pub dead_lettered: IntCounterVec,
+    /// Rebalances, by kind (assign, revoke, error).
+    pub rebalances: IntCounterVec,
+    /// Consumer lag by topic and partition, from librdkafka statistics.
+    pub lag: IntGaugeVec,
+    /// Offset commits, by result (ok, error).
+    pub commits: IntCounterVec,
+}
+
+/// A decoded message with everything Kafka said about it.
+#[derive(Debug, Clone)]
+pub struct Received<T> {
+    /// The decoded value.
+    pub value: T,
+    /// The record key, if any, as UTF-8.
+    pub key: Option<String>,
+    /// Headers with UTF-8 values.
+    pub headers: Vec<(String, String)>,
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// Record timestamp in milliseconds since the epoch, when the broker gave one.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl<T> Received<T> {
+    /// The value of the first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a handler did not finish a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// May succeed if tried again (e.g. Kafka unavailable); retried with backoff.
+    #[error("transient: {0}")]
+    Transient(#[source] anyhow::Error),
+    /// Will fail the same way every time; dead-lettered at once.
+    #[error("permanent: {0}")]
+    Permanent(#[source] anyhow::Error),
+}
+
+/// What a consumer does with each message. The returned future must only resolve once
+/// everything the handler produced is acknowledged.
+pub trait Handler<T>: Send + Sync + 'static {
+    /// Handles one message.
+    fn handle(&self, message: &Received<T>) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Tracks group assignment changes so handlers can tell that they may now see partitions
+/// another member handled before.
+#[derive(Debug, Default)]
+pub struct AssignmentGeneration(AtomicU64);
+
+impl AssignmentGeneration {
+    /// Increases at every assignment received.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Logs and counts rebalances, commits and statistics.
+pub struct GroupContext {
+    metrics: Option<ConsumerMetrics>,
+    generation: Arc<AssignmentGeneration>,
+    group_id: String,
+}
+
+impl rdkafka::ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        rdkafka::ClientContext::log(&ClientContext, level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        rdkafka::ClientContext::error(&ClientContext, error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let Some(metrics) = &self.metrics else { return };
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // -1 is librdkafka's "unknown" partition; lag -1 means not yet known.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics.lag.with_label_values(&[topic, &partition.to_string()]).set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &RdBaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            tracing::info!(group = %self.group_id, partitions = partitions.count(), "partitions revoked; committing stored offsets");
+            self.count("revoke");
+            // Commit what is stored before another member takes these partitions over.
+            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(%error, "commit on revoke (nothing stored is fine)");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &RdBaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                self.generation.0.fetch_add(1, Ordering::AcqRel);
+                let list: Vec<String> =
+                    partitions.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+                tracing::info!(group = %self.group_id, partitions = ?list, "partitions assigned");
+                self.count("assign");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(error) => {
+                tracing::warn!(group = %self.group_id, %error, "rebalance error");
+                self.count("error");
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let outcome = match &result {
+            Ok(()) => "ok",
+            // librdkafka reports "no offset to commit" as an error; it is not one.
+            Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) => return,
+            Err(error) => {
+                tracing::warn!(group = %self.group_id, %error, "offset commit failed");
+                "error"
+            }
+        };
+        tracing::trace!(group = %self.group_id, count = offsets.count(), outcome, "offsets committed");
+        if let Some(m) = &self.metrics {
+            m.commits.with_label_values(&[outcome]).inc();
+        }
+    }
+}
+
+impl GroupContext {
+    fn count(&self, kind: &str) {
+        if let Some(m) = &self.metrics {
+            m.rebalances.with_label_values(&[kind]).inc();
+        }
+    }
+}
+
+/// The outcome of one message, in receive order.
+struct Done {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    /// False when shutdown interrupted the message: its offset must not be stored.
+    finished: bool,
+}
+
+/// A typed consumer-group member. Create one per consumer task.
+pub struct BaseConsumer<T> {
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    options: ConsumerOptions,
+    dead_letters: BaseProducer<serde_json::Value>,
+    metrics: Option<ConsumerMetrics>,
+    generation: Arc<AssignmentGeneration>,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
+    /// Creates the consumer and subscribes it. `dead_letters` writes to the dead-letter topic.
+    pub fn new(
+        client: &ClientSettings,
+        options: ConsumerOptions,
+        dead_letters: BaseProducer<serde_json::Value>,
+        metrics: Option<ConsumerMetrics>,
+        generation: Arc<AssignmentGeneration>,
+    ) -> KafkaResult<Self> {
+        let config = client.client_config(&[
+            ("group.id", options.group_id.clone()),
+            ("enable.auto.commit", "true".into()),
+            ("enable.auto.offset.store", "false".into()),
+            ("auto.offset.reset", "earliest".into()),
+            ("auto.commit.interval.ms", options.commit_interval.as_millis().to_string()),
+            ("session.timeout.ms", options.session_timeout.as_millis().to_string()),
+            ("statistics.interval.ms", options.statistics_interval.as_millis().to_string()),
+        ]);
+        let context = GroupContext {
+            metrics: metrics.clone(),
+            generation: generation.clone(),
+            group_id: options.group_id.clone(),
+        };
+        let consumer: StreamConsumer<GroupContext> = config.create_with_context(context)?;
+        let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(BaseConsumer {
+            consumer: Arc::new(consumer),
+            options,
+            dead_letters,
+            metrics,
+            generation,
+            _value: PhantomData,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled: finishes the messages in hand, stores and commits
+    /// their offsets, and leaves the group.
+    pub async fn run<H: Handler<T>>(self, handler: Arc<H>, shutdown: CancellationToken) -> KafkaResult<()> {
+        let this = Arc::new(self);
+        let mut in_flight = FuturesOrdered::new();
+        // The completion signal of the newest in-flight message of each key.
+        let mut key_tails: HashMap<Vec<u8>, oneshot::Receiver<()>> = HashMap::new();
+        let mut interrupted: HashSet<(String, i32)> = HashSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    this.store(done, &mut interrupted);
+                }
+                received = this.consumer.recv(), if in_flight.len() < this.options.max_in_flight => {
+                    let message = match received {
+                        Ok(message) => message,
+                        Err(error) => {
+                            tracing::warn!(%error, "consumer error");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let message = detach(&message);
+                    if let Some(m) = &this.metrics {
+                        m.consumed.with_label_values(&[message.topic()]).inc();
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    let previous = message.key().map(|k| key_tails.insert(k.to_vec(), rx)).unwrap_or(None);
+                    if key_tails.len() > this.options.max_in_flight * 4 {
+                        key_tails.retain(|_, rx| matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+                    }
+                    let (this, handler, shutdown) = (this.clone(), handler.clone(), shutdown.clone());
+                    in_flight.push_back(async move {
+                        if let Some(previous) = previous {
+                            let _ = previous.await;
+                        }
+                        let done = this.handle_one(&message, handler.as_ref(), &shutdown).await;
+                        let _ = tx.send(());
+                        done
+                    });
+                }
+            }
+        }
+        // The messages in hand finish (retries stop early on shutdown) before the final commit.
+        while let Some(done) = in_flight.next().await {
+            this.store(done, &mut interrupted);
+        }
+        let consumer = this.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(%error, "final commit (nothing stored is fine)");
+            }
+            consumer.unsubscribe();
+            drop(consumer);
+        })
+        .await
+        .ok();
+        tracing::info!(group = %this.options.group_id, "consumer closed");
+        Ok(())
+    }
+
+    /// The assignment generation handlers can watch.
+    pub fn generation(&self) -> Arc<AssignmentGeneration> {
+        self.generation.clone()
+    }
+
+    fn store(&self, done: Done, interrupted: &mut HashSet<(String, i32)>) {
+        let partition = (done.topic, done.partition);
+        if !done.finished {
+            interrupted.insert(partition);
+            return;
+        }
+        // After an interrupted message, later offsets of its partition must not be stored.
+        if interrupted.contains(&partition) {
+            return;
+        }
+        if let Err(error) = self.consumer.store_offset(&partition.0, partition.1, done.offset) {
+            // The partition was revoked meanwhile; its new owner will see the message again.
+            tracing::debug!(%error, topic = %partition.0, partition = partition.1, offset = done.offset, "offset not stored");
+        }
+    }
+
+    async fn handle_one<H: Handler<T>>(&self, message: &OwnedMessage, handler: &H, shutdown: &CancellationToken) -> Done {
+        let mut done = Done {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            finished: true,
+        };
+        let received = match decode::<T>(message) {
+            Ok(received) => received,
+            Err(error) => {
+                done.finished = self.dead_letter(message, &error, 0, "undecodable", shutdown).await;
+                return done;
+            }
+        };
+        let mut attempt = 1;
+        let mut backoff = self.options.retry_backoff;
+        loop {
+            match handler.handle(&received).await {
+                Ok(()) => return done,
+                Err(HandlerError::Permanent(error)) => {
+                    let text = format!("{error:#}");
+                    done.finished = self.dead_letter(message, &text, attempt, "permanent", shutdown).await;
+                    return done;
+                }
+                Err(HandlerError::Transient(error)) if attempt >= self.options.max_attempts => {
+                    let text = format!("{error:#}");
+                    done.finished = self.dead_letter(message, &text, attempt, "exhausted", shutdown).await;
+                    return done;
+                }
+                Err(HandlerError::Transient(error)) => {
+                    tracing::warn!(error = %format!("{error:#}"), attempt, topic = %done.topic, partition = done.partition, offset = done.offset, "handler failed; retrying");
+                    if let Some(m) = &self.metrics {
+                        m.retries.inc();
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    done.finished = false;
+                    return done;
+                }
+                () = tokio::time::sleep(backoff) => {}
+            }
+            attempt += 1;
+            backoff = (backoff * 2).min(self.options.retry_backoff_max);
+        }
+    }
+
+    /// Writes the original record to the dead-letter topic, retrying until Kafka takes it.
+    /// Returns false only when shutdown interrupted it.
+    async fn dead_letter(&self, message: &OwnedMessage, error: &str, attempts: u32, reason: &str, shutdown: &CancellationToken) -> bool {
+        tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error, attempts, reason, "dead-lettering message");
+        let mut headers: Vec<(String, String)> = message
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+            .unwrap_or_default();
+        headers.extend([
+            ("dlq-source-topic".to_string(), message.topic().to_string()),
+            ("dlq-source-partition".to_string(), message.partition().to_string()),
+            ("dlq-source-offset".to_string(), message.offset().to_string()),
+            ("dlq-error".to_string(), error.chars().take(1000).collect()),
+            ("dlq-reason".to_string(), reason.to_string()),
+            ("dlq-attempts".to_string(), attempts.to_string()),
+            ("dlq-consumer-group".to_string(), self.options.group_id.clone()),
+            ("dlq-failed-at".to_string(), chrono::Utc::now().to_rfc3339()),
+        ]);
+        let mut backoff = self.options.retry_backoff;
+        loop {
+            let record = RawRecord {
+                topic: &self.options.dead_letter_topic,
+                key: message.key(),
+                payload: message.payload(),
+                headers: &headers,
+            };
+            match self.dead_letters.send_raw(record).await {
+                Ok(_) => {
+                    if let Some(m) = &self.metrics {
+                        m.dead_lettered.with_label_values(&[message.topic(), reason]).inc();
+                    }
+                    return true;
+                }
+                Err(error) => tracing::warn!(%error, "cannot write dead letter yet"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.options.retry_backoff_max);
+        }
+    }
+}
+
+fn detach(message: &BorrowedMessage<'_>) -> OwnedMessage {
+    message.detach()
+}
+
+fn decode<T: DeserializeOwned>(message: &OwnedMessage) -> Result<Received<T>, String> {
+    let payload = message.payload().ok_or_else(|| "record has no value".to_string())?;
+    let value = serde_json::from_slice(payload).map_err(|e| format!("cannot decode value: {e}"))?;
+    let headers = message
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+        .unwrap_or_default();
+    Ok(Received {
+        value,
+        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        headers,
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis(),
+    })
+}

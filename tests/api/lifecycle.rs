@@ -1,0 +1,89 @@
+//! The service as a process: graceful shutdown keeps every acknowledged order.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+/// Starts the real binary against `broker` with `settings`' topic names.
+pub fn spawn_service(broker: &TestBroker, settings: &orderflow::config::Settings, port: u16) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+    command
+        .env("ORDERFLOW_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env("ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
+        .env("ORDERFLOW__HTTP__PORT", port.to_string())
+        .env("ORDERFLOW__TOPICS__ORDERS__NAME", &settings.topics.orders.name)
+        .env("ORDERFLOW__TOPICS__STATUS__NAME", &settings.topics.status.name)
+        .env("ORDERFLOW__TOPICS__DLQ__NAME", &settings.topics.dlq.name)
+        .env("ORDERFLOW__TOPICS__ORDERS__PARTITIONS", "3")
+        .env("ORDERFLOW__TOPICS__STATUS__PARTITIONS", "3")
+        .env("ORDERFLOW__SHUTDOWN__GRACE_PERIOD_MS", settings.shutdown.grace_period_ms.to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    kill_with_parent(&mut command);
+    command.spawn().expect("start orderflow")
+}
+
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "service at {base} never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let settings = test_settings(&broker);
+    let port = free_port();
+    let mut child = spawn_service(&broker, &settings, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_ready(&client, &base).await;
+
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let mut accepted = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    let Ok(response) = client.post(format!("{base}/api/orders")).json(&valid_order()).send().await
+                    else {
+                        break; // connection refused: the service has stopped listening
+                    };
+                    if response.status() == 202 {
+                        let body: serde_json::Value = response.json().await.unwrap();
+                        accepted.push(body["order_id"].as_str().unwrap().to_string());
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let stopped_at = Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(stopped_at.elapsed() < Duration::from_millis(settings.shutdown.grace_period_ms + 2000));
+
+    let mut accepted = Vec::new();
+    for sender in senders {
+        accepted.extend(sender.await.unwrap());
+    }
+    assert!(accepted.len() > 10, "only {} orders accepted before SIGTERM", accepted.len());
+    let records = read_topic(&broker.bootstrap(), &settings.topics.orders.name, accepted.len()).await;
+    let on_topic: std::collections::HashSet<_> = records.iter().filter_map(|r| r.key.clone()).collect();
+    let missing: Vec<_> = accepted.iter().filter(|id| !on_topic.contains(*id)).collect();
+    assert!(missing.is_empty(), "{} acknowledged orders missing from the topic", missing.len());
+}
