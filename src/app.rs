@@ -27,7 +27,11 @@ use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
 use crate::kafka::{BaseProducer, ClientSettings};
 use crate::metrics::Metrics;
 use crate::orders::idempotency::IdempotencyStore;
-use crate::orders::{Currency, OrderRules, OrderService};
+use crate::kafka::ConsumerOptions;
+use crate::orders::group::{ProcessingParts, spawn_processors};
+use crate::orders::processor::ProcessingRules;
+use crate::orders::projector::Projector;
+use crate::orders::{Currency, OrderRules, OrderService, OrderStore};
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -44,6 +48,10 @@ pub struct AppState {
     pub topic_names: Arc<Vec<String>>,
     /// Cancelled when the service is stopping.
     pub shutdown: CancellationToken,
+    /// The order status view.
+    pub store: Arc<OrderStore>,
+    /// The view's reader, for readiness.
+    pub projector: Arc<Projector>,
 }
 
 /// A built service, bound to its port, ready to [`run`](Application::run).
@@ -52,6 +60,8 @@ pub struct Application {
     router: Router,
     state: AppState,
     tasks: TaskTracker,
+    /// Stops the background workers; cancelled only after HTTP has drained.
+    workers: CancellationToken,
 }
 
 impl Application {
@@ -81,8 +91,17 @@ impl Application {
                 .filter_map(|c| Currency::parse(c).ok())
                 .collect(),
         };
+        let store = Arc::new(OrderStore::new(settings.status_view.capacity));
+        let projector = Projector::new(
+            client.clone(),
+            settings.topics.orders.name.clone(),
+            settings.topics.status.name.clone(),
+            store.clone(),
+            settings.admin_timeout(),
+        );
         let orders = Arc::new(OrderService {
-            producer,
+            producer: producer.clone(),
+            store: store.clone(),
             orders_topic: settings.topics.orders.name.clone(),
             rules,
             max_bulk: settings.orders.max_bulk,
@@ -93,19 +112,45 @@ impl Application {
         let topic_names = Arc::new(
             topic_specs(&settings).into_iter().map(|t| t.name).collect::<Vec<_>>(),
         );
-        let state = AppState { settings: settings.clone(), orders, metrics, topic_names, shutdown };
+        let state = AppState {
+            settings: settings.clone(),
+            orders,
+            metrics: metrics.clone(),
+            topic_names,
+            shutdown,
+            store: store.clone(),
+            projector: projector.clone(),
+        };
 
         let tasks = TaskTracker::new();
+        let workers = CancellationToken::new();
         if settings.topics.create {
-            tasks.spawn(keep_ensuring_topics(state.clone(), client));
+            tasks.spawn(keep_ensuring_topics(state.clone(), client.clone()));
         }
+        tasks.spawn(projector.clone().run(workers.clone()));
+        let parts = ProcessingParts {
+            options: consumer_options(&settings),
+            client,
+            status: producer.with_type(),
+            dead_letters: producer.with_type(),
+            status_topic: settings.topics.status.name.clone(),
+            store,
+            projector,
+            rules: Arc::new(ProcessingRules {
+                max_order_total: settings.max_order_total().context("processing.rules.max_order_total")?,
+                max_quantity_per_line: settings.processing.rules.max_quantity_per_line,
+                blocked_customers: settings.processing.rules.blocked_customers.iter().cloned().collect(),
+            }),
+            metrics,
+        };
+        spawn_processors(&tasks, settings.processing.consumers, parts, &workers);
 
         let address = format!("{}:{}", settings.http.host, settings.http.port);
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("Failed to bind {address} (http.host, http.port)"))?;
         let router = router(state.clone());
-        Ok(Application { listener, router, state, tasks })
+        Ok(Application { listener, router, state, tasks, workers })
     }
 
     /// The bound port (useful with port 0).
@@ -115,7 +160,7 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains within the grace period.
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application { listener, router, state, tasks } = self;
+        let Application { listener, router, state, tasks, workers } = self;
         tracing::info!(address = %listener.local_addr()?, "orderflow listening");
         let shutdown = state.shutdown.clone();
         let server = axum::serve(listener, router)
@@ -135,6 +180,8 @@ impl Application {
             if !server.is_finished() {
                 let _ = server.await;
             }
+            // HTTP has drained; now consumers finish the messages in hand and commit.
+            workers.cancel();
             tasks.close();
             tasks.wait().await;
             let flush_timeout = Duration::from_millis(state.settings.producer.flush_timeout_ms);
@@ -173,6 +220,23 @@ pub fn topic_specs(settings: &Settings) -> Vec<TopicSpec> {
         spec(&t.status, vec![("cleanup.policy".into(), "compact".into())]),
         spec(&t.dlq, vec![]),
     ]
+}
+
+/// The processing group's consumer options.
+pub fn consumer_options(settings: &Settings) -> ConsumerOptions {
+    let p = &settings.processing;
+    ConsumerOptions {
+        group_id: p.group_id.clone(),
+        topics: vec![settings.topics.orders.name.clone()],
+        dead_letter_topic: settings.topics.dlq.name.clone(),
+        max_attempts: p.max_attempts,
+        retry_backoff: Duration::from_millis(p.retry_backoff_ms),
+        retry_backoff_max: Duration::from_millis(p.retry_backoff_max_ms),
+        max_in_flight: p.max_in_flight,
+        commit_interval: Duration::from_millis(p.commit_interval_ms),
+        session_timeout: Duration::from_millis(p.session_timeout_ms),
+        statistics_interval: Duration::from_millis(p.statistics_interval_ms),
+    }
 }
 
 /// Creates the topics, retrying with backoff until they all exist or shutdown.

@@ -29,6 +29,58 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Graceful shutdown.
     pub shutdown: ShutdownSettings,
+    /// Background order processing.
+    pub processing: ProcessingSettings,
+    /// The in-memory status view.
+    pub status_view: StatusViewSettings,
+}
+
+/// Background order processing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessingSettings {
+    /// Consumer tasks in this instance; 0 for intake only.
+    pub consumers: usize,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Messages one task handles at once.
+    pub max_in_flight: usize,
+    /// Attempts per message before dead-lettering.
+    pub max_attempts: u32,
+    /// First retry backoff, in milliseconds.
+    pub retry_backoff_ms: u64,
+    /// Longest retry backoff, in milliseconds.
+    pub retry_backoff_max_ms: u64,
+    /// `auto.commit.interval.ms`.
+    pub commit_interval_ms: u64,
+    /// `session.timeout.ms`.
+    pub session_timeout_ms: u64,
+    /// `statistics.interval.ms`.
+    pub statistics_interval_ms: u64,
+    /// Business rules.
+    pub rules: RulesSettings,
+}
+
+/// Business rules of order processing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSettings {
+    /// Largest total that completes, as a decimal string.
+    pub max_order_total: String,
+    /// Largest quantity per line that completes.
+    pub max_quantity_per_line: u32,
+    /// Customers whose orders fail.
+    pub blocked_customers: Vec<String>,
+}
+
+/// The in-memory status view.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusViewSettings {
+    /// Orders kept.
+    pub capacity: usize,
+    /// Longest long-poll, in milliseconds.
+    pub max_wait_ms: u64,
 }
 
 /// The HTTP listener and its limits.
@@ -244,6 +296,21 @@ impl Settings {
                 "must be one of none, gzip, snappy, lz4, zstd",
             ));
         }
+        if self.processing.max_in_flight == 0 {
+            return Err(invalid("processing.max_in_flight", "must be greater than 0"));
+        }
+        if self.processing.max_attempts == 0 {
+            return Err(invalid("processing.max_attempts", "must be at least 1"));
+        }
+        if self.processing.group_id.trim().is_empty() {
+            return Err(invalid("processing.group_id", "must not be empty"));
+        }
+        if self.max_order_total().is_none() {
+            return Err(invalid("processing.rules.max_order_total", "must be a positive decimal string"));
+        }
+        if self.status_view.max_wait_ms >= self.http.request_timeout_ms {
+            return Err(invalid("status_view.max_wait_ms", "must be less than http.request_timeout_ms"));
+        }
         if self.topics.replication_factor < 1 {
             return Err(invalid("topics.replication_factor", "must be at least 1"));
         }
@@ -271,6 +338,11 @@ impl Settings {
     /// `kafka.admin_timeout_ms` as a duration.
     pub fn admin_timeout(&self) -> Duration {
         Duration::from_millis(self.kafka.admin_timeout_ms)
+    }
+
+    /// `processing.rules.max_order_total` parsed, if it is a positive decimal.
+    pub fn max_order_total(&self) -> Option<rust_decimal::Decimal> {
+        self.processing.rules.max_order_total.parse().ok().filter(|d: &rust_decimal::Decimal| d.is_sign_positive() && !d.is_zero())
     }
 
     /// `shutdown.grace_period_ms` as a duration.

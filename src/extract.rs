@@ -35,3 +35,24 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         other => ApiError::MalformedJson(other.body_text()),
     }
 }
+
+/// `axum::extract::Query` with problem+json rejections.
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
+    }
+}

@@ -1,5 +1,6 @@
 //! Liveness, readiness and the metrics endpoint. Ready means: not shutting down, Kafka
-//! answers a metadata request, and the service's topics exist.
+//! answers a metadata request, the service's topics exist, and the status view has caught
+//! up with the end of the status topic as it was at start-up.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -30,8 +31,12 @@ async fn ready(State(state): State<AppState>) -> Response {
     let timeout = state.settings.admin_timeout().min(std::time::Duration::from_secs(2));
     match missing_topics(&state.orders.producer.metadata_handle(), &state.topic_names, timeout).await
     {
+        Ok(missing) if missing.is_empty() && !state.projector.is_caught_up() => {
+            not_ready("status view catching up")
+        }
         Ok(missing) if missing.is_empty() => {
-            (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+            (StatusCode::OK, Json(json!({ "status": "ready", "orders_in_view": state.store.len() })))
+                .into_response()
         }
         Ok(missing) => not_ready(&format!("topics missing: {}", missing.join(", "))),
         Err(error) => {

@@ -7,9 +7,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use crate::kafka::ConsumerMetrics;
 
 /// Every metric the service exports, registered in [`Metrics::registry`].
 pub struct Metrics {
@@ -29,6 +31,18 @@ pub struct Metrics {
     pub orders_rejected: IntCounterVec,
     /// Orders per bulk request.
     pub bulk_size: Histogram,
+    /// Orders that reached a final status, by status.
+    pub orders_processed: IntCounterVec,
+    /// Seconds from acceptance to final status.
+    pub accept_to_final: Histogram,
+    /// Redelivered order records skipped because the order was already final.
+    pub orders_redelivered: IntCounter,
+    /// Cancel requests accepted.
+    pub cancels_requested: IntCounter,
+    /// Consumer tasks restarted after an unexpected end.
+    pub consumer_restarts: IntCounter,
+    /// Kafka consumer metrics of the processing group.
+    pub consumer: ConsumerMetrics,
 }
 
 impl Metrics {
@@ -63,6 +77,57 @@ impl Metrics {
             HistogramOpts::new("orders_bulk_size", "Orders per bulk request")
                 .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
         )?;
+        let orders_processed = IntCounterVec::new(
+            Opts::new("orders_processed_total", "Orders that reached a final status, by status"),
+            &["status"],
+        )?;
+        let accept_to_final = Histogram::with_opts(
+            HistogramOpts::new("order_accept_to_final_seconds", "Seconds from acceptance to final status")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )?;
+        let orders_redelivered = IntCounter::new(
+            "orders_redelivered_skipped_total",
+            "Redelivered order records skipped because the order was already final",
+        )?;
+        let cancels_requested = IntCounter::new("orders_cancel_requested_total", "Cancel requests accepted")?;
+        let consumer_restarts = IntCounter::new(
+            "consumer_task_restarts_total",
+            "Consumer tasks restarted after an unexpected end",
+        )?;
+        let consumer = ConsumerMetrics {
+            consumed: IntCounterVec::new(
+                Opts::new("kafka_consumer_records_total", "Records received by the processing consumers, by topic"),
+                &["topic"],
+            )?,
+            retries: IntCounter::new("kafka_consumer_retries_total", "Handler retries")?,
+            dead_lettered: IntCounterVec::new(
+                Opts::new("kafka_consumer_dead_lettered_total", "Records written to the dead-letter topic, by source topic and reason"),
+                &["topic", "reason"],
+            )?,
+            rebalances: IntCounterVec::new(
+                Opts::new("kafka_consumer_rebalances_total", "Consumer group rebalances, by kind"),
+                &["kind"],
+            )?,
+            lag: IntGaugeVec::new(
+                Opts::new("kafka_consumer_lag_records", "Consumer lag in records, by topic and partition (librdkafka statistics)"),
+                &["topic", "partition"],
+            )?,
+            commits: IntCounterVec::new(
+                Opts::new("kafka_consumer_commits_total", "Offset commits, by result"),
+                &["result"],
+            )?,
+        };
+        registry.register(Box::new(orders_processed.clone()))?;
+        registry.register(Box::new(accept_to_final.clone()))?;
+        registry.register(Box::new(orders_redelivered.clone()))?;
+        registry.register(Box::new(cancels_requested.clone()))?;
+        registry.register(Box::new(consumer_restarts.clone()))?;
+        registry.register(Box::new(consumer.consumed.clone()))?;
+        registry.register(Box::new(consumer.retries.clone()))?;
+        registry.register(Box::new(consumer.dead_lettered.clone()))?;
+        registry.register(Box::new(consumer.rebalances.clone()))?;
+        registry.register(Box::new(consumer.lag.clone()))?;
+        registry.register(Box::new(consumer.commits.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(http_in_flight.clone()))?;
@@ -81,6 +146,12 @@ impl Metrics {
             orders_replayed,
             orders_rejected,
             bulk_size,
+            orders_processed,
+            accept_to_final,
+            orders_redelivered,
+            cancels_requested,
+            consumer_restarts,
+            consumer,
         })
     }
 

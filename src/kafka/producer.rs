@@ -204,6 +204,11 @@ impl<T: Serialize> BaseProducer<T> {
         futures::future::join_all(records.into_iter().map(|r| self.send(r))).await
     }
 
+    /// A producer of another value type over the same connection and queue.
+    pub fn with_type<U>(&self) -> BaseProducer<U> {
+        BaseProducer { inner: self.inner.clone(), delivery_timeout: self.delivery_timeout, _value: PhantomData }
+    }
+
     /// Records queued locally and not yet acknowledged.
     pub fn in_flight(&self) -> i32 {
         self.inner.in_flight_count()

@@ -1,25 +1,189 @@
 //! HTTP handlers for orders. Handlers only see validated input; every refusal is an
 //! [`ApiError`].
 
-use axum::extract::State;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::model::OrderRequest;
+use super::model::{Order, OrderRequest};
+use super::status::{OrderSnapshot, OrderStatus, StatusChange};
+use super::store::ListQuery;
 use super::service::{Accepted, RequestContext};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, QueryParams};
 
 /// The order routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/orders", post(create_order))
+        .route("/api/orders", post(create_order).get(list_orders))
         .route("/api/orders/bulk", post(create_orders_bulk))
+        .route("/api/orders/{id}", get(get_order))
+        .route("/api/orders/{id}/cancel", post(cancel_order))
+}
+
+/// An order as the API shows it: the order, its status and its history.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OrderView {
+    /// The order as accepted.
+    #[serde(flatten)]
+    pub order: Order,
+    /// Current status.
+    pub status: OrderStatus,
+    /// Why it failed or was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether a cancel is waiting to be acted on.
+    pub cancel_requested: bool,
+    /// Every status entered, oldest first.
+    pub history: Vec<StatusChange>,
+}
+
+impl From<OrderSnapshot> for OrderView {
+    fn from(s: OrderSnapshot) -> Self {
+        OrderView {
+            order: s.order,
+            status: s.status,
+            reason: s.reason,
+            cancel_requested: s.cancel_requested,
+            history: s.history,
+        }
+    }
+}
+
+/// Query of `GET /api/orders/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    /// Long-poll: answer as soon as the order has this status (or any final one).
+    pub wait_for: Option<String>,
+    /// Longest wait, e.g. `5s` or `500ms` (capped by `status_view.max_wait_ms`).
+    pub timeout: Option<String>,
+}
+
+/// Query of `GET /api/orders`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only orders in this status.
+    pub status: Option<String>,
+    /// Only this customer's orders.
+    pub customer_id: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OrderPage {
+    /// The orders.
+    pub orders: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The answer to a cancel request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CancelAccepted {
+    /// The order.
+    pub order_id: Uuid,
+    /// Its status when the cancel was accepted.
+    pub status: OrderStatus,
+    /// Always true: the cancel is on its way to the processor.
+    pub cancel_requested: bool,
+}
+
+fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+    text.parse().map_err(|_| ApiError::NotFound("order"))
+}
+
+fn parse_status(text: &str) -> Result<OrderStatus, ApiError> {
+    OrderStatus::parse(text).ok_or_else(|| {
+        ApiError::InvalidQuery(format!(
+            "unknown status {text:?}; use PENDING, PROCESSING, COMPLETED, FAILED or CANCELLED"
+        ))
+    })
+}
+
+fn parse_wait(text: &str) -> Result<Duration, ApiError> {
+    let bad = || ApiError::InvalidQuery(format!("timeout {text:?} is not like 5s or 500ms"));
+    let (number, unit) = match text.strip_suffix("ms") {
+        Some(n) => (n, 1),
+        None => (text.strip_suffix('s').unwrap_or(text), 1000),
+    };
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    Ok(Duration::from_millis(value.saturating_mul(unit)))
+}
+
+/// `GET /api/orders/{id}`: current status, order and history; optionally long-polls.
+async fn get_order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<GetQuery>,
+) -> Result<Json<OrderView>, ApiError> {
+    let id = parse_id(&id)?;
+    let snapshot = match &query.wait_for {
+        Some(status) => {
+            let status = parse_status(status)?;
+            let max = Duration::from_millis(state.settings.status_view.max_wait_ms);
+            let wait = query.timeout.as_deref().map(parse_wait).transpose()?.unwrap_or(max).min(max);
+            state.store.wait_for(&id, status, wait).await
+        }
+        None => state.store.get(&id),
+    };
+    snapshot.map(|s| Json(s.into())).ok_or(ApiError::NotFound("order"))
+}
+
+/// `GET /api/orders`: a page of orders, newest first.
+async fn list_orders(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::InvalidQuery("limit must be 1 to 100".into()));
+    }
+    let cursor = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let query = ListQuery {
+        status: params.status.as_deref().map(parse_status).transpose()?,
+        customer_id: params.customer_id,
+        limit,
+        cursor,
+    };
+    let (page, next) = state.store.list(&query);
+    Ok(Json(OrderPage {
+        orders: page.into_iter().map(OrderView::from).collect(),
+        next_cursor: next.map(|(at, id)| format!("{}_{id}", at.timestamp_nanos_opt().unwrap_or_default())),
+    }))
+}
+
+fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || ApiError::InvalidQuery("cursor is not one this service gave out".into());
+    let (nanos, id) = text.split_once('_').ok_or_else(bad)?;
+    let nanos: i64 = nanos.parse().map_err(|_| bad())?;
+    Ok((DateTime::from_timestamp_nanos(nanos), id.parse().map_err(|_| bad())?))
+}
+
+/// `POST /api/orders/{id}/cancel`: 202 when the cancel is on its way, 409 when the order is
+/// already final, 404 when unknown.
+async fn cancel_order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
+    let order_id = parse_id(&id)?;
+    let status = state.orders.request_cancel(order_id, &request_context(&headers)).await?;
+    Ok((StatusCode::ACCEPTED, Json(CancelAccepted { order_id, status, cancel_requested: true })))
 }
 
 /// A bulk submission.

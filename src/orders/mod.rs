@@ -1,14 +1,21 @@
 //! Orders: the domain model and its validation, the records written to Kafka, the intake
-//! service and the HTTP handlers.
+//! service, processing, the status view and the HTTP handlers.
 
 pub mod api;
 mod currency;
 pub mod events;
+pub mod group;
 pub mod idempotency;
 pub mod model;
+pub mod processor;
+pub mod projector;
 pub mod service;
+pub mod status;
+pub mod store;
 
 pub use currency::Currency;
 pub use events::OrderEvent;
 pub use model::{Order, OrderLine, OrderRequest, OrderRules};
 pub use service::{Accepted, OrderService};
+pub use status::{OrderSnapshot, OrderStatus};
+pub use store::OrderStore;

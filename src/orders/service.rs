@@ -14,6 +14,8 @@ use uuid::Uuid;
 use super::events::{OrderEvent, SCHEMA_VERSION};
 use super::idempotency::{Claim, IdempotencyStore};
 use super::model::{Order, OrderRequest, OrderRules};
+use super::status::OrderStatus;
+use super::store::OrderStore;
 use crate::error::ApiError;
 use crate::kafka::{BaseProducer, OutgoingRecord, ProduceError};
 use crate::metrics::Metrics;
@@ -65,6 +67,8 @@ pub struct OrderService {
     pub metrics: Arc<Metrics>,
     /// `Retry-After` for 503 answers.
     pub retry_after: Duration,
+    /// The status view, written through so this instance answers at once for its orders.
+    pub store: Arc<OrderStore>,
 }
 
 impl OrderService {
@@ -153,7 +157,7 @@ impl OrderService {
         };
         let delivery = self.producer.send(record).await.map_err(|e| self.produce_error(e))?;
         let OrderEvent::OrderPlaced { order } = event else { unreachable!("built above") };
-        Ok(Accepted {
+        let answer = Accepted {
             order_id: order.order_id,
             status: "PENDING".into(),
             total: order.total,
@@ -161,7 +165,37 @@ impl OrderService {
             partition: delivery.partition,
             offset: delivery.offset,
             accepted_at: order.accepted_at,
-        })
+        };
+        self.store.insert_pending(order);
+        Ok(answer)
+    }
+
+    /// Requests the cancel of an order that is not final yet: a `CancelRequested` record on
+    /// the order's key, so the processor sees it in order with the order itself.
+    pub async fn request_cancel(&self, order_id: Uuid, ctx: &RequestContext) -> Result<OrderStatus, ApiError> {
+        let current = self.store.get(&order_id).ok_or(ApiError::NotFound("order"))?;
+        if current.status.is_final() {
+            return Err(ApiError::Conflict {
+                code: "order_final",
+                detail: format!("the order is already {}", current.status.as_str()),
+            });
+        }
+        let key = order_id.to_string();
+        let event = OrderEvent::CancelRequested { order_id, requested_at: Utc::now() };
+        let record = OutgoingRecord {
+            topic: &self.orders_topic,
+            key: &key,
+            value: &event,
+            headers: vec![
+                ("schema-version", SCHEMA_VERSION.to_string()),
+                ("event-type", event.kind().to_string()),
+                ("request-id", ctx.request_id.clone()),
+            ],
+        };
+        self.producer.send(record).await.map_err(|e| self.produce_error(e))?;
+        self.store.mark_cancel_requested(&order_id);
+        self.metrics.cancels_requested.inc();
+        Ok(current.status)
     }
 
     /// Maps a producer failure to what the client sees; the cause is logged here.

@@ -1,0 +1,98 @@
+//! The processing task group: `processing.consumers` tasks in the `order-processors` group,
+//! on the service's [`TaskTracker`], each under a child of the workers' cancellation token.
+//! A task that ends unexpectedly (an error or a panic) is logged, counted and restarted with
+//! backoff; it never takes the process down silently.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::events::OrderEvent;
+use super::processor::{OrderProcessor, ProcessingRules};
+use super::projector::Projector;
+use super::status::OrderSnapshot;
+use super::store::OrderStore;
+use crate::kafka::consumer::AssignmentGeneration;
+use crate::kafka::{BaseConsumer, BaseProducer, ClientSettings, ConsumerOptions};
+use crate::metrics::Metrics;
+
+/// What every processing task shares.
+#[derive(Clone)]
+pub struct ProcessingParts {
+    /// Kafka connection settings.
+    pub client: ClientSettings,
+    /// Consumer behaviour.
+    pub options: ConsumerOptions,
+    /// Producer for status snapshots (shares the intake producer's connection).
+    pub status: BaseProducer<OrderSnapshot>,
+    /// Producer for dead letters (same connection).
+    pub dead_letters: BaseProducer<serde_json::Value>,
+    /// The `orders.status` topic.
+    pub status_topic: String,
+    /// The status view.
+    pub store: Arc<OrderStore>,
+    /// The view's reader.
+    pub projector: Arc<Projector>,
+    /// Business rules.
+    pub rules: Arc<ProcessingRules>,
+    /// Metrics handles.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Spawns `count` supervised consumer tasks.
+pub fn spawn_processors(tasks: &TaskTracker, count: usize, parts: ProcessingParts, shutdown: &CancellationToken) {
+    for index in 0..count {
+        tasks.spawn(supervise(index, parts.clone(), shutdown.child_token()));
+    }
+}
+
+async fn supervise(index: usize, parts: ProcessingParts, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let outcome = match start(&parts) {
+            Ok((consumer, processor)) => {
+                let run = tokio::spawn(consumer.run(processor, shutdown.clone()));
+                match run.await {
+                    Ok(Ok(())) if shutdown.is_cancelled() => return,
+                    Ok(Ok(())) => "ended unexpectedly".to_string(),
+                    Ok(Err(error)) => format!("failed: {error}"),
+                    Err(join) if join.is_panic() => "panicked".to_string(),
+                    Err(join) => format!("was aborted: {join}"),
+                }
+            }
+            Err(error) => format!("could not start: {error}"),
+        };
+        tracing::error!(task = index, outcome, ?backoff, "consumer task stopped; restarting");
+        parts.metrics.consumer_restarts.inc();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn start(parts: &ProcessingParts) -> rdkafka::error::KafkaResult<(BaseConsumer<OrderEvent>, Arc<OrderProcessor>)> {
+    let generation = Arc::new(AssignmentGeneration::default());
+    let consumer = BaseConsumer::new(
+        &parts.client,
+        parts.options.clone(),
+        parts.dead_letters.clone(),
+        Some(parts.metrics.consumer.clone()),
+        generation.clone(),
+    )?;
+    let processor = Arc::new(OrderProcessor {
+        store: parts.store.clone(),
+        status: parts.status.clone(),
+        status_topic: parts.status_topic.clone(),
+        rules: parts.rules.clone(),
+        metrics: parts.metrics.clone(),
+        projector: parts.projector.clone(),
+        generation,
+        synced_generation: AtomicU64::new(0),
+    });
+    Ok((consumer, processor))
+}

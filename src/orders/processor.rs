@@ -1,0 +1,224 @@
+//! Order processing: the [`Handler`] the `order-processors` consumer group runs.
+//!
+//! `PENDING` → `PROCESSING` → `COMPLETED` or `FAILED` (business rules from config), or
+//! `CANCELLED` when a cancel was requested first. Every change is written to `orders.status`
+//! and acknowledged before the message counts as handled. Processing is idempotent: an order
+//! the view already shows as final is skipped, so a redelivered record never produces a
+//! second outcome. After every partition assignment the processor first waits for the status
+//! view to catch up, so it sees what the partition's previous owner wrote.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::Utc;
+use rust_decimal::Decimal;
+
+use super::events::OrderEvent;
+use super::model::Order;
+use super::projector::Projector;
+use super::status::{OrderSnapshot, OrderStatus};
+use super::store::OrderStore;
+use crate::kafka::consumer::AssignmentGeneration;
+use crate::kafka::{BaseProducer, Handler, HandlerError, OutgoingRecord, Received};
+use crate::metrics::Metrics;
+
+/// Business rules deciding `COMPLETED` or `FAILED`; `[processing.rules]` in the config.
+#[derive(Debug, Clone)]
+pub struct ProcessingRules {
+    /// Largest order total accepted, in the order's currency.
+    pub max_order_total: Decimal,
+    /// Largest quantity on one line.
+    pub max_quantity_per_line: u32,
+    /// Customers whose orders fail.
+    pub blocked_customers: HashSet<String>,
+}
+
+impl ProcessingRules {
+    /// `Ok` to complete the order, or the reason it fails.
+    pub fn check(&self, order: &Order) -> Result<(), String> {
+        let recomputed = order
+            .items
+            .iter()
+            .try_fold(Decimal::ZERO, |sum, line| line.line_total().and_then(|t| sum.checked_add(t)));
+        if recomputed != Some(order.total) {
+            return Err(format!("total_mismatch: lines add up to {recomputed:?}, order says {}", order.total));
+        }
+        if order.total > self.max_order_total {
+            return Err(format!(
+                "order_total_over_limit: {} {} exceeds {}",
+                order.total,
+                order.currency.code(),
+                self.max_order_total
+            ));
+        }
+        if let Some((i, line)) = order.items.iter().enumerate().find(|(_, l)| l.quantity > self.max_quantity_per_line) {
+            return Err(format!(
+                "quantity_over_limit: items[{i}] quantity {} exceeds {}",
+                line.quantity, self.max_quantity_per_line
+            ));
+        }
+        if self.blocked_customers.contains(&order.customer_id) {
+            return Err("customer_blocked".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// The handler of one consumer task.
+pub struct OrderProcessor {
+    /// The status view (read for idempotency, written through after each change).
+    pub store: Arc<OrderStore>,
+    /// Producer of `orders.status` snapshots.
+    pub status: BaseProducer<OrderSnapshot>,
+    /// The `orders.status` topic.
+    pub status_topic: String,
+    /// Business rules.
+    pub rules: Arc<ProcessingRules>,
+    /// Metrics handles.
+    pub metrics: Arc<Metrics>,
+    /// Tells how far the status view has read.
+    pub projector: Arc<Projector>,
+    /// This task's consumer assignment generation.
+    pub generation: Arc<AssignmentGeneration>,
+    /// The generation the view was last caught up for.
+    pub synced_generation: AtomicU64,
+}
+
+impl Handler<OrderEvent> for OrderProcessor {
+    async fn handle(&self, message: &Received<OrderEvent>) -> Result<(), HandlerError> {
+        self.sync_after_rebalance().await?;
+        let span = tracing::info_span!(
+            "process",
+            order_id = %message.value.order_id(),
+            partition = message.partition,
+            offset = message.offset,
+            request_id = message.header("request-id").unwrap_or_default(),
+        );
+        let _entered = span.enter();
+        match &message.value {
+            OrderEvent::OrderPlaced { order } => self.process(order).await,
+            OrderEvent::CancelRequested { order_id, .. } => {
+                let Some(current) = self.store.get(order_id) else {
+                    tracing::warn!("cancel for an order this service never saw; ignored");
+                    return Ok(());
+                };
+                if current.status.is_final() {
+                    tracing::info!(status = current.status.as_str(), "cancel arrived after a final status; ignored");
+                    return Ok(());
+                }
+                let cancelled = current.advanced(OrderStatus::Cancelled, Some("cancelled by request".into()), Utc::now());
+                self.emit(&[cancelled]).await
+            }
+        }
+    }
+}
+
+impl OrderProcessor {
+    async fn process(&self, order: &Order) -> Result<(), HandlerError> {
+        let current = self.store.get(&order.order_id);
+        if let Some(current) = &current {
+            if current.status.is_final() {
+                tracing::info!(status = current.status.as_str(), "already final; redelivery skipped");
+                self.metrics.orders_redelivered.inc();
+                return Ok(());
+            }
+        }
+        let base = current.unwrap_or_else(|| OrderSnapshot::pending(order.clone()));
+        if base.cancel_requested {
+            let cancelled = base.advanced(OrderStatus::Cancelled, Some("cancelled by request".into()), Utc::now());
+            return self.emit(&[cancelled]).await;
+        }
+        // A redelivery after a crash between the two writes is already PROCESSING.
+        let mut steps = Vec::with_capacity(2);
+        let processing = if base.status == OrderStatus::Processing {
+            base
+        } else {
+            let processing = base.advanced(OrderStatus::Processing, None, Utc::now());
+            steps.push(processing.clone());
+            processing
+        };
+        steps.push(match self.rules.check(order) {
+            Ok(()) => processing.advanced(OrderStatus::Completed, None, Utc::now()),
+            Err(reason) => processing.advanced(OrderStatus::Failed, Some(reason), Utc::now()),
+        });
+        self.emit(&steps).await
+    }
+
+    /// Writes the snapshots (same key, so Kafka keeps their order), waits for every
+    /// acknowledgement, then updates the view.
+    async fn emit(&self, snapshots: &[OrderSnapshot]) -> Result<(), HandlerError> {
+        let Some(last) = snapshots.last() else { return Ok(()) };
+        let key = last.order.order_id.to_string();
+        let records = snapshots
+            .iter()
+            .map(|s| OutgoingRecord {
+                topic: &self.status_topic,
+                key: &key,
+                value: s,
+                headers: vec![("event-type", format!("status_{}", s.status.as_str().to_lowercase()))],
+            })
+            .collect();
+        for result in self.status.send_batch(records).await {
+            if let Err(error) = result {
+                return Err(if error.is_retryable() {
+                    HandlerError::Transient(error.into())
+                } else {
+                    HandlerError::Permanent(error.into())
+                });
+            }
+        }
+        self.store.apply(last.clone());
+        if last.status.is_final() {
+            let elapsed = (Utc::now() - last.order.accepted_at).to_std().unwrap_or_default();
+            self.metrics.orders_processed.with_label_values(&[last.status.as_str()]).inc();
+            self.metrics.accept_to_final.observe(elapsed.as_secs_f64());
+            tracing::info!(status = last.status.as_str(), reason = last.reason.as_deref().unwrap_or(""), "order reached a final status");
+        }
+        Ok(())
+    }
+
+    async fn sync_after_rebalance(&self) -> Result<(), HandlerError> {
+        let generation = self.generation.current();
+        if self.synced_generation.load(Ordering::Acquire) == generation {
+            return Ok(());
+        }
+        self.projector.catch_up().await.map_err(HandlerError::Transient)?;
+        self.synced_generation.store(generation, Ordering::Release);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::{OrderRequest, OrderRules};
+
+    fn order(customer: &str, quantity: u32, price: &str) -> Order {
+        let request: OrderRequest = serde_json::from_value(serde_json::json!({
+            "customer_id": customer, "currency": "EUR",
+            "items": [{"product_id": "p", "quantity": quantity, "unit_price": price}]
+        }))
+        .unwrap();
+        request.parse(&OrderRules { max_items: 10, currencies: vec![] }, Utc::now()).unwrap()
+    }
+
+    fn rules() -> ProcessingRules {
+        ProcessingRules {
+            max_order_total: Decimal::new(1000, 0),
+            max_quantity_per_line: 10,
+            blocked_customers: ["bad".to_string()].into(),
+        }
+    }
+
+    #[test]
+    fn each_rule_fails_with_its_reason() {
+        assert_eq!(rules().check(&order("ok", 2, "5.00")), Ok(()));
+        assert!(rules().check(&order("ok", 1, "1000.01")).unwrap_err().starts_with("order_total_over_limit"));
+        assert!(rules().check(&order("ok", 11, "1.00")).unwrap_err().starts_with("quantity_over_limit"));
+        assert_eq!(rules().check(&order("bad", 1, "1.00")), Err("customer_blocked".into()));
+        let mut tampered = order("ok", 1, "1.00");
+        tampered.total = Decimal::new(2, 0);
+        assert!(rules().check(&tampered).unwrap_err().starts_with("total_mismatch"));
+    }
+}

@@ -1,0 +1,213 @@
+//! The status projector: reads every partition of `orders` and `orders.status` from the
+//! beginning, without a consumer group and without committing, into the [`OrderStore`]. So
+//! every instance can answer for every order. `orders` gives `PENDING` orders and cancel
+//! requests; `orders.status` gives every later change.
+//!
+//! It also tells how far it has read: [`Projector::is_caught_up`] (for readiness: the view
+//! has reached the end the topics had at start-up) and [`Projector::catch_up`] (for the
+//! processor after a rebalance: wait until the view reaches the topics' current end).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::events::OrderEvent;
+use super::status::OrderSnapshot;
+use super::store::OrderStore;
+use crate::kafka::topics::watermarks;
+use crate::kafka::{ClientContext, ClientSettings};
+
+/// Longest wait for the view to catch up after a rebalance.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
+
+/// Reads the topics into the store and reports its progress.
+pub struct Projector {
+    client: ClientSettings,
+    orders_topic: String,
+    status_topic: String,
+    store: Arc<OrderStore>,
+    timeout: Duration,
+    /// Next offset to read, by (topic, partition).
+    positions: Mutex<HashMap<(String, i32), i64>>,
+    progress: watch::Sender<u64>,
+    caught_up: AtomicBool,
+}
+
+impl Projector {
+    /// A projector for the two topics; start it with [`Projector::run`].
+    pub fn new(
+        client: ClientSettings,
+        orders_topic: String,
+        status_topic: String,
+        store: Arc<OrderStore>,
+        timeout: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Projector {
+            client,
+            orders_topic,
+            status_topic,
+            store,
+            timeout,
+            positions: Mutex::new(HashMap::new()),
+            progress: watch::channel(0).0,
+            caught_up: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the view has read up to where the topics ended when the service started.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Waits until the view has read everything the topics hold now.
+    pub async fn catch_up(&self) -> anyhow::Result<()> {
+        let targets = self.end_offsets().await?;
+        let mut progress = self.progress.subscribe();
+        tokio::time::timeout(CATCH_UP_LIMIT, async {
+            while !self.reached(&targets) {
+                if progress.changed().await.is_err() {
+                    anyhow::bail!("status projector stopped");
+                }
+            }
+            Ok(())
+        })
+        .await
+        .context("status view did not catch up in time")?
+    }
+
+    /// Runs until shutdown, retrying with backoff when Kafka or the topics are not there yet.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            match self.clone().read(&shutdown).await {
+                Ok(()) => return,
+                Err(error) => tracing::warn!(error = %format!("{error:#}"), "status projector restarting"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn read(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let targets = self.end_offsets().await?;
+        let consumer: StreamConsumer<ClientContext> = self
+            .client
+            .client_config(&[
+                ("group.id", format!("orderflow-view-{}", uuid::Uuid::new_v4())),
+                ("enable.auto.commit", "false".into()),
+                ("enable.auto.offset.store", "false".into()),
+            ])
+            .create_with_context(ClientContext)
+            .context("creating the projector consumer")?;
+        let mut assignment = TopicPartitionList::new();
+        for (topic, partition) in targets.keys() {
+            let start = self.position(topic, *partition).map_or(Offset::Beginning, Offset::Offset);
+            assignment.add_partition_offset(topic, *partition, start)?;
+        }
+        consumer.assign(&assignment)?;
+        let consumer = Arc::new(consumer);
+        let result = self.consume(&consumer, &targets, shutdown).await;
+        tokio::task::spawn_blocking(move || drop(consumer)).await.ok();
+        result
+    }
+
+    async fn consume(
+        &self,
+        consumer: &StreamConsumer<ClientContext>,
+        start_targets: &HashMap<(String, i32), i64>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            if !self.is_caught_up() && self.reached(start_targets) {
+                tracing::info!(orders = self.store.len(), "status view caught up");
+                self.caught_up.store(true, Ordering::Release);
+            }
+            let message = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                received = tokio::time::timeout(Duration::from_millis(250), consumer.recv()) => received,
+            };
+            match message {
+                Ok(Ok(message)) => {
+                    self.apply(message.topic(), message.payload());
+                    self.advance(message.topic(), message.partition(), message.offset() + 1);
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "status projector read error"),
+                Err(_idle) => {
+                    // Positions also move past records the client skips (control records),
+                    // which never arrive as messages.
+                    if let Ok(positions) = consumer.position() {
+                        for e in positions.elements() {
+                            if let Offset::Offset(o) = e.offset() {
+                                self.advance(e.topic(), e.partition(), o);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&self, topic: &str, payload: Option<&[u8]>) {
+        let Some(payload) = payload else { return };
+        if topic == self.status_topic {
+            match serde_json::from_slice::<OrderSnapshot>(payload) {
+                Ok(snapshot) => self.store.apply(snapshot),
+                Err(error) => tracing::warn!(%error, "undecodable status record skipped"),
+            }
+        } else {
+            // Undecodable order records are the processor's to dead-letter.
+            match serde_json::from_slice::<OrderEvent>(payload) {
+                Ok(OrderEvent::OrderPlaced { order }) => self.store.insert_pending(order),
+                Ok(OrderEvent::CancelRequested { order_id, .. }) => {
+                    self.store.mark_cancel_requested(&order_id);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn advance(&self, topic: &str, partition: i32, next: i64) {
+        let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = positions.entry((topic.to_string(), partition)).or_insert(0);
+        if next > *entry {
+            *entry = next;
+            drop(positions);
+            self.progress.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.lock().unwrap_or_else(|e| e.into_inner()).get(&(topic.to_string(), partition)).copied()
+    }
+
+    fn reached(&self, targets: &HashMap<(String, i32), i64>) -> bool {
+        let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        targets.iter().all(|(tp, &end)| end <= 0 || positions.get(tp).is_some_and(|&p| p >= end))
+    }
+
+    async fn end_offsets(&self) -> anyhow::Result<HashMap<(String, i32), i64>> {
+        let mut ends = HashMap::new();
+        for topic in [&self.orders_topic, &self.status_topic] {
+            let marks = watermarks(&self.client, topic, self.timeout)
+                .await
+                .with_context(|| format!("reading the watermarks of {topic}"))?;
+            anyhow::ensure!(!marks.is_empty(), "topic {topic} does not exist yet");
+            for (partition, low, high) in marks {
+                // An empty partition (low == high) has nothing to wait for.
+                ends.insert((topic.clone(), partition), if high > low { high } else { 0 });
+            }
+        }
+        Ok(ends)
+    }
+}

@@ -1,0 +1,107 @@
+//! Order status and the snapshot records on the compacted `orders.status` topic. Each status
+//! change is one record keyed by order_id carrying the whole order and its history, so the
+//! newest record of a key is enough to answer for that order after compaction.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::model::Order;
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Accepted and durable in Kafka; not processed yet.
+    Pending,
+    /// Being processed.
+    Processing,
+    /// Processed successfully. Final.
+    Completed,
+    /// Refused by a business rule; the reason says which. Final.
+    Failed,
+    /// Cancelled before it was completed. Final.
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// Whether no further change can happen.
+    pub fn is_final(self) -> bool {
+        matches!(self, OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Cancelled)
+    }
+
+    /// Parses the upper-case name used in JSON and query strings.
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
+
+    /// The upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Processing => "PROCESSING",
+            OrderStatus::Completed => "COMPLETED",
+            OrderStatus::Failed => "FAILED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// One entry of an order's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// The status entered.
+    pub status: OrderStatus,
+    /// When it was entered.
+    pub at: DateTime<Utc>,
+    /// Why, for `FAILED` and `CANCELLED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The value of an `orders.status` record, and the view the API answers with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderSnapshot {
+    /// The order as accepted.
+    pub order: Order,
+    /// The current status (the last history entry).
+    pub status: OrderStatus,
+    /// Why the order failed or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Every status entered, oldest first, starting with `PENDING` at acceptance.
+    pub history: Vec<StatusChange>,
+    /// Whether a cancel was requested and not yet acted on.
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+impl OrderSnapshot {
+    /// A just-accepted order.
+    pub fn pending(order: Order) -> Self {
+        let at = order.accepted_at;
+        OrderSnapshot {
+            order,
+            status: OrderStatus::Pending,
+            reason: None,
+            history: vec![StatusChange { status: OrderStatus::Pending, at, reason: None }],
+            cancel_requested: false,
+        }
+    }
+
+    /// This snapshot moved on to `status`.
+    pub fn advanced(&self, status: OrderStatus, reason: Option<String>, at: DateTime<Utc>) -> Self {
+        let mut next = self.clone();
+        next.status = status;
+        next.reason = reason.clone();
+        next.history.push(StatusChange { status, at, reason });
+        if status.is_final() {
+            next.cancel_requested = false;
+        }
+        next
+    }
+
+    /// Whether this snapshot is at least as far along as `other`, so it may replace it.
+    pub fn supersedes(&self, other: &OrderSnapshot) -> bool {
+        self.history.len() >= other.history.len()
+    }
+}
