@@ -15,8 +15,9 @@ echo "building orderflow (release)..." >&2
 cargo build --release --locked
 
 URL="tcp://127.0.0.1:$BROKER_PORT"
-"$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
-  --storage-engine "sqlite://$DATA_DIR/tansu.db" >"$DATA_DIR/tansu.log" 2>&1 &
+# Tansu resolves a sqlite path against its working directory.
+(cd "$DATA_DIR" && exec "$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
+  --storage-engine "sqlite://tansu.db" >"$DATA_DIR/tansu.log" 2>&1) &
 BROKER_PID=$!
 trap 'kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null' EXIT
 

@@ -265,12 +265,12 @@ impl Settings {
             return Err(invalid("http.request_timeout_ms", "must be greater than 0"));
         }
         if self.producer.delivery_timeout_ms == 0
-            || self.producer.delivery_timeout_ms >= self.http.request_timeout_ms
+            || self.producer.delivery_timeout_ms + 500 > self.http.request_timeout_ms
         {
             return Err(invalid(
                 "producer.delivery_timeout_ms",
                 format!(
-                    "must be greater than 0 and less than http.request_timeout_ms ({})",
+                    "must be greater than 0 and at least 500 less than http.request_timeout_ms ({})",
                     self.http.request_timeout_ms
                 ),
             ));

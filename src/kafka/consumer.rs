@@ -170,8 +170,9 @@ impl ConsumerContext for GroupContext {
         if let Rebalance::Revoke(partitions) = rebalance {
             tracing::info!(group = %self.group_id, partitions = partitions.count(), "partitions revoked; committing stored offsets");
             self.count("revoke");
-            // Commit what is stored before another member takes these partitions over.
-            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            // Commit what is stored before another member takes these partitions over. This
+            // callback runs inside the async recv(), so the commit must not block.
+            if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
                 tracing::debug!(%error, "commit on revoke (nothing stored is fine)");
             }
         }
@@ -293,7 +294,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                     let message = match received {
                         Ok(message) => message,
                         Err(error) => {
-                            tracing::warn!(%error, "consumer error");
+                            // librdkafka reconnects by itself; its own log says when.
+                            tracing::debug!(%error, "consumer error");
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;
                         }
@@ -323,17 +325,20 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         while let Some(done) = in_flight.next().await {
             this.store(done, &mut interrupted);
         }
-        let consumer = this.consumer.clone();
+        let group = this.options.group_id.clone();
+        // Committing synchronously, leaving the group and destroying the client all block
+        // inside librdkafka: do them on the blocking pool, which also takes the last
+        // reference so the client is dropped there.
         tokio::task::spawn_blocking(move || {
-            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            if let Err(error) = this.consumer.commit_consumer_state(CommitMode::Sync) {
                 tracing::debug!(%error, "final commit (nothing stored is fine)");
             }
-            consumer.unsubscribe();
-            drop(consumer);
+            this.consumer.unsubscribe();
+            drop(this);
         })
         .await
         .ok();
-        tracing::info!(group = %this.options.group_id, "consumer closed");
+        tracing::info!(%group, "consumer closed");
         Ok(())
     }
 

@@ -4,10 +4,11 @@
 //!
 //! Errors are split by what the caller should do: [`ProduceError::is_retryable`] is true
 //! when Kafka could not take the record now (local queue full, broker unreachable, delivery
-//! timed out) and the same record may be sent again later; the others (record too large,
-//! serialization) will fail the same way every time.
+//! timed out, a broker-side error) and the same record may be sent again later; the others
+//! (record too large, serialization) will fail the same way every time.
 
 use std::marker::PhantomData;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -16,6 +17,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde::Serialize;
 
 use super::{ClientContext, ClientSettings};
+
+/// How long past `message.timeout.ms` a send waits for librdkafka's own answer.
+pub const DELIVERY_GUARD: Duration = Duration::from_millis(250);
 
 /// How a producer behaves; see `[producer]` in `config/default.toml`.
 #[derive(Debug, Clone)]
@@ -80,7 +84,8 @@ pub enum ProduceError {
     /// The value could not be written as JSON: a bug in the caller's type.
     #[error("cannot serialize record: {0}")]
     Serialize(#[from] serde_json::Error),
-    /// Any other Kafka failure.
+    /// Any other failure on Kafka's side (a broker error the client cannot act on). Retried
+    /// like unavailability: the record itself is fine.
     #[error("kafka error: {0}")]
     Kafka(#[source] KafkaError),
 }
@@ -88,7 +93,7 @@ pub enum ProduceError {
 impl ProduceError {
     /// Whether sending the same record again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProduceError::QueueFull | ProduceError::Unavailable(_))
+        matches!(self, ProduceError::QueueFull | ProduceError::Unavailable(_) | ProduceError::Kafka(_))
     }
 
     fn from_kafka(error: KafkaError) -> Self {
@@ -118,18 +123,62 @@ impl ProduceError {
 
 /// A typed producer of JSON records over rdkafka's `FutureProducer`. Cheap to clone: clones
 /// share one connection and queue.
+///
+/// An idempotent producer can enter a fatal state (for example when the cluster fences its
+/// producer id); librdkafka then fails every send until the client is recreated. This
+/// wrapper notices that after a failed send and replaces the client, so one fatal error does
+/// not turn into a permanent outage.
 pub struct BaseProducer<T> {
-    inner: FutureProducer<ClientContext>,
+    shared: Arc<Shared>,
     delivery_timeout: Duration,
     _value: PhantomData<fn(&T)>,
+}
+
+struct Shared {
+    config: rdkafka::ClientConfig,
+    current: RwLock<FutureProducer<ClientContext>>,
 }
 
 impl<T> Clone for BaseProducer<T> {
     fn clone(&self) -> Self {
         BaseProducer {
-            inner: self.inner.clone(),
+            shared: self.shared.clone(),
             delivery_timeout: self.delivery_timeout,
             _value: PhantomData,
+        }
+    }
+}
+
+impl<T> BaseProducer<T> {
+    fn current(&self) -> FutureProducer<ClientContext> {
+        self.shared.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces `used` if it is in a fatal state, or the cluster says its producer id or
+    /// epoch is stale (fenced), and it is still the current client. Sends on such a client
+    /// can only fail again; a new client gets a fresh producer id.
+    fn recover_if_fatal(&self, used: &FutureProducer<ClientContext>, error: &KafkaError) {
+        let fenced = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+        );
+        let Some((code, reason)) = used.client().fatal_error().or_else(|| {
+            fenced.then(|| (RDKafkaErrorCode::ProducerFenced, error.to_string()))
+        }) else {
+            return;
+        };
+        let mut current = self.shared.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.client().native_ptr() != used.client().native_ptr() {
+            return; // another send already replaced it
+        }
+        match self.shared.config.create_with_context::<_, FutureProducer<ClientContext>>(ClientContext) {
+            Ok(fresh) => {
+                tracing::error!(%code, reason, "kafka producer unusable (fatal or fenced); replaced it");
+                let old = std::mem::replace(&mut *current, fresh);
+                // Dropping a client joins its threads; keep that off the async workers.
+                tokio::task::spawn_blocking(move || drop(old));
+            }
+            Err(error) => tracing::error!(%error, "cannot recreate the kafka producer"),
         }
     }
 }
@@ -145,8 +194,12 @@ impl<T: Serialize> BaseProducer<T> {
             ("linger.ms", options.linger.as_millis().to_string()),
             ("compression.type", options.compression.clone()),
         ]);
-        let inner = config.create_with_context(ClientContext)?;
-        Ok(BaseProducer { inner, delivery_timeout: options.delivery_timeout, _value: PhantomData })
+        let current = config.create_with_context(ClientContext)?;
+        Ok(BaseProducer {
+            shared: Arc::new(Shared { config, current: RwLock::new(current) }),
+            delivery_timeout: options.delivery_timeout,
+            _value: PhantomData,
+        })
     }
 
     /// Sends one record and waits for Kafka's acknowledgement. Fails at once with
@@ -179,16 +232,25 @@ impl<T: Serialize> BaseProducer<T> {
         if let Some(payload) = record.payload {
             future_record = future_record.payload(payload);
         }
-        let delivery = self
-            .inner
-            .send_result(future_record)
-            .map_err(|(error, _)| ProduceError::from_kafka(error))?;
-        // librdkafka answers every queued record within message.timeout.ms; the extra second
-        // only guards against a lost callback, so a caller never waits without bound.
-        let guard = self.delivery_timeout + Duration::from_secs(1);
+        let producer = self.current();
+        let delivery = match producer.send_result(future_record) {
+            Ok(delivery) => delivery,
+            Err((error, _)) => {
+                self.recover_if_fatal(&producer, &error);
+                return Err(ProduceError::from_kafka(error));
+            }
+        };
+        // librdkafka expires queued records on a once-a-second scan, so its own answer can
+        // come up to a second after message.timeout.ms; callers are promised an answer in
+        // time, so stop waiting shortly after the timeout. A record that Kafka still takes
+        // after this answered "unavailable", which is why clients retry with the same key.
+        let guard = self.delivery_timeout + DELIVERY_GUARD;
         match tokio::time::timeout(guard, delivery).await {
             Ok(Ok(Ok(d))) => Ok(Delivery { partition: d.partition, offset: d.offset }),
-            Ok(Ok(Err((error, _)))) => Err(ProduceError::from_kafka(error)),
+            Ok(Ok(Err((error, _)))) => {
+                self.recover_if_fatal(&producer, &error);
+                Err(ProduceError::from_kafka(error))
+            }
             Ok(Err(_canceled)) => Err(ProduceError::Unavailable(KafkaError::Canceled)),
             Err(_elapsed) => Err(ProduceError::Unavailable(KafkaError::MessageProduction(
                 RDKafkaErrorCode::MessageTimedOut,
@@ -206,18 +268,18 @@ impl<T: Serialize> BaseProducer<T> {
 
     /// A producer of another value type over the same connection and queue.
     pub fn with_type<U>(&self) -> BaseProducer<U> {
-        BaseProducer { inner: self.inner.clone(), delivery_timeout: self.delivery_timeout, _value: PhantomData }
+        BaseProducer { shared: self.shared.clone(), delivery_timeout: self.delivery_timeout, _value: PhantomData }
     }
 
     /// Records queued locally and not yet acknowledged.
     pub fn in_flight(&self) -> i32 {
-        self.inner.in_flight_count()
+        self.current().in_flight_count()
     }
 
     /// Waits, off the async worker threads, until every queued record is acknowledged or
     /// `timeout` passes.
     pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let inner = self.inner.clone();
+        let inner = self.current();
         tokio::task::spawn_blocking(move || inner.flush(timeout))
             .await
             .unwrap_or(Err(KafkaError::Canceled))
@@ -225,6 +287,6 @@ impl<T: Serialize> BaseProducer<T> {
 
     /// A handle for metadata requests that can move to a blocking thread.
     pub fn metadata_handle(&self) -> FutureProducer<ClientContext> {
-        self.inner.clone()
+        self.current()
     }
 }

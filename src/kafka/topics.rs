@@ -41,19 +41,22 @@ pub async fn ensure_topics(
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
-    for result in admin.create_topics(&new_topics, &options).await? {
-        match result {
-            Ok(name) => tracing::info!(topic = %name, "created topic"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                tracing::error!(topic = %name, error = %code, "cannot create topic");
-                return Err(KafkaError::AdminOp(code));
+    let outcome = admin.create_topics(&new_topics, &options).await.and_then(|results| {
+        for result in results {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    tracing::error!(topic = %name, error = %code, "cannot create topic");
+                    return Err(KafkaError::AdminOp(code));
+                }
             }
         }
-    }
+        Ok(())
+    });
     // The admin client's drop joins its polling thread; keep that off the async workers.
     tokio::task::spawn_blocking(move || drop(admin)).await.ok();
-    Ok(())
+    outcome
 }
 
 /// The names among `wanted` that the cluster does not have, or an error when the cluster

@@ -142,7 +142,8 @@ impl Projector {
                     self.apply(message.topic(), message.payload());
                     self.advance(message.topic(), message.partition(), message.offset() + 1);
                 }
-                Ok(Err(error)) => tracing::warn!(%error, "status projector read error"),
+                // librdkafka reconnects by itself; its own log says when.
+                Ok(Err(error)) => tracing::debug!(%error, "status projector read error"),
                 Err(_idle) => {
                     // Positions also move past records the client skips (control records),
                     // which never arrive as messages.

@@ -28,6 +28,43 @@ pub struct TestBroker {
     engine: Engine,
     storage: tempfile::TempDir,
     child: Option<Child>,
+    /// Clients reach the broker through this proxy when it is set, so a test can cut the
+    /// network without restarting the broker.
+    proxy: Option<Proxy>,
+}
+
+/// A TCP proxy in front of the broker; the broker advertises the proxy's port.
+struct Proxy {
+    port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn open(&mut self, target: u16) {
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes the listener and every connection through it.
+    fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 pub fn tansu_bin() -> PathBuf {
@@ -55,19 +92,52 @@ impl TestBroker {
             engine,
             storage: tempfile::tempdir().unwrap(),
             child: None,
+            proxy: None,
         };
         broker.spawn().await;
         broker
     }
 
+    /// A broker that clients reach only through a proxy the test can cut and restore.
+    pub async fn start_behind_proxy(engine: Engine) -> TestBroker {
+        let mut proxy = Proxy { port: free_port(), task: None };
+        let port = free_port();
+        proxy.open(port).await;
+        let mut broker = TestBroker {
+            port,
+            engine,
+            storage: tempfile::tempdir().unwrap(),
+            child: None,
+            proxy: Some(proxy),
+        };
+        broker.spawn().await;
+        broker
+    }
+
+    /// Makes the broker unreachable, as a network partition would.
+    pub fn cut_network(&mut self) {
+        self.proxy.as_mut().expect("started behind a proxy").cut();
+    }
+
+    /// Makes the broker reachable again.
+    pub async fn restore_network(&mut self) {
+        let port = self.port;
+        self.proxy.as_mut().expect("started behind a proxy").open(port).await;
+    }
+
+    fn advertised_port(&self) -> u16 {
+        self.proxy.as_ref().map_or(self.port, |p| p.port)
+    }
+
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised_port())
     }
 
     fn storage_url(&self) -> String {
         match self.engine {
             Engine::Memory => "memory://tansu/".into(),
-            Engine::Sqlite => format!("sqlite://{}/tansu.db", self.storage.path().display()),
+            // Tansu resolves the path against its working directory, set to the storage dir.
+            Engine::Sqlite => "sqlite://tansu.db".into(),
         }
     }
 
@@ -75,12 +145,14 @@ impl TestBroker {
     /// accepts connections.
     pub async fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised_port());
         let log = std::fs::File::create(self.storage.path().join("broker.log")).unwrap();
         let mut command = Command::new(tansu_bin());
         command
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", &self.storage_url()])
             .env("RUST_LOG", "warn")
+            .current_dir(self.storage.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -93,8 +165,7 @@ impl TestBroker {
         }
     }
 
-    /// Kills the broker process, as a crash would.
-    pub fn kill(&mut self) {
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -105,6 +176,9 @@ impl TestBroker {
 impl Drop for TestBroker {
     fn drop(&mut self) {
         self.kill();
+        if let Some(proxy) = &mut self.proxy {
+            proxy.cut();
+        }
     }
 }
 
@@ -134,6 +208,13 @@ pub fn test_settings(broker: &TestBroker) -> Settings {
     settings.topics.status.partitions = 3;
     settings.topics.dlq.name = format!("{prefix}.orders.dlq");
     settings.shutdown.grace_period_ms = 5000;
+    settings.processing.group_id = format!("{prefix}-processors");
+    settings.processing.session_timeout_ms = 6000;
+    settings.processing.commit_interval_ms = 200;
+    settings.processing.retry_backoff_ms = 20;
+    settings.processing.rules.max_order_total = "1000".into();
+    settings.processing.rules.max_quantity_per_line = 10;
+    settings.processing.rules.blocked_customers = vec!["blocked-customer".into()];
     settings
 }
 
@@ -148,6 +229,10 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(settings: Settings) -> TestApp {
+        // TEST_LOG=1 shows the service's logs (with RUST_LOG as the filter).
+        if std::env::var_os("TEST_LOG").is_some() {
+            orderflow::telemetry::init(&settings.telemetry);
+        }
         let shutdown = CancellationToken::new();
         let app = Application::build(settings.clone(), shutdown.clone()).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -175,6 +260,33 @@ impl TestApp {
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.client.get(self.url(path)).send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Posts an order and returns its id, asserting 202.
+    pub async fn place(&self, order: &serde_json::Value) -> String {
+        let response = self.post_json("/api/orders", order).await;
+        assert_eq!(response.status(), 202);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["order_id"].as_str().unwrap().to_string()
+    }
+
+    /// Long-polls until the order has `status` (or another final one), for up to 30 s.
+    pub async fn wait_status(&self, id: &str, status: &str) -> serde_json::Value {
+        wait_status(&self.client, &self.address, id, status).await
+    }
+
+    /// The value of one sample line of /metrics, e.g. `orderflow_orders_accepted_total`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
     pub async fn stop(&mut self) {
@@ -279,4 +391,34 @@ pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<Re
     })
     .await
     .unwrap()
+}
+
+pub async fn wait_status(client: &reqwest::Client, base: &str, id: &str, status: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = format!("{base}/api/orders/{id}?wait_for={status}&timeout=2s");
+        let response = client.get(url).send().await.expect("request sent");
+        let code = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let current = body["status"].as_str().unwrap_or_default().to_string();
+        let is_final = ["COMPLETED", "FAILED", "CANCELLED"].contains(&current.as_str());
+        if code == 200 && (current == status || is_final) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "order {id} never reached {status}: {code} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes raw records to a topic with a plain rdkafka producer.
+pub async fn produce_raw(bootstrap: &str, topic: &str, records: &[(Option<&str>, &[u8])]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    for (key, payload) in records {
+        let mut record = FutureRecord::<str, [u8]>::to(topic).payload(*payload);
+        if let Some(key) = key {
+            record = record.key(*key);
+        }
+        producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+    }
 }

@@ -206,16 +206,18 @@ async fn bulk_answers_each_order_and_writes_only_the_valid_ones() {
 }
 
 #[tokio::test]
-async fn broker_down_gives_503_with_retry_after_in_time_and_recovers() {
-    // sqlite storage: the topics must survive the broker restart.
-    let mut broker = TestBroker::start(Engine::Sqlite).await;
+async fn broker_unreachable_gives_503_with_retry_after_in_time_and_recovers() {
+    // The network is cut rather than the broker restarted: Tansu 0.6.0's sqlite engine
+    // panics when a producer it knew before a restart sends again, and the memory engine
+    // forgets its topics, neither of which a Kafka cluster does.
+    let mut broker = TestBroker::start_behind_proxy(Engine::Memory).await;
     let mut settings = test_settings(&broker);
     settings.http.request_timeout_ms = 3000;
     settings.producer.delivery_timeout_ms = 2000;
     let app = TestApp::spawn(settings).await;
     assert_eq!(app.post_json("/api/orders", &valid_order()).await.status(), 202);
 
-    broker.kill();
+    broker.cut_network();
     let started = Instant::now();
     let response = app.post_json("/api/orders", &valid_order()).await;
     let waited = started.elapsed();
@@ -227,14 +229,15 @@ async fn broker_down_gives_503_with_retry_after_in_time_and_recovers() {
     let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 
-    broker.spawn().await;
+    broker.restore_network().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let response = app.post_json("/api/orders", &valid_order()).await;
         if response.status() == 202 {
             break;
         }
-        assert_eq!(response.status(), 503);
+        let status = response.status();
+        assert_eq!(status, 503, "{}", response.text().await.unwrap());
         assert!(Instant::now() < deadline, "not accepting again after the broker came back");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -18,6 +18,9 @@ pub fn spawn_service(broker: &TestBroker, settings: &orderflow::config::Settings
         .env("ORDERFLOW__TOPICS__ORDERS__PARTITIONS", "3")
         .env("ORDERFLOW__TOPICS__STATUS__PARTITIONS", "3")
         .env("ORDERFLOW__SHUTDOWN__GRACE_PERIOD_MS", settings.shutdown.grace_period_ms.to_string())
+        .env("ORDERFLOW__PROCESSING__GROUP_ID", &settings.processing.group_id)
+        .env("ORDERFLOW__PROCESSING__SESSION_TIMEOUT_MS", settings.processing.session_timeout_ms.to_string())
+        .env("ORDERFLOW__PROCESSING__COMMIT_INTERVAL_MS", settings.processing.commit_interval_ms.to_string())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -86,4 +89,64 @@ async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
     let on_topic: std::collections::HashSet<_> = records.iter().filter_map(|r| r.key.clone()).collect();
     let missing: Vec<_> = accepted.iter().filter(|id| !on_topic.contains(*id)).collect();
     assert!(missing.is_empty(), "{} acknowledged orders missing from the topic", missing.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcome() {
+    // sqlite: correct watermarks, so the restarted instance's view really reaches the end
+    // of the status topic before it processes (see BROKER.md).
+    let broker = TestBroker::start(Engine::Sqlite).await;
+    let settings = test_settings(&broker);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut child = spawn_service(&broker, &settings, port);
+    wait_ready(&client, &base).await;
+
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let mut accepted = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    let Ok(response) = client.post(format!("{base}/api/orders")).json(&valid_order()).send().await
+                    else {
+                        break;
+                    };
+                    if response.status() == 202 {
+                        let body: serde_json::Value = response.json().await.unwrap();
+                        accepted.push(body["order_id"].as_str().unwrap().to_string());
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut accepted = Vec::new();
+    for sender in senders {
+        accepted.extend(sender.await.unwrap());
+    }
+    assert!(accepted.len() > 10, "only {} orders accepted before the kill", accepted.len());
+
+    let mut child = spawn_service(&broker, &settings, port);
+    wait_ready(&client, &base).await;
+    for id in &accepted {
+        let view = wait_status(&client, &base, id, "COMPLETED").await;
+        assert_eq!(view["status"], "COMPLETED", "{view}");
+    }
+    let records = read_topic(&broker.bootstrap(), &settings.topics.status.name, accepted.len()).await;
+    let mut finals: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for record in &records {
+        if record.value["status"] == "COMPLETED" {
+            *finals.entry(record.key.as_deref().unwrap()).or_default() += 1;
+        }
+    }
+    for id in &accepted {
+        assert_eq!(finals.get(id.as_str()), Some(&1), "order {id} has {:?} final records", finals.get(id.as_str()));
+    }
+    child.kill().unwrap();
 }
