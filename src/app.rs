@@ -22,13 +22,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::error::{ApiError, REQUEST_ID};
+use crate::kafka::ConsumerOptions;
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
 use crate::kafka::{BaseProducer, ClientSettings};
 use crate::metrics::Metrics;
-use crate::orders::idempotency::IdempotencyStore;
-use crate::kafka::ConsumerOptions;
 use crate::orders::group::{ProcessingParts, spawn_processors};
+use crate::orders::idempotency::IdempotencyStore;
 use crate::orders::processor::ProcessingRules;
 use crate::orders::projector::Projector;
 use crate::orders::{Currency, OrderRules, OrderService, OrderStore};
@@ -110,7 +110,10 @@ impl Application {
             retry_after,
         });
         let topic_names = Arc::new(
-            topic_specs(&settings).into_iter().map(|t| t.name).collect::<Vec<_>>(),
+            topic_specs(&settings)
+                .into_iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>(),
         );
         let state = AppState {
             settings: settings.clone(),
@@ -137,9 +140,17 @@ impl Application {
             store,
             projector,
             rules: Arc::new(ProcessingRules {
-                max_order_total: settings.max_order_total().context("processing.rules.max_order_total")?,
+                max_order_total: settings
+                    .max_order_total()
+                    .context("processing.rules.max_order_total")?,
                 max_quantity_per_line: settings.processing.rules.max_quantity_per_line,
-                blocked_customers: settings.processing.rules.blocked_customers.iter().cloned().collect(),
+                blocked_customers: settings
+                    .processing
+                    .rules
+                    .blocked_customers
+                    .iter()
+                    .cloned()
+                    .collect(),
             }),
             metrics,
         };
@@ -150,7 +161,13 @@ impl Application {
             .await
             .with_context(|| format!("Failed to bind {address} (http.host, http.port)"))?;
         let router = router(state.clone());
-        Ok(Application { listener, router, state, tasks, workers })
+        Ok(Application {
+            listener,
+            router,
+            state,
+            tasks,
+            workers,
+        })
     }
 
     /// The bound port (useful with port 0).
@@ -160,7 +177,13 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains within the grace period.
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application { listener, router, state, tasks, workers } = self;
+        let Application {
+            listener,
+            router,
+            state,
+            tasks,
+            workers,
+        } = self;
         tracing::info!(address = %listener.local_addr()?, "orderflow listening");
         let shutdown = state.shutdown.clone();
         let server = axum::serve(listener, router)
@@ -247,7 +270,12 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
     loop {
         let attempt = async {
             ensure_topics(&client, &specs, timeout).await?;
-            missing_topics(&state.orders.producer.metadata_handle(), &state.topic_names, timeout).await
+            missing_topics(
+                &state.orders.producer.metadata_handle(),
+                &state.topic_names,
+                timeout,
+            )
+            .await
         };
         match attempt.await {
             Ok(missing) if missing.is_empty() => {
@@ -272,12 +300,16 @@ pub fn router(state: AppState) -> Router {
     // A backstop above the per-operation Kafka timeouts: no request outlives it.
     let backstop = state.settings.request_timeout() + Duration::from_secs(1);
     let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(move |error: tower::BoxError| async move {
-            if !error.is::<tower::load_shed::error::Overloaded>() && !error.is::<tower::timeout::error::Elapsed>() {
-                tracing::error!(%error, "unexpected middleware error");
-            }
-            ApiError::Overloaded { retry_after }.into_response()
-        }))
+        .layer(HandleErrorLayer::new(
+            move |error: tower::BoxError| async move {
+                if !error.is::<tower::load_shed::error::Overloaded>()
+                    && !error.is::<tower::timeout::error::Elapsed>()
+                {
+                    tracing::error!(%error, "unexpected middleware error");
+                }
+                ApiError::Overloaded { retry_after }.into_response()
+            },
+        ))
         .load_shed()
         .concurrency_limit(http.max_concurrent_requests)
         .timeout(backstop);

@@ -256,10 +256,16 @@ impl Settings {
     /// Checks the values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn invalid(option: &'static str, reason: impl Into<String>) -> ConfigError {
-            ConfigError::Invalid { option, reason: reason.into() }
+            ConfigError::Invalid {
+                option,
+                reason: reason.into(),
+            }
         }
         if self.kafka.bootstrap_servers.trim().is_empty() {
-            return Err(invalid("kafka.bootstrap_servers", "must name at least one broker"));
+            return Err(invalid(
+                "kafka.bootstrap_servers",
+                "must name at least one broker",
+            ));
         }
         if self.http.request_timeout_ms == 0 {
             return Err(invalid("http.request_timeout_ms", "must be greater than 0"));
@@ -276,7 +282,10 @@ impl Settings {
             ));
         }
         if self.http.max_concurrent_requests == 0 {
-            return Err(invalid("http.max_concurrent_requests", "must be greater than 0"));
+            return Err(invalid(
+                "http.max_concurrent_requests",
+                "must be greater than 0",
+            ));
         }
         if self.orders.max_bulk == 0 {
             return Err(invalid("orders.max_bulk", "must be greater than 0"));
@@ -286,7 +295,10 @@ impl Settings {
         }
         for code in &self.orders.currencies {
             if crate::orders::Currency::parse(code).is_err() {
-                return Err(invalid("orders.currencies", format!("unknown currency {code:?}")));
+                return Err(invalid(
+                    "orders.currencies",
+                    format!("unknown currency {code:?}"),
+                ));
             }
         }
         if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&self.producer.compression.as_str())
@@ -297,7 +309,10 @@ impl Settings {
             ));
         }
         if self.processing.max_in_flight == 0 {
-            return Err(invalid("processing.max_in_flight", "must be greater than 0"));
+            return Err(invalid(
+                "processing.max_in_flight",
+                "must be greater than 0",
+            ));
         }
         if self.processing.max_attempts == 0 {
             return Err(invalid("processing.max_attempts", "must be at least 1"));
@@ -306,10 +321,16 @@ impl Settings {
             return Err(invalid("processing.group_id", "must not be empty"));
         }
         if self.max_order_total().is_none() {
-            return Err(invalid("processing.rules.max_order_total", "must be a positive decimal string"));
+            return Err(invalid(
+                "processing.rules.max_order_total",
+                "must be a positive decimal string",
+            ));
         }
         if self.status_view.max_wait_ms >= self.http.request_timeout_ms {
-            return Err(invalid("status_view.max_wait_ms", "must be less than http.request_timeout_ms"));
+            return Err(invalid(
+                "status_view.max_wait_ms",
+                "must be less than http.request_timeout_ms",
+            ));
         }
         if self.topics.replication_factor < 1 {
             return Err(invalid("topics.replication_factor", "must be at least 1"));
@@ -342,7 +363,12 @@ impl Settings {
 
     /// `processing.rules.max_order_total` parsed, if it is a positive decimal.
     pub fn max_order_total(&self) -> Option<rust_decimal::Decimal> {
-        self.processing.rules.max_order_total.parse().ok().filter(|d: &rust_decimal::Decimal| d.is_sign_positive() && !d.is_zero())
+        self.processing
+            .rules
+            .max_order_total
+            .parse()
+            .ok()
+            .filter(|d: &rust_decimal::Decimal| d.is_sign_positive() && !d.is_zero())
     }
 
     /// `shutdown.grace_period_ms` as a duration.
@@ -388,6 +414,11 @@ mod tests {
     fn unknown_currency_is_refused() {
         let mut s = defaults();
         s.orders.currencies = vec!["XXZ".into()];
-        assert!(s.validate().unwrap_err().to_string().contains("orders.currencies"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("orders.currencies")
+        );
     }
 }

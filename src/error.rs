@@ -25,7 +25,10 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -123,9 +126,9 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge | ApiError::BulkTooLarge { .. } | ApiError::RecordTooLarge => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ApiError::PayloadTooLarge
+            | ApiError::BulkTooLarge { .. }
+            | ApiError::RecordTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::KafkaUnavailable { .. } | ApiError::Overloaded { .. } => {
@@ -140,15 +143,17 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => ("malformed_json", "Malformed JSON"),
             ApiError::InvalidBody(_) => ("invalid_body", "Body does not match the schema"),
-            ApiError::UnsupportedMediaType => {
-                ("unsupported_media_type", "Content-Type must be application/json")
-            }
+            ApiError::UnsupportedMediaType => (
+                "unsupported_media_type",
+                "Content-Type must be application/json",
+            ),
             ApiError::PayloadTooLarge => ("payload_too_large", "Request body too large"),
             ApiError::Validation(_) => ("validation_failed", "Validation failed"),
             ApiError::InvalidQuery(_) => ("invalid_query", "Invalid query parameter"),
-            ApiError::IdempotencyConflict => {
-                ("idempotency_conflict", "Idempotency key reused with another request")
-            }
+            ApiError::IdempotencyConflict => (
+                "idempotency_conflict",
+                "Idempotency key reused with another request",
+            ),
             ApiError::BulkTooLarge { .. } => ("bulk_too_large", "Too many orders in one request"),
             ApiError::RecordTooLarge => ("record_too_large", "Record too large for Kafka"),
             ApiError::NotFound(_) => ("not_found", "Not found"),
@@ -214,9 +219,15 @@ pub fn problem_response(problem: Problem, retry_after: Option<Duration>) -> Resp
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     if let Some(after) = retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(after.as_secs().max(1)),
+        );
     }
     response
 }
@@ -231,7 +242,11 @@ pub fn field_errors(errors: &validator::ValidationErrors) -> Vec<FieldError> {
 fn collect(errors: &validator::ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
     use validator::ValidationErrorsKind as Kind;
     for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
         match kind {
             Kind::Field(list) => out.extend(list.iter().map(|e| {
                 let message = e.message.as_deref().unwrap_or(&e.code).to_string();

@@ -28,16 +28,25 @@ async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
         return not_ready("shutting down");
     }
-    let timeout = state.settings.admin_timeout().min(std::time::Duration::from_secs(2));
-    match missing_topics(&state.orders.producer.metadata_handle(), &state.topic_names, timeout).await
+    let timeout = state
+        .settings
+        .admin_timeout()
+        .min(std::time::Duration::from_secs(2));
+    match missing_topics(
+        &state.orders.producer.metadata_handle(),
+        &state.topic_names,
+        timeout,
+    )
+    .await
     {
         Ok(missing) if missing.is_empty() && !state.projector.is_caught_up() => {
             not_ready("status view catching up")
         }
-        Ok(missing) if missing.is_empty() => {
-            (StatusCode::OK, Json(json!({ "status": "ready", "orders_in_view": state.store.len() })))
-                .into_response()
-        }
+        Ok(missing) if missing.is_empty() => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "orders_in_view": state.store.len() })),
+        )
+            .into_response(),
         Ok(missing) => not_ready(&format!("topics missing: {}", missing.join(", "))),
         Err(error) => {
             tracing::warn!(%error, "readiness: kafka metadata request failed");
@@ -47,13 +56,19 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 fn not_ready(reason: &str) -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not_ready", "reason": reason })))
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "not_ready", "reason": reason })),
+    )
         .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

@@ -1,13 +1,26 @@
 //! The orderflow binary: load configuration, start logging, run until SIGTERM or ctrl-c.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use orderflow::app::Application;
 use orderflow::config::Settings;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let settings = Settings::load().context("Failed to load configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the async runtime")?;
+    let result = runtime.block_on(run(settings));
+    // The grace period already bounded the drain; do not wait again for a librdkafka call
+    // stuck on an unreachable broker.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
     orderflow::telemetry::init(&settings.telemetry);
     let shutdown = CancellationToken::new();
     let app = Application::build(settings, shutdown.clone())

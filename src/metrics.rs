@@ -50,21 +50,29 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("orderflow".into()), None)?;
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by matched route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by matched route, method and status",
+            ),
             &["route", "method", "status"],
         )?;
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency in seconds")
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0,
-                ]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency in seconds",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
             &["route", "method"],
         )?;
         let http_in_flight =
             IntGauge::new("http_requests_in_flight", "HTTP requests being handled now")?;
-        let orders_accepted =
-            IntCounter::new("orders_accepted_total", "Orders acknowledged by Kafka and answered 202")?;
+        let orders_accepted = IntCounter::new(
+            "orders_accepted_total",
+            "Orders acknowledged by Kafka and answered 202",
+        )?;
         let orders_replayed = IntCounter::new(
             "orders_replayed_total",
             "Repeated submissions answered with the first answer, writing nothing",
@@ -78,38 +86,59 @@ impl Metrics {
                 .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
         )?;
         let orders_processed = IntCounterVec::new(
-            Opts::new("orders_processed_total", "Orders that reached a final status, by status"),
+            Opts::new(
+                "orders_processed_total",
+                "Orders that reached a final status, by status",
+            ),
             &["status"],
         )?;
         let accept_to_final = Histogram::with_opts(
-            HistogramOpts::new("order_accept_to_final_seconds", "Seconds from acceptance to final status")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            HistogramOpts::new(
+                "order_accept_to_final_seconds",
+                "Seconds from acceptance to final status",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
         )?;
         let orders_redelivered = IntCounter::new(
             "orders_redelivered_skipped_total",
             "Redelivered order records skipped because the order was already final",
         )?;
-        let cancels_requested = IntCounter::new("orders_cancel_requested_total", "Cancel requests accepted")?;
+        let cancels_requested =
+            IntCounter::new("orders_cancel_requested_total", "Cancel requests accepted")?;
         let consumer_restarts = IntCounter::new(
             "consumer_task_restarts_total",
             "Consumer tasks restarted after an unexpected end",
         )?;
         let consumer = ConsumerMetrics {
             consumed: IntCounterVec::new(
-                Opts::new("kafka_consumer_records_total", "Records received by the processing consumers, by topic"),
+                Opts::new(
+                    "kafka_consumer_records_total",
+                    "Records received by the processing consumers, by topic",
+                ),
                 &["topic"],
             )?,
             retries: IntCounter::new("kafka_consumer_retries_total", "Handler retries")?,
             dead_lettered: IntCounterVec::new(
-                Opts::new("kafka_consumer_dead_lettered_total", "Records written to the dead-letter topic, by source topic and reason"),
+                Opts::new(
+                    "kafka_consumer_dead_lettered_total",
+                    "Records written to the dead-letter topic, by source topic and reason",
+                ),
                 &["topic", "reason"],
             )?,
             rebalances: IntCounterVec::new(
-                Opts::new("kafka_consumer_rebalances_total", "Consumer group rebalances, by kind"),
+                Opts::new(
+                    "kafka_consumer_rebalances_total",
+                    "Consumer group rebalances, by kind",
+                ),
                 &["kind"],
             )?,
             lag: IntGaugeVec::new(
-                Opts::new("kafka_consumer_lag_records", "Consumer lag in records, by topic and partition (librdkafka statistics)"),
+                Opts::new(
+                    "kafka_consumer_lag_records",
+                    "Consumer lag in records, by topic and partition (librdkafka statistics)",
+                ),
                 &["topic", "partition"],
             )?,
             commits: IntCounterVec::new(
@@ -136,7 +165,9 @@ impl Metrics {
         registry.register(Box::new(orders_rejected.clone()))?;
         registry.register(Box::new(bulk_size.clone()))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -182,7 +213,10 @@ pub async fn track_http(
     let response = next.run(request).await;
     metrics.http_in_flight.dec();
     let status = response.status().as_u16().to_string();
-    metrics.http_requests.with_label_values(&[&route, &method, &status]).inc();
+    metrics
+        .http_requests
+        .with_label_values(&[&route, &method, &status])
+        .inc();
     metrics
         .http_duration
         .with_label_values(&[&route, &method])

@@ -4,7 +4,8 @@
 //! only after its handler has returned and everything the handler produced has been
 //! acknowledged (the handler awaits its own sends), and only once every earlier message of
 //! the same partition is done too. Stored offsets are committed by librdkafka every
-//! `commit_interval`, when partitions are revoked, and when the consumer closes. A crash
+//! `commit_interval`, when partitions are revoked, and when the consumer closes (librdkafka's
+//! close commits stored offsets when auto commit is on). A crash
 //! therefore redelivers at most the messages after the last commit; handlers must be
 //! idempotent.
 //!
@@ -37,6 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::producer::RawRecord;
 use super::{BaseProducer, ClientContext, ClientSettings};
+
+/// How long shutdown waits for the consumer to commit and leave the group.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a consumer behaves; see `[processing]` in `config/default.toml`.
 #[derive(Debug, Clone)]
@@ -102,7 +106,10 @@ pub struct Received<T> {
 impl<T> Received<T> {
     /// The value of the first header named `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -121,7 +128,10 @@ pub enum HandlerError {
 /// everything the handler produced is acknowledged.
 pub trait Handler<T>: Send + Sync + 'static {
     /// Handles one message.
-    fn handle(&self, message: &Received<T>) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    fn handle(
+        &self,
+        message: &Received<T>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 /// Tracks group assignment changes so handlers can tell that they may now see partitions
@@ -158,7 +168,10 @@ impl rdkafka::ClientContext for GroupContext {
             for (partition, p) in &stats.partitions {
                 // -1 is librdkafka's "unknown" partition; lag -1 means not yet known.
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    metrics.lag.with_label_values(&[topic, &partition.to_string()]).set(p.consumer_lag);
+                    metrics
+                        .lag
+                        .with_label_values(&[topic, &partition.to_string()])
+                        .set(p.consumer_lag);
                 }
             }
         }
@@ -182,8 +195,11 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.generation.0.fetch_add(1, Ordering::AcqRel);
-                let list: Vec<String> =
-                    partitions.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+                let list: Vec<String> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                    .collect();
                 tracing::info!(group = %self.group_id, partitions = ?list, "partitions assigned");
                 self.count("assign");
             }
@@ -199,7 +215,11 @@ impl ConsumerContext for GroupContext {
         let outcome = match &result {
             Ok(()) => "ok",
             // librdkafka reports "no offset to commit" as an error; it is not one.
-            Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) => return,
+            Err(e)
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) =>
+            {
+                return;
+            }
             Err(error) => {
                 tracing::warn!(group = %self.group_id, %error, "offset commit failed");
                 "error"
@@ -253,9 +273,18 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             ("enable.auto.commit", "true".into()),
             ("enable.auto.offset.store", "false".into()),
             ("auto.offset.reset", "earliest".into()),
-            ("auto.commit.interval.ms", options.commit_interval.as_millis().to_string()),
-            ("session.timeout.ms", options.session_timeout.as_millis().to_string()),
-            ("statistics.interval.ms", options.statistics_interval.as_millis().to_string()),
+            (
+                "auto.commit.interval.ms",
+                options.commit_interval.as_millis().to_string(),
+            ),
+            (
+                "session.timeout.ms",
+                options.session_timeout.as_millis().to_string(),
+            ),
+            (
+                "statistics.interval.ms",
+                options.statistics_interval.as_millis().to_string(),
+            ),
         ]);
         let context = GroupContext {
             metrics: metrics.clone(),
@@ -277,7 +306,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
 
     /// Runs until `shutdown` is cancelled: finishes the messages in hand, stores and commits
     /// their offsets, and leaves the group.
-    pub async fn run<H: Handler<T>>(self, handler: Arc<H>, shutdown: CancellationToken) -> KafkaResult<()> {
+    pub async fn run<H: Handler<T>>(
+        self,
+        handler: Arc<H>,
+        shutdown: CancellationToken,
+    ) -> KafkaResult<()> {
         let this = Arc::new(self);
         let mut in_flight = FuturesOrdered::new();
         // The completion signal of the newest in-flight message of each key.
@@ -326,19 +359,18 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             this.store(done, &mut interrupted);
         }
         let group = this.options.group_id.clone();
-        // Committing synchronously, leaving the group and destroying the client all block
-        // inside librdkafka: do them on the blocking pool, which also takes the last
-        // reference so the client is dropped there.
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = this.consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(%error, "final commit (nothing stored is fine)");
-            }
+        // Closing the client commits the stored offsets (auto commit is on) and leaves the
+        // group; both block inside librdkafka, so they run on the blocking pool, which also
+        // takes the last reference so the client is dropped there. A sync commit here would
+        // wait without bound when the coordinator is gone; close does not.
+        let close = tokio::task::spawn_blocking(move || {
             this.consumer.unsubscribe();
             drop(this);
-        })
-        .await
-        .ok();
-        tracing::info!(%group, "consumer closed");
+        });
+        match tokio::time::timeout(CLOSE_TIMEOUT, close).await {
+            Ok(_) => tracing::info!(%group, "consumer closed"),
+            Err(_) => tracing::warn!(%group, "consumer close still waiting for Kafka; moving on"),
+        }
         Ok(())
     }
 
@@ -357,13 +389,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         if interrupted.contains(&partition) {
             return;
         }
-        if let Err(error) = self.consumer.store_offset(&partition.0, partition.1, done.offset) {
+        if let Err(error) = self
+            .consumer
+            .store_offset(&partition.0, partition.1, done.offset)
+        {
             // The partition was revoked meanwhile; its new owner will see the message again.
             tracing::debug!(%error, topic = %partition.0, partition = partition.1, offset = done.offset, "offset not stored");
         }
     }
 
-    async fn handle_one<H: Handler<T>>(&self, message: &OwnedMessage, handler: &H, shutdown: &CancellationToken) -> Done {
+    async fn handle_one<H: Handler<T>>(
+        &self,
+        message: &OwnedMessage,
+        handler: &H,
+        shutdown: &CancellationToken,
+    ) -> Done {
         let mut done = Done {
             topic: message.topic().to_string(),
             partition: message.partition(),
@@ -373,7 +413,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         let received = match decode::<T>(message) {
             Ok(received) => received,
             Err(error) => {
-                done.finished = self.dead_letter(message, &error, 0, "undecodable", shutdown).await;
+                done.finished = self
+                    .dead_letter(message, &error, 0, "undecodable", shutdown)
+                    .await;
                 return done;
             }
         };
@@ -384,12 +426,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 Ok(()) => return done,
                 Err(HandlerError::Permanent(error)) => {
                     let text = format!("{error:#}");
-                    done.finished = self.dead_letter(message, &text, attempt, "permanent", shutdown).await;
+                    done.finished = self
+                        .dead_letter(message, &text, attempt, "permanent", shutdown)
+                        .await;
                     return done;
                 }
                 Err(HandlerError::Transient(error)) if attempt >= self.options.max_attempts => {
                     let text = format!("{error:#}");
-                    done.finished = self.dead_letter(message, &text, attempt, "exhausted", shutdown).await;
+                    done.finished = self
+                        .dead_letter(message, &text, attempt, "exhausted", shutdown)
+                        .await;
                     return done;
                 }
                 Err(HandlerError::Transient(error)) => {
@@ -413,20 +459,53 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
 
     /// Writes the original record to the dead-letter topic, retrying until Kafka takes it.
     /// Returns false only when shutdown interrupted it.
-    async fn dead_letter(&self, message: &OwnedMessage, error: &str, attempts: u32, reason: &str, shutdown: &CancellationToken) -> bool {
-        tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error, attempts, reason, "dead-lettering message");
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        error: &str,
+        attempts: u32,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            error,
+            attempts,
+            reason,
+            "dead-lettering message"
+        );
         let mut headers: Vec<(String, String)> = message
             .headers()
-            .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         headers.extend([
             ("dlq-source-topic".to_string(), message.topic().to_string()),
-            ("dlq-source-partition".to_string(), message.partition().to_string()),
-            ("dlq-source-offset".to_string(), message.offset().to_string()),
+            (
+                "dlq-source-partition".to_string(),
+                message.partition().to_string(),
+            ),
+            (
+                "dlq-source-offset".to_string(),
+                message.offset().to_string(),
+            ),
             ("dlq-error".to_string(), error.chars().take(1000).collect()),
             ("dlq-reason".to_string(), reason.to_string()),
             ("dlq-attempts".to_string(), attempts.to_string()),
-            ("dlq-consumer-group".to_string(), self.options.group_id.clone()),
+            (
+                "dlq-consumer-group".to_string(),
+                self.options.group_id.clone(),
+            ),
             ("dlq-failed-at".to_string(), chrono::Utc::now().to_rfc3339()),
         ]);
         let mut backoff = self.options.retry_backoff;
@@ -440,7 +519,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             match self.dead_letters.send_raw(record).await {
                 Ok(_) => {
                     if let Some(m) = &self.metrics {
-                        m.dead_lettered.with_label_values(&[message.topic(), reason]).inc();
+                        m.dead_lettered
+                            .with_label_values(&[message.topic(), reason])
+                            .inc();
                     }
                     return true;
                 }
@@ -460,15 +541,28 @@ fn detach(message: &BorrowedMessage<'_>) -> OwnedMessage {
 }
 
 fn decode<T: DeserializeOwned>(message: &OwnedMessage) -> Result<Received<T>, String> {
-    let payload = message.payload().ok_or_else(|| "record has no value".to_string())?;
+    let payload = message
+        .payload()
+        .ok_or_else(|| "record has no value".to_string())?;
     let value = serde_json::from_slice(payload).map_err(|e| format!("cannot decode value: {e}"))?;
     let headers = message
         .headers()
-        .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Received {
         value,
-        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
         headers,
         topic: message.topic().to_string(),
         partition: message.partition(),

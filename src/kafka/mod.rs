@@ -10,8 +10,10 @@ pub mod topics;
 
 use std::collections::BTreeMap;
 
+pub use consumer::{
+    BaseConsumer, ConsumerMetrics, ConsumerOptions, Handler, HandlerError, Received,
+};
 pub use context::ClientContext;
-pub use consumer::{BaseConsumer, ConsumerMetrics, ConsumerOptions, Handler, HandlerError, Received};
 pub use producer::{BaseProducer, Delivery, OutgoingRecord, ProduceError, RawRecord};
 
 /// Where a client connects and the raw options layered on top of the service's own.
@@ -52,7 +54,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err("a topic cannot be named \".\" or \"..\"".into());
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
         return Err("topic names may only contain a-z, A-Z, 0-9, '.', '_' and '-'".into());
     }
     Ok(())

@@ -93,7 +93,10 @@ pub enum ProduceError {
 impl ProduceError {
     /// Whether sending the same record again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProduceError::QueueFull | ProduceError::Unavailable(_) | ProduceError::Kafka(_))
+        matches!(
+            self,
+            ProduceError::QueueFull | ProduceError::Unavailable(_) | ProduceError::Kafka(_)
+        )
     }
 
     fn from_kafka(error: KafkaError) -> Self {
@@ -151,7 +154,11 @@ impl<T> Clone for BaseProducer<T> {
 
 impl<T> BaseProducer<T> {
     fn current(&self) -> FutureProducer<ClientContext> {
-        self.shared.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces `used` if it is in a fatal state, or the cluster says its producer id or
@@ -162,16 +169,26 @@ impl<T> BaseProducer<T> {
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
         );
-        let Some((code, reason)) = used.client().fatal_error().or_else(|| {
-            fenced.then(|| (RDKafkaErrorCode::ProducerFenced, error.to_string()))
-        }) else {
+        let Some((code, reason)) = used
+            .client()
+            .fatal_error()
+            .or_else(|| fenced.then(|| (RDKafkaErrorCode::ProducerFenced, error.to_string())))
+        else {
             return;
         };
-        let mut current = self.shared.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut current = self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         if current.client().native_ptr() != used.client().native_ptr() {
             return; // another send already replaced it
         }
-        match self.shared.config.create_with_context::<_, FutureProducer<ClientContext>>(ClientContext) {
+        match self
+            .shared
+            .config
+            .create_with_context::<_, FutureProducer<ClientContext>>(ClientContext)
+        {
             Ok(fresh) => {
                 tracing::error!(%code, reason, "kafka producer unusable (fatal or fenced); replaced it");
                 let old = std::mem::replace(&mut *current, fresh);
@@ -189,14 +206,23 @@ impl<T: Serialize> BaseProducer<T> {
         let config = client.client_config(&[
             ("enable.idempotence", "true".into()),
             ("acks", "all".into()),
-            ("message.timeout.ms", options.delivery_timeout.as_millis().to_string()),
-            ("queue.buffering.max.messages", options.queue_max_messages.to_string()),
+            (
+                "message.timeout.ms",
+                options.delivery_timeout.as_millis().to_string(),
+            ),
+            (
+                "queue.buffering.max.messages",
+                options.queue_max_messages.to_string(),
+            ),
             ("linger.ms", options.linger.as_millis().to_string()),
             ("compression.type", options.compression.clone()),
         ]);
         let current = config.create_with_context(ClientContext)?;
         Ok(BaseProducer {
-            shared: Arc::new(Shared { config, current: RwLock::new(current) }),
+            shared: Arc::new(Shared {
+                config,
+                current: RwLock::new(current),
+            }),
             delivery_timeout: options.delivery_timeout,
             _value: PhantomData,
         })
@@ -222,7 +248,10 @@ impl<T: Serialize> BaseProducer<T> {
     pub async fn send_raw(&self, record: RawRecord<'_>) -> Result<Delivery, ProduceError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in record.headers {
-            headers = headers.insert(Header { key, value: Some(value.as_str()) });
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            });
         }
         let mut future_record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(record.topic).headers(headers);
@@ -246,7 +275,10 @@ impl<T: Serialize> BaseProducer<T> {
         // after this answered "unavailable", which is why clients retry with the same key.
         let guard = self.delivery_timeout + DELIVERY_GUARD;
         match tokio::time::timeout(guard, delivery).await {
-            Ok(Ok(Ok(d))) => Ok(Delivery { partition: d.partition, offset: d.offset }),
+            Ok(Ok(Ok(d))) => Ok(Delivery {
+                partition: d.partition,
+                offset: d.offset,
+            }),
             Ok(Ok(Err((error, _)))) => {
                 self.recover_if_fatal(&producer, &error);
                 Err(ProduceError::from_kafka(error))
@@ -268,7 +300,11 @@ impl<T: Serialize> BaseProducer<T> {
 
     /// A producer of another value type over the same connection and queue.
     pub fn with_type<U>(&self) -> BaseProducer<U> {
-        BaseProducer { shared: self.shared.clone(), delivery_timeout: self.delivery_timeout, _value: PhantomData }
+        BaseProducer {
+            shared: self.shared.clone(),
+            delivery_timeout: self.delivery_timeout,
+            _value: PhantomData,
+        }
     }
 
     /// Records queued locally and not yet acknowledged.

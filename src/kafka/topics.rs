@@ -35,25 +35,34 @@ pub async fn ensure_topics(
         .iter()
         .map(|spec| {
             spec.configs.iter().fold(
-                NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(spec.replication)),
+                NewTopic::new(
+                    &spec.name,
+                    spec.partitions,
+                    TopicReplication::Fixed(spec.replication),
+                ),
                 |topic, (key, value)| topic.set(key, value),
             )
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
-    let outcome = admin.create_topics(&new_topics, &options).await.and_then(|results| {
-        for result in results {
-            match result {
-                Ok(name) => tracing::info!(topic = %name, "created topic"),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => {
-                    tracing::error!(topic = %name, error = %code, "cannot create topic");
-                    return Err(KafkaError::AdminOp(code));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    let outcome = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .and_then(|results| {
+            for result in results {
+                match result {
+                    Ok(name) => tracing::info!(topic = %name, "created topic"),
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((name, code)) => {
+                        tracing::error!(topic = %name, error = %code, "cannot create topic");
+                        return Err(KafkaError::AdminOp(code));
+                    }
                 }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        });
     // The admin client's drop joins its polling thread; keep that off the async workers.
     tokio::task::spawn_blocking(move || drop(admin)).await.ok();
     outcome
@@ -73,7 +82,10 @@ pub async fn missing_topics(
         Ok(wanted
             .into_iter()
             .filter(|name| {
-                !metadata.topics().iter().any(|t| t.name() == name && t.error().is_none())
+                !metadata
+                    .topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none())
             })
             .collect())
     })
@@ -88,8 +100,9 @@ pub async fn watermarks(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
-    let consumer: RdBaseConsumer<ClientContext> =
-        client.client_config(&[]).create_with_context(ClientContext)?;
+    let consumer: RdBaseConsumer<ClientContext> = client
+        .client_config(&[])
+        .create_with_context(ClientContext)?;
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
         let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
@@ -100,7 +113,11 @@ pub async fn watermarks(
             .unwrap_or_default();
         partitions
             .into_iter()
-            .map(|p| consumer.fetch_watermarks(&topic, p, timeout).map(|(lo, hi)| (p, lo, hi)))
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&topic, p, timeout)
+                    .map(|(lo, hi)| (p, lo, hi))
+            })
             .collect()
     })
     .await

@@ -4,18 +4,18 @@
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use chrono::{DateTime, Utc};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::model::{Order, OrderRequest};
+use super::service::{Accepted, RequestContext};
 use super::status::{OrderSnapshot, OrderStatus, StatusChange};
 use super::store::ListQuery;
-use super::service::{Accepted, RequestContext};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -136,12 +136,20 @@ async fn get_order(
         Some(status) => {
             let status = parse_status(status)?;
             let max = Duration::from_millis(state.settings.status_view.max_wait_ms);
-            let wait = query.timeout.as_deref().map(parse_wait).transpose()?.unwrap_or(max).min(max);
+            let wait = query
+                .timeout
+                .as_deref()
+                .map(parse_wait)
+                .transpose()?
+                .unwrap_or(max)
+                .min(max);
             state.store.wait_for(&id, status, wait).await
         }
         None => state.store.get(&id),
     };
-    snapshot.map(|s| Json(s.into())).ok_or(ApiError::NotFound("order"))
+    snapshot
+        .map(|s| Json(s.into()))
+        .ok_or(ApiError::NotFound("order"))
 }
 
 /// `GET /api/orders`: a page of orders, newest first.
@@ -163,7 +171,8 @@ async fn list_orders(
     let (page, next) = state.store.list(&query);
     Ok(Json(OrderPage {
         orders: page.into_iter().map(OrderView::from).collect(),
-        next_cursor: next.map(|(at, id)| format!("{}_{id}", at.timestamp_nanos_opt().unwrap_or_default())),
+        next_cursor: next
+            .map(|(at, id)| format!("{}_{id}", at.timestamp_nanos_opt().unwrap_or_default())),
     }))
 }
 
@@ -171,7 +180,10 @@ fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let bad = || ApiError::InvalidQuery("cursor is not one this service gave out".into());
     let (nanos, id) = text.split_once('_').ok_or_else(bad)?;
     let nanos: i64 = nanos.parse().map_err(|_| bad())?;
-    Ok((DateTime::from_timestamp_nanos(nanos), id.parse().map_err(|_| bad())?))
+    Ok((
+        DateTime::from_timestamp_nanos(nanos),
+        id.parse().map_err(|_| bad())?,
+    ))
 }
 
 /// `POST /api/orders/{id}/cancel`: 202 when the cancel is on its way, 409 when the order is
@@ -182,8 +194,18 @@ async fn cancel_order(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
     let order_id = parse_id(&id)?;
-    let status = state.orders.request_cancel(order_id, &request_context(&headers)).await?;
-    Ok((StatusCode::ACCEPTED, Json(CancelAccepted { order_id, status, cancel_requested: true })))
+    let status = state
+        .orders
+        .request_cancel(order_id, &request_context(&headers))
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CancelAccepted {
+            order_id,
+            status,
+            cancel_requested: true,
+        }),
+    ))
 }
 
 /// A bulk submission.
@@ -234,7 +256,9 @@ fn request_context(headers: &HeaderMap) -> RequestContext {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     match value.to_str() {
         Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key)),
         _ => Err(ApiError::Validation(vec![FieldError::new(
@@ -251,7 +275,9 @@ fn accepted_response(answer: &Accepted, replayed: bool) -> Response {
         response.headers_mut().insert(header::LOCATION, value);
     }
     if replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
 }
@@ -263,7 +289,10 @@ async fn create_order(
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let (answer, replayed) = state.orders.submit(request, key, &request_context(&headers)).await?;
+    let (answer, replayed) = state
+        .orders
+        .submit(request, key, &request_context(&headers))
+        .await?;
     Ok(accepted_response(&answer, replayed))
 }
 
@@ -274,14 +303,24 @@ async fn create_orders_bulk(
     JsonBody(request): JsonBody<BulkRequest>,
 ) -> Result<Response, ApiError> {
     if request.orders.is_empty() {
-        return Err(ApiError::Validation(vec![FieldError::new("orders", "must not be empty")]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "orders",
+            "must not be empty",
+        )]));
     }
     let given_ids: Vec<Option<Uuid>> = request
         .orders
         .iter()
-        .map(|o| o.get("order_id").and_then(|v| v.as_str()).and_then(|s| s.parse().ok()))
+        .map(|o| {
+            o.get("order_id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse().ok())
+        })
         .collect();
-    let results = state.orders.submit_bulk(request.orders, &request_context(&headers)).await?;
+    let results = state
+        .orders
+        .submit_bulk(request.orders, &request_context(&headers))
+        .await?;
     let mut retryable = None;
     let results: Vec<BulkItem> = results
         .into_iter()
@@ -310,7 +349,11 @@ async fn create_orders_bulk(
         })
         .collect();
     let accepted = results.iter().filter(|r| r.accepted.is_some()).count();
-    let body = BulkResponse { accepted, rejected: results.len() - accepted, results };
+    let body = BulkResponse {
+        accepted,
+        rejected: results.len() - accepted,
+        results,
+    };
     let status = match (accepted, retryable) {
         (n, _) if n == body.results.len() => StatusCode::ACCEPTED,
         (0, Some(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -319,7 +362,10 @@ async fn create_orders_bulk(
     };
     let mut response = (status, Json(body)).into_response();
     if let (StatusCode::SERVICE_UNAVAILABLE, Some(after)) = (status, retryable) {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(after.as_secs().max(1)),
+        );
     }
     Ok(response)
 }

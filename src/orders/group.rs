@@ -43,7 +43,12 @@ pub struct ProcessingParts {
 }
 
 /// Spawns `count` supervised consumer tasks.
-pub fn spawn_processors(tasks: &TaskTracker, count: usize, parts: ProcessingParts, shutdown: &CancellationToken) {
+pub fn spawn_processors(
+    tasks: &TaskTracker,
+    count: usize,
+    parts: ProcessingParts,
+    shutdown: &CancellationToken,
+) {
     for index in 0..count {
         tasks.spawn(supervise(index, parts.clone(), shutdown.child_token()));
     }
@@ -65,7 +70,12 @@ async fn supervise(index: usize, parts: ProcessingParts, shutdown: CancellationT
             }
             Err(error) => format!("could not start: {error}"),
         };
-        tracing::error!(task = index, outcome, ?backoff, "consumer task stopped; restarting");
+        tracing::error!(
+            task = index,
+            outcome,
+            ?backoff,
+            "consumer task stopped; restarting"
+        );
         parts.metrics.consumer_restarts.inc();
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -75,7 +85,9 @@ async fn supervise(index: usize, parts: ProcessingParts, shutdown: CancellationT
     }
 }
 
-fn start(parts: &ProcessingParts) -> rdkafka::error::KafkaResult<(BaseConsumer<OrderEvent>, Arc<OrderProcessor>)> {
+fn start(
+    parts: &ProcessingParts,
+) -> rdkafka::error::KafkaResult<(BaseConsumer<OrderEvent>, Arc<OrderProcessor>)> {
     let generation = Arc::new(AssignmentGeneration::default());
     let consumer = BaseConsumer::new(
         &parts.client,

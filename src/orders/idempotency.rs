@@ -21,8 +21,14 @@ pub enum Claim<A> {
 }
 
 enum Entry<A> {
-    InFlight { fingerprint: u64, done: watch::Receiver<bool> },
-    Done { fingerprint: u64, answer: A },
+    InFlight {
+        fingerprint: u64,
+        done: watch::Receiver<bool>,
+    },
+    Done {
+        fingerprint: u64,
+        answer: A,
+    },
 }
 
 struct Inner<A> {
@@ -39,7 +45,10 @@ pub struct IdempotencyStore<A> {
 
 impl<A> Clone for IdempotencyStore<A> {
     fn clone(&self) -> Self {
-        IdempotencyStore { inner: self.inner.clone(), capacity: self.capacity }
+        IdempotencyStore {
+            inner: self.inner.clone(),
+            capacity: self.capacity,
+        }
     }
 }
 
@@ -56,7 +65,10 @@ impl<A: Clone> IdempotencyStore<A> {
     /// A record remembering at most `capacity` answers.
     pub fn new(capacity: usize) -> Self {
         IdempotencyStore {
-            inner: Arc::new(Mutex::new(Inner { entries: HashMap::new(), answered: VecDeque::new() })),
+            inner: Arc::new(Mutex::new(Inner {
+                entries: HashMap::new(),
+                answered: VecDeque::new(),
+            })),
             capacity: capacity.max(1),
         }
     }
@@ -68,8 +80,15 @@ impl<A: Clone> IdempotencyStore<A> {
             let mut waiting = {
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
                 match inner.entries.get(&key) {
-                    Some(Entry::Done { fingerprint: f, answer }) => {
-                        return if *f == fingerprint { Claim::Replay(answer.clone()) } else { Claim::Conflict };
+                    Some(Entry::Done {
+                        fingerprint: f,
+                        answer,
+                    }) => {
+                        return if *f == fingerprint {
+                            Claim::Replay(answer.clone())
+                        } else {
+                            Claim::Conflict
+                        };
                     }
                     Some(Entry::InFlight { fingerprint: f, .. }) if *f != fingerprint => {
                         return Claim::Conflict;
@@ -77,7 +96,13 @@ impl<A: Clone> IdempotencyStore<A> {
                     Some(Entry::InFlight { done, .. }) => done.clone(),
                     None => {
                         let (tx, rx) = watch::channel(false);
-                        inner.entries.insert(key.clone(), Entry::InFlight { fingerprint, done: rx });
+                        inner.entries.insert(
+                            key.clone(),
+                            Entry::InFlight {
+                                fingerprint,
+                                done: rx,
+                            },
+                        );
                         return Claim::New(ClaimGuard {
                             store: self.clone(),
                             key,
@@ -96,7 +121,13 @@ impl<A: Clone> IdempotencyStore<A> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match answer {
             Some(answer) => {
-                inner.entries.insert(key.to_string(), Entry::Done { fingerprint, answer });
+                inner.entries.insert(
+                    key.to_string(),
+                    Entry::Done {
+                        fingerprint,
+                        answer,
+                    },
+                );
                 inner.answered.push_back(key.to_string());
                 while inner.answered.len() > self.capacity {
                     if let Some(old) = inner.answered.pop_front() {
@@ -112,7 +143,11 @@ impl<A: Clone> IdempotencyStore<A> {
 
     /// Keys remembered now, answered or in flight.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).entries.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+            .len()
     }
 
     /// Whether nothing is remembered.
@@ -149,16 +184,23 @@ mod tests {
     #[tokio::test]
     async fn replays_the_first_answer_and_refuses_another_body() {
         let store = IdempotencyStore::new(10);
-        let Claim::New(guard) = store.claim("k".into(), 1).await else { panic!("first is new") };
+        let Claim::New(guard) = store.claim("k".into(), 1).await else {
+            panic!("first is new")
+        };
         guard.complete("answer");
-        assert!(matches!(store.claim("k".into(), 1).await, Claim::Replay("answer")));
+        assert!(matches!(
+            store.claim("k".into(), 1).await,
+            Claim::Replay("answer")
+        ));
         assert!(matches!(store.claim("k".into(), 2).await, Claim::Conflict));
     }
 
     #[tokio::test]
     async fn a_failed_first_attempt_frees_the_key() {
         let store = IdempotencyStore::<u8>::new(10);
-        let Claim::New(guard) = store.claim("k".into(), 1).await else { panic!() };
+        let Claim::New(guard) = store.claim("k".into(), 1).await else {
+            panic!()
+        };
         drop(guard);
         assert!(matches!(store.claim("k".into(), 1).await, Claim::New(_)));
     }
@@ -166,9 +208,14 @@ mod tests {
     #[tokio::test]
     async fn a_concurrent_duplicate_waits_for_the_first() {
         let store = IdempotencyStore::new(10);
-        let Claim::New(guard) = store.claim("k".into(), 1).await else { panic!() };
+        let Claim::New(guard) = store.claim("k".into(), 1).await else {
+            panic!()
+        };
         let other = store.clone();
-        let waiter = tokio::spawn(async move { matches!(other.claim("k".into(), 1).await, Claim::Replay(7)) });
+        let waiter =
+            tokio::spawn(
+                async move { matches!(other.claim("k".into(), 1).await, Claim::Replay(7)) },
+            );
         tokio::task::yield_now().await;
         guard.complete(7);
         assert!(waiter.await.unwrap());
@@ -178,7 +225,9 @@ mod tests {
     async fn oldest_answers_are_forgotten_past_capacity() {
         let store = IdempotencyStore::new(2);
         for key in ["a", "b", "c"] {
-            let Claim::New(guard) = store.claim(key.into(), 1).await else { panic!() };
+            let Claim::New(guard) = store.claim(key.into(), 1).await else {
+                panic!()
+            };
             guard.complete(());
         }
         assert_eq!(store.len(), 2);

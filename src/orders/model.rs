@@ -106,7 +106,10 @@ impl OrderRequest {
             Err(e) => crate::error::field_errors(&e),
         };
         if self.items.len() > rules.max_items {
-            errors.push(FieldError::new("items", format!("at most {} items", rules.max_items)));
+            errors.push(FieldError::new(
+                "items",
+                format!("at most {} items", rules.max_items),
+            ));
         }
         let currency = match Currency::parse(&self.currency) {
             Ok(c) if rules.currencies.is_empty() || rules.currencies.contains(&c) => Some(c),
@@ -131,9 +134,9 @@ impl OrderRequest {
                 Err(message) => errors.push(FieldError::new(field, message)),
             }
         }
-        let total = lines
-            .iter()
-            .try_fold(Decimal::ZERO, |sum, l| l.line_total().and_then(|t| sum.checked_add(t)));
+        let total = lines.iter().try_fold(Decimal::ZERO, |sum, l| {
+            l.line_total().and_then(|t| sum.checked_add(t))
+        });
         if total.is_none() {
             errors.push(FieldError::new("items", "order total is too large"));
         }
@@ -165,14 +168,19 @@ fn parse_price(text: &str, currency: Option<Currency>) -> Result<Decimal, String
     if !well_formed {
         return Err("must be a positive decimal string such as \"19.99\"".into());
     }
-    let price: Decimal = text.parse().map_err(|_| "not a representable decimal".to_string())?;
+    let price: Decimal = text
+        .parse()
+        .map_err(|_| "not a representable decimal".to_string())?;
     if price <= Decimal::ZERO {
         return Err("must be greater than 0".into());
     }
     if let Some(currency) = currency {
         let digits = currency.minor_digits();
         if price.scale() > digits {
-            return Err(format!("{} allows at most {digits} decimal places", currency.code()));
+            return Err(format!(
+                "{} allows at most {digits} decimal places",
+                currency.code()
+            ));
         }
     }
     Ok(price)
@@ -183,7 +191,10 @@ mod tests {
     use super::*;
 
     fn rules() -> OrderRules {
-        OrderRules { max_items: 3, currencies: vec![] }
+        OrderRules {
+            max_items: 3,
+            currencies: vec![],
+        }
     }
 
     fn request(json: serde_json::Value) -> OrderRequest {
@@ -264,6 +275,9 @@ mod tests {
         let id = Uuid::new_v4();
         let mut json = valid();
         json["order_id"] = id.to_string().into();
-        assert_eq!(request(json).parse(&rules(), Utc::now()).unwrap().order_id, id);
+        assert_eq!(
+            request(json).parse(&rules(), Utc::now()).unwrap().order_id,
+            id
+        );
     }
 }

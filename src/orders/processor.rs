@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 use rust_decimal::Decimal;
+use tracing::Instrument;
 
 use super::events::OrderEvent;
 use super::model::Order;
@@ -37,12 +38,14 @@ pub struct ProcessingRules {
 impl ProcessingRules {
     /// `Ok` to complete the order, or the reason it fails.
     pub fn check(&self, order: &Order) -> Result<(), String> {
-        let recomputed = order
-            .items
-            .iter()
-            .try_fold(Decimal::ZERO, |sum, line| line.line_total().and_then(|t| sum.checked_add(t)));
+        let recomputed = order.items.iter().try_fold(Decimal::ZERO, |sum, line| {
+            line.line_total().and_then(|t| sum.checked_add(t))
+        });
         if recomputed != Some(order.total) {
-            return Err(format!("total_mismatch: lines add up to {recomputed:?}, order says {}", order.total));
+            return Err(format!(
+                "total_mismatch: lines add up to {recomputed:?}, order says {}",
+                order.total
+            ));
         }
         if order.total > self.max_order_total {
             return Err(format!(
@@ -52,7 +55,12 @@ impl ProcessingRules {
                 self.max_order_total
             ));
         }
-        if let Some((i, line)) = order.items.iter().enumerate().find(|(_, l)| l.quantity > self.max_quantity_per_line) {
+        if let Some((i, line)) = order
+            .items
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.quantity > self.max_quantity_per_line)
+        {
             return Err(format!(
                 "quantity_over_limit: items[{i}] quantity {} exceeds {}",
                 line.quantity, self.max_quantity_per_line
@@ -95,22 +103,32 @@ impl Handler<OrderEvent> for OrderProcessor {
             offset = message.offset,
             request_id = message.header("request-id").unwrap_or_default(),
         );
-        let _entered = span.enter();
-        match &message.value {
-            OrderEvent::OrderPlaced { order } => self.process(order).await,
-            OrderEvent::CancelRequested { order_id, .. } => {
-                let Some(current) = self.store.get(order_id) else {
-                    tracing::warn!("cancel for an order this service never saw; ignored");
-                    return Ok(());
-                };
-                if current.status.is_final() {
-                    tracing::info!(status = current.status.as_str(), "cancel arrived after a final status; ignored");
-                    return Ok(());
+        async {
+            match &message.value {
+                OrderEvent::OrderPlaced { order } => self.process(order).await,
+                OrderEvent::CancelRequested { order_id, .. } => {
+                    let Some(current) = self.store.get(order_id) else {
+                        tracing::warn!("cancel for an order this service never saw; ignored");
+                        return Ok(());
+                    };
+                    if current.status.is_final() {
+                        tracing::info!(
+                            status = current.status.as_str(),
+                            "cancel arrived after a final status; ignored"
+                        );
+                        return Ok(());
+                    }
+                    let cancelled = current.advanced(
+                        OrderStatus::Cancelled,
+                        Some("cancelled by request".into()),
+                        Utc::now(),
+                    );
+                    self.emit(&[cancelled]).await
                 }
-                let cancelled = current.advanced(OrderStatus::Cancelled, Some("cancelled by request".into()), Utc::now());
-                self.emit(&[cancelled]).await
             }
         }
+        .instrument(span)
+        .await
     }
 }
 
@@ -119,14 +137,21 @@ impl OrderProcessor {
         let current = self.store.get(&order.order_id);
         if let Some(current) = &current {
             if current.status.is_final() {
-                tracing::info!(status = current.status.as_str(), "already final; redelivery skipped");
+                tracing::info!(
+                    status = current.status.as_str(),
+                    "already final; redelivery skipped"
+                );
                 self.metrics.orders_redelivered.inc();
                 return Ok(());
             }
         }
         let base = current.unwrap_or_else(|| OrderSnapshot::pending(order.clone()));
         if base.cancel_requested {
-            let cancelled = base.advanced(OrderStatus::Cancelled, Some("cancelled by request".into()), Utc::now());
+            let cancelled = base.advanced(
+                OrderStatus::Cancelled,
+                Some("cancelled by request".into()),
+                Utc::now(),
+            );
             return self.emit(&[cancelled]).await;
         }
         // A redelivery after a crash between the two writes is already PROCESSING.
@@ -148,7 +173,9 @@ impl OrderProcessor {
     /// Writes the snapshots (same key, so Kafka keeps their order), waits for every
     /// acknowledgement, then updates the view.
     async fn emit(&self, snapshots: &[OrderSnapshot]) -> Result<(), HandlerError> {
-        let Some(last) = snapshots.last() else { return Ok(()) };
+        let Some(last) = snapshots.last() else {
+            return Ok(());
+        };
         let key = last.order.order_id.to_string();
         let records = snapshots
             .iter()
@@ -156,7 +183,10 @@ impl OrderProcessor {
                 topic: &self.status_topic,
                 key: &key,
                 value: s,
-                headers: vec![("event-type", format!("status_{}", s.status.as_str().to_lowercase()))],
+                headers: vec![(
+                    "event-type",
+                    format!("status_{}", s.status.as_str().to_lowercase()),
+                )],
             })
             .collect();
         for result in self.status.send_batch(records).await {
@@ -170,10 +200,19 @@ impl OrderProcessor {
         }
         self.store.apply(last.clone());
         if last.status.is_final() {
-            let elapsed = (Utc::now() - last.order.accepted_at).to_std().unwrap_or_default();
-            self.metrics.orders_processed.with_label_values(&[last.status.as_str()]).inc();
+            let elapsed = (Utc::now() - last.order.accepted_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics
+                .orders_processed
+                .with_label_values(&[last.status.as_str()])
+                .inc();
             self.metrics.accept_to_final.observe(elapsed.as_secs_f64());
-            tracing::info!(status = last.status.as_str(), reason = last.reason.as_deref().unwrap_or(""), "order reached a final status");
+            tracing::info!(
+                status = last.status.as_str(),
+                reason = last.reason.as_deref().unwrap_or(""),
+                "order reached a final status"
+            );
         }
         Ok(())
     }
@@ -183,7 +222,10 @@ impl OrderProcessor {
         if self.synced_generation.load(Ordering::Acquire) == generation {
             return Ok(());
         }
-        self.projector.catch_up().await.map_err(HandlerError::Transient)?;
+        self.projector
+            .catch_up()
+            .await
+            .map_err(HandlerError::Transient)?;
         self.synced_generation.store(generation, Ordering::Release);
         Ok(())
     }
@@ -200,7 +242,15 @@ mod tests {
             "items": [{"product_id": "p", "quantity": quantity, "unit_price": price}]
         }))
         .unwrap();
-        request.parse(&OrderRules { max_items: 10, currencies: vec![] }, Utc::now()).unwrap()
+        request
+            .parse(
+                &OrderRules {
+                    max_items: 10,
+                    currencies: vec![],
+                },
+                Utc::now(),
+            )
+            .unwrap()
     }
 
     fn rules() -> ProcessingRules {
@@ -214,11 +264,29 @@ mod tests {
     #[test]
     fn each_rule_fails_with_its_reason() {
         assert_eq!(rules().check(&order("ok", 2, "5.00")), Ok(()));
-        assert!(rules().check(&order("ok", 1, "1000.01")).unwrap_err().starts_with("order_total_over_limit"));
-        assert!(rules().check(&order("ok", 11, "1.00")).unwrap_err().starts_with("quantity_over_limit"));
-        assert_eq!(rules().check(&order("bad", 1, "1.00")), Err("customer_blocked".into()));
+        assert!(
+            rules()
+                .check(&order("ok", 1, "1000.01"))
+                .unwrap_err()
+                .starts_with("order_total_over_limit")
+        );
+        assert!(
+            rules()
+                .check(&order("ok", 11, "1.00"))
+                .unwrap_err()
+                .starts_with("quantity_over_limit")
+        );
+        assert_eq!(
+            rules().check(&order("bad", 1, "1.00")),
+            Err("customer_blocked".into())
+        );
         let mut tampered = order("ok", 1, "1.00");
         tampered.total = Decimal::new(2, 0);
-        assert!(rules().check(&tampered).unwrap_err().starts_with("total_mismatch"));
+        assert!(
+            rules()
+                .check(&tampered)
+                .unwrap_err()
+                .starts_with("total_mismatch")
+        );
     }
 }

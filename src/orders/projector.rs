@@ -89,7 +89,9 @@ impl Projector {
         while !shutdown.is_cancelled() {
             match self.clone().read(&shutdown).await {
                 Ok(()) => return,
-                Err(error) => tracing::warn!(error = %format!("{error:#}"), "status projector restarting"),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "status projector restarting")
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -104,7 +106,10 @@ impl Projector {
         let consumer: StreamConsumer<ClientContext> = self
             .client
             .client_config(&[
-                ("group.id", format!("orderflow-view-{}", uuid::Uuid::new_v4())),
+                (
+                    "group.id",
+                    format!("orderflow-view-{}", uuid::Uuid::new_v4()),
+                ),
                 ("enable.auto.commit", "false".into()),
                 ("enable.auto.offset.store", "false".into()),
             ])
@@ -112,13 +117,17 @@ impl Projector {
             .context("creating the projector consumer")?;
         let mut assignment = TopicPartitionList::new();
         for (topic, partition) in targets.keys() {
-            let start = self.position(topic, *partition).map_or(Offset::Beginning, Offset::Offset);
+            let start = self
+                .position(topic, *partition)
+                .map_or(Offset::Beginning, Offset::Offset);
             assignment.add_partition_offset(topic, *partition, start)?;
         }
         consumer.assign(&assignment)?;
         let consumer = Arc::new(consumer);
         let result = self.consume(&consumer, &targets, shutdown).await;
-        tokio::task::spawn_blocking(move || drop(consumer)).await.ok();
+        tokio::task::spawn_blocking(move || drop(consumer))
+            .await
+            .ok();
         result
     }
 
@@ -189,12 +198,18 @@ impl Projector {
     }
 
     fn position(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.positions.lock().unwrap_or_else(|e| e.into_inner()).get(&(topic.to_string(), partition)).copied()
+        self.positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic.to_string(), partition))
+            .copied()
     }
 
     fn reached(&self, targets: &HashMap<(String, i32), i64>) -> bool {
         let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
-        targets.iter().all(|(tp, &end)| end <= 0 || positions.get(tp).is_some_and(|&p| p >= end))
+        targets
+            .iter()
+            .all(|(tp, &end)| end <= 0 || positions.get(tp).is_some_and(|&p| p >= end))
     }
 
     async fn end_offsets(&self) -> anyhow::Result<HashMap<(String, i32), i64>> {
@@ -206,7 +221,10 @@ impl Projector {
             anyhow::ensure!(!marks.is_empty(), "topic {topic} does not exist yet");
             for (partition, low, high) in marks {
                 // An empty partition (low == high) has nothing to wait for.
-                ends.insert((topic.clone(), partition), if high > low { high } else { 0 });
+                ends.insert(
+                    (topic.clone(), partition),
+                    if high > low { high } else { 0 },
+                );
             }
         }
         Ok(ends)

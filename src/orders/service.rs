@@ -97,14 +97,17 @@ impl OrderService {
             (Some(key), given) => {
                 // Same key, same order id on every instance, so Kafka-side processing also
                 // sees the repeat as the same order.
-                request.order_id =
-                    Some(given.unwrap_or_else(|| Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes())));
+                request.order_id = Some(
+                    given.unwrap_or_else(|| Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes())),
+                );
                 Some(format!("key:{key}"))
             }
             (None, Some(id)) => Some(format!("order:{id}")),
             (None, None) => None,
         };
-        let order = request.parse(&self.rules, Utc::now()).map_err(ApiError::Validation)?;
+        let order = request
+            .parse(&self.rules, Utc::now())
+            .map_err(ApiError::Validation)?;
         tracing::Span::current().record("order_id", tracing::field::display(order.order_id));
         let Some(key) = dedupe_key else {
             return self.produce(order, ctx).await.map(|a| (a, false));
@@ -128,7 +131,10 @@ impl OrderService {
         ctx: &RequestContext,
     ) -> Result<Vec<Result<(Accepted, bool), ApiError>>, ApiError> {
         if items.len() > self.max_bulk {
-            return Err(ApiError::BulkTooLarge { count: items.len(), max: self.max_bulk });
+            return Err(ApiError::BulkTooLarge {
+                count: items.len(),
+                max: self.max_bulk,
+            });
         }
         self.metrics.bulk_size.observe(items.len() as f64);
         let submissions = items.into_iter().map(|item| async move {
@@ -155,8 +161,14 @@ impl OrderService {
                 ("request-id", ctx.request_id.clone()),
             ],
         };
-        let delivery = self.producer.send(record).await.map_err(|e| self.produce_error(e))?;
-        let OrderEvent::OrderPlaced { order } = event else { unreachable!("built above") };
+        let delivery = self
+            .producer
+            .send(record)
+            .await
+            .map_err(|e| self.produce_error(e))?;
+        let OrderEvent::OrderPlaced { order } = event else {
+            unreachable!("built above")
+        };
         let answer = Accepted {
             order_id: order.order_id,
             status: "PENDING".into(),
@@ -172,8 +184,15 @@ impl OrderService {
 
     /// Requests the cancel of an order that is not final yet: a `CancelRequested` record on
     /// the order's key, so the processor sees it in order with the order itself.
-    pub async fn request_cancel(&self, order_id: Uuid, ctx: &RequestContext) -> Result<OrderStatus, ApiError> {
-        let current = self.store.get(&order_id).ok_or(ApiError::NotFound("order"))?;
+    pub async fn request_cancel(
+        &self,
+        order_id: Uuid,
+        ctx: &RequestContext,
+    ) -> Result<OrderStatus, ApiError> {
+        let current = self
+            .store
+            .get(&order_id)
+            .ok_or(ApiError::NotFound("order"))?;
         if current.status.is_final() {
             return Err(ApiError::Conflict {
                 code: "order_final",
@@ -181,7 +200,10 @@ impl OrderService {
             });
         }
         let key = order_id.to_string();
-        let event = OrderEvent::CancelRequested { order_id, requested_at: Utc::now() };
+        let event = OrderEvent::CancelRequested {
+            order_id,
+            requested_at: Utc::now(),
+        };
         let record = OutgoingRecord {
             topic: &self.orders_topic,
             key: &key,
@@ -192,7 +214,10 @@ impl OrderService {
                 ("request-id", ctx.request_id.clone()),
             ],
         };
-        self.producer.send(record).await.map_err(|e| self.produce_error(e))?;
+        self.producer
+            .send(record)
+            .await
+            .map_err(|e| self.produce_error(e))?;
         self.store.mark_cancel_requested(&order_id);
         self.metrics.cancels_requested.inc();
         Ok(current.status)
@@ -202,7 +227,9 @@ impl OrderService {
     pub fn produce_error(&self, error: ProduceError) -> ApiError {
         if error.is_retryable() {
             tracing::warn!(%error, "order not acknowledged by kafka");
-            ApiError::KafkaUnavailable { retry_after: self.retry_after }
+            ApiError::KafkaUnavailable {
+                retry_after: self.retry_after,
+            }
         } else if matches!(error, ProduceError::TooLarge) {
             ApiError::RecordTooLarge
         } else {
@@ -214,7 +241,11 @@ impl OrderService {
         match result {
             Ok((_, false)) => self.metrics.orders_accepted.inc(),
             Ok((_, true)) => self.metrics.orders_replayed.inc(),
-            Err(e) => self.metrics.orders_rejected.with_label_values(&[e.code_and_title().0]).inc(),
+            Err(e) => self
+                .metrics
+                .orders_rejected
+                .with_label_values(&[e.code_and_title().0])
+                .inc(),
         }
     }
 }

@@ -26,7 +26,10 @@ pub enum OrderStatus {
 impl OrderStatus {
     /// Whether no further change can happen.
     pub fn is_final(self) -> bool {
-        matches!(self, OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Cancelled)
+        matches!(
+            self,
+            OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Cancelled
+        )
     }
 
     /// Parses the upper-case name used in JSON and query strings.
@@ -83,7 +86,11 @@ impl OrderSnapshot {
             order,
             status: OrderStatus::Pending,
             reason: None,
-            history: vec![StatusChange { status: OrderStatus::Pending, at, reason: None }],
+            history: vec![StatusChange {
+                status: OrderStatus::Pending,
+                at,
+                reason: None,
+            }],
             cancel_requested: false,
         }
     }

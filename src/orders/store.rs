@@ -44,7 +44,10 @@ impl OrderStore {
     /// An empty view holding at most `capacity` orders.
     pub fn new(capacity: usize) -> Self {
         OrderStore {
-            inner: RwLock::new(Inner { orders: HashMap::new(), by_time: BTreeSet::new() }),
+            inner: RwLock::new(Inner {
+                orders: HashMap::new(),
+                by_time: BTreeSet::new(),
+            }),
             capacity: capacity.max(1),
             changes: watch::channel(0).0,
         }
@@ -103,7 +106,9 @@ impl OrderStore {
     /// Notes that a cancel was requested. Returns false when the order is unknown.
     pub fn mark_cancel_requested(&self, id: &Uuid) -> bool {
         let mut inner = self.write();
-        let Some(current) = inner.orders.get_mut(id) else { return false };
+        let Some(current) = inner.orders.get_mut(id) else {
+            return false;
+        };
         if !current.status.is_final() {
             current.cancel_requested = true;
         }
@@ -121,15 +126,26 @@ impl OrderStore {
         };
         let mut page = Vec::with_capacity(query.limit);
         let mut next = None;
-        for position in inner.by_time.range((std::ops::Bound::Unbounded, upper)).rev() {
-            let Some(snapshot) = inner.orders.get(&position.1) else { continue };
+        for position in inner
+            .by_time
+            .range((std::ops::Bound::Unbounded, upper))
+            .rev()
+        {
+            let Some(snapshot) = inner.orders.get(&position.1) else {
+                continue;
+            };
             let wanted = query.status.is_none_or(|s| s == snapshot.status)
-                && query.customer_id.as_deref().is_none_or(|c| c == snapshot.order.customer_id);
+                && query
+                    .customer_id
+                    .as_deref()
+                    .is_none_or(|c| c == snapshot.order.customer_id);
             if !wanted {
                 continue;
             }
             if page.len() == query.limit {
-                next = page.last().map(|s: &OrderSnapshot| (s.order.accepted_at, s.order.order_id));
+                next = page
+                    .last()
+                    .map(|s: &OrderSnapshot| (s.order.accepted_at, s.order.order_id));
                 break;
             }
             page.push(snapshot.clone());
@@ -139,7 +155,12 @@ impl OrderStore {
 
     /// Waits until the order has `status` (or any final status after it) or `timeout`
     /// passes, and returns the snapshot then.
-    pub async fn wait_for(&self, id: &Uuid, status: OrderStatus, timeout: Duration) -> Option<OrderSnapshot> {
+    pub async fn wait_for(
+        &self,
+        id: &Uuid,
+        status: OrderStatus,
+        timeout: Duration,
+    ) -> Option<OrderSnapshot> {
         let mut changes = self.changes.subscribe();
         let reached = |s: &OrderSnapshot| s.status == status || s.status.is_final();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -148,7 +169,10 @@ impl OrderStore {
             if snapshot.as_ref().is_none_or(reached) {
                 return snapshot;
             }
-            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
                 return snapshot;
             }
         }
@@ -190,8 +214,8 @@ impl OrderStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::orders::model::OrderRequest;
     use crate::orders::OrderRules;
+    use crate::orders::model::OrderRequest;
 
     fn order(seconds: i64) -> Order {
         let request: OrderRequest = serde_json::from_value(serde_json::json!({
@@ -200,7 +224,15 @@ mod tests {
         }))
         .unwrap();
         let at = DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap();
-        request.parse(&OrderRules { max_items: 10, currencies: vec![] }, at).unwrap()
+        request
+            .parse(
+                &OrderRules {
+                    max_items: 10,
+                    currencies: vec![],
+                },
+                at,
+            )
+            .unwrap()
     }
 
     #[test]
@@ -208,11 +240,16 @@ mod tests {
         let store = OrderStore::new(10);
         let o = order(0);
         let pending = OrderSnapshot::pending(o.clone());
-        let done = pending.advanced(OrderStatus::Processing, None, Utc::now()).advanced(OrderStatus::Completed, None, Utc::now());
+        let done = pending
+            .advanced(OrderStatus::Processing, None, Utc::now())
+            .advanced(OrderStatus::Completed, None, Utc::now());
         store.apply(done.clone());
         store.insert_pending(o.clone());
         store.apply(pending);
-        assert_eq!(store.get(&o.order_id).unwrap().status, OrderStatus::Completed);
+        assert_eq!(
+            store.get(&o.order_id).unwrap().status,
+            OrderStatus::Completed
+        );
     }
 
     #[test]
@@ -222,14 +259,29 @@ mod tests {
         for o in &orders {
             store.insert_pending(o.clone());
         }
-        let done = OrderSnapshot::pending(orders[1].clone()).advanced(OrderStatus::Completed, None, Utc::now());
+        let done = OrderSnapshot::pending(orders[1].clone()).advanced(
+            OrderStatus::Completed,
+            None,
+            Utc::now(),
+        );
         store.apply(done);
-        let (page, next) = store.list(&ListQuery { limit: 2, ..Default::default() });
+        let (page, next) = store.list(&ListQuery {
+            limit: 2,
+            ..Default::default()
+        });
         let ids: Vec<_> = page.iter().map(|s| s.order.order_id).collect();
         assert_eq!(ids, [orders[4].order_id, orders[3].order_id]);
-        let (page, _) = store.list(&ListQuery { limit: 10, cursor: next, ..Default::default() });
+        let (page, _) = store.list(&ListQuery {
+            limit: 10,
+            cursor: next,
+            ..Default::default()
+        });
         assert_eq!(page.len(), 3);
-        let (page, next) = store.list(&ListQuery { limit: 10, status: Some(OrderStatus::Completed), ..Default::default() });
+        let (page, next) = store.list(&ListQuery {
+            limit: 10,
+            status: Some(OrderStatus::Completed),
+            ..Default::default()
+        });
         assert_eq!((page.len(), next), (1, None));
     }
 
@@ -238,11 +290,21 @@ mod tests {
         let store = OrderStore::new(3);
         let orders: Vec<Order> = (0..4).map(order).collect();
         store.insert_pending(orders[0].clone());
-        store.apply(OrderSnapshot::pending(orders[1].clone()).advanced(OrderStatus::Failed, Some("x".into()), Utc::now()));
+        store.apply(OrderSnapshot::pending(orders[1].clone()).advanced(
+            OrderStatus::Failed,
+            Some("x".into()),
+            Utc::now(),
+        ));
         store.insert_pending(orders[2].clone());
         store.insert_pending(orders[3].clone());
         assert_eq!(store.len(), 3);
-        assert!(store.get(&orders[1].order_id).is_none(), "the final order goes first");
-        assert!(store.get(&orders[0].order_id).is_some(), "a live order stays");
+        assert!(
+            store.get(&orders[1].order_id).is_none(),
+            "the final order goes first"
+        );
+        assert!(
+            store.get(&orders[0].order_id).is_some(),
+            "a live order stays"
+        );
     }
 }

@@ -51,7 +51,9 @@ impl Proxy {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
                 connections.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
@@ -71,7 +73,9 @@ pub fn tansu_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("TANSU_BIN") {
         return path.into();
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let cached = home.join(".cargo/orderflow-tools/tansu-0.6.0/bin/tansu");
     assert!(
         cached.exists(),
@@ -82,7 +86,11 @@ pub fn tansu_bin() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl TestBroker {
@@ -100,7 +108,10 @@ impl TestBroker {
 
     /// A broker that clients reach only through a proxy the test can cut and restore.
     pub async fn start_behind_proxy(engine: Engine) -> TestBroker {
-        let mut proxy = Proxy { port: free_port(), task: None };
+        let mut proxy = Proxy {
+            port: free_port(),
+            task: None,
+        };
         let port = free_port();
         proxy.open(port).await;
         let mut broker = TestBroker {
@@ -122,7 +133,11 @@ impl TestBroker {
     /// Makes the broker reachable again.
     pub async fn restore_network(&mut self) {
         let port = self.port;
-        self.proxy.as_mut().expect("started behind a proxy").open(port).await;
+        self.proxy
+            .as_mut()
+            .expect("started behind a proxy")
+            .open(port)
+            .await;
     }
 
     fn advertised_port(&self) -> u16 {
@@ -146,10 +161,24 @@ impl TestBroker {
     pub async fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let advertised = format!("tcp://127.0.0.1:{}", self.advertised_port());
-        let log = std::fs::File::create(self.storage.path().join("broker.log")).unwrap();
+        // Broker logs outlive the test's temporary storage, for post-mortems.
+        let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tansu-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log_path = logs.join(format!("{}.log", self.port));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .unwrap();
         let mut command = Command::new(tansu_bin());
         command
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &advertised,
+            ])
             .args(["--storage-engine", &self.storage_url()])
             .env("RUST_LOG", "warn")
             .current_dir(self.storage.path())
@@ -160,7 +189,11 @@ impl TestBroker {
         self.child = Some(command.spawn().expect("start tansu"));
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start on port {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not start on port {}",
+                self.port
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -234,10 +267,18 @@ impl TestApp {
             orderflow::telemetry::init(&settings.telemetry);
         }
         let shutdown = CancellationToken::new();
-        let app = Application::build(settings.clone(), shutdown.clone()).await.expect("app builds");
+        let app = Application::build(settings.clone(), shutdown.clone())
+            .await
+            .expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = Some(tokio::spawn(app.run()));
-        let test_app = TestApp { address, client: reqwest::Client::new(), settings, shutdown, handle };
+        let test_app = TestApp {
+            address,
+            client: reqwest::Client::new(),
+            settings,
+            shutdown,
+            handle,
+        };
         test_app.wait_ready().await;
         test_app
     }
@@ -259,13 +300,26 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self.client.get(self.url(path)).send().await.expect("request sent");
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// Posts an order and returns its id, asserting 202.
@@ -283,9 +337,20 @@ impl TestApp {
 
     /// The value of one sample line of /metrics, e.g. `orderflow_orders_accepted_total`.
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
-            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|line| {
+                line.strip_prefix(sample)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
@@ -327,7 +392,10 @@ pub struct Record {
 
 impl Record {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -343,10 +411,14 @@ pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<Re
             .set("enable.auto.commit", "false")
             .create()
             .unwrap();
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5)).unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(5))
+            .unwrap();
         let mut assignment = TopicPartitionList::new();
         for p in metadata.topics()[0].partitions() {
-            assignment.add_partition_offset(&topic, p.id(), Offset::Beginning).unwrap();
+            assignment
+                .add_partition_offset(&topic, p.id(), Offset::Beginning)
+                .unwrap();
         }
         consumer.assign(&assignment).unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -365,7 +437,8 @@ pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<Re
                         .map(|h| {
                             h.iter()
                                 .map(|h| {
-                                    let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                                    let value =
+                                        h.value.map(|v| String::from_utf8_lossy(v).into_owned());
                                     (h.key.to_string(), value.unwrap_or_default())
                                 })
                                 .collect()
@@ -373,7 +446,10 @@ pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<Re
                         .unwrap_or_default();
                     let value = m
                         .payload()
-                        .map(|p| serde_json::from_slice(p).unwrap_or_else(|_| String::from_utf8_lossy(p).into()))
+                        .map(|p| {
+                            serde_json::from_slice(p)
+                                .unwrap_or_else(|_| String::from_utf8_lossy(p).into())
+                        })
                         .unwrap_or(serde_json::Value::Null);
                     records.push(Record {
                         partition: m.partition(),
@@ -393,7 +469,12 @@ pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<Re
     .unwrap()
 }
 
-pub async fn wait_status(client: &reqwest::Client, base: &str, id: &str, status: &str) -> serde_json::Value {
+pub async fn wait_status(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    status: &str,
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let url = format!("{base}/api/orders/{id}?wait_for={status}&timeout=2s");
@@ -405,7 +486,10 @@ pub async fn wait_status(client: &reqwest::Client, base: &str, id: &str, status:
         if code == 200 && (current == status || is_final) {
             return body;
         }
-        assert!(Instant::now() < deadline, "order {id} never reached {status}: {code} {body}");
+        assert!(
+            Instant::now() < deadline,
+            "order {id} never reached {status}: {code} {body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -413,12 +497,19 @@ pub async fn wait_status(client: &reqwest::Client, base: &str, id: &str, status:
 /// Writes raw records to a topic with a plain rdkafka producer.
 pub async fn produce_raw(bootstrap: &str, topic: &str, records: &[(Option<&str>, &[u8])]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
     for (key, payload) in records {
         let mut record = FutureRecord::<str, [u8]>::to(topic).payload(*payload);
         if let Some(key) = key {
             record = record.key(*key);
         }
-        producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
     }
 }

@@ -8,7 +8,10 @@ use crate::helpers::*;
 
 async fn problem(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(content_type, "application/problem+json", "status {status}");
     (status, response.json().await.unwrap())
 }
@@ -54,9 +57,23 @@ async fn a_valid_order_is_acknowledged_and_lands_on_the_topic() {
     assert_eq!(order["items"][1]["unit_price"], "0.10");
     assert_eq!(order["currency"], "EUR");
 
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("orderflow_orders_accepted_total 1"), "{metrics}");
-    assert!(metrics.contains(r#"route="/api/orders",status="202""#), "{metrics}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("orderflow_orders_accepted_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="/api/orders",status="202""#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -76,12 +93,24 @@ async fn bad_input_gets_a_problem_and_writes_nothing() {
         .await
         .unwrap();
     let (status, body) = problem(malformed).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("malformed_json")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
     assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()));
 
-    let wrong_type = app.client.post(&url).header("content-type", "text/plain").body("{}").send().await;
+    let wrong_type = app
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await;
     let (status, body) = problem(wrong_type.unwrap()).await;
-    assert_eq!((status, body["code"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
 
     let mut unknown_field = valid_order();
     unknown_field["coupon"] = json!("FREE");
@@ -100,14 +129,28 @@ async fn bad_input_gets_a_problem_and_writes_nothing() {
         "items": [{"product_id": "a", "quantity": 0, "unit_price": "1.5"}]
     });
     let (status, body) = problem(app.post_json("/api/orders", &invalid).await).await;
-    assert_eq!((status, body["code"].as_str()), (422, Some("validation_failed")));
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    assert_eq!(fields, ["customer_id", "items[0].quantity", "items[0].unit_price"]);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["customer_id", "items[0].quantity", "items[0].unit_price"]
+    );
 
     let mut too_large = valid_order();
     too_large["metadata"]["note"] = json!("x".repeat(4000));
     let (status, body) = problem(app.post_json("/api/orders", &too_large).await).await;
-    assert_eq!((status, body["code"].as_str()), (413, Some("payload_too_large")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
 
     // Nothing above was written: after one good order, the topic holds exactly that one.
     let good = app.post_json("/api/orders", &valid_order()).await;
@@ -135,19 +178,29 @@ async fn duplicates_by_order_id_or_idempotency_key_write_one_record() {
     assert_eq!(again.json::<Value>().await.unwrap(), first);
 
     let keyed = |body: &Value| {
-        app.client.post(app.url("/api/orders")).header("idempotency-key", "client-key-7").json(body).send()
+        app.client
+            .post(app.url("/api/orders"))
+            .header("idempotency-key", "client-key-7")
+            .json(body)
+            .send()
     };
     // Concurrent repeats with the same key: one record, one answer.
     let (a, b) = tokio::join!(keyed(&valid_order()), keyed(&valid_order()));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!((a.status(), b.status()), (reqwest::StatusCode::ACCEPTED, reqwest::StatusCode::ACCEPTED));
+    assert_eq!(
+        (a.status(), b.status()),
+        (reqwest::StatusCode::ACCEPTED, reqwest::StatusCode::ACCEPTED)
+    );
     let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
     assert_eq!(a, b);
 
     let mut other_body = valid_order();
     other_body["customer_id"] = json!("someone-else");
     let (status, body) = problem(keyed(&other_body).await.unwrap()).await;
-    assert_eq!((status, body["code"].as_str()), (422, Some("idempotency_conflict")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("idempotency_conflict"))
+    );
 
     let records = read_topic(&broker.bootstrap(), &app.settings.topics.orders.name, 2).await;
     let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
@@ -172,11 +225,24 @@ async fn bulk_answers_each_order_and_writes_only_the_valid_ones() {
     let response = app.post_json("/api/orders/bulk", &body).await;
     assert_eq!(response.status(), 207);
     let answer: Value = response.json().await.unwrap();
-    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(2), Some(2))
+    );
     let results = answer["results"].as_array().unwrap();
-    let outcomes: Vec<(u64, &str)> =
-        results.iter().map(|r| (r["index"].as_u64().unwrap(), r["outcome"].as_str().unwrap())).collect();
-    assert_eq!(outcomes, [(0, "accepted"), (1, "rejected"), (2, "accepted"), (3, "rejected")]);
+    let outcomes: Vec<(u64, &str)> = results
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (0, "accepted"),
+            (1, "rejected"),
+            (2, "accepted"),
+            (3, "rejected")
+        ]
+    );
     assert_eq!(results[1]["problem"]["code"], "validation_failed");
     assert_eq!(results[1]["problem"]["errors"][0]["field"], "currency");
     assert_eq!(results[3]["problem"]["code"], "invalid_body");
@@ -184,8 +250,10 @@ async fn bulk_answers_each_order_and_writes_only_the_valid_ones() {
     let records = read_topic(&broker.bootstrap(), &app.settings.topics.orders.name, 2).await;
     let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
     keys.sort();
-    let mut accepted: Vec<String> =
-        [0, 2].iter().map(|&i| results[i]["order_id"].as_str().unwrap().to_string()).collect();
+    let mut accepted: Vec<String> = [0, 2]
+        .iter()
+        .map(|&i| results[i]["order_id"].as_str().unwrap().to_string())
+        .collect();
     accepted.sort();
     assert_eq!(keys, accepted);
 
@@ -194,11 +262,17 @@ async fn bulk_answers_each_order_and_writes_only_the_valid_ones() {
     assert_eq!(response.status(), 422);
 
     let all_valid = json!({ "orders": [valid_order(), valid_order()] });
-    assert_eq!(app.post_json("/api/orders/bulk", &all_valid).await.status(), 202);
+    assert_eq!(
+        app.post_json("/api/orders/bulk", &all_valid).await.status(),
+        202
+    );
 
     let too_many = json!({ "orders": vec![valid_order(); 6] });
     let (status, body) = problem(app.post_json("/api/orders/bulk", &too_many).await).await;
-    assert_eq!((status, body["code"].as_str()), (413, Some("bulk_too_large")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("bulk_too_large"))
+    );
 
     // 2 + 2 accepted; the 422 and 413 requests added nothing.
     let records = read_topic(&broker.bootstrap(), &app.settings.topics.orders.name, 4).await;
@@ -215,18 +289,35 @@ async fn broker_unreachable_gives_503_with_retry_after_in_time_and_recovers() {
     settings.http.request_timeout_ms = 3000;
     settings.producer.delivery_timeout_ms = 2000;
     let app = TestApp::spawn(settings).await;
-    assert_eq!(app.post_json("/api/orders", &valid_order()).await.status(), 202);
+    assert_eq!(
+        app.post_json("/api/orders", &valid_order()).await.status(),
+        202
+    );
 
     broker.cut_network();
     let started = Instant::now();
     let response = app.post_json("/api/orders", &valid_order()).await;
     let waited = started.elapsed();
-    let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
     let (status, body) = problem(response).await;
-    assert_eq!((status, body["code"].as_str()), (503, Some("kafka_unavailable")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("kafka_unavailable"))
+    );
     assert_eq!(retry_after.as_deref(), Some("1"));
-    assert!(waited <= Duration::from_millis(3000), "answered after {waited:?}");
-    let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    assert!(
+        waited <= Duration::from_millis(3000),
+        "answered after {waited:?}"
+    );
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
 
     broker.restore_network().await;
@@ -238,7 +329,10 @@ async fn broker_unreachable_gives_503_with_retry_after_in_time_and_recovers() {
         }
         let status = response.status();
         assert_eq!(status, 503, "{}", response.text().await.unwrap());
-        assert!(Instant::now() < deadline, "not accepting again after the broker came back");
+        assert!(
+            Instant::now() < deadline,
+            "not accepting again after the broker came back"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -247,7 +341,12 @@ async fn broker_unreachable_gives_503_with_retry_after_in_time_and_recovers() {
 async fn unknown_routes_and_liveness() {
     let broker = TestBroker::start(Engine::Memory).await;
     let app = TestApp::spawn(test_settings(&broker)).await;
-    let live = app.client.get(app.url("/health/live")).send().await.unwrap();
+    let live = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(live.status(), 200);
     let (status, body) = problem(app.client.get(app.url("/nope")).send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));

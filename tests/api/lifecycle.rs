@@ -6,21 +6,46 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 
 /// Starts the real binary against `broker` with `settings`' topic names.
-pub fn spawn_service(broker: &TestBroker, settings: &orderflow::config::Settings, port: u16) -> std::process::Child {
+pub fn spawn_service(
+    broker: &TestBroker,
+    settings: &orderflow::config::Settings,
+    port: u16,
+) -> std::process::Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
     command
-        .env("ORDERFLOW_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env(
+            "ORDERFLOW_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
         .env("ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
         .env("ORDERFLOW__HTTP__PORT", port.to_string())
-        .env("ORDERFLOW__TOPICS__ORDERS__NAME", &settings.topics.orders.name)
-        .env("ORDERFLOW__TOPICS__STATUS__NAME", &settings.topics.status.name)
+        .env(
+            "ORDERFLOW__TOPICS__ORDERS__NAME",
+            &settings.topics.orders.name,
+        )
+        .env(
+            "ORDERFLOW__TOPICS__STATUS__NAME",
+            &settings.topics.status.name,
+        )
         .env("ORDERFLOW__TOPICS__DLQ__NAME", &settings.topics.dlq.name)
         .env("ORDERFLOW__TOPICS__ORDERS__PARTITIONS", "3")
         .env("ORDERFLOW__TOPICS__STATUS__PARTITIONS", "3")
-        .env("ORDERFLOW__SHUTDOWN__GRACE_PERIOD_MS", settings.shutdown.grace_period_ms.to_string())
-        .env("ORDERFLOW__PROCESSING__GROUP_ID", &settings.processing.group_id)
-        .env("ORDERFLOW__PROCESSING__SESSION_TIMEOUT_MS", settings.processing.session_timeout_ms.to_string())
-        .env("ORDERFLOW__PROCESSING__COMMIT_INTERVAL_MS", settings.processing.commit_interval_ms.to_string())
+        .env(
+            "ORDERFLOW__SHUTDOWN__GRACE_PERIOD_MS",
+            settings.shutdown.grace_period_ms.to_string(),
+        )
+        .env(
+            "ORDERFLOW__PROCESSING__GROUP_ID",
+            &settings.processing.group_id,
+        )
+        .env(
+            "ORDERFLOW__PROCESSING__SESSION_TIMEOUT_MS",
+            settings.processing.session_timeout_ms.to_string(),
+        )
+        .env(
+            "ORDERFLOW__PROCESSING__COMMIT_INTERVAL_MS",
+            settings.processing.commit_interval_ms.to_string(),
+        )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -37,7 +62,10 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "service at {base} never became ready");
+        assert!(
+            Instant::now() < deadline,
+            "service at {base} never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -59,7 +87,11 @@ async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
                 let mut accepted = Vec::new();
                 let deadline = Instant::now() + Duration::from_secs(20);
                 while Instant::now() < deadline {
-                    let Ok(response) = client.post(format!("{base}/api/orders")).json(&valid_order()).send().await
+                    let Ok(response) = client
+                        .post(format!("{base}/api/orders"))
+                        .json(&valid_order())
+                        .send()
+                        .await
                     else {
                         break; // connection refused: the service has stopped listening
                     };
@@ -76,7 +108,9 @@ async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let stopped_at = Instant::now();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
     assert!(status.success(), "exit status {status:?}");
     assert!(stopped_at.elapsed() < Duration::from_millis(settings.shutdown.grace_period_ms + 2000));
 
@@ -84,11 +118,28 @@ async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
     for sender in senders {
         accepted.extend(sender.await.unwrap());
     }
-    assert!(accepted.len() > 10, "only {} orders accepted before SIGTERM", accepted.len());
-    let records = read_topic(&broker.bootstrap(), &settings.topics.orders.name, accepted.len()).await;
-    let on_topic: std::collections::HashSet<_> = records.iter().filter_map(|r| r.key.clone()).collect();
-    let missing: Vec<_> = accepted.iter().filter(|id| !on_topic.contains(*id)).collect();
-    assert!(missing.is_empty(), "{} acknowledged orders missing from the topic", missing.len());
+    assert!(
+        accepted.len() > 10,
+        "only {} orders accepted before SIGTERM",
+        accepted.len()
+    );
+    let records = read_topic(
+        &broker.bootstrap(),
+        &settings.topics.orders.name,
+        accepted.len(),
+    )
+    .await;
+    let on_topic: std::collections::HashSet<_> =
+        records.iter().filter_map(|r| r.key.clone()).collect();
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|id| !on_topic.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged orders missing from the topic",
+        missing.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +161,11 @@ async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcom
                 let mut accepted = Vec::new();
                 let deadline = Instant::now() + Duration::from_secs(20);
                 while Instant::now() < deadline {
-                    let Ok(response) = client.post(format!("{base}/api/orders")).json(&valid_order()).send().await
+                    let Ok(response) = client
+                        .post(format!("{base}/api/orders"))
+                        .json(&valid_order())
+                        .send()
+                        .await
                     else {
                         break;
                     };
@@ -130,7 +185,11 @@ async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcom
     for sender in senders {
         accepted.extend(sender.await.unwrap());
     }
-    assert!(accepted.len() > 10, "only {} orders accepted before the kill", accepted.len());
+    assert!(
+        accepted.len() > 10,
+        "only {} orders accepted before the kill",
+        accepted.len()
+    );
 
     let mut child = spawn_service(&broker, &settings, port);
     wait_ready(&client, &base).await;
@@ -138,7 +197,12 @@ async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcom
         let view = wait_status(&client, &base, id, "COMPLETED").await;
         assert_eq!(view["status"], "COMPLETED", "{view}");
     }
-    let records = read_topic(&broker.bootstrap(), &settings.topics.status.name, accepted.len()).await;
+    let records = read_topic(
+        &broker.bootstrap(),
+        &settings.topics.status.name,
+        accepted.len(),
+    )
+    .await;
     let mut finals: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for record in &records {
         if record.value["status"] == "COMPLETED" {
@@ -146,7 +210,12 @@ async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcom
         }
     }
     for id in &accepted {
-        assert_eq!(finals.get(id.as_str()), Some(&1), "order {id} has {:?} final records", finals.get(id.as_str()));
+        assert_eq!(
+            finals.get(id.as_str()),
+            Some(&1),
+            "order {id} has {:?} final records",
+            finals.get(id.as_str())
+        );
     }
     child.kill().unwrap();
 }

@@ -6,13 +6,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use orderflow::kafka::{BaseConsumer, BaseProducer, ConsumerOptions, Handler, HandlerError, Received};
+use orderflow::kafka::{
+    BaseConsumer, BaseProducer, ConsumerOptions, Handler, HandlerError, Received,
+};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 fn statuses(view: &Value) -> Vec<&str> {
-    view["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect()
+    view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -41,7 +48,10 @@ async fn an_order_completes_and_each_rule_fails_its_order() {
         let id = app.place(&order).await;
         let view = app.wait_status(&id, "FAILED").await;
         assert_eq!(view["status"], "FAILED", "{reason}");
-        assert!(view["reason"].as_str().unwrap().starts_with(reason), "{view}");
+        assert!(
+            view["reason"].as_str().unwrap().starts_with(reason),
+            "{view}"
+        );
         assert_eq!(statuses(&view), ["PENDING", "PROCESSING", "FAILED"]);
     }
 
@@ -49,17 +59,35 @@ async fn an_order_completes_and_each_rule_fails_its_order() {
     assert_eq!(status, 200);
     assert_eq!(page["orders"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, rest) = app.get_json(&format!("/api/orders?status=FAILED&limit=2&cursor={cursor}")).await;
+    let (_, rest) = app
+        .get_json(&format!(
+            "/api/orders?status=FAILED&limit=2&cursor={cursor}"
+        ))
+        .await;
     assert_eq!(rest["orders"].as_array().unwrap().len(), 1);
     assert!(rest.get("next_cursor").is_none());
     let (status, _) = app.get_json("/api/orders?status=DONE").await;
     assert_eq!(status, 400);
-    let (status, body) = app.get_json(&format!("/api/orders/{}", uuid::Uuid::new_v4())).await;
+    let (status, body) = app
+        .get_json(&format!("/api/orders/{}", uuid::Uuid::new_v4()))
+        .await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 
-    assert_eq!(app.metric(r#"orderflow_orders_processed_total{status="FAILED"}"#).await, 3.0);
-    assert_eq!(app.metric(r#"orderflow_orders_processed_total{status="COMPLETED"}"#).await, 1.0);
-    assert_eq!(app.metric("orderflow_order_accept_to_final_seconds_count").await, 4.0);
+    assert_eq!(
+        app.metric(r#"orderflow_orders_processed_total{status="FAILED"}"#)
+            .await,
+        3.0
+    );
+    assert_eq!(
+        app.metric(r#"orderflow_orders_processed_total{status="COMPLETED"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        app.metric("orderflow_order_accept_to_final_seconds_count")
+            .await,
+        4.0
+    );
 }
 
 #[tokio::test]
@@ -68,10 +96,18 @@ async fn poison_records_are_dead_lettered_and_processing_goes_on() {
     let app = TestApp::spawn(test_settings(&broker)).await;
     let orders = &app.settings.topics.orders.name;
     let not_an_order = br#"{"type":"order_placed","order":{"order_id":"nope"}}"#;
-    produce_raw(&broker.bootstrap(), orders, &[(Some("k1"), b"not json at all"), (Some("k2"), not_an_order)]).await;
+    produce_raw(
+        &broker.bootstrap(),
+        orders,
+        &[(Some("k1"), b"not json at all"), (Some("k2"), not_an_order)],
+    )
+    .await;
 
     let id = app.place(&valid_order()).await;
-    assert_eq!(app.wait_status(&id, "COMPLETED").await["status"], "COMPLETED");
+    assert_eq!(
+        app.wait_status(&id, "COMPLETED").await["status"],
+        "COMPLETED"
+    );
 
     let dead = read_topic(&broker.bootstrap(), &app.settings.topics.dlq.name, 2).await;
     assert_eq!(dead.len(), 2);
@@ -79,8 +115,20 @@ async fn poison_records_are_dead_lettered_and_processing_goes_on() {
     let first = by_key["k1"];
     assert_eq!(first.value, json!("not json at all"));
     assert_eq!(first.header("dlq-source-topic"), Some(orders.as_str()));
-    assert!(first.header("dlq-source-partition").unwrap().parse::<i32>().is_ok());
-    assert!(first.header("dlq-source-offset").unwrap().parse::<i64>().is_ok());
+    assert!(
+        first
+            .header("dlq-source-partition")
+            .unwrap()
+            .parse::<i32>()
+            .is_ok()
+    );
+    assert!(
+        first
+            .header("dlq-source-offset")
+            .unwrap()
+            .parse::<i64>()
+            .is_ok()
+    );
     assert_eq!(first.header("dlq-reason"), Some("undecodable"));
     assert_eq!(first.header("dlq-attempts"), Some("0"));
     assert!(first.header("dlq-error").unwrap().contains("cannot decode"));
@@ -102,7 +150,9 @@ impl Handler<Value> for Flaky {
             Some(1) => {
                 let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
                 if call <= self.fail_times {
-                    return Err(HandlerError::Transient(anyhow::anyhow!("try again ({call})")));
+                    return Err(HandlerError::Transient(anyhow::anyhow!(
+                        "try again ({call})"
+                    )));
                 }
                 self.succeeded.fetch_add(1, Ordering::SeqCst);
                 Ok(())
@@ -120,9 +170,21 @@ async fn base_consumer_retries_transient_failures_then_dead_letters() {
     let app = TestApp::spawn(settings.clone()).await;
     let topic = app.settings.topics.dlq.name.replace(".dlq", ".flaky");
     let client = orderflow::app::client_settings(&settings);
-    let specs = [orderflow::kafka::topics::TopicSpec { name: topic.clone(), partitions: 1, replication: 1, configs: vec![] }];
-    orderflow::kafka::topics::ensure_topics(&client, &specs, Duration::from_secs(5)).await.unwrap();
-    produce_raw(&broker.bootstrap(), &topic, &[(Some("a"), br#"{"n":1}"#), (Some("b"), br#"{"n":2}"#)]).await;
+    let specs = [orderflow::kafka::topics::TopicSpec {
+        name: topic.clone(),
+        partitions: 1,
+        replication: 1,
+        configs: vec![],
+    }];
+    orderflow::kafka::topics::ensure_topics(&client, &specs, Duration::from_secs(5))
+        .await
+        .unwrap();
+    produce_raw(
+        &broker.bootstrap(),
+        &topic,
+        &[(Some("a"), br#"{"n":1}"#), (Some("b"), br#"{"n":2}"#)],
+    )
+    .await;
 
     let producer: BaseProducer<Value> = BaseProducer::new(
         &client,
@@ -138,23 +200,39 @@ async fn base_consumer_retries_transient_failures_then_dead_letters() {
     options.topics = vec![topic.clone()];
     options.group_id = format!("{}-flaky", settings.processing.group_id);
     options.max_attempts = 3;
-    let options = ConsumerOptions { retry_backoff: Duration::from_millis(10), ..options };
+    let options = ConsumerOptions {
+        retry_backoff: Duration::from_millis(10),
+        ..options
+    };
     let consumer: BaseConsumer<Value> =
         BaseConsumer::new(&client, options, producer, None, Default::default()).unwrap();
-    let handler = Arc::new(Flaky { calls: AtomicU32::new(0), fail_times: 2, succeeded: AtomicU32::new(0) });
+    let handler = Arc::new(Flaky {
+        calls: AtomicU32::new(0),
+        fail_times: 2,
+        succeeded: AtomicU32::new(0),
+    });
     let stop = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(consumer.run(handler.clone(), stop.clone()));
 
     let dead = read_topic(&broker.bootstrap(), &settings.topics.dlq.name, 1).await;
     stop.cancel();
     run.await.unwrap().unwrap();
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 3, "two failures, then success");
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        3,
+        "two failures, then success"
+    );
     assert_eq!(handler.succeeded.load(Ordering::SeqCst), 1);
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].key.as_deref(), Some("b"));
     assert_eq!(dead[0].header("dlq-reason"), Some("exhausted"));
     assert_eq!(dead[0].header("dlq-attempts"), Some("3"));
-    assert!(dead[0].header("dlq-error").unwrap().contains("always broken"));
+    assert!(
+        dead[0]
+            .header("dlq-error")
+            .unwrap()
+            .contains("always broken")
+    );
 }
 
 #[tokio::test]
@@ -172,7 +250,12 @@ async fn the_same_order_record_twice_gives_one_outcome() {
     });
     let bytes = serde_json::to_vec(&record).unwrap();
     let topic = &app.settings.topics.orders.name;
-    produce_raw(&broker.bootstrap(), topic, &[(Some(&id), &bytes), (Some(&id), &bytes)]).await;
+    produce_raw(
+        &broker.bootstrap(),
+        topic,
+        &[(Some(&id), &bytes), (Some(&id), &bytes)],
+    )
+    .await;
 
     let view = app.wait_status(&id, "COMPLETED").await;
     assert_eq!(statuses(&view), ["PENDING", "PROCESSING", "COMPLETED"]);
@@ -183,7 +266,11 @@ async fn the_same_order_record_twice_gives_one_outcome() {
         .map(|r| r.value["status"].as_str().unwrap())
         .collect();
     assert_eq!(mine, ["PROCESSING", "COMPLETED"]);
-    assert_eq!(app.metric("orderflow_orders_redelivered_skipped_total").await, 1.0);
+    assert_eq!(
+        app.metric("orderflow_orders_redelivered_skipped_total")
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -194,10 +281,18 @@ async fn cancel_before_processing_after_completion_and_unknown() {
     let intake = TestApp::spawn(intake_only.clone()).await;
 
     let id = intake.place(&valid_order()).await;
-    let response = intake.client.post(intake.url(&format!("/api/orders/{id}/cancel"))).send().await.unwrap();
+    let response = intake
+        .client
+        .post(intake.url(&format!("/api/orders/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
-    assert_eq!((body["status"].as_str(), body["cancel_requested"].as_bool()), (Some("PENDING"), Some(true)));
+    assert_eq!(
+        (body["status"].as_str(), body["cancel_requested"].as_bool()),
+        (Some("PENDING"), Some(true))
+    );
 
     // A processing instance starts only now: the cancel is ahead of processing.
     let mut processing = intake_only.clone();
@@ -206,16 +301,29 @@ async fn cancel_before_processing_after_completion_and_unknown() {
     let view = worker.wait_status(&id, "CANCELLED").await;
     assert_eq!(view["status"], "CANCELLED");
     assert_eq!(statuses(&view), ["PENDING", "CANCELLED"]);
-    assert_eq!(intake.wait_status(&id, "CANCELLED").await["status"], "CANCELLED");
+    assert_eq!(
+        intake.wait_status(&id, "CANCELLED").await["status"],
+        "CANCELLED"
+    );
 
     let done = worker.place(&valid_order()).await;
     worker.wait_status(&done, "COMPLETED").await;
-    let late = worker.client.post(worker.url(&format!("/api/orders/{done}/cancel"))).send().await.unwrap();
+    let late = worker
+        .client
+        .post(worker.url(&format!("/api/orders/{done}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(late.status(), 409);
     assert_eq!(late.json::<Value>().await.unwrap()["code"], "order_final");
 
     let unknown = uuid::Uuid::new_v4();
-    let response = worker.client.post(worker.url(&format!("/api/orders/{unknown}/cancel"))).send().await.unwrap();
+    let response = worker
+        .client
+        .post(worker.url(&format!("/api/orders/{unknown}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
 }
 
@@ -254,7 +362,10 @@ async fn two_instances_share_the_partitions_and_hand_over_without_loss() {
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     let assign = r#"orderflow_kafka_consumer_rebalances_total{kind="assign"}"#;
     while a.metric(assign).await < 1.0 || b.metric(assign).await < 1.0 {
-        assert!(std::time::Instant::now() < deadline, "both instances never got partitions");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both instances never got partitions"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut ids = Vec::new();
@@ -267,7 +378,10 @@ async fn two_instances_share_the_partitions_and_hand_over_without_loss() {
     let topic = &settings.topics.orders.name;
     let consumed = format!(r#"orderflow_kafka_consumer_records_total{{topic="{topic}"}}"#);
     let (on_a, on_b) = (a.metric(&consumed).await, b.metric(&consumed).await);
-    assert!(on_a > 0.0 && on_b > 0.0, "partitions not shared: a={on_a} b={on_b}");
+    assert!(
+        on_a > 0.0 && on_b > 0.0,
+        "partitions not shared: a={on_a} b={on_b}"
+    );
     assert!(on_a + on_b >= 30.0, "a={on_a} b={on_b}");
 
     a.stop().await;
