@@ -1,1 +1,568 @@
-fn main() {}
+//! Load benchmark: `cargo bench --bench load` (options after `--`, see `Options::parse`).
+//!
+//! Starts a local Tansu broker (memory storage) and the release service binary against it,
+//! then measures, in one run on one machine:
+//! - raw produce and raw consume rates of identical order records straight through rdkafka
+//!   (the ceilings the service is measured against);
+//! - single-order POSTs at a fixed concurrency: orders/s, p50/p99 latency;
+//! - bulk POSTs of 500: orders/s, p50/p99 latency per request;
+//! - processing of the accepted backlog by a fresh processing instance: orders reaching a
+//!   final status per second;
+//! - accept-to-final latency p50/p99 at a paced 2,000 orders/s (from the service's own
+//!   histogram).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+
+struct Options {
+    single_orders: usize,
+    concurrency: usize,
+    bulk_orders: usize,
+    bulk_concurrency: usize,
+    raw_records: usize,
+    paced_rate: usize,
+    paced_seconds: u64,
+}
+
+impl Options {
+    fn parse() -> Options {
+        let mut o = Options {
+            single_orders: 20_000,
+            concurrency: 64,
+            bulk_orders: 100_000,
+            bulk_concurrency: 4,
+            raw_records: 100_000,
+            paced_rate: 2_000,
+            paced_seconds: 10,
+        };
+        let args: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| a != "--bench")
+            .collect();
+        for pair in args.chunks(2) {
+            let value = || {
+                pair.get(1)
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .expect("numeric option value")
+            };
+            match pair[0].as_str() {
+                "--single-orders" => o.single_orders = value(),
+                "--concurrency" => o.concurrency = value(),
+                "--bulk-orders" => o.bulk_orders = value(),
+                "--bulk-concurrency" => o.bulk_concurrency = value(),
+                "--raw-records" => o.raw_records = value(),
+                "--paced-rate" => o.paced_rate = value(),
+                "--paced-seconds" => o.paced_seconds = value() as u64,
+                other => panic!("unknown option {other}"),
+            }
+        }
+        o
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tansu_bin() -> PathBuf {
+    std::env::var_os("TANSU_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+            home.join(".cargo/orderflow-tools/tansu-0.6.0/bin/tansu")
+        })
+}
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn order_json() -> Value {
+    json!({
+        "customer_id": "bench-customer",
+        "currency": "EUR",
+        "items": [
+            {"product_id": "sku-1", "quantity": 2, "unit_price": "19.99"},
+            {"product_id": "sku-2", "quantity": 1, "unit_price": "5.00"}
+        ]
+    })
+}
+
+/// The same record the service writes for one order, for the raw ceilings.
+fn raw_record() -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "type": "order_placed",
+        "order": {
+            "order_id": uuid::Uuid::new_v4(), "customer_id": "bench-customer", "currency": "EUR",
+            "items": [
+                {"product_id": "sku-1", "quantity": 2, "unit_price": "19.99"},
+                {"product_id": "sku-2", "quantity": 1, "unit_price": "5.00"}
+            ],
+            "total": "44.98", "accepted_at": chrono::Utc::now()
+        }
+    }))
+    .unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap();
+}
+
+async fn raw_produce(bootstrap: &str, topic: &str, count: usize) -> f64 {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "100000")
+        .create()
+        .unwrap();
+    let payloads: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|_| (uuid::Uuid::new_v4().to_string(), raw_record()))
+        .collect();
+    let started = Instant::now();
+    let sends = payloads.iter().map(|(key, payload)| {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        producer.send(record, Duration::from_secs(30))
+    });
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(e, _)| e).expect("raw produce");
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn raw_consume(bootstrap: &str, topic: &str, count: usize) -> f64 {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("bench-raw-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut first = None;
+    let mut received = 0;
+    while received < count {
+        consumer.recv().await.expect("raw consume");
+        first.get_or_insert_with(Instant::now);
+        received += 1;
+    }
+    count as f64 / first.unwrap().elapsed().as_secs_f64()
+}
+
+fn spawn_service(bootstrap: &str, port: u16, consumers: usize) -> Guard {
+    let child = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .env(
+            "ORDERFLOW_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+        .env("ORDERFLOW__HTTP__PORT", port.to_string())
+        .env("ORDERFLOW__TOPICS__ORDERS__NAME", "bench.orders")
+        .env("ORDERFLOW__TOPICS__STATUS__NAME", "bench.orders.status")
+        .env("ORDERFLOW__TOPICS__DLQ__NAME", "bench.orders.dlq")
+        .env("ORDERFLOW__PROCESSING__CONSUMERS", consumers.to_string())
+        .env("ORDERFLOW__IDEMPOTENCY__CAPACITY", "1000")
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start orderflow");
+    Guard(child)
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "service never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn metrics(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap_or(0.0))
+}
+
+/// histogram_quantile over the cumulative buckets of `name`, in milliseconds.
+fn histogram_quantile(text: &str, name: &str, q: f64) -> f64 {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    let Some(&(_, total)) = buckets.last() else {
+        return 0.0;
+    };
+    let rank = q * total;
+    let mut previous = (0.0, 0.0);
+    for &(le, count) in &buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return previous.0 * 1000.0;
+            }
+            let share = if count > previous.1 {
+                (rank - previous.1) / (count - previous.1)
+            } else {
+                0.0
+            };
+            return (previous.0 + (le - previous.0) * share) * 1000.0;
+        }
+        previous = (le, count);
+    }
+    0.0
+}
+
+async fn processed(client: &reqwest::Client, base: &str) -> f64 {
+    let text = metrics(client, base).await;
+    ["COMPLETED", "FAILED", "CANCELLED"]
+        .iter()
+        .map(|s| {
+            sample(
+                &text,
+                &format!("orderflow_orders_processed_total{{status=\"{s}\"}}"),
+            )
+        })
+        .sum()
+}
+
+async fn single_phase(
+    client: &reqwest::Client,
+    base: &str,
+    total: usize,
+    concurrency: usize,
+) -> (f64, Vec<Duration>, usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let body = serde_json::to_vec(&order_json()).unwrap();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, next, body) = (
+                client.clone(),
+                format!("{base}/api/orders"),
+                next.clone(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut failed = 0;
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status() == 202 => latencies.push(sent.elapsed()),
+                        _ => failed += 1,
+                    }
+                }
+                (latencies, failed)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for worker in workers {
+        let (l, f) = worker.await.unwrap();
+        latencies.extend(l);
+        failed += f;
+    }
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    (rate, latencies, failed)
+}
+
+async fn bulk_phase(
+    client: &reqwest::Client,
+    base: &str,
+    total: usize,
+    concurrency: usize,
+) -> (f64, Vec<Duration>, usize) {
+    let batches = total / 500;
+    let body = serde_json::to_vec(&json!({ "orders": vec![order_json(); 500] })).unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, next, body) = (
+                client.clone(),
+                format!("{base}/api/orders/bulk"),
+                next.clone(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut accepted = 0;
+                while next.fetch_add(1, Ordering::Relaxed) < batches {
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .expect("bulk request");
+                    let answer: Value = response.json().await.expect("bulk answer");
+                    accepted += answer["accepted"].as_u64().unwrap_or(0) as usize;
+                    latencies.push(sent.elapsed());
+                }
+                (latencies, accepted)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut accepted = 0;
+    for worker in workers {
+        let (l, a) = worker.await.unwrap();
+        latencies.extend(l);
+        accepted += a;
+    }
+    let rate = accepted as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    (rate, latencies, accepted)
+}
+
+async fn paced_phase(client: &reqwest::Client, base: &str, rate: usize, seconds: u64) -> usize {
+    let body = serde_json::to_vec(&order_json()).unwrap();
+    let total = rate * seconds as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tokio::time::sleep_until(started + interval * i as u32).await;
+        let (client, url, body) = (client.clone(), format!("{base}/api/orders"), body.clone());
+        tasks.spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 202)
+        });
+    }
+    let mut accepted = 0;
+    while let Some(ok) = tasks.join_next().await {
+        accepted += usize::from(ok.unwrap_or(false));
+    }
+    accepted
+}
+
+async fn wait_processed(client: &reqwest::Client, base: &str, target: f64) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if processed(client, base).await >= target {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "processing did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let options = Options::parse();
+    let storage = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let url = format!("tcp://127.0.0.1:{broker_port}");
+    let broker = Command::new(tansu_bin())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .current_dir(storage.path())
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu (run scripts/install-tansu.sh or set TANSU_BIN)");
+    let _broker = Guard(broker);
+    let bootstrap = format!("127.0.0.1:{broker_port}");
+    while std::net::TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "orderflow load benchmark: {} cores, tansu memory storage, orders topic with 6 partitions",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    create_topic(&bootstrap, "bench.raw", 6).await;
+    let produce_rate = raw_produce(&bootstrap, "bench.raw", options.raw_records).await;
+    let consume_rate = raw_consume(&bootstrap, "bench.raw", options.raw_records).await;
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    // Intake only: the backlog is processed later by a separate instance, measured alone.
+    let intake_port = free_port();
+    let intake_base = format!("http://127.0.0.1:{intake_port}");
+    let intake = spawn_service(&bootstrap, intake_port, 0);
+    wait_ready(&client, &intake_base).await;
+
+    let (single_rate, single_lat, single_failed) = single_phase(
+        &client,
+        &intake_base,
+        options.single_orders,
+        options.concurrency,
+    )
+    .await;
+    let (bulk_rate, bulk_lat, bulk_accepted) = bulk_phase(
+        &client,
+        &intake_base,
+        options.bulk_orders,
+        options.bulk_concurrency,
+    )
+    .await;
+    let backlog = single_lat.len() + bulk_accepted;
+
+    let worker_port = free_port();
+    let worker_base = format!("http://127.0.0.1:{worker_port}");
+    let processing_started = Instant::now();
+    let worker = spawn_service(&bootstrap, worker_port, 2);
+    wait_ready(&client, &worker_base).await;
+    let done = wait_processed(&client, &worker_base, backlog as f64).await;
+    let processing_rate = backlog as f64 / (done - processing_started).as_secs_f64();
+    drop(intake);
+
+    // Paced load on the processing instance: accept-to-final latency from its histogram.
+    let before = metrics(&client, &worker_base).await;
+    let paced = paced_phase(
+        &client,
+        &worker_base,
+        options.paced_rate,
+        options.paced_seconds,
+    )
+    .await;
+    wait_processed(&client, &worker_base, (backlog + paced) as f64).await;
+    let after = metrics(&client, &worker_base).await;
+    let delta = subtract_histograms(&after, &before, "orderflow_order_accept_to_final_seconds");
+    drop(worker);
+
+    println!();
+    println!("| measurement | orders/s | p50 ms | p99 ms | notes |");
+    println!("|---|---:|---:|---:|---|");
+    println!(
+        "| raw produce (rdkafka, idempotent, acks=all) | {produce_rate:.0} | | | {} records |",
+        options.raw_records
+    );
+    println!(
+        "| raw consume (rdkafka, one consumer) | {consume_rate:.0} | | | {} records |",
+        options.raw_records
+    );
+    println!(
+        "| POST /api/orders, concurrency {} | {single_rate:.0} | {:.2} | {:.2} | {} accepted, {single_failed} failed |",
+        options.concurrency,
+        percentile(&single_lat, 0.50),
+        percentile(&single_lat, 0.99),
+        single_lat.len()
+    );
+    println!(
+        "| POST /api/orders/bulk (500 per request), concurrency {} | {bulk_rate:.0} | {:.1} | {:.1} | {bulk_accepted} accepted; {:.0}% of raw produce |",
+        options.bulk_concurrency,
+        percentile(&bulk_lat, 0.50),
+        percentile(&bulk_lat, 0.99),
+        bulk_rate / produce_rate * 100.0
+    );
+    println!(
+        "| processing backlog to final status (2 consumer tasks) | {processing_rate:.0} | | | {backlog} orders, start-up included; {:.0}% of raw consume |",
+        processing_rate / consume_rate * 100.0
+    );
+    println!(
+        "| accept-to-final at {} orders/s paced | {:.0} | {:.1} | {:.1} | {paced} orders; from the service's histogram |",
+        options.paced_rate,
+        paced as f64 / options.paced_seconds as f64,
+        histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.50),
+        histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.99)
+    );
+}
+
+/// The bucket lines of `after` minus those of `before`, as exposition text.
+fn subtract_histograms(after: &str, before: &str, name: &str) -> String {
+    let prefix = format!("{name}_bucket{{le=\"");
+    after
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let earlier = sample(before, &format!("{prefix}{le}\"}}"));
+            Some(format!(
+                "{prefix}{le}\"}} {}",
+                count.trim().parse::<f64>().ok()? - earlier
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

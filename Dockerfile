@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Build: the whole crate in the official Rust image (librdkafka is built from source by
+# rdkafka-sys, so the builder needs make, gcc and cmake-free defaults only).
+FROM rust:1.95-bookworm AS builder
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+COPY tests ./tests
+RUN cargo build --release --locked --bin orderflow
+
+# Run: a small Debian image, a non-root user, the binary and its configuration.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home orderflow
+WORKDIR /app
+COPY --from=builder /src/target/release/orderflow /usr/local/bin/orderflow
+COPY config ./config
+USER orderflow
+ENV ORDERFLOW_ENV=production \
+    ORDERFLOW_CONFIG_DIR=/app/config
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/health/ready || exit 1
+ENTRYPOINT ["/usr/local/bin/orderflow"]
