@@ -212,10 +212,10 @@ fn spawn_service(bootstrap: &str, port: u16, consumers: usize) -> Guard {
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
+            && r.status() == 200
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "service never became ready");
         tokio::time::sleep(Duration::from_millis(100)).await;

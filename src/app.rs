@@ -23,6 +23,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Settings;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::kafka::ConsumerOptions;
+use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
 use crate::kafka::{BaseProducer, ClientSettings};
@@ -52,6 +53,8 @@ pub struct AppState {
     pub store: Arc<OrderStore>,
     /// The view's reader, for readiness.
     pub projector: Arc<Projector>,
+    /// Kafka management.
+    pub admin: KafkaAdmin,
 }
 
 /// A built service, bound to its port, ready to [`run`](Application::run).
@@ -115,7 +118,10 @@ impl Application {
                 .map(|t| t.name)
                 .collect::<Vec<_>>(),
         );
+        let admin = KafkaAdmin::new(client.clone(), settings.admin_timeout())
+            .context("Failed to create the Kafka admin client")?;
         let state = AppState {
+            admin,
             settings: settings.clone(),
             orders,
             metrics: metrics.clone(),
@@ -317,6 +323,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::orders::api::router())
         .merge(crate::health::router())
+        .merge(crate::admin::router())
         .route_layer(middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track_http))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(http.max_body_bytes))

@@ -92,6 +92,15 @@ pub enum ApiError {
     /// The named thing does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A Kafka topic, partition or group does not exist.
+    #[error("{0} not found")]
+    KafkaNotFound(String),
+    /// Kafka refuses the request as invalid (partitions, replication, configs, name).
+    #[error("{0}")]
+    KafkaInvalid(String),
+    /// The cluster does not implement the operation.
+    #[error("{0}")]
+    KafkaUnsupported(String),
     /// The request conflicts with the resource's state.
     #[error("{detail}")]
     Conflict {
@@ -129,7 +138,9 @@ impl ApiError {
             ApiError::PayloadTooLarge
             | ApiError::BulkTooLarge { .. }
             | ApiError::RecordTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::KafkaNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::KafkaInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::KafkaUnsupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::KafkaUnavailable { .. } | ApiError::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -156,7 +167,15 @@ impl ApiError {
             ),
             ApiError::BulkTooLarge { .. } => ("bulk_too_large", "Too many orders in one request"),
             ApiError::RecordTooLarge => ("record_too_large", "Record too large for Kafka"),
-            ApiError::NotFound(_) => ("not_found", "Not found"),
+            ApiError::NotFound(_) | ApiError::KafkaNotFound(_) => ("not_found", "Not found"),
+            ApiError::KafkaInvalid(_) => (
+                "kafka_invalid_request",
+                "Kafka refused the request as invalid",
+            ),
+            ApiError::KafkaUnsupported(_) => (
+                "kafka_unsupported",
+                "The cluster does not support this operation",
+            ),
             ApiError::Conflict { code, .. } => (code, "Conflict with the current state"),
             ApiError::KafkaUnavailable { .. } => ("kafka_unavailable", "Kafka is unavailable"),
             ApiError::Overloaded { .. } => ("overloaded", "Service overloaded"),

@@ -4,10 +4,12 @@
 //! - [`config`]: layered settings (file, environment file, environment variables).
 //! - [`kafka`]: the generic Kafka wrappers, [`kafka::BaseProducer`] and topic helpers.
 //! - [`orders`]: the order domain, its HTTP API and the intake service.
+//! - [`admin`]: the Kafka management API over [`kafka::admin::KafkaAdmin`], and the catalog.
 //! - [`app`]: wiring, the router, start-up and graceful shutdown.
 //! - [`error`]: the HTTP error type, sent as RFC 9457 problem+json.
 //! - [`metrics`], [`telemetry`], [`health`]: what operators watch.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod error;

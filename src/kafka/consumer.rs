@@ -515,6 +515,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 key: message.key(),
                 payload: message.payload(),
                 headers: &headers,
+                partition: None,
             };
             match self.dead_letters.send_raw(record).await {
                 Ok(_) => {

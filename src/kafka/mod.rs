@@ -3,6 +3,7 @@
 //! Nothing here knows about orders. rdkafka has types with the same names; they are always
 //! referred to qualified (`rdkafka::producer::…`) so the two never mix.
 
+pub mod admin;
 pub mod consumer;
 mod context;
 pub mod producer;

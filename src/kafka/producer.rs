@@ -58,6 +58,8 @@ pub struct RawRecord<'a> {
     pub payload: Option<&'a [u8]>,
     /// Headers, in order.
     pub headers: &'a [(String, String)],
+    /// Partition; `None` lets the partitioner choose from the key.
+    pub partition: Option<i32>,
 }
 
 /// Where Kafka stored an acknowledged record.
@@ -240,6 +242,7 @@ impl<T: Serialize> BaseProducer<T> {
             key: Some(record.key.as_bytes()),
             payload: Some(&payload),
             headers: &headers,
+            partition: None,
         })
         .await
     }
@@ -260,6 +263,9 @@ impl<T: Serialize> BaseProducer<T> {
         }
         if let Some(payload) = record.payload {
             future_record = future_record.payload(payload);
+        }
+        if let Some(partition) = record.partition {
+            future_record = future_record.partition(partition);
         }
         let producer = self.current();
         let delivery = match producer.send_result(future_record) {

@@ -135,15 +135,15 @@ impl Handler<OrderEvent> for OrderProcessor {
 impl OrderProcessor {
     async fn process(&self, order: &Order) -> Result<(), HandlerError> {
         let current = self.store.get(&order.order_id);
-        if let Some(current) = &current {
-            if current.status.is_final() {
-                tracing::info!(
-                    status = current.status.as_str(),
-                    "already final; redelivery skipped"
-                );
-                self.metrics.orders_redelivered.inc();
-                return Ok(());
-            }
+        if let Some(current) = &current
+            && current.status.is_final()
+        {
+            tracing::info!(
+                status = current.status.as_str(),
+                "already final; redelivery skipped"
+            );
+            self.metrics.orders_redelivered.inc();
+            return Ok(());
         }
         let base = current.unwrap_or_else(|| OrderSnapshot::pending(order.clone()));
         if base.cancel_requested {

@@ -57,10 +57,10 @@ pub fn spawn_service(
 pub async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
+            && r.status() == 200
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -218,4 +218,5 @@ async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcom
         );
     }
     child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -1,5 +1,6 @@
 //! Integration tests: the real service over real HTTP against a real Tansu broker.
 
+mod admin;
 mod helpers;
 mod intake;
 mod lifecycle;

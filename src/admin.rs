@@ -1,0 +1,468 @@
+//! The Kafka management API under `/api/admin`, and the service catalog at `/api/catalog`:
+//! thin handlers over [`KafkaAdmin`], which does the Kafka work. Kafka's answers map to
+//! statuses: unknown topic or group 404, topic exists 409, invalid partitions, replication
+//! or config 422, broker unreachable 503. The service's own topics refuse deletion unless
+//! `force=true`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::error::{ApiError, FieldError};
+use crate::extract::{JsonBody, QueryParams};
+use crate::kafka::RawRecord;
+use crate::kafka::admin::{
+    AdminError, BrowsedRecord, ClusterInfo, GroupDetails, GroupSummary, PartitionLag, ResetTo,
+    TopicDetails, TopicRequest, TopicSummary,
+};
+
+/// Most records one browse request returns.
+pub const MAX_BROWSE: usize = 500;
+/// Most records one produce request carries.
+pub const MAX_PRODUCE: usize = 1000;
+
+/// The admin and catalog routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/cluster", get(cluster))
+        .route("/api/admin/topics", get(list_topics).post(create_topic))
+        .route(
+            "/api/admin/topics/{name}",
+            get(describe_topic).delete(delete_topic),
+        )
+        .route("/api/admin/topics/{name}/configs", patch(alter_configs))
+        .route("/api/admin/topics/{name}/partitions", post(add_partitions))
+        .route(
+            "/api/admin/topics/{name}/messages",
+            get(browse).post(produce),
+        )
+        .route("/api/admin/consumer-groups", get(list_groups))
+        .route(
+            "/api/admin/consumer-groups/{id}",
+            get(describe_group).delete(delete_group),
+        )
+        .route(
+            "/api/admin/consumer-groups/{id}/offsets",
+            post(reset_offsets),
+        )
+        .route("/api/catalog", get(catalog))
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::NotFound(what) => ApiError::KafkaNotFound(what),
+            AdminError::AlreadyExists(what) => ApiError::Conflict {
+                code: "already_exists",
+                detail: format!("{what} already exists"),
+            },
+            AdminError::Invalid(why) => ApiError::KafkaInvalid(why),
+            AdminError::Conflict(why) => ApiError::Conflict {
+                code: "conflict",
+                detail: why,
+            },
+            AdminError::Unsupported(why) => ApiError::KafkaUnsupported(why),
+            AdminError::Unavailable(cause) => {
+                tracing::warn!(cause, "admin request: kafka unavailable");
+                ApiError::KafkaUnavailable {
+                    retry_after: std::time::Duration::from_secs(1),
+                }
+            }
+            AdminError::Kafka(cause) => {
+                ApiError::Internal(anyhow::anyhow!("kafka admin error: {cause}"))
+            }
+        }
+    }
+}
+
+async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterInfo>, ApiError> {
+    Ok(Json(state.admin.cluster().await?))
+}
+
+/// Query of `GET /api/admin/topics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicListQuery {
+    /// Only topics whose names start with this.
+    pub prefix: Option<String>,
+    /// Include Kafka's internal topics (`__consumer_offsets`, …).
+    #[serde(default)]
+    pub internal: bool,
+}
+
+async fn list_topics(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<TopicListQuery>,
+) -> Result<Json<Vec<TopicSummary>>, ApiError> {
+    Ok(Json(
+        state
+            .admin
+            .list_topics(query.prefix, query.internal)
+            .await?,
+    ))
+}
+
+/// Body of `POST /api/admin/topics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    /// 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+    pub name: String,
+    /// At least 1.
+    pub partitions: i32,
+    /// 1 to the number of brokers (default 1).
+    #[serde(default = "one")]
+    pub replication_factor: i32,
+    /// Topic configs, e.g. `{"cleanup.policy": "compact"}`.
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+async fn create_topic(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateTopic>,
+) -> Result<(StatusCode, Json<TopicDetails>), ApiError> {
+    let request = TopicRequest {
+        name: body.name,
+        partitions: body.partitions,
+        replication_factor: body.replication_factor,
+        configs: body.configs,
+    };
+    state.admin.create_topic(&request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.admin.describe_topic(&request.name).await?),
+    ))
+}
+
+async fn describe_topic(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<TopicDetails>, ApiError> {
+    Ok(Json(state.admin.describe_topic(&name).await?))
+}
+
+/// Body of `PATCH /api/admin/topics/{name}/configs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlterConfigs {
+    /// Configs to set; `null` removes an override.
+    pub configs: BTreeMap<String, Option<String>>,
+}
+
+async fn alter_configs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<AlterConfigs>,
+) -> Result<Json<TopicDetails>, ApiError> {
+    state
+        .admin
+        .alter_topic_configs(&name, &body.configs)
+        .await?;
+    Ok(Json(state.admin.describe_topic(&name).await?))
+}
+
+/// Body of `POST /api/admin/topics/{name}/partitions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddPartitions {
+    /// The new total partition count; must be larger than the current one.
+    pub count: usize,
+}
+
+async fn add_partitions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<AddPartitions>,
+) -> Result<Json<TopicDetails>, ApiError> {
+    state.admin.add_partitions(&name, body.count).await?;
+    Ok(Json(state.admin.describe_topic(&name).await?))
+}
+
+/// Query of `DELETE /api/admin/topics/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Needed to delete one of the service's own topics.
+    #[serde(default)]
+    pub force: bool,
+}
+
+async fn delete_topic(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    QueryParams(query): QueryParams<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    if state.topic_names.contains(&name) && !query.force {
+        return Err(ApiError::Conflict {
+            code: "topic_protected",
+            detail: format!(
+                "{name} is one of this service's topics; add force=true to delete it anyway"
+            ),
+        });
+    }
+    state.admin.describe_topic(&name).await?;
+    state.admin.delete_topic(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupSummary>>, ApiError> {
+    Ok(Json(state.admin.list_groups().await?))
+}
+
+async fn describe_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<GroupDetails>, ApiError> {
+    Ok(Json(state.admin.describe_group(&id).await?))
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.admin.delete_group(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /api/admin/consumer-groups/{id}/offsets`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetOffsets {
+    /// The topic whose offsets move (every partition).
+    pub topic: String,
+    /// `earliest`, `latest`, or `offset` (then `offset` is required).
+    pub to: String,
+    /// The offset for `to = "offset"`, clamped to each partition's watermarks.
+    pub offset: Option<i64>,
+}
+
+async fn reset_offsets(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ResetOffsets>,
+) -> Result<Json<Vec<PartitionLag>>, ApiError> {
+    let to = match (body.to.as_str(), body.offset) {
+        ("earliest", None) => ResetTo::Earliest,
+        ("latest", None) => ResetTo::Latest,
+        ("offset", Some(o)) if o >= 0 => ResetTo::Offset(o),
+        _ => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "to",
+                "must be \"earliest\", \"latest\", or \"offset\" with a non-negative offset",
+            )]));
+        }
+    };
+    Ok(Json(
+        state
+            .admin
+            .reset_group_offsets(&id, &body.topic, to)
+            .await?,
+    ))
+}
+
+/// Query of `GET /api/admin/topics/{name}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowseQuery {
+    /// Partition to read (default 0).
+    #[serde(default)]
+    pub partition: i32,
+    /// First offset to read; without it (or with `from=end`) the last `limit` records.
+    pub offset: Option<i64>,
+    /// `end` to read the newest records.
+    pub from: Option<String>,
+    /// How many, 1 to 500 (default 20).
+    pub limit: Option<usize>,
+}
+
+async fn browse(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    QueryParams(query): QueryParams<BrowseQuery>,
+) -> Result<Json<Vec<BrowsedRecord>>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=MAX_BROWSE).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be 1 to {MAX_BROWSE}"
+        )));
+    }
+    let offset = match query.from.as_deref() {
+        Some("end") => None,
+        Some(other) => {
+            return Err(ApiError::InvalidQuery(format!(
+                "from={other:?}: only \"end\" is known"
+            )));
+        }
+        None => query.offset,
+    };
+    Ok(Json(
+        state
+            .admin
+            .browse(&name, query.partition, offset, limit)
+            .await?,
+    ))
+}
+
+/// One record to produce.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRecord {
+    /// Record key.
+    pub key: Option<String>,
+    /// A JSON value; a JSON string is written as its plain text.
+    pub value: Value,
+    /// Headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Partition; by default Kafka's partitioner picks one from the key.
+    pub partition: Option<i32>,
+}
+
+/// Body of `POST /api/admin/topics/{name}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    /// 1 to 1000 records.
+    pub records: Vec<ProduceRecord>,
+}
+
+/// Where one produced record landed.
+#[derive(Debug, Serialize)]
+pub struct Produced {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+async fn produce(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<ProduceRequest>,
+) -> Result<Json<Vec<Produced>>, ApiError> {
+    if body.records.is_empty() || body.records.len() > MAX_PRODUCE {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "records",
+            format!("1 to {MAX_PRODUCE} records"),
+        )]));
+    }
+    let details = state.admin.describe_topic(&name).await?;
+    let partitions = details.partitions.len() as i32;
+    let producer = state.orders.producer.with_type::<Value>();
+    type Prepared = (Option<String>, Vec<u8>, Vec<(String, String)>, Option<i32>);
+    let prepared: Vec<Prepared> = body
+        .records
+        .into_iter()
+        .map(|r| {
+            let payload = match r.value {
+                Value::String(s) => s.into_bytes(),
+                other => serde_json::to_vec(&other).unwrap_or_default(),
+            };
+            (r.key, payload, r.headers.into_iter().collect(), r.partition)
+        })
+        .collect();
+    if let Some(bad) = prepared
+        .iter()
+        .filter_map(|r| r.3)
+        .find(|p| *p < 0 || *p >= partitions)
+    {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "records[].partition",
+            format!("partition {bad} does not exist; the topic has {partitions}"),
+        )]));
+    }
+    let sends = prepared.iter().map(|(key, payload, headers, partition)| {
+        producer.send_raw(RawRecord {
+            topic: &name,
+            key: key.as_deref().map(str::as_bytes),
+            payload: Some(payload),
+            headers,
+            partition: *partition,
+        })
+    });
+    let mut answers = Vec::with_capacity(prepared.len());
+    for result in futures::future::join_all(sends).await {
+        let delivery = result.map_err(|e| state.orders.produce_error(e))?;
+        answers.push(Produced {
+            partition: delivery.partition,
+            offset: delivery.offset,
+        });
+    }
+    Ok(Json(answers))
+}
+
+/// `GET /api/catalog`: what runs, where, and how it is doing — the page to read first.
+async fn catalog(State(state): State<AppState>) -> Json<Value> {
+    let cluster = match state.admin.cluster().await {
+        Ok(c) => json!(c),
+        Err(e) => json!({ "health": "unreachable", "error": ApiError::from(e).problem().detail }),
+    };
+    let mut topics = Vec::new();
+    for name in state.topic_names.iter() {
+        let entry = match state.admin.describe_topic(name).await {
+            Ok(d) => json!({
+                "name": name,
+                "state": "present",
+                "partitions": d.partitions.len(),
+                "messages": d.partitions.iter().map(|p| p.high_watermark - p.low_watermark).sum::<i64>(),
+            }),
+            Err(AdminError::NotFound(_)) => json!({ "name": name, "state": "missing" }),
+            Err(_) => json!({ "name": name, "state": "unknown" }),
+        };
+        topics.push(entry);
+    }
+    let settings = &state.settings;
+    Json(json!({
+        "service": "orderflow",
+        "version": env!("CARGO_PKG_VERSION"),
+        "kafka": { "bootstrap_servers": settings.kafka.bootstrap_servers, "cluster": cluster },
+        "topics": topics,
+        "consumers": {
+            "group_id": settings.processing.group_id,
+            "tasks": settings.processing.consumers,
+            "assignment_and_lag": format!("/api/admin/consumer-groups/{}", settings.processing.group_id),
+        },
+        "status_view": {
+            "orders": state.store.len(),
+            "caught_up": state.projector.is_caught_up(),
+        },
+        "endpoints": ENDPOINTS,
+    }))
+}
+
+/// Every route, for the catalog.
+pub const ENDPOINTS: &[&str] = &[
+    "POST /api/orders",
+    "POST /api/orders/bulk",
+    "GET /api/orders",
+    "GET /api/orders/{id}",
+    "POST /api/orders/{id}/cancel",
+    "GET /api/admin/cluster",
+    "GET /api/admin/topics",
+    "POST /api/admin/topics",
+    "GET /api/admin/topics/{name}",
+    "DELETE /api/admin/topics/{name}",
+    "PATCH /api/admin/topics/{name}/configs",
+    "POST /api/admin/topics/{name}/partitions",
+    "GET /api/admin/topics/{name}/messages",
+    "POST /api/admin/topics/{name}/messages",
+    "GET /api/admin/consumer-groups",
+    "GET /api/admin/consumer-groups/{id}",
+    "DELETE /api/admin/consumer-groups/{id}",
+    "POST /api/admin/consumer-groups/{id}/offsets",
+    "GET /api/catalog",
+    "GET /health/live",
+    "GET /health/ready",
+    "GET /metrics",
+];
