@@ -101,6 +101,7 @@ impl Application {
             settings.topics.status.name.clone(),
             store.clone(),
             settings.admin_timeout(),
+            Duration::from_millis(settings.processing.fetch_wait_max_ms),
         );
         let orders = Arc::new(OrderService {
             producer: producer.clone(),
@@ -265,6 +266,7 @@ pub fn consumer_options(settings: &Settings) -> ConsumerOptions {
         commit_interval: Duration::from_millis(p.commit_interval_ms),
         session_timeout: Duration::from_millis(p.session_timeout_ms),
         statistics_interval: Duration::from_millis(p.statistics_interval_ms),
+        fetch_wait_max: Duration::from_millis(p.fetch_wait_max_ms),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct ProcessingSettings {
     pub session_timeout_ms: u64,
     /// `statistics.interval.ms`.
     pub statistics_interval_ms: u64,
+    /// `fetch.wait.max.ms` of the consumers and the status view.
+    pub fetch_wait_max_ms: u64,
     /// Business rules.
     pub rules: RulesSettings,
 }

@@ -65,6 +65,8 @@ pub struct ConsumerOptions {
     pub session_timeout: Duration,
     /// `statistics.interval.ms` (0 turns statistics, and so lag metrics, off).
     pub statistics_interval: Duration,
+    /// `fetch.wait.max.ms`.
+    pub fetch_wait_max: Duration,
 }
 
 /// Consumer metrics, registered by the owner of the registry.

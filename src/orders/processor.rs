@@ -134,6 +134,7 @@ impl Handler<OrderEvent> for OrderProcessor {
 
 impl OrderProcessor {
     async fn process(&self, order: &Order) -> Result<(), HandlerError> {
+        tracing::debug!(since_accepted_ms = (Utc::now() - order.accepted_at).num_milliseconds(), "processing starts");
         let current = self.store.get(&order.order_id);
         if let Some(current) = &current
             && current.status.is_final()

@@ -35,6 +35,7 @@ pub struct Projector {
     status_topic: String,
     store: Arc<OrderStore>,
     timeout: Duration,
+    fetch_wait_max: Duration,
     /// Next offset to read, by (topic, partition).
     positions: Mutex<HashMap<(String, i32), i64>>,
     progress: watch::Sender<u64>,
@@ -49,6 +50,7 @@ impl Projector {
         status_topic: String,
         store: Arc<OrderStore>,
         timeout: Duration,
+        fetch_wait_max: Duration,
     ) -> Arc<Self> {
         Arc::new(Projector {
             client,
@@ -56,6 +58,7 @@ impl Projector {
             status_topic,
             store,
             timeout,
+            fetch_wait_max,
             positions: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
             caught_up: AtomicBool::new(false),
@@ -112,6 +115,7 @@ impl Projector {
                 ),
                 ("enable.auto.commit", "false".into()),
                 ("enable.auto.offset.store", "false".into()),
+                ("fetch.wait.max.ms", self.fetch_wait_max.as_millis().to_string()),
             ])
             .create_with_context(ClientContext)
             .context("creating the projector consumer")?;
