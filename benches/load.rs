@@ -201,9 +201,13 @@ fn spawn_service(bootstrap: &str, port: u16, consumers: usize) -> Guard {
         .env("ORDERFLOW__TOPICS__DLQ__NAME", "bench.orders.dlq")
         .env("ORDERFLOW__PROCESSING__CONSUMERS", consumers.to_string())
         .env("ORDERFLOW__IDEMPOTENCY__CAPACITY", "1000")
-        .env("RUST_LOG", "error")
+        // BENCH_SERVICE_LOG=warn (a RUST_LOG filter) shows the services' logs.
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start orderflow");

@@ -332,7 +332,10 @@ pub fn router(state: AppState) -> Router {
         .layer(limits)
         .layer(middleware::from_fn(scope_request_id))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+            TraceLayer::new_for_http()
+                // 503s are answers (not ready, Kafka unavailable), logged where they arise.
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
+                .make_span_with(|request: &Request<Body>| {
                 let request_id = request
                     .headers()
                     .get(REQUEST_ID_HEADER)

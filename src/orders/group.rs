@@ -105,6 +105,7 @@ fn start(
         projector: parts.projector.clone(),
         generation,
         synced_generation: AtomicU64::new(0),
+        sync_lock: tokio::sync::Mutex::new(()),
     });
     Ok((consumer, processor))
 }

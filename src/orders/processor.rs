@@ -91,6 +91,9 @@ pub struct OrderProcessor {
     pub generation: Arc<AssignmentGeneration>,
     /// The generation the view was last caught up for.
     pub synced_generation: AtomicU64,
+    /// Held while catching up, so concurrent messages wait for one catch-up instead of each
+    /// starting their own.
+    pub sync_lock: tokio::sync::Mutex<()>,
 }
 
 impl Handler<OrderEvent> for OrderProcessor {
@@ -134,7 +137,10 @@ impl Handler<OrderEvent> for OrderProcessor {
 
 impl OrderProcessor {
     async fn process(&self, order: &Order) -> Result<(), HandlerError> {
-        tracing::debug!(since_accepted_ms = (Utc::now() - order.accepted_at).num_milliseconds(), "processing starts");
+        tracing::debug!(
+            since_accepted_ms = (Utc::now() - order.accepted_at).num_milliseconds(),
+            "processing starts"
+        );
         let current = self.store.get(&order.order_id);
         if let Some(current) = &current
             && current.status.is_final()

@@ -115,7 +115,10 @@ impl Projector {
                 ),
                 ("enable.auto.commit", "false".into()),
                 ("enable.auto.offset.store", "false".into()),
-                ("fetch.wait.max.ms", self.fetch_wait_max.as_millis().to_string()),
+                (
+                    "fetch.wait.max.ms",
+                    self.fetch_wait_max.as_millis().to_string(),
+                ),
             ])
             .create_with_context(ClientContext)
             .context("creating the projector consumer")?;
