@@ -3,6 +3,8 @@
 # it is missing, starts it on 127.0.0.1:${BROKER_PORT:-9092} with SQLite storage under
 # .local/ (kept between runs), then runs the service (which creates its topics).
 # ctrl-c stops both.
+#   BROKER_STORAGE=memory   keep nothing between runs, but have Tansu's consumer-group
+#                           listing and description work (broken on its SQLite engine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +17,14 @@ echo "building orderflow (release)..." >&2
 cargo build --release --locked
 
 URL="tcp://127.0.0.1:$BROKER_PORT"
-# Tansu resolves a sqlite path against its working directory.
+case "${BROKER_STORAGE:-sqlite}" in
+  # Tansu resolves a sqlite path against its working directory.
+  sqlite) STORAGE="sqlite://tansu.db" ;;
+  memory) STORAGE="memory://tansu/" ;;
+  *) echo "BROKER_STORAGE must be sqlite or memory" >&2; exit 2 ;;
+esac
 (cd "$DATA_DIR" && exec "$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
-  --storage-engine "sqlite://tansu.db" >"$DATA_DIR/tansu.log" 2>&1) &
+  --storage-engine "$STORAGE" >"$DATA_DIR/tansu.log" 2>&1) &
 BROKER_PID=$!
 trap 'kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null' EXIT
 

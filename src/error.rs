@@ -189,8 +189,8 @@ impl ApiError {
         let detail = match self {
             ApiError::Validation(_) => "one or more fields are invalid; see errors".to_string(),
             ApiError::KafkaUnavailable { .. } => {
-                "the order was not accepted because Kafka did not acknowledge it in time; \
-                 retry with the same order_id or Idempotency-Key"
+                "Kafka did not answer in time; retry after the Retry-After delay (resend an \
+                 order with the same order_id or Idempotency-Key)"
                     .to_string()
             }
             ApiError::Internal(_) => "an internal error occurred; quote the request_id".to_string(),
