@@ -527,8 +527,11 @@ async fn main() {
         options.raw_records
     );
     println!(
-        "| raw consume (rdkafka, one consumer) | {consume_rate:.0} | | | {} records |",
+        "| raw consume (rdkafka, one consumer) | {consume_rate:.0} | | | {} records of the raw produce |",
         options.raw_records
+    );
+    println!(
+        "| raw consume of the service's orders topic (rdkafka, one consumer) | {orders_consume_rate:.0} | | | {backlog} records as the service batched them |"
     );
     println!(
         "| POST /api/orders, concurrency {} | {single_rate:.0} | {:.2} | {:.2} | {} accepted, {single_failed} failed |",

@@ -14,7 +14,7 @@ use rdkafka::admin::{
 };
 use rdkafka::consumer::{BaseConsumer as RdBaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -835,19 +835,7 @@ fn browsed(m: &rdkafka::message::BorrowedMessage<'_>) -> BrowsedRecord {
         serde_json::from_slice(p)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(p).into_owned()))
     });
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| {
-                    (
-                        h.key.to_string(),
-                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = super::utf8_headers(m).into_iter().collect();
     BrowsedRecord {
         partition: m.partition(),
         offset: m.offset(),

@@ -30,7 +30,7 @@ use rdkafka::consumer::{
     StreamConsumer,
 };
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Statistics, TopicPartitionList};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
@@ -478,19 +478,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             reason,
             "dead-lettering message"
         );
-        let mut headers: Vec<(String, String)> = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_string(),
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut headers = super::utf8_headers(message);
         headers.extend([
             ("dlq-source-topic".to_string(), message.topic().to_string()),
             (
@@ -548,19 +536,7 @@ fn decode<T: DeserializeOwned>(message: &OwnedMessage) -> Result<Received<T>, St
         .payload()
         .ok_or_else(|| "record has no value".to_string())?;
     let value = serde_json::from_slice(payload).map_err(|e| format!("cannot decode value: {e}"))?;
-    let headers = message
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| {
-                    (
-                        h.key.to_string(),
-                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = super::utf8_headers(message);
     Ok(Received {
         value,
         key: message

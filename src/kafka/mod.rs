@@ -46,6 +46,24 @@ impl ClientSettings {
     }
 }
 
+/// A record's headers with values as (lossy) UTF-8, in order.
+pub fn utf8_headers(message: &impl rdkafka::message::Message) -> Vec<(String, String)> {
+    use rdkafka::message::Headers;
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Checks a topic name by Kafka's rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, and not
 /// `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), String> {

@@ -151,19 +151,9 @@ impl OrderService {
     async fn produce(&self, order: Order, ctx: &RequestContext) -> Result<Accepted, ApiError> {
         let key = order.order_id.to_string();
         let event = OrderEvent::OrderPlaced { order };
-        let record = OutgoingRecord {
-            topic: &self.orders_topic,
-            key: &key,
-            value: &event,
-            headers: vec![
-                ("schema-version", SCHEMA_VERSION.to_string()),
-                ("event-type", event.kind().to_string()),
-                ("request-id", ctx.request_id.clone()),
-            ],
-        };
         let delivery = self
             .producer
-            .send(record)
+            .send(self.record(&key, &event, ctx))
             .await
             .map_err(|e| self.produce_error(e))?;
         let OrderEvent::OrderPlaced { order } = event else {
@@ -204,23 +194,32 @@ impl OrderService {
             order_id,
             requested_at: Utc::now(),
         };
-        let record = OutgoingRecord {
-            topic: &self.orders_topic,
-            key: &key,
-            value: &event,
-            headers: vec![
-                ("schema-version", SCHEMA_VERSION.to_string()),
-                ("event-type", event.kind().to_string()),
-                ("request-id", ctx.request_id.clone()),
-            ],
-        };
         self.producer
-            .send(record)
+            .send(self.record(&key, &event, ctx))
             .await
             .map_err(|e| self.produce_error(e))?;
         self.store.mark_cancel_requested(&order_id);
         self.metrics.cancels_requested.inc();
         Ok(current.status)
+    }
+
+    /// An `orders` record for `event`, keyed by its order id, with the standard headers.
+    fn record<'a>(
+        &'a self,
+        key: &'a str,
+        event: &'a OrderEvent,
+        ctx: &RequestContext,
+    ) -> OutgoingRecord<'a, OrderEvent> {
+        OutgoingRecord {
+            topic: &self.orders_topic,
+            key,
+            value: event,
+            headers: vec![
+                ("schema-version", SCHEMA_VERSION.to_string()),
+                ("event-type", event.kind().to_string()),
+                ("request-id", ctx.request_id.clone()),
+            ],
+        }
     }
 
     /// Maps a producer failure to what the client sees; the cause is logged here.

@@ -80,30 +80,7 @@ async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
     let client = reqwest::Client::new();
     wait_ready(&client, &base).await;
 
-    let senders: Vec<_> = (0..8)
-        .map(|_| {
-            let (client, base) = (client.clone(), base.clone());
-            tokio::spawn(async move {
-                let mut accepted = Vec::new();
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while Instant::now() < deadline {
-                    let Ok(response) = client
-                        .post(format!("{base}/api/orders"))
-                        .json(&valid_order())
-                        .send()
-                        .await
-                    else {
-                        break; // connection refused: the service has stopped listening
-                    };
-                    if response.status() == 202 {
-                        let body: serde_json::Value = response.json().await.unwrap();
-                        accepted.push(body["order_id"].as_str().unwrap().to_string());
-                    }
-                }
-                accepted
-            })
-        })
-        .collect();
+    let senders = stream_orders(&client, &base, 8);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -114,10 +91,7 @@ async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
     assert!(status.success(), "exit status {status:?}");
     assert!(stopped_at.elapsed() < Duration::from_millis(settings.shutdown.grace_period_ms + 2000));
 
-    let mut accepted = Vec::new();
-    for sender in senders {
-        accepted.extend(sender.await.unwrap());
-    }
+    let accepted = collect_accepted(senders).await;
     assert!(
         accepted.len() > 10,
         "only {} orders accepted before SIGTERM",
@@ -154,37 +128,11 @@ async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcom
     let mut child = spawn_service(&broker, &settings, port);
     wait_ready(&client, &base).await;
 
-    let senders: Vec<_> = (0..4)
-        .map(|_| {
-            let (client, base) = (client.clone(), base.clone());
-            tokio::spawn(async move {
-                let mut accepted = Vec::new();
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while Instant::now() < deadline {
-                    let Ok(response) = client
-                        .post(format!("{base}/api/orders"))
-                        .json(&valid_order())
-                        .send()
-                        .await
-                    else {
-                        break;
-                    };
-                    if response.status() == 202 {
-                        let body: serde_json::Value = response.json().await.unwrap();
-                        accepted.push(body["order_id"].as_str().unwrap().to_string());
-                    }
-                }
-                accepted
-            })
-        })
-        .collect();
+    let senders = stream_orders(&client, &base, 4);
     tokio::time::sleep(Duration::from_millis(2000)).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut accepted = Vec::new();
-    for sender in senders {
-        accepted.extend(sender.await.unwrap());
-    }
+    let accepted = collect_accepted(senders).await;
     assert!(
         accepted.len() > 10,
         "only {} orders accepted before the kill",
@@ -219,4 +167,41 @@ async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcom
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Starts `tasks` loops posting orders until the service stops answering (or 20 s pass);
+/// each returns the ids it got 202 for.
+fn stream_orders(
+    client: &reqwest::Client,
+    base: &str,
+    tasks: usize,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    (0..tasks)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{base}/api/orders"));
+            tokio::spawn(async move {
+                let mut accepted = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    // Connection refused: the service has stopped listening.
+                    let Ok(response) = client.post(&url).json(&valid_order()).send().await else {
+                        break;
+                    };
+                    if response.status() == 202 {
+                        let body: serde_json::Value = response.json().await.unwrap();
+                        accepted.push(body["order_id"].as_str().unwrap().to_string());
+                    }
+                }
+                accepted
+            })
+        })
+        .collect()
+}
+
+async fn collect_accepted(senders: Vec<tokio::task::JoinHandle<Vec<String>>>) -> Vec<String> {
+    let mut accepted = Vec::new();
+    for sender in senders {
+        accepted.extend(sender.await.unwrap());
+    }
+    accepted
 }
