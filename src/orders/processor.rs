@@ -229,6 +229,10 @@ impl OrderProcessor {
         if self.synced_generation.load(Ordering::Acquire) == generation {
             return Ok(());
         }
+        let _single_flight = self.sync_lock.lock().await;
+        if self.synced_generation.load(Ordering::Acquire) == generation {
+            return Ok(());
+        }
         self.projector
             .catch_up()
             .await
