@@ -21,6 +21,7 @@ use crate::kafka::admin::{
     AdminError, BrowsedRecord, ClusterInfo, GroupDetails, GroupSummary, PartitionLag, ResetTo,
     TopicDetails, TopicRequest, TopicSummary,
 };
+use crate::local_broker::{BrokerError, BrokerStatus};
 
 /// Most records one browse request returns.
 pub const MAX_BROWSE: usize = 500;
@@ -31,6 +32,9 @@ pub const MAX_PRODUCE: usize = 1000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/admin/cluster", get(cluster))
+        .route("/api/admin/cluster/status", get(broker_status))
+        .route("/api/admin/cluster/start", post(broker_start))
+        .route("/api/admin/cluster/stop", post(broker_stop))
         .route("/api/admin/topics", get(list_topics).post(create_topic))
         .route(
             "/api/admin/topics/{name}",
@@ -79,6 +83,36 @@ impl From<AdminError> for ApiError {
             }
         }
     }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(error: BrokerError) -> Self {
+        match error {
+            BrokerError::NotConfigured => ApiError::Conflict {
+                code: "local_broker_not_configured",
+                detail: error.to_string(),
+            },
+            BrokerError::WrongState(detail) => ApiError::Conflict {
+                code: "local_broker_state",
+                detail,
+            },
+            BrokerError::Failed(cause) => {
+                ApiError::Internal(anyhow::anyhow!("local broker: {cause}"))
+            }
+        }
+    }
+}
+
+async fn broker_status(State(state): State<AppState>) -> Result<Json<BrokerStatus>, ApiError> {
+    Ok(Json(state.local_broker.status().await?))
+}
+
+async fn broker_start(State(state): State<AppState>) -> Result<Json<BrokerStatus>, ApiError> {
+    Ok(Json(state.local_broker.start().await?))
+}
+
+async fn broker_stop(State(state): State<AppState>) -> Result<Json<BrokerStatus>, ApiError> {
+    Ok(Json(state.local_broker.stop().await?))
 }
 
 async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterInfo>, ApiError> {
@@ -449,6 +483,9 @@ pub const ENDPOINTS: &[&str] = &[
     "GET /api/orders/{id}",
     "POST /api/orders/{id}/cancel",
     "GET /api/admin/cluster",
+    "GET /api/admin/cluster/status",
+    "POST /api/admin/cluster/start",
+    "POST /api/admin/cluster/stop",
     "GET /api/admin/topics",
     "POST /api/admin/topics",
     "GET /api/admin/topics/{name}",

@@ -27,6 +27,7 @@ use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
 use crate::kafka::{BaseProducer, ClientSettings};
+use crate::local_broker::LocalBroker;
 use crate::metrics::Metrics;
 use crate::orders::group::{ProcessingParts, spawn_processors};
 use crate::orders::idempotency::IdempotencyStore;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub projector: Arc<Projector>,
     /// Kafka management.
     pub admin: KafkaAdmin,
+    /// The local development broker's lifecycle.
+    pub local_broker: Arc<LocalBroker>,
 }
 
 /// A built service, bound to its port, ready to [`run`](Application::run).
@@ -123,6 +126,7 @@ impl Application {
             .context("Failed to create the Kafka admin client")?;
         let state = AppState {
             admin,
+            local_broker: Arc::new(LocalBroker::new(settings.local_broker.clone())),
             settings: settings.clone(),
             orders,
             metrics: metrics.clone(),

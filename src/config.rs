@@ -33,6 +33,22 @@ pub struct Settings {
     pub processing: ProcessingSettings,
     /// The in-memory status view.
     pub status_view: StatusViewSettings,
+    /// The local development broker the service can start and stop.
+    pub local_broker: LocalBrokerSettings,
+}
+
+/// The local development broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalBrokerSettings {
+    /// Path of the Tansu binary; empty disables the lifecycle endpoints.
+    pub command: String,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Storage engine URL.
+    pub storage: String,
+    /// Working directory.
+    pub data_dir: String,
 }
 
 /// Background order processing.

@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod kafka;
+pub mod local_broker;
 pub mod metrics;
 pub mod orders;
 pub mod shutdown;

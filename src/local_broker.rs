@@ -60,7 +60,10 @@ pub struct LocalBroker {
 impl LocalBroker {
     /// A manager for the configured broker; nothing starts until [`LocalBroker::start`].
     pub fn new(settings: LocalBrokerSettings) -> Self {
-        LocalBroker { settings, running: Mutex::new(None) }
+        LocalBroker {
+            settings,
+            running: Mutex::new(None),
+        }
     }
 
     fn configured(&self) -> Result<(), BrokerError> {
@@ -76,17 +79,22 @@ impl LocalBroker {
         self.configured()?;
         let mut running = self.running.lock().await;
         // A broker that exited by itself counts as stopped.
-        if let Some(r) = running.as_mut() {
-            if !matches!(r.child.try_wait(), Ok(None)) {
-                *running = None;
-            }
+        if let Some(r) = running.as_mut()
+            && !matches!(r.child.try_wait(), Ok(None))
+        {
+            *running = None;
         }
         Ok(self.describe(running.as_ref()))
     }
 
     fn describe(&self, running: Option<&Running>) -> BrokerStatus {
         BrokerStatus {
-            state: if running.is_some() { "running" } else { "stopped" }.into(),
+            state: if running.is_some() {
+                "running"
+            } else {
+                "stopped"
+            }
+            .into(),
             pid: running.and_then(|r| r.child.id()),
             port: self.settings.port,
             storage: self.settings.storage.clone(),
@@ -99,16 +107,25 @@ impl LocalBroker {
     pub async fn start(&self) -> Result<BrokerStatus, BrokerError> {
         self.configured()?;
         let mut running = self.running.lock().await;
-        if let Some(r) = running.as_mut() {
-            if matches!(r.child.try_wait(), Ok(None)) {
-                return Err(BrokerError::WrongState("the local broker is already running".into()));
-            }
+        if let Some(r) = running.as_mut()
+            && matches!(r.child.try_wait(), Ok(None))
+        {
+            return Err(BrokerError::WrongState(
+                "the local broker is already running".into(),
+            ));
         }
         let url = format!("tcp://127.0.0.1:{}", self.settings.port);
         let dir = PathBuf::from(&self.settings.data_dir);
-        std::fs::create_dir_all(&dir).map_err(|e| BrokerError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BrokerError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         let mut child = Command::new(&self.settings.command)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", &self.settings.storage])
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -116,20 +133,35 @@ impl LocalBroker {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| BrokerError::Failed(format!("cannot start {}: {e}", self.settings.command)))?;
+            .map_err(|e| {
+                BrokerError::Failed(format!("cannot start {}: {e}", self.settings.command))
+            })?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.settings.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.settings.port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             if !matches!(child.try_wait(), Ok(None)) || Instant::now() > deadline {
                 let _ = child.kill().await;
-                return Err(BrokerError::Failed("the local broker did not start listening".into()));
+                return Err(BrokerError::Failed(
+                    "the local broker did not start listening".into(),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tracing::info!(port = self.settings.port, pid = child.id(), "local broker started");
-        *running = Some(Running { child, started_at: Utc::now(), started: Instant::now() });
+        tracing::info!(
+            port = self.settings.port,
+            pid = child.id(),
+            "local broker started"
+        );
+        *running = Some(Running {
+            child,
+            started_at: Utc::now(),
+            started: Instant::now(),
+        });
         Ok(self.describe(running.as_ref()))
     }
 
@@ -138,13 +170,18 @@ impl LocalBroker {
         self.configured()?;
         let mut running = self.running.lock().await;
         let Some(mut r) = running.take() else {
-            return Err(BrokerError::WrongState("the local broker is not running".into()));
+            return Err(BrokerError::WrongState(
+                "the local broker is not running".into(),
+            ));
         };
         if let Some(pid) = r.child.id() {
             // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
-        if tokio::time::timeout(Duration::from_secs(5), r.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), r.child.wait())
+            .await
+            .is_err()
+        {
             let _ = r.child.kill().await;
         }
         tracing::info!(port = self.settings.port, "local broker stopped");

@@ -379,3 +379,57 @@ async fn consumer_group_lag_reset_and_delete() {
     .await;
     assert_eq!(status, 204);
 }
+
+#[tokio::test]
+async fn the_local_broker_is_started_and_stopped_by_the_service() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&broker);
+    let (status, problem) = {
+        let app = TestApp::spawn(settings.clone()).await;
+        app.get_json("/api/admin/cluster/status").await
+    };
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("local_broker_not_configured"))
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    settings.local_broker.command = tansu_bin().display().to_string();
+    settings.local_broker.port = port;
+    settings.local_broker.storage = "memory://tansu/".into();
+    settings.local_broker.data_dir = data.path().display().to_string();
+    let app = TestApp::spawn(settings).await;
+    let post = reqwest::Method::POST;
+
+    let (status, stopped) = app.get_json("/api/admin/cluster/status").await;
+    assert_eq!((status, stopped["state"].as_str()), (200, Some("stopped")));
+    let (status, started) = send(&app, post.clone(), "/api/admin/cluster/start", None).await;
+    assert_eq!(
+        (status, started["state"].as_str()),
+        (200, Some("running")),
+        "{started}"
+    );
+    assert!(started["pid"].as_u64().is_some());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "the broker listens"
+    );
+    let (status, problem) = send(&app, post.clone(), "/api/admin/cluster/start", None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("local_broker_state"))
+    );
+    let (_, running) = app.get_json("/api/admin/cluster/status").await;
+    assert_eq!(running["pid"], started["pid"]);
+    assert_eq!(running["port"].as_u64(), Some(u64::from(port)));
+
+    let (status, stopped) = send(&app, post.clone(), "/api/admin/cluster/stop", None).await;
+    assert_eq!((status, stopped["state"].as_str()), (200, Some("stopped")));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the broker is gone"
+    );
+    let (status, _) = send(&app, post, "/api/admin/cluster/stop", None).await;
+    assert_eq!(status, 409);
+}
