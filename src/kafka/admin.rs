@@ -439,13 +439,7 @@ impl KafkaAdmin {
         let (internal, partitions) = self
             .blocking(move |consumer, timeout| {
                 let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-                let Some(t) = metadata
-                    .topics()
-                    .first()
-                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-                else {
-                    return Err(AdminError::NotFound(format!("topic {topic}")));
-                };
+                let t = existing_topic(&metadata, &topic)?;
                 let mut partitions = Vec::new();
                 for p in t.partitions() {
                     let (low, high) = consumer.fetch_watermarks(&topic, p.id(), timeout)?;
@@ -701,13 +695,7 @@ impl KafkaAdmin {
         let topic = topic.to_string();
         self.blocking(move |consumer, timeout| {
             let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-            let Some(t) = metadata
-                .topics()
-                .first()
-                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            else {
-                return Err(AdminError::NotFound(format!("topic {topic}")));
-            };
+            let t = existing_topic(&metadata, &topic)?;
             let mut target = TopicPartitionList::new();
             let mut result = Vec::new();
             for p in t.partitions() {
@@ -806,6 +794,18 @@ impl KafkaAdmin {
         })
         .await
     }
+}
+
+/// The topic's metadata, or `NotFound` when the cluster does not have it.
+fn existing_topic<'m>(
+    metadata: &'m rdkafka::metadata::Metadata,
+    topic: &str,
+) -> Result<&'m rdkafka::metadata::MetadataTopic, AdminError> {
+    metadata
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .ok_or_else(|| AdminError::NotFound(format!("topic {topic}")))
 }
 
 fn config_source(source: &rdkafka::admin::ConfigSource) -> &'static str {

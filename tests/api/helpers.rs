@@ -335,18 +335,17 @@ impl TestApp {
         wait_status(&self.client, &self.address, id, status).await
     }
 
+    /// The whole /metrics exposition.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// The value of one sample line of /metrics, e.g. `orderflow_orders_accepted_total`.
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
+        self.metrics_text()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
+            .lines()
             .find_map(|line| {
                 line.strip_prefix(sample)
                     .and_then(|rest| rest.strip_prefix(' '))

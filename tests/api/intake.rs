@@ -57,15 +57,7 @@ async fn a_valid_order_is_acknowledged_and_lands_on_the_topic() {
     assert_eq!(order["items"][1]["unit_price"], "0.10");
     assert_eq!(order["currency"], "EUR");
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("orderflow_orders_accepted_total 1"),
         "{metrics}"
