@@ -84,6 +84,10 @@ impl Application {
                 queue_max_messages: settings.producer.queue_max_messages,
                 linger: Duration::from_millis(settings.producer.linger_ms),
                 compression: settings.producer.compression.clone(),
+                statistics_interval: Duration::from_millis(
+                    settings.producer.statistics_interval_ms,
+                ),
+                metrics: Some(metrics.producer.clone()),
             },
         )
         .context("Failed to create the Kafka producer (check [kafka.librdkafka] options)")?;
@@ -330,7 +334,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::orders::api::router())
         .merge(crate::health::router())
         .merge(crate::admin::router())
-        .route_layer(middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track_http))
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track_http,
+        ))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(limits)
@@ -339,15 +346,32 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 // 503s are answers (not ready, Kafka unavailable), logged where they arise.
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
+                // One line per request with status and latency, in the request's span.
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                )
                 .make_span_with(|request: &Request<Body>| {
-                let request_id = request
-                    .headers()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-            }),
+                    let header = |name: &str| {
+                        request
+                            .headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                    };
+                    let trace_id =
+                        crate::trace::trace_id_of(Some(header(crate::trace::TRACEPARENT)))
+                            .unwrap_or_default();
+                    tracing::info_span!(
+                        "http",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = header(REQUEST_ID_HEADER.as_str()),
+                        trace_id,
+                    )
+                }),
         )
+        // Outside the span above, which reads the trace context this sets.
+        .layer(middleware::from_fn(crate::trace::propagate))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
         .with_state(state)

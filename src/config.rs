@@ -174,6 +174,8 @@ pub struct ProducerSettings {
     pub compression: String,
     /// How long shutdown waits for the local queue to drain, in milliseconds.
     pub flush_timeout_ms: u64,
+    /// `statistics.interval.ms` of the producer (broker and batch gauges); 0 turns it off.
+    pub statistics_interval_ms: u64,
 }
 
 /// Order validation limits.

@@ -21,3 +21,4 @@ pub mod metrics;
 pub mod orders;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;

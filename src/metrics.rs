@@ -3,15 +3,18 @@
 
 use std::time::Instant;
 
+use axum::body::HttpBody as _;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_LENGTH;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::kafka::ConsumerMetrics;
+use crate::kafka::producer::ProducerMetrics;
 
 /// Every metric the service exports, registered in [`Metrics::registry`].
 pub struct Metrics {
@@ -21,6 +24,10 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// HTTP request latency by route and method, in seconds.
     pub http_duration: HistogramVec,
+    /// HTTP request body sizes by route, in bytes.
+    pub http_request_size: HistogramVec,
+    /// HTTP response body sizes by route, in bytes.
+    pub http_response_size: HistogramVec,
     /// HTTP requests being handled now.
     pub http_in_flight: IntGauge,
     /// Orders acknowledged by Kafka and answered 202.
@@ -43,147 +50,277 @@ pub struct Metrics {
     pub consumer_restarts: IntCounter,
     /// Kafka consumer metrics of the processing group.
     pub consumer: ConsumerMetrics,
+    /// Kafka producer metrics of the service's producer.
+    pub producer: ProducerMetrics,
+    /// Version and commit of the running build.
+    pub build_info: IntGaugeVec,
+}
+
+/// Registers collectors and hands them back, so each metric is declared in one place.
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        collector: C,
+    ) -> Result<C, prometheus::Error> {
+        self.0.register(Box::new(collector.clone()))?;
+        Ok(collector)
+    }
 }
 
 impl Metrics {
-    /// Creates and registers every metric, including the process collector.
+    /// Creates and registers every metric, including the process collector and build info.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("orderflow".into()), None)?;
-        let http_requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by matched route, method and status",
-            ),
-            &["route", "method", "status"],
-        )?;
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency in seconds",
-            )
-            .buckets(vec![
+        let r = Registrar(&registry);
+        let seconds_buckets = || {
+            vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,
-            ]),
-            &["route", "method"],
-        )?;
-        let http_in_flight =
-            IntGauge::new("http_requests_in_flight", "HTTP requests being handled now")?;
-        let orders_accepted = IntCounter::new(
-            "orders_accepted_total",
-            "Orders acknowledged by Kafka and answered 202",
-        )?;
-        let orders_replayed = IntCounter::new(
-            "orders_replayed_total",
-            "Repeated submissions answered with the first answer, writing nothing",
-        )?;
-        let orders_rejected = IntCounterVec::new(
-            Opts::new("orders_rejected_total", "Orders refused, by problem code"),
-            &["code"],
-        )?;
-        let bulk_size = Histogram::with_opts(
-            HistogramOpts::new("orders_bulk_size", "Orders per bulk request")
-                .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
-        )?;
-        let orders_processed = IntCounterVec::new(
-            Opts::new(
-                "orders_processed_total",
-                "Orders that reached a final status, by status",
-            ),
-            &["status"],
-        )?;
-        let accept_to_final = Histogram::with_opts(
-            HistogramOpts::new(
-                "order_accept_to_final_seconds",
-                "Seconds from acceptance to final status",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]),
-        )?;
-        let orders_redelivered = IntCounter::new(
-            "orders_redelivered_skipped_total",
-            "Redelivered order records skipped because the order was already final",
-        )?;
-        let cancels_requested =
-            IntCounter::new("orders_cancel_requested_total", "Cancel requests accepted")?;
-        let consumer_restarts = IntCounter::new(
-            "consumer_task_restarts_total",
-            "Consumer tasks restarted after an unexpected end",
-        )?;
-        let consumer = ConsumerMetrics {
-            consumed: IntCounterVec::new(
-                Opts::new(
-                    "kafka_consumer_records_total",
-                    "Records received by the processing consumers, by topic",
-                ),
-                &["topic"],
-            )?,
-            retries: IntCounter::new("kafka_consumer_retries_total", "Handler retries")?,
-            dead_lettered: IntCounterVec::new(
-                Opts::new(
-                    "kafka_consumer_dead_lettered_total",
-                    "Records written to the dead-letter topic, by source topic and reason",
-                ),
-                &["topic", "reason"],
-            )?,
-            rebalances: IntCounterVec::new(
-                Opts::new(
-                    "kafka_consumer_rebalances_total",
-                    "Consumer group rebalances, by kind",
-                ),
-                &["kind"],
-            )?,
-            lag: IntGaugeVec::new(
-                Opts::new(
-                    "kafka_consumer_lag_records",
-                    "Consumer lag in records, by topic and partition (librdkafka statistics)",
-                ),
-                &["topic", "partition"],
-            )?,
-            commits: IntCounterVec::new(
-                Opts::new("kafka_consumer_commits_total", "Offset commits, by result"),
-                &["result"],
-            )?,
+            ]
         };
-        registry.register(Box::new(orders_processed.clone()))?;
-        registry.register(Box::new(accept_to_final.clone()))?;
-        registry.register(Box::new(orders_redelivered.clone()))?;
-        registry.register(Box::new(cancels_requested.clone()))?;
-        registry.register(Box::new(consumer_restarts.clone()))?;
-        registry.register(Box::new(consumer.consumed.clone()))?;
-        registry.register(Box::new(consumer.retries.clone()))?;
-        registry.register(Box::new(consumer.dead_lettered.clone()))?;
-        registry.register(Box::new(consumer.rebalances.clone()))?;
-        registry.register(Box::new(consumer.lag.clone()))?;
-        registry.register(Box::new(consumer.commits.clone()))?;
-        registry.register(Box::new(http_requests.clone()))?;
-        registry.register(Box::new(http_duration.clone()))?;
-        registry.register(Box::new(http_in_flight.clone()))?;
-        registry.register(Box::new(orders_accepted.clone()))?;
-        registry.register(Box::new(orders_replayed.clone()))?;
-        registry.register(Box::new(orders_rejected.clone()))?;
-        registry.register(Box::new(bulk_size.clone()))?;
+        // 64 B to 16 MiB, by powers of four.
+        let size_buckets = || prometheus::exponential_buckets(64.0, 4.0, 10);
+
+        let build_info = r.add(IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "Always 1; the labels say which build is running",
+            ),
+            &["version", "commit"],
+        )?)?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("ORDERFLOW_COMMIT")])
+            .set(1);
+
+        let metrics = Metrics {
+            http_requests: r.add(IntCounterVec::new(
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests by matched route, method and status",
+                ),
+                &["route", "method", "status"],
+            )?)?,
+            http_duration: r.add(HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request latency in seconds, by matched route and method",
+                )
+                .buckets(seconds_buckets()),
+                &["route", "method"],
+            )?)?,
+            http_request_size: r.add(HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_size_bytes",
+                    "HTTP request body size in bytes (Content-Length), by matched route",
+                )
+                .buckets(size_buckets()?),
+                &["route"],
+            )?)?,
+            http_response_size: r.add(HistogramVec::new(
+                HistogramOpts::new(
+                    "http_response_size_bytes",
+                    "HTTP response body size in bytes, by matched route",
+                )
+                .buckets(size_buckets()?),
+                &["route"],
+            )?)?,
+            http_in_flight: r.add(IntGauge::new(
+                "http_requests_in_flight",
+                "HTTP requests being handled now",
+            )?)?,
+            orders_accepted: r.add(IntCounter::new(
+                "orders_accepted_total",
+                "Orders acknowledged by Kafka and answered 202",
+            )?)?,
+            orders_replayed: r.add(IntCounter::new(
+                "orders_replayed_total",
+                "Repeated submissions answered with the first answer, writing nothing",
+            )?)?,
+            orders_rejected: r.add(IntCounterVec::new(
+                Opts::new(
+                    "orders_rejected_total",
+                    "Order submissions refused, by problem code (a bulk request refused as a whole counts once)",
+                ),
+                &["code"],
+            )?)?,
+            bulk_size: r.add(Histogram::with_opts(
+                HistogramOpts::new("orders_bulk_size", "Orders per bulk request")
+                    .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
+            )?)?,
+            orders_processed: r.add(IntCounterVec::new(
+                Opts::new(
+                    "orders_processed_total",
+                    "Orders that reached a final status, by status (COMPLETED, FAILED, CANCELLED)",
+                ),
+                &["status"],
+            )?)?,
+            accept_to_final: r.add(Histogram::with_opts(
+                HistogramOpts::new(
+                    "order_accept_to_final_seconds",
+                    "Seconds from acceptance to final status",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ]),
+            )?)?,
+            orders_redelivered: r.add(IntCounter::new(
+                "orders_redelivered_skipped_total",
+                "Redelivered order records skipped because the order was already final",
+            )?)?,
+            cancels_requested: r.add(IntCounter::new(
+                "orders_cancel_requested_total",
+                "Cancel requests accepted",
+            )?)?,
+            consumer_restarts: r.add(IntCounter::new(
+                "consumer_task_restarts_total",
+                "Consumer tasks restarted after an unexpected end",
+            )?)?,
+            consumer: ConsumerMetrics {
+                consumed: r.add(IntCounterVec::new(
+                    Opts::new(
+                        "kafka_consumer_records_total",
+                        "Records received by the processing consumers, by topic",
+                    ),
+                    &["topic"],
+                )?)?,
+                retries: r.add(IntCounter::new(
+                    "kafka_consumer_retries_total",
+                    "Handler retries",
+                )?)?,
+                dead_lettered: r.add(IntCounterVec::new(
+                    Opts::new(
+                        "kafka_consumer_dead_lettered_total",
+                        "Records written to the dead-letter topic, by source topic and reason",
+                    ),
+                    &["topic", "reason"],
+                )?)?,
+                rebalances: r.add(IntCounterVec::new(
+                    Opts::new(
+                        "kafka_consumer_rebalances_total",
+                        "Consumer group rebalances, by kind (assign, revoke, error)",
+                    ),
+                    &["kind"],
+                )?)?,
+                lag: r.add(IntGaugeVec::new(
+                    Opts::new(
+                        "kafka_consumer_lag_records",
+                        "Consumer lag in records, by topic and partition (librdkafka statistics)",
+                    ),
+                    &["topic", "partition"],
+                )?)?,
+                commits: r.add(IntCounterVec::new(
+                    Opts::new(
+                        "kafka_consumer_commits_total",
+                        "Offset commits, by result (ok, error)",
+                    ),
+                    &["result"],
+                )?)?,
+                committed: r.add(IntGaugeVec::new(
+                    Opts::new(
+                        "kafka_consumer_committed_offset",
+                        "Last committed offset, by topic and partition (librdkafka statistics)",
+                    ),
+                    &["topic", "partition"],
+                )?)?,
+            },
+            producer: ProducerMetrics {
+                sent: r.add(IntCounterVec::new(
+                    Opts::new(
+                        "kafka_producer_records_sent_total",
+                        "Records acknowledged by Kafka, by topic",
+                    ),
+                    &["topic"],
+                )?)?,
+                failed: r.add(IntCounterVec::new(
+                    Opts::new(
+                        "kafka_producer_records_failed_total",
+                        "Records Kafka did not acknowledge, by topic and reason",
+                    ),
+                    &["topic", "reason"],
+                )?)?,
+                delivery_seconds: r.add(HistogramVec::new(
+                    HistogramOpts::new(
+                        "kafka_producer_delivery_seconds",
+                        "Seconds from send to Kafka's acknowledgement or failure, by topic",
+                    )
+                    .buckets(seconds_buckets()),
+                    &["topic"],
+                )?)?,
+                bytes: r.add(IntCounterVec::new(
+                    Opts::new(
+                        "kafka_producer_bytes_total",
+                        "Key and value bytes acknowledged by Kafka, by topic",
+                    ),
+                    &["topic"],
+                )?)?,
+                queue_messages: r.add(IntGauge::new(
+                    "kafka_producer_queue_records",
+                    "Records in the producer's local queue, not yet acknowledged",
+                )?)?,
+                queue_bytes: r.add(IntGauge::new(
+                    "kafka_producer_queue_bytes",
+                    "Bytes in the producer's local queue (librdkafka statistics)",
+                )?)?,
+                broker_rtt_seconds: r.add(GaugeVec::new(
+                    Opts::new(
+                        "kafka_producer_broker_rtt_seconds",
+                        "Broker round-trip time in seconds over the last statistics window, by broker and statistic (avg, p99)",
+                    ),
+                    &["broker", "stat"],
+                )?)?,
+                broker_requests: r.add(IntGaugeVec::new(
+                    Opts::new(
+                        "kafka_producer_broker_requests",
+                        "Requests sent to the broker since the client started (librdkafka tx); rate() is the request rate",
+                    ),
+                    &["broker"],
+                )?)?,
+                broker_request_errors: r.add(IntGaugeVec::new(
+                    Opts::new(
+                        "kafka_producer_broker_request_errors",
+                        "Request errors towards the broker since the client started (librdkafka txerrs)",
+                    ),
+                    &["broker"],
+                )?)?,
+                broker_outbuf_requests: r.add(IntGaugeVec::new(
+                    Opts::new(
+                        "kafka_producer_broker_outbuf_requests",
+                        "Requests waiting to be sent to the broker (librdkafka outbuf_cnt)",
+                    ),
+                    &["broker"],
+                )?)?,
+                broker_waitresp_requests: r.add(IntGaugeVec::new(
+                    Opts::new(
+                        "kafka_producer_broker_waitresp_requests",
+                        "Requests sent and awaiting the broker's answer (librdkafka waitresp_cnt)",
+                    ),
+                    &["broker"],
+                )?)?,
+                topic_batch_bytes: r.add(GaugeVec::new(
+                    Opts::new(
+                        "kafka_producer_batch_size_bytes",
+                        "Average produce batch size in bytes over the last statistics window, by topic",
+                    ),
+                    &["topic"],
+                )?)?,
+                topic_batch_records: r.add(GaugeVec::new(
+                    Opts::new(
+                        "kafka_producer_batch_records",
+                        "Average records per produce batch over the last statistics window, by topic",
+                    ),
+                    &["topic"],
+                )?)?,
+            },
+            build_info,
+            registry: registry.clone(),
+        };
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        Ok(Metrics {
-            registry,
-            http_requests,
-            http_duration,
-            http_in_flight,
-            orders_accepted,
-            orders_replayed,
-            orders_rejected,
-            bulk_size,
-            orders_processed,
-            accept_to_final,
-            orders_redelivered,
-            cancels_requested,
-            consumer_restarts,
-            consumer,
-        })
+        Ok(metrics)
     }
 
     /// The registry in Prometheus text exposition format.
@@ -208,6 +345,12 @@ pub async fn track_http(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().as_str().to_owned();
+    let request_size = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
     let started = Instant::now();
     metrics.http_in_flight.inc();
     let response = next.run(request).await;
@@ -221,5 +364,15 @@ pub async fn track_http(
         .http_duration
         .with_label_values(&[&route, &method])
         .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_request_size
+        .with_label_values(&[&route])
+        .observe(request_size);
+    // Buffered bodies (every JSON answer) know their exact size; for a stream, its lower
+    // bound is what is known.
+    metrics
+        .http_response_size
+        .with_label_values(&[&route])
+        .observe(response.body().size_hint().lower() as f64);
     response
 }

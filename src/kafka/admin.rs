@@ -291,10 +291,10 @@ impl KafkaAdmin {
     pub fn new(client: ClientSettings, timeout: Duration) -> Result<Self, KafkaError> {
         let admin = client
             .client_config(&[])
-            .create_with_context(ClientContext)?;
+            .create_with_context(ClientContext::default())?;
         let metadata = client
             .client_config(&[])
-            .create_with_context(ClientContext)?;
+            .create_with_context(ClientContext::default())?;
         Ok(KafkaAdmin {
             client,
             admin: Arc::new(admin),
@@ -662,7 +662,7 @@ impl KafkaAdmin {
                 ("group.id", group_id.to_string()),
                 ("enable.auto.commit", "false".into()),
             ])
-            .create_with_context(ClientContext)?)
+            .create_with_context(ClientContext::default())?)
     }
 
     /// Moves the group's committed offsets on `topic` (every partition). Refused while the
@@ -754,7 +754,7 @@ impl KafkaAdmin {
                 ("enable.auto.commit", "false".into()),
                 ("enable.auto.offset.store", "false".into()),
             ])
-            .create_with_context(ClientContext)?;
+            .create_with_context(ClientContext::default())?;
         let topic = topic.to_string();
         self.blocking(move |consumer, timeout| {
             let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;

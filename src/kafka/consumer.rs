@@ -35,6 +35,7 @@ use rdkafka::{Statistics, TopicPartitionList};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::producer::RawRecord;
 use super::{BaseProducer, ClientContext, ClientSettings};
@@ -84,6 +85,8 @@ pub struct ConsumerMetrics {
     pub lag: IntGaugeVec,
     /// Offset commits, by result (ok, error).
     pub commits: IntCounterVec,
+    /// Last committed offset by topic and partition, from librdkafka statistics.
+    pub committed: IntGaugeVec,
 }
 
 /// A decoded message with everything Kafka said about it.
@@ -157,11 +160,11 @@ pub struct GroupContext {
 
 impl rdkafka::ClientContext for GroupContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        rdkafka::ClientContext::log(&ClientContext, level, fac, message);
+        rdkafka::ClientContext::log(&ClientContext::default(), level, fac, message);
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        rdkafka::ClientContext::error(&ClientContext, error, reason);
+        rdkafka::ClientContext::error(&ClientContext::default(), error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -169,11 +172,19 @@ impl rdkafka::ClientContext for GroupContext {
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
                 // -1 is librdkafka's "unknown" partition; lag -1 means not yet known.
-                if *partition >= 0 && p.consumer_lag >= 0 {
+                if *partition < 0 {
+                    continue;
+                }
+                let labels = [topic.as_str(), &partition.to_string()];
+                if p.consumer_lag >= 0 {
+                    metrics.lag.with_label_values(&labels).set(p.consumer_lag);
+                }
+                // Offsets below 0 are librdkafka's "none yet".
+                if p.committed_offset >= 0 {
                     metrics
-                        .lag
-                        .with_label_values(&[topic, &partition.to_string()])
-                        .set(p.consumer_lag);
+                        .committed
+                        .with_label_values(&labels)
+                        .set(p.committed_offset);
                 }
             }
         }
@@ -345,6 +356,15 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                         key_tails.retain(|_, rx| matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
                     }
                     let (this, handler, shutdown) = (this.clone(), handler.clone(), shutdown.clone());
+                    // Every log line about this record carries where it is and the trace
+                    // it belongs to (W3C traceparent header, when the producer set one).
+                    let span = tracing::info_span!(
+                        "consume",
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        trace_id = crate::trace::trace_id_of(header(&message, crate::trace::TRACEPARENT)).unwrap_or_default(),
+                    );
                     in_flight.push_back(async move {
                         if let Some(previous) = previous {
                             let _ = previous.await;
@@ -352,7 +372,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                         let done = this.handle_one(&message, handler.as_ref(), &shutdown).await;
                         let _ = tx.send(());
                         done
-                    });
+                    }.instrument(span));
                 }
             }
         }
@@ -525,6 +545,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             backoff = (backoff * 2).min(self.options.retry_backoff_max);
         }
     }
+}
+
+/// The first header named `name`, if it is UTF-8.
+fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+    use rdkafka::message::Headers;
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
 }
 
 fn detach(message: &BorrowedMessage<'_>) -> OwnedMessage {

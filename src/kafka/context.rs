@@ -6,9 +6,12 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 
-/// Routes librdkafka logs and client errors to `tracing`.
-#[derive(Debug, Clone, Default)]
-pub struct ClientContext;
+/// Routes librdkafka logs and client errors to `tracing`; a producer's context also turns
+/// librdkafka statistics into its metrics.
+#[derive(Clone, Default)]
+pub struct ClientContext {
+    pub(super) producer_metrics: Option<super::producer::ProducerMetrics>,
+}
 
 impl RdClientContext for ClientContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -29,6 +32,12 @@ impl RdClientContext for ClientContext {
         // Broker-down and transport errors arrive here continuously while Kafka is away;
         // warn, since librdkafka retries them on its own.
         tracing::warn!(target: "librdkafka", %error, reason, "kafka client error");
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(metrics) = &self.producer_metrics {
+            metrics.record_statistics(&statistics);
+        }
     }
 }
 

@@ -9,7 +9,9 @@
 
 use std::marker::PhantomData;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -22,7 +24,7 @@ use super::{ClientContext, ClientSettings};
 pub const DELIVERY_GUARD: Duration = Duration::from_millis(250);
 
 /// How a producer behaves; see `[producer]` in `config/default.toml`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProducerOptions {
     /// `message.timeout.ms`: how long a record may wait for its acknowledgement.
     pub delivery_timeout: Duration,
@@ -32,6 +34,119 @@ pub struct ProducerOptions {
     pub linger: Duration,
     /// `compression.type`.
     pub compression: String,
+    /// `statistics.interval.ms`; zero turns librdkafka statistics (and the gauges made from
+    /// them) off.
+    pub statistics_interval: Duration,
+    /// Where to count sends and librdkafka statistics; `None` counts nothing.
+    pub metrics: Option<ProducerMetrics>,
+}
+
+/// Producer metrics, registered by the owner of the registry. Topic and broker labels are
+/// bounded by the cluster's topics and brokers.
+#[derive(Clone)]
+pub struct ProducerMetrics {
+    /// Records acknowledged, by topic.
+    pub sent: IntCounterVec,
+    /// Records not acknowledged, by topic and reason (queue_full, unavailable, too_large,
+    /// serialize, kafka).
+    pub failed: IntCounterVec,
+    /// Seconds from send to acknowledgement (or failure), by topic.
+    pub delivery_seconds: HistogramVec,
+    /// Key and value bytes acknowledged, by topic.
+    pub bytes: IntCounterVec,
+    /// Records in the local queue not yet acknowledged (updated on each statistics report
+    /// and by [`BaseProducer::in_flight`]).
+    pub queue_messages: IntGauge,
+    /// Bytes in the local queue (statistics).
+    pub queue_bytes: IntGauge,
+    /// Broker round-trip time in seconds, by broker and window statistic (avg, p99).
+    pub broker_rtt_seconds: GaugeVec,
+    /// Requests sent to each broker since the client started (statistics `tx`); its rate()
+    /// is the request rate.
+    pub broker_requests: IntGaugeVec,
+    /// Request errors towards each broker since the client started (statistics `txerrs`).
+    pub broker_request_errors: IntGaugeVec,
+    /// Requests waiting to be sent to each broker (statistics `outbuf_cnt`).
+    pub broker_outbuf_requests: IntGaugeVec,
+    /// Requests sent and waiting for each broker's answer (statistics `waitresp_cnt`).
+    pub broker_waitresp_requests: IntGaugeVec,
+    /// Average batch size in bytes, by topic (statistics `batchsize.avg`).
+    pub topic_batch_bytes: GaugeVec,
+    /// Average records per batch, by topic (statistics `batchcnt.avg`).
+    pub topic_batch_records: GaugeVec,
+}
+
+impl ProducerMetrics {
+    /// Sets the statistics gauges from one librdkafka report.
+    pub fn record_statistics(&self, stats: &rdkafka::Statistics) {
+        self.queue_messages
+            .set(i64::try_from(stats.msg_cnt).unwrap_or(i64::MAX));
+        self.queue_bytes
+            .set(i64::try_from(stats.msg_size).unwrap_or(i64::MAX));
+        for broker in stats.brokers.values() {
+            // Bootstrap entries (node id -1) are replaced by the real brokers once known.
+            if broker.nodeid < 0 {
+                continue;
+            }
+            let name = broker.nodename.as_str();
+            if let Some(rtt) = &broker.rtt {
+                // librdkafka reports microseconds; 0 means no request in the window.
+                let seconds = |us: i64| us as f64 / 1e6;
+                self.broker_rtt_seconds
+                    .with_label_values(&[name, "avg"])
+                    .set(seconds(rtt.avg));
+                self.broker_rtt_seconds
+                    .with_label_values(&[name, "p99"])
+                    .set(seconds(rtt.p99));
+            }
+            let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            self.broker_requests
+                .with_label_values(&[name])
+                .set(count(broker.tx));
+            self.broker_request_errors
+                .with_label_values(&[name])
+                .set(count(broker.txerrs));
+            self.broker_outbuf_requests
+                .with_label_values(&[name])
+                .set(broker.outbuf_cnt);
+            self.broker_waitresp_requests
+                .with_label_values(&[name])
+                .set(broker.waitresp_cnt);
+        }
+        for (name, topic) in &stats.topics {
+            self.topic_batch_bytes
+                .with_label_values(&[name])
+                .set(topic.batchsize.avg as f64);
+            self.topic_batch_records
+                .with_label_values(&[name])
+                .set(topic.batchcnt.avg as f64);
+        }
+    }
+
+    fn record_send(
+        &self,
+        record: &RawRecord<'_>,
+        result: &Result<Delivery, ProduceError>,
+        started: Instant,
+    ) {
+        self.delivery_seconds
+            .with_label_values(&[record.topic])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(_) => {
+                self.sent.with_label_values(&[record.topic]).inc();
+                let size =
+                    record.key.map_or(0, <[u8]>::len) + record.payload.map_or(0, <[u8]>::len);
+                self.bytes
+                    .with_label_values(&[record.topic])
+                    .inc_by(size as u64);
+            }
+            Err(error) => self
+                .failed
+                .with_label_values(&[record.topic, error.reason()])
+                .inc(),
+        }
+    }
 }
 
 /// One record to send: a typed value, its key and headers.
@@ -101,6 +216,17 @@ impl ProduceError {
         )
     }
 
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProduceError::QueueFull => "queue_full",
+            ProduceError::Unavailable(_) => "unavailable",
+            ProduceError::TooLarge => "too_large",
+            ProduceError::Serialize(_) => "serialize",
+            ProduceError::Kafka(_) => "kafka",
+        }
+    }
+
     fn from_kafka(error: KafkaError) -> Self {
         use RDKafkaErrorCode as Code;
         match error.rdkafka_error_code() {
@@ -141,6 +267,7 @@ pub struct BaseProducer<T> {
 
 struct Shared {
     config: rdkafka::ClientConfig,
+    context: ClientContext,
     current: RwLock<FutureProducer<ClientContext>>,
 }
 
@@ -189,7 +316,7 @@ impl<T> BaseProducer<T> {
         match self
             .shared
             .config
-            .create_with_context::<_, FutureProducer<ClientContext>>(ClientContext)
+            .create_with_context::<_, FutureProducer<ClientContext>>(self.shared.context.clone())
         {
             Ok(fresh) => {
                 tracing::error!(%code, reason, "kafka producer unusable (fatal or fenced); replaced it");
@@ -218,11 +345,19 @@ impl<T: Serialize> BaseProducer<T> {
             ),
             ("linger.ms", options.linger.as_millis().to_string()),
             ("compression.type", options.compression.clone()),
+            (
+                "statistics.interval.ms",
+                options.statistics_interval.as_millis().to_string(),
+            ),
         ]);
-        let current = config.create_with_context(ClientContext)?;
+        let context = ClientContext {
+            producer_metrics: options.metrics.clone(),
+        };
+        let current = config.create_with_context(context.clone())?;
         Ok(BaseProducer {
             shared: Arc::new(Shared {
                 config,
+                context,
                 current: RwLock::new(current),
             }),
             delivery_timeout: options.delivery_timeout,
@@ -249,6 +384,15 @@ impl<T: Serialize> BaseProducer<T> {
 
     /// Sends bytes as they are (dead letters keep the original record untouched).
     pub async fn send_raw(&self, record: RawRecord<'_>) -> Result<Delivery, ProduceError> {
+        let started = Instant::now();
+        let result = self.deliver(&record).await;
+        if let Some(metrics) = &self.shared.context.producer_metrics {
+            metrics.record_send(&record, &result, started);
+        }
+        result
+    }
+
+    async fn deliver(&self, record: &RawRecord<'_>) -> Result<Delivery, ProduceError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in record.headers {
             headers = headers.insert(Header {
@@ -313,9 +457,13 @@ impl<T: Serialize> BaseProducer<T> {
         }
     }
 
-    /// Records queued locally and not yet acknowledged.
+    /// Records queued locally and not yet acknowledged (also sets the queue gauge).
     pub fn in_flight(&self) -> i32 {
-        self.current().in_flight_count()
+        let count = self.current().in_flight_count();
+        if let Some(metrics) = &self.shared.context.producer_metrics {
+            metrics.queue_messages.set(i64::from(count));
+        }
+        count
     }
 
     /// Waits, off the async worker threads, until every queued record is acknowledged or

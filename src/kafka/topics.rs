@@ -102,7 +102,7 @@ pub async fn watermarks(
 ) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
     let consumer: RdBaseConsumer<ClientContext> = client
         .client_config(&[])
-        .create_with_context(ClientContext)?;
+        .create_with_context(ClientContext::default())?;
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
         let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;

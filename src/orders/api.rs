@@ -252,7 +252,19 @@ fn request_context(headers: &HeaderMap) -> RequestContext {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string(),
+        traceparent: crate::trace::TraceContext::current().to_string(),
     }
+}
+
+/// Counts a submission refused before it reached the order service (body, headers, bulk
+/// envelope), so `orders_rejected_total` sees every refusal by its code.
+fn refused(state: &AppState, error: ApiError) -> ApiError {
+    state
+        .metrics
+        .orders_rejected
+        .with_label_values(&[error.code_and_title().0])
+        .inc();
+    error
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -286,9 +298,10 @@ fn accepted_response(answer: &Accepted, replayed: bool) -> Response {
 async fn create_order(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(request): JsonBody<OrderRequest>,
+    body: Result<JsonBody<OrderRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
+    let JsonBody(request) = body.map_err(|e| refused(&state, e))?;
+    let key = idempotency_key(&headers).map_err(|e| refused(&state, e))?;
     let (answer, replayed) = state
         .orders
         .submit(request, key, &request_context(&headers))
@@ -300,13 +313,14 @@ async fn create_order(
 async fn create_orders_bulk(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(request): JsonBody<BulkRequest>,
+    body: Result<JsonBody<BulkRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
+    let JsonBody(request) = body.map_err(|e| refused(&state, e))?;
     if request.orders.is_empty() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "orders",
-            "must not be empty",
-        )]));
+        return Err(refused(
+            &state,
+            ApiError::Validation(vec![FieldError::new("orders", "must not be empty")]),
+        ));
     }
     let given_ids: Vec<Option<Uuid>> = request
         .orders
@@ -320,7 +334,8 @@ async fn create_orders_bulk(
     let results = state
         .orders
         .submit_bulk(request.orders, &request_context(&headers))
-        .await?;
+        .await
+        .map_err(|e| refused(&state, e))?;
     let mut retryable = None;
     let results: Vec<BulkItem> = results
         .into_iter()

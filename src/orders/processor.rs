@@ -99,16 +99,17 @@ pub struct OrderProcessor {
 impl Handler<OrderEvent> for OrderProcessor {
     async fn handle(&self, message: &Received<OrderEvent>) -> Result<(), HandlerError> {
         self.sync_after_rebalance().await?;
+        // Inside the consumer's span (topic, partition, offset, trace_id).
         let span = tracing::info_span!(
             "process",
             order_id = %message.value.order_id(),
-            partition = message.partition,
-            offset = message.offset,
             request_id = message.header("request-id").unwrap_or_default(),
         );
+        let traceparent = message.header(crate::trace::TRACEPARENT);
         async {
+            tracing::info!(event = message.value.kind(), "order record received");
             match &message.value {
-                OrderEvent::OrderPlaced { order } => self.process(order).await,
+                OrderEvent::OrderPlaced { order } => self.process(order, traceparent).await,
                 OrderEvent::CancelRequested { order_id, .. } => {
                     let Some(current) = self.store.get(order_id) else {
                         tracing::warn!("cancel for an order this service never saw; ignored");
@@ -126,7 +127,7 @@ impl Handler<OrderEvent> for OrderProcessor {
                         Some("cancelled by request".into()),
                         Utc::now(),
                     );
-                    self.emit(&[cancelled]).await
+                    self.emit(&[cancelled], traceparent).await
                 }
             }
         }
@@ -136,7 +137,7 @@ impl Handler<OrderEvent> for OrderProcessor {
 }
 
 impl OrderProcessor {
-    async fn process(&self, order: &Order) -> Result<(), HandlerError> {
+    async fn process(&self, order: &Order, traceparent: Option<&str>) -> Result<(), HandlerError> {
         tracing::debug!(
             since_accepted_ms = (Utc::now() - order.accepted_at).num_milliseconds(),
             "processing starts"
@@ -159,7 +160,7 @@ impl OrderProcessor {
                 Some("cancelled by request".into()),
                 Utc::now(),
             );
-            return self.emit(&[cancelled]).await;
+            return self.emit(&[cancelled], traceparent).await;
         }
         // A redelivery after a crash between the two writes is already PROCESSING.
         let mut steps = Vec::with_capacity(2);
@@ -174,12 +175,18 @@ impl OrderProcessor {
             Ok(()) => processing.advanced(OrderStatus::Completed, None, Utc::now()),
             Err(reason) => processing.advanced(OrderStatus::Failed, Some(reason), Utc::now()),
         });
-        self.emit(&steps).await
+        self.emit(&steps, traceparent).await
     }
 
     /// Writes the snapshots (same key, so Kafka keeps their order), waits for every
     /// acknowledgement, then updates the view.
-    async fn emit(&self, snapshots: &[OrderSnapshot]) -> Result<(), HandlerError> {
+    /// The status records carry the order's `traceparent` on, so its trace continues on
+    /// `orders.status`.
+    async fn emit(
+        &self,
+        snapshots: &[OrderSnapshot],
+        traceparent: Option<&str>,
+    ) -> Result<(), HandlerError> {
         let Some(last) = snapshots.last() else {
             return Ok(());
         };
@@ -190,10 +197,12 @@ impl OrderProcessor {
                 topic: &self.status_topic,
                 key: &key,
                 value: s,
-                headers: vec![(
+                headers: std::iter::once((
                     "event-type",
                     format!("status_{}", s.status.as_str().to_lowercase()),
-                )],
+                ))
+                .chain(traceparent.map(|t| (crate::trace::TRACEPARENT, t.to_string())))
+                .collect(),
             })
             .collect();
         for result in self.status.send_batch(records).await {
@@ -218,7 +227,7 @@ impl OrderProcessor {
             tracing::info!(
                 status = last.status.as_str(),
                 reason = last.reason.as_deref().unwrap_or(""),
-                "order reached a final status"
+                "order reached a final status (written to the status topic)"
             );
         }
         Ok(())

@@ -120,7 +120,7 @@ impl Projector {
                     self.fetch_wait_max.as_millis().to_string(),
                 ),
             ])
-            .create_with_context(ClientContext)
+            .create_with_context(ClientContext::default())
             .context("creating the projector consumer")?;
         let mut assignment = TopicPartitionList::new();
         for (topic, partition) in targets.keys() {

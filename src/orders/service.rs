@@ -49,6 +49,8 @@ pub struct Accepted {
 pub struct RequestContext {
     /// The HTTP request id.
     pub request_id: String,
+    /// The W3C `traceparent` of the request, written into every record it produces.
+    pub traceparent: String,
 }
 
 /// What intake needs; built once by the application.
@@ -156,6 +158,12 @@ impl OrderService {
             .send(self.record(&key, &event, ctx))
             .await
             .map_err(|e| self.produce_error(e))?;
+        tracing::info!(
+            order_id = %key,
+            partition = delivery.partition,
+            offset = delivery.offset,
+            "order accepted (acknowledged by kafka)"
+        );
         let OrderEvent::OrderPlaced { order } = event else {
             unreachable!("built above")
         };
@@ -198,6 +206,7 @@ impl OrderService {
             .send(self.record(&key, &event, ctx))
             .await
             .map_err(|e| self.produce_error(e))?;
+        tracing::info!(order_id = %key, "cancel requested");
         self.store.mark_cancel_requested(&order_id);
         self.metrics.cancels_requested.inc();
         Ok(current.status)
@@ -218,6 +227,7 @@ impl OrderService {
                 ("schema-version", SCHEMA_VERSION.to_string()),
                 ("event-type", event.kind().to_string()),
                 ("request-id", ctx.request_id.clone()),
+                (crate::trace::TRACEPARENT, ctx.traceparent.clone()),
             ],
         }
     }

@@ -193,6 +193,8 @@ async fn base_consumer_retries_transient_failures_then_dead_letters() {
             queue_max_messages: 1000,
             linger: Duration::from_millis(1),
             compression: "none".into(),
+            statistics_interval: Duration::ZERO,
+            metrics: None,
         },
     )
     .unwrap();
