@@ -126,6 +126,10 @@ impl Application {
                 .map(|t| t.name)
                 .collect::<Vec<_>>(),
         );
+        metrics.initialize(
+            &settings.topics.orders.name,
+            &topic_names.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let admin = KafkaAdmin::new(client.clone(), settings.admin_timeout())
             .context("Failed to create the Kafka admin client")?;
         let state = AppState {

@@ -126,6 +126,46 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// Every problem `code` this service answers with, for documentation and tests. Clients
+/// may rely on these; a new one is an API change.
+pub const PROBLEM_CODES: &[&str] = &[
+    "malformed_json",
+    "invalid_body",
+    "unsupported_media_type",
+    "payload_too_large",
+    "validation_failed",
+    "invalid_query",
+    "idempotency_conflict",
+    "bulk_too_large",
+    "record_too_large",
+    "not_found",
+    "order_final",
+    "already_exists",
+    "conflict",
+    "topic_protected",
+    "local_broker_not_configured",
+    "local_broker_state",
+    "kafka_invalid_request",
+    "kafka_unsupported",
+    "kafka_unavailable",
+    "overloaded",
+    "internal",
+];
+
+/// The codes an order submission can be refused with (`orders_rejected_total{code}`).
+pub const ORDER_REFUSAL_CODES: &[&str] = &[
+    "malformed_json",
+    "invalid_body",
+    "unsupported_media_type",
+    "payload_too_large",
+    "validation_failed",
+    "idempotency_conflict",
+    "bulk_too_large",
+    "record_too_large",
+    "kafka_unavailable",
+    "internal",
+];
+
 impl ApiError {
     /// The HTTP status of this error.
     pub fn status_code(&self) -> StatusCode {

@@ -64,6 +64,8 @@ fn not_ready(reason: &str) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // The queue gauge is live at every scrape, not only at each statistics report.
+    state.orders.producer.in_flight();
     (
         [(
             header::CONTENT_TYPE,

@@ -323,6 +323,37 @@ impl Metrics {
         Ok(metrics)
     }
 
+    /// Creates the series whose labels are known in advance at zero, so dashboards and
+    /// alerts see them (and `rate()` works) before the first event.
+    pub fn initialize(&self, orders_topic: &str, own_topics: &[&str]) {
+        for status in ["COMPLETED", "FAILED", "CANCELLED"] {
+            self.orders_processed.with_label_values(&[status]);
+        }
+        for code in crate::error::ORDER_REFUSAL_CODES {
+            self.orders_rejected.with_label_values(&[code]);
+        }
+        let c = &self.consumer;
+        c.consumed.with_label_values(&[orders_topic]);
+        for reason in ["undecodable", "permanent", "exhausted"] {
+            c.dead_lettered.with_label_values(&[orders_topic, reason]);
+        }
+        for kind in ["assign", "revoke", "error"] {
+            c.rebalances.with_label_values(&[kind]);
+        }
+        for result in ["ok", "error"] {
+            c.commits.with_label_values(&[result]);
+        }
+        let p = &self.producer;
+        for topic in own_topics {
+            p.sent.with_label_values(&[topic]);
+            p.bytes.with_label_values(&[topic]);
+            p.delivery_seconds.with_label_values(&[topic]);
+            for reason in ["queue_full", "unavailable", "too_large", "kafka"] {
+                p.failed.with_label_values(&[topic, reason]);
+            }
+        }
+    }
+
     /// The registry in Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

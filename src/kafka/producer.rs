@@ -70,7 +70,8 @@ pub struct ProducerMetrics {
     pub broker_outbuf_requests: IntGaugeVec,
     /// Requests sent and waiting for each broker's answer (statistics `waitresp_cnt`).
     pub broker_waitresp_requests: IntGaugeVec,
-    /// Average batch size in bytes, by topic (statistics `batchsize.avg`).
+    /// Average batch size in bytes, by topic (statistics `batchsize.avg`, last window with
+    /// batches).
     pub topic_batch_bytes: GaugeVec,
     /// Average records per batch, by topic (statistics `batchcnt.avg`).
     pub topic_batch_records: GaugeVec,
@@ -89,7 +90,9 @@ impl ProducerMetrics {
                 continue;
             }
             let name = broker.nodename.as_str();
-            if let Some(rtt) = &broker.rtt {
+            // Window statistics cover the last interval only; an empty window (no request)
+            // would read as zero, so the last real value stays instead.
+            if let Some(rtt) = broker.rtt.as_ref().filter(|w| w.cnt > 0) {
                 // librdkafka reports microseconds; 0 means no request in the window.
                 let seconds = |us: i64| us as f64 / 1e6;
                 self.broker_rtt_seconds
@@ -113,7 +116,7 @@ impl ProducerMetrics {
                 .with_label_values(&[name])
                 .set(broker.waitresp_cnt);
         }
-        for (name, topic) in &stats.topics {
+        for (name, topic) in stats.topics.iter().filter(|(_, t)| t.batchcnt.cnt > 0) {
             self.topic_batch_bytes
                 .with_label_values(&[name])
                 .set(topic.batchsize.avg as f64);

@@ -162,8 +162,7 @@ impl TestBroker {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let advertised = format!("tcp://127.0.0.1:{}", self.advertised_port());
         // Broker logs outlive the test's temporary storage, for post-mortems.
-        let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tansu-logs");
-        std::fs::create_dir_all(&logs).unwrap();
+        let logs = log_dir();
         let log_path = logs.join(format!("{}.log", self.port));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -213,6 +212,14 @@ impl Drop for TestBroker {
             proxy.cut();
         }
     }
+}
+
+/// Where process logs of tests go (under target/tmp); they outlive the test for
+/// post-mortems.
+pub fn log_dir() -> PathBuf {
+    let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    logs
 }
 
 /// Children die with the test process even when it panics or is killed.
@@ -338,19 +345,23 @@ impl TestApp {
     /// The whole /metrics exposition.
     pub async fn metrics_text(&self) -> String {
         let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/plain; version=0.0.4"),
+            "{content_type}"
+        );
         response.text().await.unwrap()
     }
 
-    /// The value of one sample line of /metrics, e.g. `orderflow_orders_accepted_total`.
-    pub async fn metric(&self, sample: &str) -> f64 {
-        self.metrics_text()
-            .await
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix(sample)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .map_or(0.0, |v| v.trim().parse().unwrap())
+    /// /metrics parsed by a Prometheus exposition parser.
+    pub async fn scrape(&self) -> Scrape {
+        Scrape::parse(&self.metrics_text().await)
+    }
+
+    /// One sample's value: `name` with exactly these labels among its own (others ignored,
+    /// matching samples summed); 0 when absent.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.scrape().await.value(name, labels)
     }
 
     pub async fn stop(&mut self) {
@@ -510,5 +521,50 @@ pub async fn produce_raw(bootstrap: &str, topic: &str, records: &[(Option<&str>,
             .await
             .map_err(|(e, _)| e)
             .unwrap();
+    }
+}
+
+/// A parsed /metrics exposition.
+pub struct Scrape(prometheus_parse::Scrape);
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        Scrape(prometheus_parse::Scrape::parse(lines).expect("valid exposition"))
+    }
+
+    /// The sum of the samples named `name` whose labels include `labels`. Histograms count
+    /// their observations (the `+Inf` bucket).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        use prometheus_parse::Value;
+        self.samples(name, labels)
+            .map(|s| match &s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+                Value::Histogram(buckets) => buckets
+                    .iter()
+                    .find(|b| b.less_than.is_infinite())
+                    .map_or(0.0, |b| b.count),
+                Value::Summary(_) => panic!("{name} is a summary"),
+            })
+            .sum()
+    }
+
+    pub fn samples<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a prometheus_parse::Sample> + 'a {
+        self.0.samples.iter().filter(move |s| {
+            s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
+    }
+
+    pub fn all(&self) -> &[prometheus_parse::Sample] {
+        &self.0.samples
+    }
+
+    /// The HELP text of a family.
+    pub fn help(&self, family: &str) -> Option<&str> {
+        self.0.docs.get(family).map(String::as_str)
     }
 }

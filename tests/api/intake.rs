@@ -57,14 +57,18 @@ async fn a_valid_order_is_acknowledged_and_lands_on_the_topic() {
     assert_eq!(order["items"][1]["unit_price"], "0.10");
     assert_eq!(order["currency"], "EUR");
 
-    let metrics = app.metrics_text().await;
-    assert!(
-        metrics.contains("orderflow_orders_accepted_total 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"route="/api/orders",status="202""#),
-        "{metrics}"
+    let metrics = app.scrape().await;
+    assert_eq!(metrics.value("orderflow_orders_accepted_total", &[]), 1.0);
+    assert_eq!(
+        metrics.value(
+            "orderflow_http_requests_total",
+            &[
+                ("route", "/api/orders"),
+                ("method", "POST"),
+                ("status", "202")
+            ]
+        ),
+        1.0
     );
 }
 

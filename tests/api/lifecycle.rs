@@ -11,6 +11,18 @@ pub fn spawn_service(
     settings: &orderflow::config::Settings,
     port: u16,
 ) -> std::process::Child {
+    service_command(broker, settings, port)
+        .spawn()
+        .expect("start orderflow")
+}
+
+/// The command that runs the real binary against `broker` with `settings`' topic names,
+/// logs off.
+pub fn service_command(
+    broker: &TestBroker,
+    settings: &orderflow::config::Settings,
+    port: u16,
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
     command
         .env(
@@ -51,7 +63,7 @@ pub fn spawn_service(
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     kill_with_parent(&mut command);
-    command.spawn().expect("start orderflow")
+    command
 }
 
 pub async fn wait_ready(client: &reqwest::Client, base: &str) {

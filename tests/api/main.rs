@@ -4,4 +4,5 @@ mod admin;
 mod helpers;
 mod intake;
 mod lifecycle;
+mod observability;
 mod processing;

@@ -74,17 +74,20 @@ async fn an_order_completes_and_each_rule_fails_its_order() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 
     assert_eq!(
-        app.metric(r#"orderflow_orders_processed_total{status="FAILED"}"#)
+        app.metric("orderflow_orders_processed_total", &[("status", "FAILED")])
             .await,
         3.0
     );
     assert_eq!(
-        app.metric(r#"orderflow_orders_processed_total{status="COMPLETED"}"#)
-            .await,
+        app.metric(
+            "orderflow_orders_processed_total",
+            &[("status", "COMPLETED")]
+        )
+        .await,
         1.0
     );
     assert_eq!(
-        app.metric("orderflow_order_accept_to_final_seconds_count")
+        app.metric("orderflow_order_accept_to_final_seconds", &[])
             .await,
         4.0
     );
@@ -133,7 +136,12 @@ async fn poison_records_are_dead_lettered_and_processing_goes_on() {
     assert_eq!(first.header("dlq-attempts"), Some("0"));
     assert!(first.header("dlq-error").unwrap().contains("cannot decode"));
     assert_eq!(by_key["k2"].header("dlq-reason"), Some("undecodable"));
-    let dead_lettered = app.metric(&format!(r#"orderflow_kafka_consumer_dead_lettered_total{{reason="undecodable",topic="{orders}"}}"#)).await;
+    let dead_lettered = app
+        .metric(
+            "orderflow_kafka_consumer_dead_lettered_total",
+            &[("reason", "undecodable"), ("topic", orders)],
+        )
+        .await;
     assert_eq!(dead_lettered, 2.0);
 }
 
@@ -269,7 +277,7 @@ async fn the_same_order_record_twice_gives_one_outcome() {
         .collect();
     assert_eq!(mine, ["PROCESSING", "COMPLETED"]);
     assert_eq!(
-        app.metric("orderflow_orders_redelivered_skipped_total")
+        app.metric("orderflow_orders_redelivered_skipped_total", &[])
             .await,
         1.0
     );
@@ -362,8 +370,11 @@ async fn two_instances_share_the_partitions_and_hand_over_without_loss() {
 
     // Wait until both members hold partitions.
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    let assign = r#"orderflow_kafka_consumer_rebalances_total{kind="assign"}"#;
-    while a.metric(assign).await < 1.0 || b.metric(assign).await < 1.0 {
+    let assign = (
+        "orderflow_kafka_consumer_rebalances_total",
+        &[("kind", "assign")][..],
+    );
+    while a.metric(assign.0, assign.1).await < 1.0 || b.metric(assign.0, assign.1).await < 1.0 {
         assert!(
             std::time::Instant::now() < deadline,
             "both instances never got partitions"
@@ -378,8 +389,14 @@ async fn two_instances_share_the_partitions_and_hand_over_without_loss() {
         b.wait_status(id, "COMPLETED").await;
     }
     let topic = &settings.topics.orders.name;
-    let consumed = format!(r#"orderflow_kafka_consumer_records_total{{topic="{topic}"}}"#);
-    let (on_a, on_b) = (a.metric(&consumed).await, b.metric(&consumed).await);
+    let consumed = (
+        "orderflow_kafka_consumer_records_total",
+        &[("topic", topic.as_str())][..],
+    );
+    let (on_a, on_b) = (
+        a.metric(consumed.0, consumed.1).await,
+        b.metric(consumed.0, consumed.1).await,
+    );
     assert!(
         on_a > 0.0 && on_b > 0.0,
         "partitions not shared: a={on_a} b={on_b}"
