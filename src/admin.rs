@@ -6,15 +6,16 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::kafka::RawRecord;
 use crate::kafka::admin::{
@@ -28,34 +29,22 @@ pub const MAX_BROWSE: usize = 500;
 /// Most records one produce request carries.
 pub const MAX_PRODUCE: usize = 1000;
 
-/// The admin and catalog routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/cluster", get(cluster))
-        .route("/api/admin/cluster/status", get(broker_status))
-        .route("/api/admin/cluster/start", post(broker_start))
-        .route("/api/admin/cluster/stop", post(broker_stop))
-        .route("/api/admin/topics", get(list_topics).post(create_topic))
-        .route(
-            "/api/admin/topics/{name}",
-            get(describe_topic).delete(delete_topic),
-        )
-        .route("/api/admin/topics/{name}/configs", patch(alter_configs))
-        .route("/api/admin/topics/{name}/partitions", post(add_partitions))
-        .route(
-            "/api/admin/topics/{name}/messages",
-            get(browse).post(produce),
-        )
-        .route("/api/admin/consumer-groups", get(list_groups))
-        .route(
-            "/api/admin/consumer-groups/{id}",
-            get(describe_group).delete(delete_group),
-        )
-        .route(
-            "/api/admin/consumer-groups/{id}/offsets",
-            post(reset_offsets),
-        )
-        .route("/api/catalog", get(catalog))
+/// The admin and catalog routes, each with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cluster))
+        .routes(routes!(broker_status))
+        .routes(routes!(broker_start))
+        .routes(routes!(broker_stop))
+        .routes(routes!(list_topics, create_topic))
+        .routes(routes!(describe_topic, delete_topic))
+        .routes(routes!(alter_configs))
+        .routes(routes!(add_partitions))
+        .routes(routes!(browse, produce))
+        .routes(routes!(list_groups))
+        .routes(routes!(describe_group, delete_group))
+        .routes(routes!(reset_offsets))
+        .routes(routes!(catalog))
 }
 
 impl From<AdminError> for ApiError {
@@ -103,24 +92,42 @@ impl From<BrokerError> for ApiError {
     }
 }
 
+/// Local broker status.
+///
+/// Whether the configured local development broker (`[local_broker]`) runs, its pid, port
+/// and uptime.
+#[utoipa::path(get, path = "/api/admin/cluster/status", tag = "cluster",
+    responses((status = 200, description = "Status", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
 async fn broker_status(State(state): State<AppState>) -> Result<Json<BrokerStatus>, ApiError> {
     Ok(Json(state.local_broker.status().await?))
 }
 
+/// Start the local broker.
+#[utoipa::path(post, path = "/api/admin/cluster/start", tag = "cluster",
+    responses((status = 200, description = "Started and accepting connections", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
 async fn broker_start(State(state): State<AppState>) -> Result<Json<BrokerStatus>, ApiError> {
     Ok(Json(state.local_broker.start().await?))
 }
 
+/// Stop the local broker.
+#[utoipa::path(post, path = "/api/admin/cluster/stop", tag = "cluster",
+    responses((status = 200, description = "Stopped", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
 async fn broker_stop(State(state): State<AppState>) -> Result<Json<BrokerStatus>, ApiError> {
     Ok(Json(state.local_broker.stop().await?))
 }
 
+/// Cluster overview.
+///
+/// Cluster id, controller, brokers, topic and partition counts, health, and the metadata
+/// round-trip time.
+#[utoipa::path(get, path = "/api/admin/cluster", tag = "cluster",
+    responses((status = 200, description = "The cluster", body = ClusterInfo), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterInfo>, ApiError> {
     Ok(Json(state.admin.cluster().await?))
 }
 
 /// Query of `GET /api/admin/topics`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct TopicListQuery {
     /// Only topics whose names start with this.
@@ -130,6 +137,9 @@ pub struct TopicListQuery {
     pub internal: bool,
 }
 
+/// List topics.
+#[utoipa::path(get, path = "/api/admin/topics", tag = "topics", params(TopicListQuery),
+    responses((status = 200, description = "Topics with partition and message counts", body = Vec<TopicSummary>), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn list_topics(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<TopicListQuery>,
@@ -143,7 +153,7 @@ async fn list_topics(
 }
 
 /// Body of `POST /api/admin/topics`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
     /// 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -162,6 +172,13 @@ fn one() -> i32 {
     1
 }
 
+/// Create a topic.
+#[utoipa::path(post, path = "/api/admin/topics", tag = "topics",
+    request_body(content = CreateTopic, example = json!({"name": "payments", "partitions": 6, "replication_factor": 1, "configs": {"retention.ms": "604800000"}})),
+    responses(
+        (status = 201, description = "Created", body = TopicDetails),
+        (status = 409, description = "Exists already (`already_exists`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn create_topic(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateTopic>,
@@ -179,6 +196,11 @@ async fn create_topic(
     ))
 }
 
+/// Describe a topic.
+///
+/// Partitions with leader, replicas, in-sync replicas and watermarks, and the configs.
+#[utoipa::path(get, path = "/api/admin/topics/{name}", tag = "topics", params(("name" = String, Path, description = "Topic name")),
+    responses((status = 200, description = "The topic", body = TopicDetails), (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn describe_topic(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -187,13 +209,23 @@ async fn describe_topic(
 }
 
 /// Body of `PATCH /api/admin/topics/{name}/configs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlterConfigs {
     /// Configs to set; `null` removes an override.
     pub configs: BTreeMap<String, Option<String>>,
 }
 
+/// Change topic configs.
+///
+/// Sets the given configs and removes those given as `null`; the others keep their values.
+#[utoipa::path(patch, path = "/api/admin/topics/{name}/configs", tag = "topics", params(("name" = String, Path, description = "Topic name")),
+    request_body(content = AlterConfigs, example = json!({"configs": {"retention.ms": "86400000", "cleanup.policy": null}})),
+    responses(
+        (status = 200, description = "The topic after the change", body = TopicDetails),
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn alter_configs(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -207,13 +239,21 @@ async fn alter_configs(
 }
 
 /// Body of `POST /api/admin/topics/{name}/partitions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddPartitions {
     /// The new total partition count; must be larger than the current one.
     pub count: usize,
 }
 
+/// Add partitions to a topic.
+#[utoipa::path(post, path = "/api/admin/topics/{name}/partitions", tag = "topics", params(("name" = String, Path, description = "Topic name")),
+    request_body(content = AddPartitions, example = json!({"count": 12})),
+    responses(
+        (status = 200, description = "The topic with its new partitions", body = TopicDetails),
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn add_partitions(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -224,7 +264,7 @@ async fn add_partitions(
 }
 
 /// Query of `DELETE /api/admin/topics/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     /// Needed to delete one of the service's own topics.
@@ -232,6 +272,15 @@ pub struct DeleteQuery {
     pub force: bool,
 }
 
+/// Delete a topic.
+///
+/// The service's own topics are refused (409 `topic_protected`) unless `force=true`.
+#[utoipa::path(delete, path = "/api/admin/topics/{name}", tag = "topics", params(("name" = String, Path, description = "Topic name"), DeleteQuery),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "One of the service's topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn delete_topic(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -250,10 +299,19 @@ async fn delete_topic(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List consumer groups.
+#[utoipa::path(get, path = "/api/admin/consumer-groups", tag = "consumer-groups",
+    responses((status = 200, description = "Groups with state and member count", body = Vec<GroupSummary>), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupSummary>>, ApiError> {
     Ok(Json(state.admin.list_groups().await?))
 }
 
+/// Describe a consumer group.
+///
+/// Members with their assignments, and per partition the committed offset, the end offset
+/// and the lag, with the total lag.
+#[utoipa::path(get, path = "/api/admin/consumer-groups/{id}", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
+    responses((status = 200, description = "The group", body = GroupDetails), (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn describe_group(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -261,6 +319,15 @@ async fn describe_group(
     Ok(Json(state.admin.describe_group(&id).await?))
 }
 
+/// Delete a consumer group.
+///
+/// Refused while it has members.
+#[utoipa::path(delete, path = "/api/admin/consumer-groups/{id}", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The group has active members (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn delete_group(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -270,7 +337,7 @@ async fn delete_group(
 }
 
 /// Body of `POST /api/admin/consumer-groups/{id}/offsets`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetOffsets {
     /// The topic whose offsets move (every partition).
@@ -281,6 +348,17 @@ pub struct ResetOffsets {
     pub offset: Option<i64>,
 }
 
+/// Reset a group's offsets on a topic.
+///
+/// Moves every partition of the topic to the earliest or latest offset, or to a given one
+/// (clamped to the watermarks). Refused while the group has members.
+#[utoipa::path(post, path = "/api/admin/consumer-groups/{id}/offsets", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
+    request_body(content = ResetOffsets, example = json!({"topic": "orders", "to": "earliest"})),
+    responses(
+        (status = 200, description = "The new committed offsets and lag", body = Vec<PartitionLag>),
+        (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The group has active members (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn reset_offsets(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -306,7 +384,7 @@ async fn reset_offsets(
 }
 
 /// Query of `GET /api/admin/topics/{name}/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct BrowseQuery {
     /// Partition to read (default 0).
@@ -320,6 +398,15 @@ pub struct BrowseQuery {
     pub limit: Option<usize>,
 }
 
+/// Read records of a topic.
+///
+/// From one partition, starting at `offset` or the newest `limit` records; nothing is
+/// committed, no group is joined.
+#[utoipa::path(get, path = "/api/admin/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), BrowseQuery),
+    responses(
+        (status = 200, description = "The records, oldest first", body = Vec<BrowsedRecord>),
+        (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn browse(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -349,7 +436,7 @@ async fn browse(
 }
 
 /// One record to produce.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRecord {
     /// Record key.
@@ -364,7 +451,7 @@ pub struct ProduceRecord {
 }
 
 /// Body of `POST /api/admin/topics/{name}/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
     /// 1 to 1000 records.
@@ -372,7 +459,7 @@ pub struct ProduceRequest {
 }
 
 /// Where one produced record landed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Produced {
     /// Partition.
     pub partition: i32,
@@ -380,6 +467,15 @@ pub struct Produced {
     pub offset: i64,
 }
 
+/// Write records to a topic.
+///
+/// Each record with its key, headers and optional partition; answered once Kafka has
+/// acknowledged every record.
+#[utoipa::path(post, path = "/api/admin/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name")),
+    request_body(content = ProduceRequest, example = json!({"records": [{"key": "k1", "value": {"hello": "world"}, "headers": {"source": "docs"}}]})),
+    responses(
+        (status = 200, description = "Where each record landed, in request order", body = Vec<Produced>),
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn produce(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -436,7 +532,12 @@ async fn produce(
     Ok(Json(answers))
 }
 
-/// `GET /api/catalog`: what runs, where, and how it is doing — the page to read first.
+/// Service catalog.
+///
+/// What runs and where: version, Kafka cluster and its health, the service's topics, the
+/// processing group, the status view, and every endpoint. The page to read first.
+#[utoipa::path(get, path = "/api/catalog", tag = "service",
+    responses((status = 200, description = "The catalog", body = Object)))]
 async fn catalog(State(state): State<AppState>) -> Json<Value> {
     let cluster = match state.admin.cluster().await {
         Ok(c) => json!(c),
@@ -471,35 +572,8 @@ async fn catalog(State(state): State<AppState>) -> Json<Value> {
             "orders": state.store.len(),
             "caught_up": state.projector.is_caught_up(),
         },
-        "endpoints": ENDPOINTS,
+        "docs": crate::openapi::UI_PATH,
+        "openapi": crate::openapi::DOCUMENT_PATH,
+        "endpoints": crate::openapi::endpoints(),
     }))
 }
-
-/// Every route, for the catalog.
-pub const ENDPOINTS: &[&str] = &[
-    "POST /api/orders",
-    "POST /api/orders/bulk",
-    "GET /api/orders",
-    "GET /api/orders/{id}",
-    "POST /api/orders/{id}/cancel",
-    "GET /api/admin/cluster",
-    "GET /api/admin/cluster/status",
-    "POST /api/admin/cluster/start",
-    "POST /api/admin/cluster/stop",
-    "GET /api/admin/topics",
-    "POST /api/admin/topics",
-    "GET /api/admin/topics/{name}",
-    "DELETE /api/admin/topics/{name}",
-    "PATCH /api/admin/topics/{name}/configs",
-    "POST /api/admin/topics/{name}/partitions",
-    "GET /api/admin/topics/{name}/messages",
-    "POST /api/admin/topics/{name}/messages",
-    "GET /api/admin/consumer-groups",
-    "GET /api/admin/consumer-groups/{id}",
-    "DELETE /api/admin/consumer-groups/{id}",
-    "POST /api/admin/consumer-groups/{id}/offsets",
-    "GET /api/catalog",
-    "GET /health/live",
-    "GET /health/ready",
-    "GET /metrics",
-];

@@ -334,10 +334,7 @@ pub fn router(state: AppState) -> Router {
         .concurrency_limit(http.max_concurrent_requests)
         .timeout(backstop);
 
-    Router::new()
-        .merge(crate::orders::api::router())
-        .merge(crate::health::router())
-        .merge(crate::admin::router())
+    crate::openapi::router()
         .route_layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track_http,

@@ -14,7 +14,7 @@ tokio::task_local! {
 }
 
 /// One invalid field, named by its path in the request body (`items[2].quantity`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Path of the field in the JSON body.
     pub field: String,
@@ -32,8 +32,18 @@ impl FieldError {
     }
 }
 
+/// The OpenAPI schema of `Problem.code`: every code the service uses.
+fn problem_code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(PROBLEM_CODES.iter().copied()))
+        .description(Some("Stable machine-readable code"))
+        .examples([serde_json::json!("validation_failed")])
+        .build()
+}
+
 /// The RFC 9457 body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type (`urn:orderflow:problem:<code>`).
     #[serde(rename = "type")]
@@ -45,6 +55,7 @@ pub struct Problem {
     /// What went wrong this time, in words safe to show.
     pub detail: String,
     /// Stable machine-readable code.
+    #[schema(schema_with = problem_code_schema)]
     pub code: String,
     /// The request's id, as in the `x-request-id` response header.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -2,28 +2,43 @@
 //! answers a metadata request, the service's topics exist, and the status view has caught
 //! up with the end of the status topic as it was at start-up.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::kafka::topics::missing_topics;
 
-/// The health and metrics routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
+/// The health and metrics routes, each with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
 }
 
+/// Liveness.
+///
+/// 200 while the process serves HTTP; nothing else is checked.
+#[utoipa::path(get, path = "/health/live", tag = "service",
+    responses((status = 200, description = "Live", body = Object, example = json!({"status": "live"}))))]
 async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "live" }))
 }
 
+/// Readiness.
+///
+/// 200 when Kafka answers, the service's topics exist, and the status view has caught up;
+/// 503 with the reason otherwise (also while shutting down).
+#[utoipa::path(get, path = "/health/ready", tag = "service",
+    responses(
+        (status = 200, description = "Ready", body = Object, example = json!({"status": "ready", "orders_in_view": 1200})),
+        (status = 503, description = "Not ready, with the reason", body = Object, example = json!({"status": "not_ready", "reason": "kafka unreachable"})),
+    ))]
 async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
         return not_ready("shutting down");
@@ -63,6 +78,12 @@ fn not_ready(reason: &str) -> Response {
         .into_response()
 }
 
+/// Prometheus metrics.
+///
+/// The text exposition format (0.0.4) of the service's own registry: HTTP, orders, Kafka
+/// producer and consumers, process, build info. See the README's Operating section.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain; version=0.0.4")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     // The queue gauge is live at every scrape, not only at each statistics report.
     state.orders.producer.in_flight();

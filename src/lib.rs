@@ -18,6 +18,7 @@ pub mod health;
 pub mod kafka;
 pub mod local_broker;
 pub mod metrics;
+pub mod openapi;
 pub mod orders;
 pub mod shutdown;
 pub mod telemetry;

@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use crate::config::LocalBrokerSettings;
 
 /// What `status` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BrokerStatus {
     /// `running` or `stopped`.
     pub state: String,

@@ -92,7 +92,7 @@ fn from_code(code: Option<RDKafkaErrorCode>, text: String) -> AdminError {
 }
 
 /// A broker of the cluster.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BrokerInfo {
     /// Broker id.
     pub id: i32,
@@ -103,7 +103,7 @@ pub struct BrokerInfo {
 }
 
 /// The cluster as a metadata request sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClusterInfo {
     /// Cluster id, when the cluster reports one.
     pub cluster_id: Option<String>,
@@ -122,7 +122,7 @@ pub struct ClusterInfo {
 }
 
 /// One topic in a listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TopicSummary {
     /// Name.
     pub name: String,
@@ -137,7 +137,7 @@ pub struct TopicSummary {
 }
 
 /// One partition of a described topic.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PartitionInfo {
     /// Partition id.
     pub partition: i32,
@@ -154,7 +154,7 @@ pub struct PartitionInfo {
 }
 
 /// One config entry of a topic.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConfigValue {
     /// The value; `null` for sensitive entries.
     pub value: Option<String>,
@@ -167,7 +167,7 @@ pub struct ConfigValue {
 }
 
 /// A described topic.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TopicDetails {
     /// Name.
     pub name: String,
@@ -193,7 +193,7 @@ pub struct TopicRequest {
 }
 
 /// A consumer group in a listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupSummary {
     /// Group id.
     pub group_id: String,
@@ -208,7 +208,7 @@ pub struct GroupSummary {
 }
 
 /// A member of a described group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemberInfo {
     /// Member id given by the coordinator.
     pub member_id: String,
@@ -221,7 +221,7 @@ pub struct MemberInfo {
 }
 
 /// A group's position on one partition.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PartitionLag {
     /// Topic.
     pub topic: String,
@@ -236,7 +236,7 @@ pub struct PartitionLag {
 }
 
 /// A described group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupDetails {
     /// The listing fields.
     #[serde(flatten)]
@@ -261,7 +261,7 @@ pub enum ResetTo {
 }
 
 /// A record read while browsing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BrowsedRecord {
     /// Partition.
     pub partition: i32,

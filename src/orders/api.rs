@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::model::{Order, OrderRequest};
@@ -20,17 +21,17 @@ use crate::app::AppState;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 
-/// The order routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/orders", post(create_order).get(list_orders))
-        .route("/api/orders/bulk", post(create_orders_bulk))
-        .route("/api/orders/{id}", get(get_order))
-        .route("/api/orders/{id}/cancel", post(cancel_order))
+/// The order routes, each with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_order, list_orders))
+        .routes(routes!(create_orders_bulk))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
 }
 
 /// An order as the API shows it: the order, its status and its history.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderView {
     /// The order as accepted.
     #[serde(flatten)]
@@ -59,7 +60,7 @@ impl From<OrderSnapshot> for OrderView {
 }
 
 /// Query of `GET /api/orders/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
     /// Long-poll: answer as soon as the order has this status (or any final one).
@@ -69,7 +70,7 @@ pub struct GetQuery {
 }
 
 /// Query of `GET /api/orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only orders in this status.
@@ -83,7 +84,7 @@ pub struct ListParams {
 }
 
 /// A page of orders, newest first.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderPage {
     /// The orders.
     pub orders: Vec<OrderView>,
@@ -93,7 +94,7 @@ pub struct OrderPage {
 }
 
 /// The answer to a cancel request.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CancelAccepted {
     /// The order.
     pub order_id: Uuid,
@@ -125,7 +126,20 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
     Ok(Duration::from_millis(value.saturating_mul(unit)))
 }
 
-/// `GET /api/orders/{id}`: current status, order and history; optionally long-polls.
+/// Look up an order.
+///
+/// The current status, the order and its history, from this instance's status view (every
+/// instance has every order). With `wait_for`, waits until the order has that status or a
+/// final one, up to `timeout`.
+#[utoipa::path(
+    get, path = "/api/orders/{id}", tag = "orders",
+    params(("id" = Uuid, Path, description = "The order id"), GetQuery),
+    responses(
+        (status = 200, description = "The order", body = OrderView, example = json!(crate::openapi::examples::order_view())),
+        (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -152,7 +166,18 @@ async fn get_order(
         .ok_or(ApiError::NotFound("order"))
 }
 
-/// `GET /api/orders`: a page of orders, newest first.
+/// List orders.
+///
+/// A page of the orders in the status view, newest first, optionally filtered by status or
+/// customer; follow `next_cursor` for the next page.
+#[utoipa::path(
+    get, path = "/api/orders", tag = "orders",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderPage),
+        (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_orders(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
@@ -186,8 +211,20 @@ fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     ))
 }
 
-/// `POST /api/orders/{id}/cancel`: 202 when the cancel is on its way, 409 when the order is
-/// already final, 404 when unknown.
+/// Cancel an order.
+///
+/// Writes a cancel request on the order's key, so the processor sees it in order with the
+/// order: an order not yet completed ends `CANCELLED`; one completed meanwhile stays so.
+#[utoipa::path(
+    post, path = "/api/orders/{id}/cancel", tag = "orders",
+    params(("id" = Uuid, Path, description = "The order id"), crate::openapi::TraceHeaders),
+    responses(
+        (status = 202, description = "The cancel is on its way", body = CancelAccepted),
+        (status = 404, description = "No such order (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is already final (`order_final`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Kafka unavailable (`kafka_unavailable`); retry after `Retry-After`", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 async fn cancel_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -209,15 +246,16 @@ async fn cancel_order(
 }
 
 /// A bulk submission.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     /// The orders, each validated and answered on its own.
+    #[schema(value_type = Vec<OrderRequest>)]
     pub orders: Vec<serde_json::Value>,
 }
 
 /// The answer to a bulk submission.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BulkResponse {
     /// How many orders were accepted.
     pub accepted: usize,
@@ -228,11 +266,12 @@ pub struct BulkResponse {
 }
 
 /// One order's answer in a bulk response.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BulkItem {
     /// Position of the order in the request.
     pub index: usize,
     /// `accepted` or `rejected`.
+    #[schema(example = "accepted")]
     pub outcome: String,
     /// The order id, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,7 +333,30 @@ fn accepted_response(answer: &Accepted, replayed: bool) -> Response {
     response
 }
 
-/// `POST /api/orders`: 202 once Kafka has the order.
+/// Place an order.
+///
+/// Validated, then written to Kafka (`acks=all`, idempotent producer); 202 only once Kafka
+/// has acknowledged it. A repeat with the same `order_id` or `Idempotency-Key` and the same
+/// body gets the first answer (with `Idempotent-Replayed: true`) and writes nothing.
+#[utoipa::path(
+    post, path = "/api/orders", tag = "orders",
+    request_body(content = OrderRequest, example = json!(crate::openapi::examples::order_request())),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 characters; a repeat of the same request gets the first answer"),
+        crate::openapi::TraceHeaders,
+    ),
+    responses(
+        (status = 202, description = "Accepted: durable in Kafka, processing follows", body = Accepted,
+            headers(("Location" = String, description = "Where to look the order up"), ("traceparent" = String, description = "The request's W3C trace context")),
+            example = json!(crate::openapi::examples::accepted())),
+        (status = 400, description = "Malformed JSON (`malformed_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over `http.max_body_bytes` (`payload_too_large`) or record over Kafka's limit (`record_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json` (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid order (`validation_failed`, with per-field `errors`; `invalid_body`; `idempotency_conflict`)", body = Problem, content_type = "application/problem+json",
+            example = json!(crate::openapi::examples::validation_problem())),
+        (status = 503, description = "Kafka unavailable (`kafka_unavailable`) or overloaded (`overloaded`); retry after `Retry-After` with the same id", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 async fn create_order(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -309,7 +371,25 @@ async fn create_order(
     Ok(accepted_response(&answer, replayed))
 }
 
-/// `POST /api/orders/bulk`: each order answered on its own; 202 all, 207 some, 422 none.
+/// Place many orders.
+///
+/// Up to `orders.max_bulk` orders, each validated and written on its own and answered in
+/// `results` by its index: 202 when all were accepted, 207 when some were, 422 when none
+/// were, 503 when none were because Kafka is unavailable.
+#[utoipa::path(
+    post, path = "/api/orders/bulk", tag = "orders",
+    request_body(content = BulkRequest, example = json!({"orders": [crate::openapi::examples::order_request()]})),
+    params(crate::openapi::TraceHeaders),
+    responses(
+        (status = 202, description = "Every order accepted", body = BulkResponse),
+        (status = 207, description = "Some accepted, some refused; see each result", body = BulkResponse, example = json!(crate::openapi::examples::bulk_response())),
+        (status = 400, description = "Malformed JSON (`malformed_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "More orders than `orders.max_bulk` (`bulk_too_large`) or body too large (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json` (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No order accepted (each result says why), or an empty list (`validation_failed`)", body = BulkResponse),
+        (status = 503, description = "Kafka unavailable for every order; retry after `Retry-After`", body = BulkResponse, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 async fn create_orders_bulk(
     State(state): State<AppState>,
     headers: HeaderMap,

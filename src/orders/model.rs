@@ -23,7 +23,7 @@ pub struct OrderRules {
 }
 
 /// An order as a client submits it. Unknown fields are refused.
-#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     /// Client-chosen id; the server assigns a UUID v4 when it is absent.
@@ -32,6 +32,7 @@ pub struct OrderRequest {
     #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
     pub customer_id: String,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(example = "EUR")]
     pub currency: String,
     /// The order lines.
     #[validate(length(min = 1, message = "an order needs at least one item"), nested)]
@@ -43,7 +44,7 @@ pub struct OrderRequest {
 }
 
 /// One order line as submitted.
-#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
     /// The product.
@@ -52,12 +53,14 @@ pub struct LineRequest {
     /// How many; at least 1.
     #[validate(range(min = 1, message = "must be at least 1"))]
     pub quantity: u32,
-    /// Price of one unit as a decimal string, e.g. `"19.99"`.
+    /// Price of one unit as a decimal string, e.g. `"19.99"`: positive, with no more
+    /// decimals than the currency has.
+    #[schema(example = "19.99", pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub unit_price: String,
 }
 
 /// A validated order: every check has passed and the total is computed exactly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Order {
     /// The order's id, and the key of all its records.
@@ -65,6 +68,7 @@ pub struct Order {
     /// The ordering customer.
     pub customer_id: String,
     /// The order's currency.
+    #[schema(value_type = String, example = "EUR")]
     pub currency: Currency,
     /// The lines, in the order submitted.
     pub items: Vec<OrderLine>,
@@ -79,7 +83,7 @@ pub struct Order {
 }
 
 /// A validated order line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
     /// The product.

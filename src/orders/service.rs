@@ -25,11 +25,12 @@ use crate::metrics::Metrics;
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7266_6c6f_7700_0000_0000_0001);
 
 /// The answer to an accepted order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// The order's id.
     pub order_id: Uuid,
     /// Always `PENDING`: accepted and durable in Kafka, not processed yet.
+    #[schema(example = "PENDING")]
     pub status: String,
     /// Exact order total.
     #[serde(with = "rust_decimal::serde::str")]

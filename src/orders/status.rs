@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::model::Order;
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Accepted and durable in Kafka; not processed yet.
@@ -50,7 +50,7 @@ impl OrderStatus {
 }
 
 /// One entry of an order's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusChange {
     /// The status entered.
     pub status: OrderStatus,

@@ -1,0 +1,224 @@
+//! The OpenAPI 3.1 description, built from the same routes the service serves: every route
+//! is registered through `utoipa_axum`'s `routes!`, which takes its path and method from the
+//! handler's `#[utoipa::path]`, so a route cannot exist without being documented. Served at
+//! `/api-docs/openapi.json`, with Swagger UI at `/docs` from assets compiled into the binary.
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+
+/// Where the document is served.
+pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
+/// Where the interactive UI is served.
+pub const UI_PATH: &str = "/docs";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "orderflow",
+        description = "Order intake on Apache Kafka (orders are answered 202 only once Kafka has \
+            acknowledged them), order status, and management of the Kafka cluster.\n\n\
+            Errors are `application/problem+json` (RFC 9457) with a stable `code`, the \
+            `request_id`, and per-field `errors` for validation. Money amounts are decimal \
+            strings, never numbers. Every response carries `x-request-id` and `traceparent`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    tags(
+        (name = "orders", description = "Place, look up, list and cancel orders"),
+        (name = "cluster", description = "The Kafka cluster and the local development broker"),
+        (name = "topics", description = "Topic management"),
+        (name = "consumer-groups", description = "Consumer groups, their lag and offsets"),
+        (name = "messages", description = "Write and read records of any topic"),
+        (name = "service", description = "Health, metrics and the service catalog"),
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError))
+)]
+struct ApiDoc;
+
+/// Trace and request-id headers every endpoint accepts (documented on the writes, where
+/// they end up in Kafka record headers).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct TraceHeaders {
+    /// W3C trace context (`00-<trace id>-<span id>-<flags>`); continued by the service and
+    /// written into the Kafka records, so the trace id finds every log line of the order. A
+    /// new trace is started when absent or malformed.
+    #[param(example = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    traceparent: Option<String>,
+    /// Request id echoed in the response, in problems and in logs; generated when absent.
+    #[param(rename = "x-request-id")]
+    x_request_id: Option<String>,
+}
+
+/// Every documented route, with its handler.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::orders::api::router())
+        .merge(crate::admin::router())
+        .merge(crate::health::router())
+}
+
+/// The OpenAPI document of [`api_router`].
+pub fn document() -> &'static Document {
+    static DOCUMENT: LazyLock<Document> = LazyLock::new(|| api_router().split_for_parts().1);
+    &DOCUMENT
+}
+
+/// Every documented operation as `METHOD /path`, for the catalog.
+pub fn endpoints() -> Vec<String> {
+    let mut list = Vec::new();
+    for (path, item) in &document().paths.paths {
+        let methods = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
+        for (method, operation) in methods {
+            if operation.is_some() {
+                list.push(format!("{method} {path}"));
+            }
+        }
+    }
+    list
+}
+
+/// The API routes plus the document and the UI (not part of the API, so not in the document).
+pub fn router() -> Router<AppState> {
+    let (routes, _) = api_router().split_for_parts();
+    routes.merge(SwaggerUi::new(UI_PATH).url(DOCUMENT_PATH, document().clone()))
+}
+
+/// Examples shown in the document.
+pub mod examples {
+    use serde_json::{Value, json};
+
+    /// A valid order.
+    pub fn order_request() -> Value {
+        json!({
+            "order_id": "0b6f5a0e-3d55-4c8e-9a43-4f4f2b8b9c11",
+            "customer_id": "cust-42",
+            "currency": "EUR",
+            "items": [
+                {"product_id": "sku-1", "quantity": 2, "unit_price": "19.99"},
+                {"product_id": "sku-2", "quantity": 1, "unit_price": "0.10"}
+            ],
+            "metadata": {"channel": "web"}
+        })
+    }
+
+    /// The answer to [`order_request`].
+    pub fn accepted() -> Value {
+        json!({
+            "order_id": "0b6f5a0e-3d55-4c8e-9a43-4f4f2b8b9c11",
+            "status": "PENDING",
+            "total": "40.08",
+            "currency": "EUR",
+            "partition": 2,
+            "offset": 1841,
+            "accepted_at": "2026-11-22T09:30:12.345Z"
+        })
+    }
+
+    /// The order after processing.
+    pub fn order_view() -> Value {
+        json!({
+            "order_id": "0b6f5a0e-3d55-4c8e-9a43-4f4f2b8b9c11",
+            "customer_id": "cust-42",
+            "currency": "EUR",
+            "items": [
+                {"product_id": "sku-1", "quantity": 2, "unit_price": "19.99"},
+                {"product_id": "sku-2", "quantity": 1, "unit_price": "0.10"}
+            ],
+            "total": "40.08",
+            "metadata": {"channel": "web"},
+            "accepted_at": "2026-11-22T09:30:12.345Z",
+            "status": "COMPLETED",
+            "cancel_requested": false,
+            "history": [
+                {"status": "PENDING", "at": "2026-11-22T09:30:12.345Z"},
+                {"status": "PROCESSING", "at": "2026-11-22T09:30:12.601Z"},
+                {"status": "COMPLETED", "at": "2026-11-22T09:30:12.607Z"}
+            ]
+        })
+    }
+
+    /// A validation problem.
+    pub fn validation_problem() -> Value {
+        json!({
+            "type": "urn:orderflow:problem:validation_failed",
+            "title": "Validation failed",
+            "status": 422,
+            "detail": "one or more fields are invalid; see errors",
+            "code": "validation_failed",
+            "request_id": "6c1d0b9e-8f0e-4a57-b7a4-2f0cf4e0f1d2",
+            "errors": [
+                {"field": "items[0].quantity", "message": "must be at least 1"},
+                {"field": "currency", "message": "must be an ISO 4217 currency code such as \"EUR\""}
+            ]
+        })
+    }
+
+    /// A bulk answer with one accepted and one refused order.
+    pub fn bulk_response() -> Value {
+        json!({
+            "accepted": 1,
+            "rejected": 1,
+            "results": [
+                {"index": 0, "outcome": "accepted", "order_id": "0b6f5a0e-3d55-4c8e-9a43-4f4f2b8b9c11", "accepted": accepted()},
+                {"index": 1, "outcome": "rejected", "problem": {
+                    "type": "urn:orderflow:problem:validation_failed",
+                    "title": "Validation failed",
+                    "status": 422,
+                    "detail": "one or more fields are invalid; see errors",
+                    "code": "validation_failed",
+                    "errors": [{"field": "items", "message": "an order needs at least one item"}]
+                }}
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_every_problem_code() {
+        let json = serde_json::to_value(document()).unwrap();
+        assert!(json["openapi"].as_str().unwrap().starts_with("3.1"));
+        let codes = &json["components"]["schemas"]["Problem"]["properties"]["code"]["enum"];
+        let codes: Vec<&str> = codes
+            .as_array()
+            .expect("code enum")
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(codes, crate::error::PROBLEM_CODES);
+    }
+
+    #[test]
+    fn money_is_a_string_in_every_schema() {
+        let json = serde_json::to_value(document()).unwrap();
+        let schemas = &json["components"]["schemas"];
+        for (schema, field) in [
+            ("Order", "total"),
+            ("OrderLine", "unit_price"),
+            ("LineRequest", "unit_price"),
+            ("Accepted", "total"),
+        ] {
+            assert_eq!(
+                schemas[schema]["properties"][field]["type"], "string",
+                "{schema}.{field}"
+            );
+        }
+    }
+}
