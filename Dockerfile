@@ -2,8 +2,11 @@
 # Build: the whole crate in the official Rust image (librdkafka is built from source by
 # rdkafka-sys, so the builder needs make, gcc and cmake-free defaults only).
 FROM rust:1.95-bookworm AS builder
+# The commit for the orderflow_build_info metric (the build context has no .git).
+ARG ORDERFLOW_COMMIT=unknown
+ENV ORDERFLOW_COMMIT=${ORDERFLOW_COMMIT}
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
 COPY tests ./tests

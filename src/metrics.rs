@@ -54,18 +54,31 @@ pub struct Metrics {
     pub producer: ProducerMetrics,
     /// Version and commit of the running build.
     pub build_info: IntGaugeVec,
+    /// The name of every metric family, as exported (with the `orderflow_` prefix).
+    pub families: Vec<String>,
 }
 
-/// Registers collectors and hands them back, so each metric is declared in one place.
-struct Registrar<'a>(&'a Registry);
+/// Registers collectors and hands them back, so each metric is declared in one place, and
+/// remembers the family names.
+struct Registrar<'a> {
+    registry: &'a Registry,
+    families: std::cell::RefCell<Vec<String>>,
+}
 
 impl Registrar<'_> {
     fn add<C: prometheus::core::Collector + Clone + 'static>(
         &self,
         collector: C,
     ) -> Result<C, prometheus::Error> {
-        self.0.register(Box::new(collector.clone()))?;
+        self.note(&collector);
+        self.registry.register(Box::new(collector.clone()))?;
         Ok(collector)
+    }
+
+    fn note(&self, collector: &impl prometheus::core::Collector) {
+        self.families
+            .borrow_mut()
+            .extend(collector.desc().iter().map(|d| d.fq_name.clone()));
     }
 }
 
@@ -73,7 +86,10 @@ impl Metrics {
     /// Creates and registers every metric, including the process collector and build info.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("orderflow".into()), None)?;
-        let r = Registrar(&registry);
+        let r = Registrar {
+            registry: &registry,
+            families: Default::default(),
+        };
         let seconds_buckets = || {
             vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -315,12 +331,25 @@ impl Metrics {
             },
             build_info,
             registry: registry.clone(),
+            families: Vec::new(),
         };
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
-        Ok(metrics)
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            r.note(&process);
+            registry.register(Box::new(process))?;
+        }
+        let mut families = r.families.into_inner();
+        // The registry's prefix applies when gathering; descriptors carry the bare names.
+        for name in &mut families {
+            if !name.starts_with("orderflow_") {
+                *name = format!("orderflow_{name}");
+            }
+        }
+        Ok(Metrics {
+            families,
+            ..metrics
+        })
     }
 
     /// Creates the series whose labels are known in advance at zero, so dashboards and

@@ -1,6 +1,7 @@
 //! Integration tests: the real service over real HTTP against a real Tansu broker.
 
 mod admin;
+mod deploy;
 mod docs;
 mod helpers;
 mod intake;
