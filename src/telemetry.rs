@@ -18,7 +18,8 @@ pub fn init(settings: &TelemetrySettings) {
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(false)
+                    .with_span_list(true),
             )
             .try_init(),
         LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init(),
