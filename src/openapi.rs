@@ -128,18 +128,11 @@ pub mod examples {
         })
     }
 
-    /// The order after processing.
+    /// The order after processing: the request as accepted, with its status and history.
     pub fn order_view() -> Value {
-        json!({
-            "order_id": "0b6f5a0e-3d55-4c8e-9a43-4f4f2b8b9c11",
-            "customer_id": "cust-42",
-            "currency": "EUR",
-            "items": [
-                {"product_id": "sku-1", "quantity": 2, "unit_price": "19.99"},
-                {"product_id": "sku-2", "quantity": 1, "unit_price": "0.10"}
-            ],
+        let mut view = order_request();
+        let extra = json!({
             "total": "40.08",
-            "metadata": {"channel": "web"},
             "accepted_at": "2026-11-22T09:30:12.345Z",
             "status": "COMPLETED",
             "cancel_requested": false,
@@ -148,7 +141,11 @@ pub mod examples {
                 {"status": "PROCESSING", "at": "2026-11-22T09:30:12.601Z"},
                 {"status": "COMPLETED", "at": "2026-11-22T09:30:12.607Z"}
             ]
-        })
+        });
+        if let (Some(view), Value::Object(extra)) = (view.as_object_mut(), extra) {
+            view.extend(extra);
+        }
+        view
     }
 
     /// A validation problem.
