@@ -378,16 +378,12 @@ impl Drop for TestApp {
     }
 }
 
+/// The order the API documentation shows as its example (so the tests prove the example is
+/// valid), without its fixed `order_id`: each use is a new order.
 pub fn valid_order() -> serde_json::Value {
-    serde_json::json!({
-        "customer_id": "cust-42",
-        "currency": "EUR",
-        "items": [
-            {"product_id": "sku-1", "quantity": 2, "unit_price": "19.99"},
-            {"product_id": "sku-2", "quantity": 1, "unit_price": "0.10"}
-        ],
-        "metadata": {"channel": "web"}
-    })
+    let mut order = orderflow::openapi::examples::order_request();
+    order.as_object_mut().expect("an object").remove("order_id");
+    order
 }
 
 /// A record read back from a topic.
