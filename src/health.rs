@@ -86,7 +86,11 @@ fn not_ready(reason: &str) -> Response {
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain; version=0.0.4")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     // The queue gauge is live at every scrape, not only at each statistics report.
-    state.orders.producer.in_flight();
+    state
+        .metrics
+        .producer
+        .queue_messages
+        .set(i64::from(state.orders.producer.in_flight()));
     (
         [(
             header::CONTENT_TYPE,

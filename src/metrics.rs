@@ -339,13 +339,13 @@ impl Metrics {
             r.note(&process);
             registry.register(Box::new(process))?;
         }
-        let mut families = r.families.into_inner();
         // The registry's prefix applies when gathering; descriptors carry the bare names.
-        for name in &mut families {
-            if !name.starts_with("orderflow_") {
-                *name = format!("orderflow_{name}");
-            }
-        }
+        let families = r
+            .families
+            .into_inner()
+            .into_iter()
+            .map(|name| format!("orderflow_{name}"))
+            .collect();
         Ok(Metrics {
             families,
             ..metrics

@@ -30,14 +30,10 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// A new trace with a random trace id, sampled.
+    /// A new trace with a random trace id (a v4 UUID's 122 random bits), sampled.
     pub fn start() -> Self {
-        let mut trace_id = *uuid::Uuid::new_v4().as_bytes();
-        // Keep the whole id random-looking: a v4 UUID fixes a few bits, undo the pattern.
-        trace_id[6] ^= rand_byte();
-        trace_id[8] ^= rand_byte();
         TraceContext {
-            trace_id,
+            trace_id: uuid::Uuid::new_v4().into_bytes(),
             span_id: new_span_id(),
             flags: 0x01,
         }
@@ -116,14 +112,15 @@ pub async fn propagate(mut request: Request, next: Next) -> Response {
         Some(parent) => parent.child(),
         None => TraceContext::start(),
     };
+    let value = HeaderValue::from_str(&trace.to_string()).ok();
     // The log span of the request (made further in) reads it from here.
-    if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
+    if let Some(value) = &value {
         request
             .headers_mut()
-            .insert(HeaderName::from_static(TRACEPARENT), value);
+            .insert(HeaderName::from_static(TRACEPARENT), value.clone());
     }
     let mut response = TRACE.scope(trace, next.run(request)).await;
-    if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
+    if let Some(value) = value {
         response
             .headers_mut()
             .insert(HeaderName::from_static(TRACEPARENT), value);
@@ -148,10 +145,6 @@ fn new_span_id() -> [u8; 8] {
             return id;
         }
     }
-}
-
-fn rand_byte() -> u8 {
-    uuid::Uuid::new_v4().as_bytes()[15]
 }
 
 fn hex(bytes: &[u8]) -> String {

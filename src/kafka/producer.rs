@@ -54,8 +54,8 @@ pub struct ProducerMetrics {
     pub delivery_seconds: HistogramVec,
     /// Key and value bytes acknowledged, by topic.
     pub bytes: IntCounterVec,
-    /// Records in the local queue not yet acknowledged (updated on each statistics report
-    /// and by [`BaseProducer::in_flight`]).
+    /// Records in the local queue not yet acknowledged (updated on each statistics report;
+    /// the owner may also set it from [`BaseProducer::in_flight`]).
     pub queue_messages: IntGauge,
     /// Bytes in the local queue (statistics).
     pub queue_bytes: IntGauge,
@@ -460,13 +460,9 @@ impl<T: Serialize> BaseProducer<T> {
         }
     }
 
-    /// Records queued locally and not yet acknowledged (also sets the queue gauge).
+    /// Records queued locally and not yet acknowledged.
     pub fn in_flight(&self) -> i32 {
-        let count = self.current().in_flight_count();
-        if let Some(metrics) = &self.shared.context.producer_metrics {
-            metrics.queue_messages.set(i64::from(count));
-        }
-        count
+        self.current().in_flight_count()
     }
 
     /// Waits, off the async worker threads, until every queued record is acknowledged or
