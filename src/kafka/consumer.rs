@@ -264,7 +264,8 @@ struct Done {
 
 /// A typed consumer-group member. Create one per consumer task.
 pub struct BaseConsumer<T> {
-    consumer: Arc<StreamConsumer<GroupContext>>,
+    /// Present until the consumer is closed (see the `Drop` impl).
+    consumer: Option<StreamConsumer<GroupContext>>,
     options: ConsumerOptions,
     dead_letters: BaseProducer<serde_json::Value>,
     metrics: Option<ConsumerMetrics>,
@@ -308,7 +309,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(BaseConsumer {
-            consumer: Arc::new(consumer),
+            consumer: Some(consumer),
             options,
             dead_letters,
             metrics,
@@ -336,7 +337,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     this.store(done, &mut interrupted);
                 }
-                received = this.consumer.recv(), if in_flight.len() < this.options.max_in_flight => {
+                received = this.client().recv(), if in_flight.len() < this.options.max_in_flight => {
                     let message = match received {
                         Ok(message) => message,
                         Err(error) => {
@@ -383,17 +384,24 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         let group = this.options.group_id.clone();
         // Closing the client commits the stored offsets (auto commit is on) and leaves the
         // group; both block inside librdkafka, so they run on the blocking pool, which also
-        // takes the last reference so the client is dropped there. A sync commit here would
-        // wait without bound when the coordinator is gone; close does not.
+        // takes the last reference so the client is closed there, within CLOSE_TIMEOUT.
         let close = tokio::task::spawn_blocking(move || {
-            this.consumer.unsubscribe();
-            drop(this);
+            this.client().unsubscribe();
+            if let Some(mut owned) = Arc::into_inner(this) {
+                drop(owned.consumer.take());
+            }
         });
         match tokio::time::timeout(CLOSE_TIMEOUT, close).await {
             Ok(_) => tracing::info!(%group, "consumer closed"),
             Err(_) => tracing::warn!(%group, "consumer close still waiting for Kafka; moving on"),
         }
         Ok(())
+    }
+
+    fn client(&self) -> &StreamConsumer<GroupContext> {
+        self.consumer
+            .as_ref()
+            .expect("the client is only taken when the consumer is closed")
     }
 
     /// The assignment generation handlers can watch.
@@ -412,7 +420,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             return;
         }
         if let Err(error) = self
-            .consumer
+            .client()
             .store_offset(&partition.0, partition.1, done.offset)
         {
             // The partition was revoked meanwhile; its new owner will see the message again.
@@ -543,6 +551,23 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(self.options.retry_backoff_max);
+        }
+    }
+}
+
+impl<T> Drop for BaseConsumer<T> {
+    /// A consumer not closed by [`BaseConsumer::run`] (its task aborted, say by a runtime
+    /// shutting down) is closed on a thread of its own: closing leaves the group and commits,
+    /// which librdkafka waits for without bound when the coordinator is unreachable, and
+    /// that must not hold up whoever dropped it.
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            let spawned = std::thread::Builder::new()
+                .name("consumer-close".into())
+                .spawn(move || drop(consumer));
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot close the consumer on its own thread");
+            }
         }
     }
 }
