@@ -23,7 +23,10 @@ case "${BROKER_STORAGE:-sqlite}" in
   memory) STORAGE="memory://tansu/" ;;
   *) echo "BROKER_STORAGE must be sqlite or memory" >&2; exit 2 ;;
 esac
-(cd "$DATA_DIR" && exec "$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
+# The broker runs in a session of its own: the terminal's ctrl-c (SIGINT to the whole
+# foreground process group) must reach the service only. The broker is stopped after the
+# service has drained and committed (see the trap below), never before it.
+(cd "$DATA_DIR" && exec setsid "$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
   --storage-engine "$STORAGE" >"$DATA_DIR/tansu.log" 2>&1) &
 BROKER_PID=$!
 trap 'kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null' EXIT

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/patch-librdkafka.sh
 TANSU_BIN="$(bash scripts/install-tansu.sh)"
 export TANSU_BIN
 cargo test --locked "$@"

@@ -65,6 +65,8 @@ impl From<AdminError> for ApiError {
                 tracing::warn!(cause, "admin request: kafka unavailable");
                 ApiError::KafkaUnavailable {
                     retry_after: std::time::Duration::from_secs(1),
+                    // Admin requests that time out may still take effect on the cluster.
+                    outcome_unknown: true,
                 }
             }
             AdminError::Kafka(cause) => {
@@ -267,31 +269,45 @@ async fn add_partitions(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
-    /// Needed to delete one of the service's own topics.
+    /// Needed to delete one of Kafka's internal topics (`__consumer_offsets`, …).
     #[serde(default)]
     pub force: bool,
 }
 
+/// Kafka's own topics (`__consumer_offsets`, `__transaction_state`, …).
+fn is_internal_topic(name: &str) -> bool {
+    name.starts_with("__")
+}
+
 /// Delete a topic.
 ///
-/// The service's own topics are refused (409 `topic_protected`) unless `force=true`.
+/// The service's own topics are always refused (409 `topic_protected`); Kafka's internal
+/// topics unless `force=true`.
 #[utoipa::path(delete, path = "/api/admin/topics/{name}", tag = "topics", params(("name" = String, Path, description = "Topic name"), DeleteQuery),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "One of the service's topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "One of the service's own topics, or an internal one without `force` (`topic_protected`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn delete_topic(
     State(state): State<AppState>,
     Path(name): Path<String>,
     QueryParams(query): QueryParams<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    if state.topic_names.contains(&name) && !query.force {
+    if state.topic_names.contains(&name) {
+        // Deleting them under the running service loses every order and status in them;
+        // `force` does not apply. Stop the service and delete them with Kafka's own tools.
         return Err(ApiError::Conflict {
             code: "topic_protected",
             detail: format!(
-                "{name} is one of this service's topics; add force=true to delete it anyway"
+                "{name} is one of this service's own topics and cannot be deleted while it runs"
             ),
+        });
+    }
+    if !query.force && is_internal_topic(&name) {
+        return Err(ApiError::Conflict {
+            code: "topic_protected",
+            detail: format!("{name} is internal to Kafka; add force=true to delete it anyway"),
         });
     }
     state.admin.describe_topic(&name).await?;
@@ -413,6 +429,11 @@ async fn browse(
     QueryParams(query): QueryParams<BrowseQuery>,
 ) -> Result<Json<Vec<BrowsedRecord>>, ApiError> {
     let limit = query.limit.unwrap_or(20);
+    if query.partition < 0 || query.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::InvalidQuery(
+            "partition and offset must not be negative".into(),
+        ));
+    }
     if !(1..=MAX_BROWSE).contains(&limit) {
         return Err(ApiError::InvalidQuery(format!(
             "limit must be 1 to {MAX_BROWSE}"

@@ -22,7 +22,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::error::{ApiError, REQUEST_ID};
+use crate::extract::BodyReadTimeout;
 use crate::kafka::ConsumerOptions;
+use crate::kafka::consumer::AssignmentGeneration;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
@@ -34,6 +36,7 @@ use crate::orders::idempotency::IdempotencyStore;
 use crate::orders::processor::ProcessingRules;
 use crate::orders::projector::Projector;
 use crate::orders::{Currency, OrderRules, OrderService, OrderStore};
+use crate::serve::{ServeOptions, serve};
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -58,6 +61,8 @@ pub struct AppState {
     pub admin: KafkaAdmin,
     /// The local development broker's lifecycle.
     pub local_broker: Arc<LocalBroker>,
+    /// Assignments received by this instance's processors, for readiness.
+    pub processing_assignments: Arc<AssignmentGeneration>,
 }
 
 /// A built service, bound to its port, ready to [`run`](Application::run).
@@ -77,6 +82,9 @@ impl Application {
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new().context("Failed to register metrics")?);
         let client = client_settings(&settings);
+        client
+            .check()
+            .map_err(|reason| anyhow::anyhow!("Invalid [kafka.librdkafka] options: {reason}"))?;
         let producer = BaseProducer::new(
             &client,
             &ProducerOptions {
@@ -90,7 +98,12 @@ impl Application {
                 metrics: Some(metrics.producer.clone()),
             },
         )
-        .context("Failed to create the Kafka producer (check [kafka.librdkafka] options)")?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Failed to create the Kafka producer (check [kafka.librdkafka] options): {}",
+                client.redact(&e.to_string())
+            )
+        })?;
         let retry_after = Duration::from_secs(settings.http.retry_after_secs);
         let rules = OrderRules {
             max_items: settings.orders.max_items,
@@ -130,8 +143,17 @@ impl Application {
             &settings.topics.orders.name,
             &topic_names.iter().map(String::as_str).collect::<Vec<_>>(),
         );
-        let admin = KafkaAdmin::new(client.clone(), settings.admin_timeout())
-            .context("Failed to create the Kafka admin client")?;
+        let admin = KafkaAdmin::new(
+            client.clone(),
+            settings.admin_timeout(),
+            settings.admin.limits(),
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Failed to create the Kafka admin client: {}",
+                client.redact(&e.to_string())
+            )
+        })?;
         let state = AppState {
             admin,
             local_broker: Arc::new(LocalBroker::new(settings.local_broker.clone())),
@@ -142,6 +164,7 @@ impl Application {
             shutdown,
             store: store.clone(),
             projector: projector.clone(),
+            processing_assignments: Arc::new(AssignmentGeneration::default()),
         };
 
         let tasks = TaskTracker::new();
@@ -172,6 +195,7 @@ impl Application {
                     .collect(),
             }),
             metrics,
+            assignments: state.processing_assignments.clone(),
         };
         spawn_processors(&tasks, settings.processing.consumers, parts, &workers);
 
@@ -205,15 +229,16 @@ impl Application {
         } = self;
         tracing::info!(address = %listener.local_addr()?, "orderflow listening");
         let shutdown = state.shutdown.clone();
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
-        let mut server = tokio::spawn(server);
+        let options = ServeOptions {
+            max_connections: state.settings.http.max_connections,
+            header_read_timeout: state.settings.header_read_timeout(),
+        };
+        let mut server = tokio::spawn(serve(listener, router, options, shutdown.clone()));
         tokio::select! {
             result = &mut server => {
-                // The server only ends by itself on an I/O error.
+                // The loop only ends by itself if its task panicked.
                 shutdown.cancel();
-                result.context("HTTP server task failed")?.context("HTTP server failed")?;
+                result.context("HTTP server task failed")?;
             }
             () = shutdown.cancelled() => {}
         }
@@ -282,34 +307,53 @@ pub fn consumer_options(settings: &Settings) -> ConsumerOptions {
     }
 }
 
-/// Creates the topics, retrying with backoff until they all exist or shutdown.
+/// How often the service checks that its topics still exist once they do.
+const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Keeps the service's topics in place until shutdown: creates them (retrying with backoff)
+/// at start-up, then checks every few seconds and recreates any that vanished (deleted
+/// behind the service's back, or a broker that restarted empty). Readiness reports them
+/// missing meanwhile.
 async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
     let specs = topic_specs(&state.settings);
     let timeout = state.settings.admin_timeout();
     let mut backoff = Duration::from_millis(200);
+    let mut present = false;
     loop {
-        let attempt = async {
-            ensure_topics(&client, &specs, timeout).await?;
-            missing_topics(
-                &state.orders.producer.metadata_handle(),
-                &state.topic_names,
-                timeout,
-            )
-            .await
-        };
-        match attempt.await {
+        let missing = missing_topics(
+            &state.orders.producer.metadata_handle(),
+            &state.topic_names,
+            timeout,
+        )
+        .await;
+        let wait = match missing {
             Ok(missing) if missing.is_empty() => {
-                tracing::info!("service topics present");
-                return;
+                if !present {
+                    tracing::info!("service topics present");
+                }
+                present = true;
+                backoff = Duration::from_millis(200);
+                TOPIC_CHECK_INTERVAL
             }
-            Ok(missing) => tracing::warn!(?missing, "topics still missing"),
-            Err(error) => tracing::warn!(%error, "cannot ensure topics yet"),
-        }
+            Ok(missing) => {
+                present = false;
+                tracing::warn!(?missing, "service topics missing; creating them");
+                if let Err(error) = ensure_topics(&client, &specs, timeout).await {
+                    tracing::warn!(%error, "cannot create the service topics yet");
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot check the service topics");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff
+            }
+        };
         tokio::select! {
             () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -341,8 +385,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(axum::Extension(BodyReadTimeout(
+            state.settings.body_read_timeout(),
+        )))
         .layer(limits)
+        .layer(middleware::from_fn(crate::middleware::problem_for_bare_errors))
         .layer(middleware::from_fn(scope_request_id))
+        .layer(middleware::from_fn(crate::middleware::security_headers))
         .layer(
             TraceLayer::new_for_http()
                 // 503s are answers (not ready, Kafka unavailable), logged where they arise.
@@ -375,6 +424,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(crate::trace::propagate))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+        .layer(middleware::from_fn(crate::middleware::sanitize_request_id))
         .with_state(state)
 }
 

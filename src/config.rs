@@ -35,6 +35,28 @@ pub struct Settings {
     pub status_view: StatusViewSettings,
     /// The local development broker the service can start and stop.
     pub local_broker: LocalBrokerSettings,
+    /// Bounds on the Kafka management API.
+    pub admin: AdminSettings,
+}
+
+/// Bounds on the Kafka management API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Most partitions a topic may have (create and add partitions).
+    pub max_partitions_per_topic: i32,
+    /// Most partitions one request may create.
+    pub max_partitions_per_request: i32,
+}
+
+impl AdminSettings {
+    /// The limits the admin client enforces.
+    pub fn limits(&self) -> crate::kafka::admin::AdminLimits {
+        crate::kafka::admin::AdminLimits {
+            max_partitions_per_topic: self.max_partitions_per_topic,
+            max_partitions_per_request: self.max_partitions_per_request,
+        }
+    }
 }
 
 /// The local development broker.
@@ -117,6 +139,15 @@ pub struct HttpSettings {
     pub max_concurrent_requests: usize,
     /// Seconds sent in `Retry-After` with a 503.
     pub retry_after_secs: u64,
+    /// Connections open at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's head, in milliseconds. The clock
+    /// starts when the server waits for a request, so it also closes idle keep-alive
+    /// connections.
+    pub header_read_timeout_ms: u64,
+    /// How long a request may take to send its whole body, in milliseconds; a body not
+    /// complete by then is answered 408. Below `request_timeout_ms`.
+    pub body_read_timeout_ms: u64,
 }
 
 /// How to reach Kafka.
@@ -129,9 +160,39 @@ pub struct KafkaSettings {
     pub client_id: String,
     /// Timeout of admin and metadata requests, in milliseconds.
     pub admin_timeout_ms: u64,
-    /// Raw librdkafka options applied last to every client.
-    #[serde(default)]
+    /// Raw librdkafka options applied last to every client. Values may be written as
+    /// strings, numbers or booleans (an environment variable holding a numeric password is
+    /// still a string to librdkafka).
+    #[serde(default, deserialize_with = "option_values")]
     pub librdkafka: BTreeMap<String, String>,
+}
+
+/// Reads librdkafka options whatever scalar type the source gave each value.
+fn option_values<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Flag(bool),
+    }
+    let raw = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(raw
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Scalar::Text(t) => t,
+                Scalar::Integer(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Flag(b) => b.to_string(),
+            };
+            (key, text)
+        })
+        .collect())
 }
 
 /// The service's own topics.
@@ -301,6 +362,23 @@ impl Settings {
                 ),
             ));
         }
+        if self.http.max_connections == 0 {
+            return Err(invalid("http.max_connections", "must be greater than 0"));
+        }
+        if self.http.header_read_timeout_ms == 0 {
+            return Err(invalid("http.header_read_timeout_ms", "must be greater than 0"));
+        }
+        if self.http.body_read_timeout_ms == 0
+            || self.http.body_read_timeout_ms >= self.http.request_timeout_ms
+        {
+            return Err(invalid(
+                "http.body_read_timeout_ms",
+                format!(
+                    "must be greater than 0 and less than http.request_timeout_ms ({})",
+                    self.http.request_timeout_ms
+                ),
+            ));
+        }
         if self.http.max_concurrent_requests == 0 {
             return Err(invalid(
                 "http.max_concurrent_requests",
@@ -352,6 +430,12 @@ impl Settings {
                 "must be less than http.request_timeout_ms",
             ));
         }
+        if self.admin.max_partitions_per_topic < 1 || self.admin.max_partitions_per_request < 1 {
+            return Err(invalid(
+                "admin.max_partitions_per_topic, admin.max_partitions_per_request",
+                "must be at least 1",
+            ));
+        }
         if self.topics.replication_factor < 1 {
             return Err(invalid("topics.replication_factor", "must be at least 1"));
         }
@@ -374,6 +458,16 @@ impl Settings {
     /// `http.request_timeout_ms` as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.http.request_timeout_ms)
+    }
+
+    /// `http.header_read_timeout_ms` as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.http.header_read_timeout_ms)
+    }
+
+    /// `http.body_read_timeout_ms` as a duration.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.http.body_read_timeout_ms)
     }
 
     /// `kafka.admin_timeout_ms` as a duration.

@@ -125,7 +125,13 @@ pub enum ApiError {
     KafkaUnavailable {
         /// Sent as `Retry-After`.
         retry_after: Duration,
+        /// Whether a write may have happened anyway: Kafka did not acknowledge it in time,
+        /// which does not mean the broker did not store it.
+        outcome_unknown: bool,
     },
+    /// The request's body did not arrive within `http.body_read_timeout_ms`.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// Too many requests in flight; shed at once.
     #[error("overloaded")]
     Overloaded {
@@ -146,6 +152,8 @@ pub const PROBLEM_CODES: &[&str] = &[
     "payload_too_large",
     "validation_failed",
     "invalid_query",
+    "invalid_request",
+    "method_not_allowed",
     "idempotency_conflict",
     "bulk_too_large",
     "record_too_large",
@@ -160,6 +168,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "kafka_unsupported",
     "kafka_unavailable",
     "overloaded",
+    "request_timeout",
     "internal",
 ];
 
@@ -174,6 +183,7 @@ pub const ORDER_REFUSAL_CODES: &[&str] = &[
     "bulk_too_large",
     "record_too_large",
     "kafka_unavailable",
+    "request_timeout",
     "internal",
 ];
 
@@ -196,6 +206,7 @@ impl ApiError {
             ApiError::KafkaUnavailable { .. } | ApiError::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -230,6 +241,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (code, "Conflict with the current state"),
             ApiError::KafkaUnavailable { .. } => ("kafka_unavailable", "Kafka is unavailable"),
             ApiError::Overloaded { .. } => ("overloaded", "Service overloaded"),
+            ApiError::RequestTimeout => ("request_timeout", "Request body too slow"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -239,11 +251,19 @@ impl ApiError {
         let (code, title) = self.code_and_title();
         let detail = match self {
             ApiError::Validation(_) => "one or more fields are invalid; see errors".to_string(),
-            ApiError::KafkaUnavailable { .. } => {
-                "Kafka did not answer in time; retry after the Retry-After delay (resend an \
-                 order with the same order_id or Idempotency-Key)"
-                    .to_string()
-            }
+            ApiError::KafkaUnavailable {
+                outcome_unknown: true,
+                ..
+            } => "Kafka did not answer in time, so the outcome of a write is unknown: it may \
+                  have been stored. Retry after the Retry-After delay; resend an order with the \
+                  same order_id or Idempotency-Key, and the retry never makes a second order"
+                .to_string(),
+            ApiError::KafkaUnavailable {
+                outcome_unknown: false,
+                ..
+            } => "Kafka cannot take the request now and nothing was written; retry after the \
+                  Retry-After delay"
+                .to_string(),
             ApiError::Internal(_) => "an internal error occurred; quote the request_id".to_string(),
             other => other.to_string(),
         };
@@ -264,9 +284,8 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::KafkaUnavailable { retry_after } | ApiError::Overloaded { retry_after } => {
-                Some(*retry_after)
-            }
+            ApiError::KafkaUnavailable { retry_after, .. }
+            | ApiError::Overloaded { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -275,7 +294,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            // `{:#}` is the cause chain on one line; `{:?}` would add a backtrace.
+            ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
             ApiError::KafkaUnavailable { .. } => tracing::warn!("answered 503: kafka unavailable"),
             _ => tracing::debug!(error = %self, "request refused"),
         }
@@ -293,6 +313,10 @@ pub fn problem_response(problem: Problem, retry_after: Option<Duration>) -> Resp
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    if status == StatusCode::REQUEST_TIMEOUT {
+        // The rest of the body may still come; the connection cannot carry another request.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(after) = retry_after {
         headers.insert(
             header::RETRY_AFTER,

@@ -1,6 +1,7 @@
 //! Liveness, readiness and the metrics endpoint. Ready means: not shutting down, Kafka
-//! answers a metadata request, the service's topics exist, and the status view has caught
-//! up with the end of the status topic as it was at start-up.
+//! answers a metadata request, the service's topics exist, the status view has caught up
+//! with the end of the status topic as it was at start-up, and (when this instance
+//! processes) its processors have received their first partition assignment.
 
 use axum::Json;
 use axum::extract::State;
@@ -32,8 +33,9 @@ async fn live() -> Json<serde_json::Value> {
 
 /// Readiness.
 ///
-/// 200 when Kafka answers, the service's topics exist, and the status view has caught up;
-/// 503 with the reason otherwise (also while shutting down).
+/// 200 when Kafka answers, the service's topics exist, the status view has caught up and
+/// the processors have their partitions; 503 with the reason otherwise (also while shutting
+/// down).
 #[utoipa::path(get, path = "/health/ready", tag = "service",
     responses(
         (status = 200, description = "Ready", body = Object, example = json!({"status": "ready", "orders_in_view": 1200})),
@@ -56,6 +58,13 @@ async fn ready(State(state): State<AppState>) -> Response {
     {
         Ok(missing) if missing.is_empty() && !state.projector.is_caught_up() => {
             not_ready("status view catching up")
+        }
+        Ok(missing)
+            if missing.is_empty()
+                && state.settings.processing.consumers > 0
+                && state.processing_assignments.current() == 0 =>
+        {
+            not_ready("processors waiting for their partitions")
         }
         Ok(missing) if missing.is_empty() => (
             StatusCode::OK,

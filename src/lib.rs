@@ -5,7 +5,8 @@
 //! - [`kafka`]: the generic Kafka wrappers, [`kafka::BaseProducer`] and topic helpers.
 //! - [`orders`]: the order domain, its HTTP API and the intake service.
 //! - [`admin`]: the Kafka management API over [`kafka::admin::KafkaAdmin`], and the catalog.
-//! - [`app`]: wiring, the router, start-up and graceful shutdown.
+//! - [`app`]: wiring, the router, start-up and graceful shutdown; [`serve`]: the listener
+//!   with its connection cap and timeouts.
 //! - [`error`]: the HTTP error type, sent as RFC 9457 problem+json.
 //! - [`metrics`], [`telemetry`], [`health`]: what operators watch.
 
@@ -18,8 +19,10 @@ pub mod health;
 pub mod kafka;
 pub mod local_broker;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 pub mod orders;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;

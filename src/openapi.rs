@@ -67,8 +67,86 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of [`api_router`].
 pub fn document() -> &'static Document {
-    static DOCUMENT: LazyLock<Document> = LazyLock::new(|| api_router().split_for_parts().1);
+    static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
+        let mut document = api_router().split_for_parts().1;
+        add_common_responses(&mut document);
+        document
+    });
     &DOCUMENT
+}
+
+/// Answers any operation can give, added where a handler's own list lacks them, so the
+/// document names every status the service sends: 400 for a path or query that cannot be
+/// decoded, 500, and 503 (shed load, Kafka unavailable) with `Retry-After`; and for the
+/// operations with a body, 400 (malformed JSON), 408 (body too slow), 413, 415 and 422.
+fn add_common_responses(document: &mut Document) {
+    use utoipa::openapi::path::Operation;
+    let common: [(&str, &str); 3] = [
+        (
+            "400",
+            "Invalid request: a path or query that cannot be decoded (`invalid_request`, `invalid_query`)",
+        ),
+        ("500", "Internal error; quote the request_id (`internal`)"),
+        (
+            "503",
+            "Overloaded (`overloaded`) or Kafka unavailable (`kafka_unavailable`); retry after `Retry-After`",
+        ),
+    ];
+    let with_body: [(&str, &str); 5] = [
+        ("400", "Malformed JSON (`malformed_json`)"),
+        ("408", "The body did not arrive within `http.body_read_timeout_ms` (`request_timeout`)"),
+        ("413", "Body over `http.max_body_bytes` (`payload_too_large`)"),
+        ("415", "Not `application/json` (`unsupported_media_type`)"),
+        ("422", "The body does not have the expected shape (`invalid_body`, `validation_failed`)"),
+    ];
+    for item in document.paths.paths.values_mut() {
+        let operations: [&mut Option<Operation>; 5] = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let extra = if operation.request_body.is_some() {
+                &with_body[..]
+            } else {
+                &[]
+            };
+            for (status, description) in extra.iter().chain(common.iter()) {
+                operation
+                    .responses
+                    .responses
+                    .entry((*status).to_string())
+                    .or_insert_with(|| problem_response(status, description).into());
+            }
+        }
+    }
+}
+
+/// A problem+json response, with `Retry-After` on a 503.
+fn problem_response(status: &str, description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, header::HeaderBuilder};
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build();
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", content);
+    if status == "503" {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::Type::Integer)
+                        .build(),
+                ))
+                .description(Some("Seconds to wait"))
+                .build(),
+        );
+    }
+    response.build()
 }
 
 /// Every documented operation as `METHOD /path`, for the catalog.

@@ -277,6 +277,16 @@ pub struct BrowsedRecord {
     pub headers: BTreeMap<String, String>,
 }
 
+/// Bounds on what one management request may ask of the cluster: a request for 100,000
+/// partitions is accepted by some brokers and leaves them unusable.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminLimits {
+    /// Most partitions one topic may have.
+    pub max_partitions_per_topic: i32,
+    /// Most partitions one request may create (a topic's, or those added to it).
+    pub max_partitions_per_request: i32,
+}
+
 /// The management client. Cheap to clone.
 #[derive(Clone)]
 pub struct KafkaAdmin {
@@ -284,11 +294,27 @@ pub struct KafkaAdmin {
     admin: Arc<AdminClient<ClientContext>>,
     metadata: Arc<RdBaseConsumer<ClientContext>>,
     timeout: Duration,
+    limits: AdminLimits,
+}
+
+/// A topic name from a request path: one that no topic can have is not found.
+fn named_topic(name: &str) -> Result<(), AdminError> {
+    super::validate_topic_name(name)
+        .map_err(|why| AdminError::NotFound(format!("topic (the name is invalid: {why})")))
+}
+
+/// A group id from a request path: one that no group can have is not found.
+fn named_group(id: &str) -> Result<(), AdminError> {
+    super::validate_group_id(id).map_err(|why| AdminError::NotFound(format!("group ({why})")))
 }
 
 impl KafkaAdmin {
     /// Creates the clients; they connect lazily.
-    pub fn new(client: ClientSettings, timeout: Duration) -> Result<Self, KafkaError> {
+    pub fn new(
+        client: ClientSettings,
+        timeout: Duration,
+        limits: AdminLimits,
+    ) -> Result<Self, KafkaError> {
         let admin = client
             .client_config(&[])
             .create_with_context(ClientContext::default())?;
@@ -300,6 +326,7 @@ impl KafkaAdmin {
             admin: Arc::new(admin),
             metadata: Arc::new(metadata),
             timeout,
+            limits,
         })
     }
 
@@ -407,8 +434,18 @@ impl KafkaAdmin {
     /// Creates a topic after checking what Kafka would refuse anyway, with clearer words.
     pub async fn create_topic(&self, request: &TopicRequest) -> Result<(), AdminError> {
         super::validate_topic_name(&request.name).map_err(AdminError::Invalid)?;
-        if request.partitions < 1 {
-            return Err(AdminError::Invalid("partitions must be at least 1".into()));
+        let most = self
+            .limits
+            .max_partitions_per_topic
+            .min(self.limits.max_partitions_per_request);
+        if !(1..=most).contains(&request.partitions) {
+            return Err(AdminError::Invalid(format!(
+                "partitions must be 1 to {most} (admin.max_partitions_per_topic, admin.max_partitions_per_request)"
+            )));
+        }
+        for (key, value) in &request.configs {
+            super::validate_config_name(key).map_err(AdminError::Invalid)?;
+            super::validate_config_value(key, value).map_err(AdminError::Invalid)?;
         }
         let brokers = self.cluster().await?.brokers.len() as i32;
         if request.replication_factor < 1 || request.replication_factor > brokers {
@@ -435,6 +472,7 @@ impl KafkaAdmin {
 
     /// Partitions with leaders and watermarks, and configs.
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDetails, AdminError> {
+        named_topic(name)?;
         let topic = name.to_string();
         let (internal, partitions) = self
             .blocking(move |consumer, timeout| {
@@ -501,6 +539,13 @@ impl KafkaAdmin {
         name: &str,
         changes: &BTreeMap<String, Option<String>>,
     ) -> Result<(), AdminError> {
+        named_topic(name)?;
+        for (key, value) in changes {
+            super::validate_config_name(key).map_err(AdminError::Invalid)?;
+            if let Some(value) = value {
+                super::validate_config_value(key, value).map_err(AdminError::Invalid)?;
+            }
+        }
         let mut desired: BTreeMap<String, String> = self
             .topic_configs(name)
             .await?
@@ -534,6 +579,18 @@ impl KafkaAdmin {
                 "the topic has {current} partitions; the new count must be larger"
             )));
         }
+        let most = usize::try_from(self.limits.max_partitions_per_topic).unwrap_or(0);
+        if total > most {
+            return Err(AdminError::Invalid(format!(
+                "a topic may have at most {most} partitions (admin.max_partitions_per_topic)"
+            )));
+        }
+        let step = usize::try_from(self.limits.max_partitions_per_request).unwrap_or(0);
+        if total - current > step {
+            return Err(AdminError::Invalid(format!(
+                "one request may add at most {step} partitions (admin.max_partitions_per_request)"
+            )));
+        }
         let request = NewPartitions::new(name, total);
         for result in self
             .admin
@@ -549,6 +606,7 @@ impl KafkaAdmin {
 
     /// Deletes a topic.
     pub async fn delete_topic(&self, name: &str) -> Result<(), AdminError> {
+        named_topic(name)?;
         for result in self.admin.delete_topics(&[name], &self.options()).await? {
             result.map_err(|(_, code)| from_code(Some(code), format!("topic {name}: {code}")))?;
         }
@@ -568,6 +626,7 @@ impl KafkaAdmin {
 
     /// Members with assignments, and per-partition committed offset, end offset and lag.
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDetails, AdminError> {
+        named_group(group_id)?;
         let id = group_id.to_string();
         let (group, members) = self
             .blocking(move |consumer, timeout| {
@@ -673,24 +732,9 @@ impl KafkaAdmin {
         topic: &str,
         to: ResetTo,
     ) -> Result<Vec<PartitionLag>, AdminError> {
-        let id = group_id.to_string();
-        let state = self
-            .blocking(move |consumer, timeout| {
-                let list = consumer.fetch_group_list(Some(&id), timeout)?;
-                Ok(list
-                    .groups()
-                    .iter()
-                    .find(|g| g.name() == id)
-                    .map(|g| (g.state().to_string(), g.members().len())))
-            })
-            .await?;
-        if let Some((state, members)) = &state
-            && *members > 0
-        {
-            return Err(AdminError::Conflict(format!(
-                "consumer group {group_id} has {members} active members (state {state}); stop them first"
-            )));
-        }
+        named_group(group_id)?;
+        named_topic(topic)?;
+        self.refuse_active_group(group_id).await?;
         let group = self.group_client(group_id)?;
         let topic = topic.to_string();
         self.blocking(move |consumer, timeout| {
@@ -721,8 +765,33 @@ impl KafkaAdmin {
         .await
     }
 
-    /// Deletes a consumer group (Kafka refuses while it has members).
+    /// `Conflict` while the group has members: changing its offsets or deleting it under
+    /// them would make them reprocess or overwrite. (Apache Kafka refuses a delete itself;
+    /// some compatible brokers do not.)
+    async fn refuse_active_group(&self, group_id: &str) -> Result<(), AdminError> {
+        let id = group_id.to_string();
+        let state = self
+            .blocking(move |consumer, timeout| {
+                let list = consumer.fetch_group_list(Some(&id), timeout)?;
+                Ok(list
+                    .groups()
+                    .iter()
+                    .find(|g| g.name() == id)
+                    .map(|g| (g.state().to_string(), g.members().len())))
+            })
+            .await?;
+        match state {
+            Some((state, members)) if members > 0 => Err(AdminError::Conflict(format!(
+                "consumer group {group_id} has {members} active members (state {state}); stop them first"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes a consumer group; refused while it has members.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), AdminError> {
+        named_group(group_id)?;
+        self.refuse_active_group(group_id).await?;
         for result in self
             .admin
             .delete_groups(&[group_id], &self.options())
@@ -744,6 +813,12 @@ impl KafkaAdmin {
         offset: Option<i64>,
         limit: usize,
     ) -> Result<Vec<BrowsedRecord>, AdminError> {
+        named_topic(topic)?;
+        if partition < 0 || offset.is_some_and(|o| o < 0) {
+            return Err(AdminError::Invalid(
+                "partition and offset must not be negative".into(),
+            ));
+        }
         let reader: RdBaseConsumer<ClientContext> = self
             .client
             .client_config(&[

@@ -142,12 +142,32 @@ pub trait Handler<T>: Send + Sync + 'static {
 /// Tracks group assignment changes so handlers can tell that they may now see partitions
 /// another member handled before.
 #[derive(Debug, Default)]
-pub struct AssignmentGeneration(AtomicU64);
+pub struct AssignmentGeneration {
+    count: AtomicU64,
+    /// Advanced with this one: several consumers' generations can feed one that says
+    /// whether any of them has had an assignment.
+    parent: Option<Arc<AssignmentGeneration>>,
+}
 
 impl AssignmentGeneration {
+    /// A generation that also advances `parent`.
+    pub fn child_of(parent: Arc<AssignmentGeneration>) -> Self {
+        AssignmentGeneration {
+            count: AtomicU64::new(0),
+            parent: Some(parent),
+        }
+    }
+
     /// Increases at every assignment received.
     pub fn current(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire)
+    }
+
+    fn advance(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        if let Some(parent) = &self.parent {
+            parent.advance();
+        }
     }
 }
 
@@ -207,7 +227,7 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &RdBaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                self.generation.0.fetch_add(1, Ordering::AcqRel);
+                self.generation.advance();
                 let list: Vec<String> = partitions
                     .elements()
                     .iter()

@@ -44,6 +44,37 @@ impl ClientSettings {
         }
         config
     }
+
+    /// Checks the options the way librdkafka will when a client is created, so a bad option
+    /// fails at start-up with a message naming it. The message never holds a secret value.
+    pub fn check(&self) -> Result<(), String> {
+        self.client_config(&[])
+            .create_native_config()
+            .map(drop)
+            .map_err(|error| self.redact(&error.to_string()))
+    }
+
+    /// `text` with the value of every secret option (see [`is_secret_option`]) replaced by
+    /// `[redacted]`: for error messages that librdkafka or rdkafka build from option values.
+    pub fn redact(&self, text: &str) -> String {
+        self.librdkafka
+            .iter()
+            .filter(|(key, value)| is_secret_option(key) && !value.is_empty())
+            .fold(text.to_string(), |text, (_, value)| {
+                text.replace(value.as_str(), "[redacted]")
+            })
+    }
+}
+
+/// Whether a librdkafka option holds a secret whose value is never logged or returned:
+/// passwords, secrets, tokens, private keys and OAuth configuration.
+pub fn is_secret_option(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "secret", "token", "credential"]
+        .iter()
+        .any(|word| name.contains(word))
+        || name == "ssl.key.pem"
+        || name == "sasl.oauthbearer.config"
 }
 
 /// A record's headers with values as (lossy) UTF-8, in order.
@@ -82,6 +113,56 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest config name or consumer group id accepted.
+const MAX_NAME: usize = 255;
+/// Longest topic config value accepted, in bytes.
+const MAX_CONFIG_VALUE: usize = 8192;
+
+/// Checks a topic config name: 1 to 255 characters of `[a-zA-Z0-9._-]`, as every Kafka config
+/// name is.
+pub fn validate_config_name(name: &str) -> Result<(), String> {
+    let shaped = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if shaped {
+        Ok(())
+    } else {
+        Err(format!(
+            "config name {:?} is not a Kafka config name (1 to {MAX_NAME} characters of a-z, A-Z, 0-9, '.', '_', '-')",
+            truncated(name)
+        ))
+    }
+}
+
+/// Checks a topic config value: at most 8 KiB, without control characters.
+pub fn validate_config_value(name: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_CONFIG_VALUE {
+        return Err(format!("the value of {name} is over {MAX_CONFIG_VALUE} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("the value of {name} contains control characters"));
+    }
+    Ok(())
+}
+
+/// Checks a consumer group id: 1 to 255 characters, without control characters.
+pub fn validate_group_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_NAME || id.chars().any(char::is_control) {
+        return Err(format!(
+            "{:?} is not a usable consumer group id (1 to {MAX_NAME} characters, no control characters)",
+            truncated(id)
+        ));
+    }
+    Ok(())
+}
+
+/// The first 64 characters, for quoting client input back in an error.
+fn truncated(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +174,39 @@ mod tests {
         for bad in ["", ".", "..", "has space", "slash/", &"a".repeat(250)] {
             assert!(validate_topic_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn config_names_values_and_group_ids_are_checked() {
+        assert!(validate_config_name("retention.ms").is_ok());
+        for bad in ["", "has\0nul", "white space", &"x".repeat(256)] {
+            assert!(validate_config_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_config_value("retention.ms", "86400000").is_ok());
+        assert!(validate_config_value("retention.ms", "8\u{0}").is_err());
+        assert!(validate_config_value("x", &"1".repeat(9000)).is_err());
+        assert!(validate_group_id("order-processors").is_ok());
+        assert!(validate_group_id("").is_err());
+        assert!(validate_group_id("a\nb").is_err());
+    }
+
+    #[test]
+    fn secret_values_never_reach_an_error_message() {
+        let settings = ClientSettings {
+            bootstrap_servers: "b:9092".into(),
+            client_id: "c".into(),
+            librdkafka: [
+                ("no.such.password".to_string(), "hunter2-x".to_string()),
+                ("sasl.username".to_string(), "alice".to_string()),
+            ]
+            .into(),
+        };
+        let error = settings.check().unwrap_err();
+        assert!(error.contains("no.such.password"), "{error}");
+        assert!(!error.contains("hunter2-x"), "{error}");
+        assert!(is_secret_option("ssl.key.password"));
+        assert!(is_secret_option("sasl.oauthbearer.client.secret"));
+        assert!(!is_secret_option("sasl.username"));
     }
 
     #[test]

@@ -245,13 +245,44 @@ async fn cancel_order(
     ))
 }
 
-/// A bulk submission.
+/// A bulk submission: `{"orders": [...]}`, or the bare array of orders.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "serde_json::Value")]
 pub struct BulkRequest {
     /// The orders, each validated and answered on its own.
     #[schema(value_type = Vec<OrderRequest>)]
     pub orders: Vec<serde_json::Value>,
+}
+
+/// What a bulk body must look like, in the words a refusal uses.
+const BULK_SHAPE: &str =
+    "a bulk body is a JSON array of orders, or a JSON object {\"orders\": [...]} with no other field";
+
+impl TryFrom<serde_json::Value> for BulkRequest {
+    type Error = &'static str;
+
+    fn try_from(body: serde_json::Value) -> Result<Self, Self::Error> {
+        use serde_json::Value;
+        match body {
+            Value::Array(orders) => Ok(BulkRequest { orders }),
+            Value::Object(mut envelope) if envelope.len() == 1 => match envelope.remove("orders") {
+                Some(Value::Array(orders)) => Ok(BulkRequest { orders }),
+                _ => Err(BULK_SHAPE),
+            },
+            _ => Err(BULK_SHAPE),
+        }
+    }
+}
+
+/// The OpenAPI shape of a bulk body: either form.
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum BulkBody {
+    /// `{"orders": [...]}`.
+    Envelope(BulkRequest),
+    /// The bare array.
+    Orders(Vec<OrderRequest>),
 }
 
 /// The answer to a bulk submission.
@@ -378,7 +409,7 @@ async fn create_order(
 /// were, 503 when none were because Kafka is unavailable.
 #[utoipa::path(
     post, path = "/api/orders/bulk", tag = "orders",
-    request_body(content = BulkRequest, example = json!({"orders": [crate::openapi::examples::order_request()]})),
+    request_body(content = BulkBody, description = "`{\"orders\": [...]}` or the bare array of orders", example = json!({"orders": [crate::openapi::examples::order_request()]})),
     params(crate::openapi::TraceHeaders),
     responses(
         (status = 202, description = "Every order accepted", body = BulkResponse),
@@ -386,8 +417,11 @@ async fn create_order(
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "More orders than `orders.max_bulk` (`bulk_too_large`) or body too large (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json` (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No order accepted (each result says why), or an empty list (`validation_failed`)", body = BulkResponse),
-        (status = 503, description = "Kafka unavailable for every order; retry after `Retry-After`", body = BulkResponse, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 422, description = "No order accepted (a `BulkResponse`: each result says why), or the body itself refused (a problem: `validation_failed` for an empty list, `invalid_body` for another shape)",
+            content((BulkResponse = "application/json"), (Problem = "application/problem+json"))),
+        (status = 503, description = "Kafka unavailable for every order (a `BulkResponse`), or overloaded (a problem); retry after `Retry-After`",
+            content((BulkResponse = "application/json"), (Problem = "application/problem+json")),
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 async fn create_orders_bulk(
@@ -430,7 +464,7 @@ async fn create_orders_bulk(
                 problem: None,
             },
             Err(error) => {
-                if let ApiError::KafkaUnavailable { retry_after } = &error {
+                if let ApiError::KafkaUnavailable { retry_after, .. } = &error {
                     retryable = Some(*retry_after);
                 }
                 BulkItem {

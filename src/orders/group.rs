@@ -40,6 +40,9 @@ pub struct ProcessingParts {
     pub rules: Arc<ProcessingRules>,
     /// Metrics handles.
     pub metrics: Arc<Metrics>,
+    /// Advanced at every assignment any task of this instance receives: readiness waits
+    /// for the first, so that an order placed when the instance says ready is processed.
+    pub assignments: Arc<AssignmentGeneration>,
 }
 
 /// Spawns `count` supervised consumer tasks.
@@ -88,7 +91,7 @@ async fn supervise(index: usize, parts: ProcessingParts, shutdown: CancellationT
 fn start(
     parts: &ProcessingParts,
 ) -> rdkafka::error::KafkaResult<(BaseConsumer<OrderEvent>, Arc<OrderProcessor>)> {
-    let generation = Arc::new(AssignmentGeneration::default());
+    let generation = Arc::new(AssignmentGeneration::child_of(parts.assignments.clone()));
     let consumer = BaseConsumer::new(
         &parts.client,
         parts.options.clone(),

@@ -28,8 +28,13 @@ pub struct OrderRules {
 pub struct OrderRequest {
     /// Client-chosen id; the server assigns a UUID v4 when it is absent.
     pub order_id: Option<Uuid>,
-    /// The ordering customer.
-    #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
+    /// The ordering customer: 1 to 64 characters, no control or bidirectional-override
+    /// characters.
+    #[validate(
+        length(min = 1, max = 64, message = "must be 1 to 64 characters"),
+        custom(function = "printable")
+    )]
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$")]
     pub customer_id: String,
     /// ISO 4217 code, e.g. `EUR`.
     #[schema(example = "EUR")]
@@ -47,8 +52,12 @@ pub struct OrderRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
-    /// The product.
-    #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
+    /// The product: 1 to 64 characters, no control or bidirectional-override characters.
+    #[validate(
+        length(min = 1, max = 64, message = "must be 1 to 64 characters"),
+        custom(function = "printable")
+    )]
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$")]
     pub product_id: String,
     /// How many; at least 1.
     #[validate(range(min = 1, message = "must be at least 1"))]
@@ -59,9 +68,10 @@ pub struct LineRequest {
     pub unit_price: String,
 }
 
-/// A validated order: every check has passed and the total is computed exactly.
+/// A validated order: every check has passed and the total is computed exactly. Read back
+/// from Kafka records, it ignores fields it does not know, so that a newer instance can add
+/// one during a rolling upgrade without older ones dead-lettering its records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Order {
     /// The order's id, and the key of all its records.
     pub order_id: Uuid,
@@ -84,7 +94,6 @@ pub struct Order {
 
 /// A validated order line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct OrderLine {
     /// The product.
     pub product_id: String,
@@ -93,6 +102,21 @@ pub struct OrderLine {
     /// Price of one unit, positive, with no more decimals than the currency has.
     #[serde(with = "rust_decimal::serde::str")]
     pub unit_price: Decimal,
+}
+
+/// Refuses control characters (NUL, newline, …) and the invisible bidirectional controls
+/// (U+202E and kin) that make an id display as something it is not.
+fn printable(value: &str) -> Result<(), validator::ValidationError> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if value.chars().any(hidden) {
+        let mut error = validator::ValidationError::new("printable");
+        error.message = Some("must not contain control or bidirectional-override characters".into());
+        return Err(error);
+    }
+    Ok(())
 }
 
 impl OrderLine {
@@ -214,6 +238,22 @@ mod tests {
                 {"product_id": "p-2", "quantity": 1, "unit_price": "19.99"}
             ]
         })
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_refused_in_ids() {
+        for bad in ["a\u{0}b", "line\nbreak", "evil\u{202E}txt.exe", "\u{2066}x"] {
+            let mut json = valid();
+            json["customer_id"] = bad.into();
+            json["items"][1]["product_id"] = bad.into();
+            let errors = request(json).parse(&rules(), Utc::now()).unwrap_err();
+            let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert!(fields.contains(&"customer_id"), "{bad:?}: {errors:?}");
+            assert!(fields.contains(&"items[1].product_id"), "{bad:?}: {errors:?}");
+        }
+        let mut json = valid();
+        json["customer_id"] = "Zoë Ünal-東京".into();
+        assert!(request(json).parse(&rules(), Utc::now()).is_ok());
     }
 
     #[test]

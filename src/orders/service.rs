@@ -239,6 +239,8 @@ impl OrderService {
             tracing::warn!(%error, "order not acknowledged by kafka");
             ApiError::KafkaUnavailable {
                 retry_after: self.retry_after,
+                // A full local queue never reached Kafka; anything else may have.
+                outcome_unknown: !matches!(error, ProduceError::QueueFull),
             }
         } else if matches!(error, ProduceError::TooLarge) {
             ApiError::RecordTooLarge

@@ -4,6 +4,8 @@
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use orderflow::app::Application;
@@ -37,24 +39,57 @@ pub struct TestBroker {
 struct Proxy {
     port: u16,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// While set, requests still reach the broker but its answers are held back: a write
+    /// is stored and its acknowledgement never arrives in time.
+    hold_answers: Arc<AtomicBool>,
 }
 
 impl Proxy {
+    fn new(port: u16) -> Proxy {
+        Proxy {
+            port,
+            task: None,
+            hold_answers: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     async fn open(&mut self, target: u16) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = loop {
             match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
                 Ok(listener) => break listener,
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         };
+        let hold = self.hold_answers.clone();
         self.task = Some(tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let hold = hold.clone();
                 connections.spawn(async move {
-                    if let Ok(mut outbound) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = inbound.into_split();
+                    let (mut broker_read, mut broker_write) = outbound.into_split();
+                    let requests = tokio::io::copy(&mut client_read, &mut broker_write);
+                    let answers = async {
+                        let mut buffer = vec![0u8; 64 * 1024];
+                        loop {
+                            while hold.load(Ordering::Acquire) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            let n = broker_read.read(&mut buffer).await?;
+                            if n == 0 {
+                                return Ok::<(), std::io::Error>(());
+                            }
+                            client_write.write_all(&buffer[..n]).await?;
+                        }
+                    };
+                    tokio::select! {
+                        _ = requests => {}
+                        _ = answers => {}
                     }
                 });
             }
@@ -108,10 +143,7 @@ impl TestBroker {
 
     /// A broker that clients reach only through a proxy the test can cut and restore.
     pub async fn start_behind_proxy(engine: Engine) -> TestBroker {
-        let mut proxy = Proxy {
-            port: free_port(),
-            task: None,
-        };
+        let mut proxy = Proxy::new(free_port());
         let port = free_port();
         proxy.open(port).await;
         let mut broker = TestBroker {
@@ -128,6 +160,13 @@ impl TestBroker {
     /// Makes the broker unreachable, as a network partition would.
     pub fn cut_network(&mut self) {
         self.proxy.as_mut().expect("started behind a proxy").cut();
+    }
+
+    /// Holds back (or, with `false`, releases) every answer of the broker, requests still
+    /// reaching it.
+    pub fn hold_answers(&self, hold: bool) {
+        let proxy = self.proxy.as_ref().expect("started behind a proxy");
+        proxy.hold_answers.store(hold, Ordering::Release);
     }
 
     /// Makes the broker reachable again.
@@ -195,6 +234,11 @@ impl TestBroker {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Kills the broker process (memory storage loses everything; `spawn` starts it again).
+    pub fn stop(&mut self) {
+        self.kill();
     }
 
     fn kill(&mut self) {

@@ -3,6 +3,7 @@
 mod admin;
 mod deploy;
 mod docs;
+mod hardening;
 mod helpers;
 mod intake;
 mod lifecycle;

@@ -1,0 +1,157 @@
+//! Small HTTP middleware of the router: request id hygiene, security headers, and
+//! problem+json for the error answers that axum builds itself (a path that cannot be decoded,
+//! a method a route does not have), so that every error a client sees has the same shape.
+
+use axum::body::to_bytes;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::error::{Problem, REQUEST_ID, problem_response};
+
+/// The request id header, set by the client or made by the service.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest client-supplied request id that is kept; a longer, empty or non-visible one is
+/// replaced by a fresh id.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// Drops an `x-request-id` that is empty, longer than [`MAX_REQUEST_ID`] or not visible
+/// ASCII, so that the id layer makes a new one instead of echoing it.
+pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
+    let acceptable = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .map(|v| is_acceptable_request_id(v.as_bytes()));
+    if acceptable == Some(false) {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(request).await
+}
+
+fn is_acceptable_request_id(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.iter().all(u8::is_ascii_graphic)
+}
+
+/// Headers every answer carries: no MIME sniffing, no referrer, no framing, and a content
+/// security policy (the API's answers load nothing; Swagger UI loads only its own assets).
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let docs = request.uri().path().starts_with(crate::openapi::UI_PATH);
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let policy = if docs {
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+         script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'"
+    };
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
+    response
+}
+
+/// Most bytes of a framework-made plain-text error body kept as the problem's detail.
+const MAX_PLAIN_DETAIL: usize = 512;
+
+/// Rewrites error answers that are not problem+json or JSON (axum's own rejections are
+/// plain text or empty) into a problem with a code for their status.
+pub async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/problem+json")
+        || content_type.starts_with("application/json")
+    {
+        return response;
+    }
+    let plain = content_type.starts_with("text/plain");
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let body = to_bytes(response.into_body(), MAX_PLAIN_DETAIL)
+        .await
+        .unwrap_or_default();
+    let text = if plain {
+        String::from_utf8_lossy(&body).trim().to_string()
+    } else {
+        String::new()
+    };
+    let mut answer = problem_response(bare_problem(status, text), None);
+    if let Some(value) = retry_after {
+        answer.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    if let Some(value) = allow {
+        answer.headers_mut().insert(header::ALLOW, value);
+    }
+    answer
+}
+
+fn bare_problem(status: StatusCode, text: String) -> Problem {
+    let (code, title) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "Request body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "Request body too slow"),
+        s if s.is_server_error() => ("internal", "Internal error"),
+        _ => ("invalid_request", "Invalid request"),
+    };
+    let detail = if text.is_empty() || status.is_server_error() {
+        title.to_string()
+    } else {
+        text
+    };
+    Problem {
+        type_uri: format!("urn:orderflow:problem:{code}"),
+        title: title.to_string(),
+        status: status.as_u16(),
+        detail,
+        code: code.to_string(),
+        request_id: REQUEST_ID.try_with(Clone::clone).ok(),
+        errors: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_short_visible_ascii() {
+        assert!(is_acceptable_request_id(b"abc-123"));
+        assert!(is_acceptable_request_id(&[b'a'; MAX_REQUEST_ID]));
+        assert!(!is_acceptable_request_id(b""));
+        assert!(!is_acceptable_request_id(&[b'a'; MAX_REQUEST_ID + 1]));
+        assert!(!is_acceptable_request_id(b"with space"));
+        assert!(!is_acceptable_request_id("caf\u{e9}".as_bytes()));
+    }
+
+    #[test]
+    fn bare_errors_get_a_code_for_their_status() {
+        let p = bare_problem(StatusCode::BAD_REQUEST, "Invalid URL".into());
+        assert_eq!((p.code.as_str(), p.detail.as_str()), ("invalid_request", "Invalid URL"));
+        let p = bare_problem(StatusCode::METHOD_NOT_ALLOWED, String::new());
+        assert_eq!(p.code, "method_not_allowed");
+        assert_eq!(p.detail, "Method not allowed");
+        for code in ["invalid_request", "method_not_allowed"] {
+            assert!(crate::error::PROBLEM_CODES.contains(&code));
+        }
+    }
+}
