@@ -403,14 +403,23 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         }
         let group = this.options.group_id.clone();
         // Closing the client commits the stored offsets (auto commit is on) and leaves the
-        // group; both block inside librdkafka, so they run on the blocking pool, which also
-        // takes the last reference so the client is closed there, within CLOSE_TIMEOUT.
-        let close = tokio::task::spawn_blocking(move || {
-            this.client().unsubscribe();
-            if let Some(mut owned) = Arc::into_inner(this) {
-                drop(owned.consumer.take());
-            }
-        });
+        // group; both block inside librdkafka, without bound when the coordinator is gone.
+        // So they run on a thread of their own (not tokio's blocking pool, whose shutdown
+        // would wait for them), which takes the last reference, and are waited for at most
+        // CLOSE_TIMEOUT.
+        let (closed, close) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("consumer-close".into())
+            .spawn(move || {
+                this.client().unsubscribe();
+                if let Some(mut owned) = Arc::into_inner(this) {
+                    drop(owned.consumer.take());
+                }
+                let _ = closed.send(());
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, %group, "cannot close the consumer on its own thread");
+        }
         match tokio::time::timeout(CLOSE_TIMEOUT, close).await {
             Ok(_) => tracing::info!(%group, "consumer closed"),
             Err(_) => tracing::warn!(%group, "consumer close still waiting for Kafka; moving on"),

@@ -248,7 +248,9 @@ async fn a_consumer_group_with_members_cannot_be_deleted() {
     let broker = TestBroker::start(Engine::Memory).await;
     let app = TestApp::spawn(test_settings(&broker)).await;
     let group = &app.settings.processing.group_id;
-    // The processors are members once they have their partitions.
+    // Tansu lists a group only once it has committed offsets: process one order first.
+    let first = app.place(&valid_order()).await;
+    app.wait_status(&first, "COMPLETED").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (status, body) = app
@@ -257,7 +259,8 @@ async fn a_consumer_group_with_members_cannot_be_deleted() {
         if status == 200 && body["members"].as_u64().unwrap_or(0) > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "group never had members: {body}");
+        let (_, groups) = app.get_json("/api/admin/consumer-groups").await;
+        assert!(Instant::now() < deadline, "group never had members: {body} {groups}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let response = app

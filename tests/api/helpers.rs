@@ -77,12 +77,13 @@ impl Proxy {
                     let answers = async {
                         let mut buffer = vec![0u8; 64 * 1024];
                         loop {
-                            while hold.load(Ordering::Acquire) {
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
                             let n = broker_read.read(&mut buffer).await?;
                             if n == 0 {
                                 return Ok::<(), std::io::Error>(());
+                            }
+                            // An answer read while holding waits here until released.
+                            while hold.load(Ordering::Acquire) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
                             }
                             client_write.write_all(&buffer[..n]).await?;
                         }
