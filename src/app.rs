@@ -24,8 +24,8 @@ use crate::config::Settings;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::extract::BodyReadTimeout;
 use crate::kafka::ConsumerOptions;
-use crate::kafka::consumer::AssignmentGeneration;
 use crate::kafka::admin::KafkaAdmin;
+use crate::kafka::consumer::AssignmentGeneration;
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
 use crate::kafka::{BaseProducer, ClientSettings};
@@ -389,7 +389,9 @@ pub fn router(state: AppState) -> Router {
             state.settings.body_read_timeout(),
         )))
         .layer(limits)
-        .layer(middleware::from_fn(crate::middleware::problem_for_bare_errors))
+        .layer(middleware::from_fn(
+            crate::middleware::problem_for_bare_errors,
+        ))
         .layer(middleware::from_fn(scope_request_id))
         .layer(middleware::from_fn(crate::middleware::security_headers))
         .layer(

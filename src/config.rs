@@ -366,7 +366,10 @@ impl Settings {
             return Err(invalid("http.max_connections", "must be greater than 0"));
         }
         if self.http.header_read_timeout_ms == 0 {
-            return Err(invalid("http.header_read_timeout_ms", "must be greater than 0"));
+            return Err(invalid(
+                "http.header_read_timeout_ms",
+                "must be greater than 0",
+            ));
         }
         if self.http.body_read_timeout_ms == 0
             || self.http.body_read_timeout_ms >= self.http.request_timeout_ms

@@ -295,7 +295,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             // `{:#}` is the cause chain on one line; `{:?}` would add a backtrace.
-            ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error")
+            }
             ApiError::KafkaUnavailable { .. } => tracing::warn!("answered 503: kafka unavailable"),
             _ => tracing::debug!(error = %self, "request refused"),
         }

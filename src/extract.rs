@@ -58,7 +58,10 @@ fn plain_words(text: &str) -> String {
         "Failed to deserialize the JSON body into the target type: ",
         "the body does not have the expected shape: ",
     )
-    .replace("Failed to parse the request body as JSON: ", "the body is not valid JSON: ")
+    .replace(
+        "Failed to parse the request body as JSON: ",
+        "the body is not valid JSON: ",
+    )
     .replace("a sequence", "a JSON array")
     .replace("sequence", "JSON array")
     .replace("a map", "a JSON object")

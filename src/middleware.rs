@@ -43,7 +43,10 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let policy = if docs {
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
@@ -146,7 +149,10 @@ mod tests {
     #[test]
     fn bare_errors_get_a_code_for_their_status() {
         let p = bare_problem(StatusCode::BAD_REQUEST, "Invalid URL".into());
-        assert_eq!((p.code.as_str(), p.detail.as_str()), ("invalid_request", "Invalid URL"));
+        assert_eq!(
+            (p.code.as_str(), p.detail.as_str()),
+            ("invalid_request", "Invalid URL")
+        );
         let p = bare_problem(StatusCode::METHOD_NOT_ALLOWED, String::new());
         assert_eq!(p.code, "method_not_allowed");
         assert_eq!(p.detail, "Method not allowed");

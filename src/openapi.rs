@@ -94,10 +94,19 @@ fn add_common_responses(document: &mut Document) {
     ];
     let with_body: [(&str, &str); 5] = [
         ("400", "Malformed JSON (`malformed_json`)"),
-        ("408", "The body did not arrive within `http.body_read_timeout_ms` (`request_timeout`)"),
-        ("413", "Body over `http.max_body_bytes` (`payload_too_large`)"),
+        (
+            "408",
+            "The body did not arrive within `http.body_read_timeout_ms` (`request_timeout`)",
+        ),
+        (
+            "413",
+            "Body over `http.max_body_bytes` (`payload_too_large`)",
+        ),
         ("415", "Not `application/json` (`unsupported_media_type`)"),
-        ("422", "The body does not have the expected shape (`invalid_body`, `validation_failed`)"),
+        (
+            "422",
+            "The body does not have the expected shape (`invalid_body`, `validation_failed`)",
+        ),
     ];
     for item in document.paths.paths.values_mut() {
         let operations: [&mut Option<Operation>; 5] = [

@@ -88,12 +88,12 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+        let service = router.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
-            });
+            },
+        );
         let connection = builder
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .with_upgrades();
@@ -130,4 +130,3 @@ fn is_per_connection(error: &std::io::Error) -> bool {
         ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
     )
 }
-

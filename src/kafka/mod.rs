@@ -139,7 +139,9 @@ pub fn validate_config_name(name: &str) -> Result<(), String> {
 /// Checks a topic config value: at most 8 KiB, without control characters.
 pub fn validate_config_value(name: &str, value: &str) -> Result<(), String> {
     if value.len() > MAX_CONFIG_VALUE {
-        return Err(format!("the value of {name} is over {MAX_CONFIG_VALUE} bytes"));
+        return Err(format!(
+            "the value of {name} is over {MAX_CONFIG_VALUE} bytes"
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(format!("the value of {name} contains control characters"));

@@ -272,7 +272,20 @@ struct Shared {
     config: rdkafka::ClientConfig,
     context: ClientContext,
     current: RwLock<FutureProducer<ClientContext>>,
+    progress: std::sync::Mutex<Progress>,
 }
+
+/// Whether the current client still gets records acknowledged.
+struct Progress {
+    /// The last acknowledgement, or when the client was created.
+    last_ack: Instant,
+    /// Delivery timeouts since then.
+    timeouts: u32,
+}
+
+/// Delivery timeouts in a row, over at least this many delivery timeouts' time, after which
+/// the client is considered stuck and replaced.
+const STALL_TIMEOUTS: u32 = 3;
 
 impl<T> Clone for BaseProducer<T> {
     fn clone(&self) -> Self {
@@ -308,6 +321,42 @@ impl<T> BaseProducer<T> {
         else {
             return;
         };
+        self.replace_client(used, &format!("{code}: {reason}"));
+    }
+
+    /// Counts an acknowledgement or a delivery timeout, and replaces the client when it has
+    /// only timed out for a while. An idempotent client whose producer id the cluster lost
+    /// (a broker that restarted empty answers UNKNOWN_PRODUCER_ID) can retry for ever while
+    /// the cluster answers everything else; a new client gets a new producer id. When the
+    /// cluster is really down, the new client waits like the old one did.
+    fn note_outcome(&self, used: &FutureProducer<ClientContext>, timed_out: bool) {
+        let stalled = {
+            let mut progress = self
+                .shared
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !timed_out {
+                progress.last_ack = Instant::now();
+                progress.timeouts = 0;
+                return;
+            }
+            progress.timeouts += 1;
+            let stalled = progress.timeouts >= STALL_TIMEOUTS
+                && progress.last_ack.elapsed() > self.delivery_timeout * STALL_TIMEOUTS;
+            if stalled {
+                progress.last_ack = Instant::now();
+                progress.timeouts = 0;
+            }
+            stalled
+        };
+        if stalled {
+            self.replace_client(used, "no acknowledgement for several delivery timeouts");
+        }
+    }
+
+    /// Replaces `used` with a new client, unless another send already did.
+    fn replace_client(&self, used: &FutureProducer<ClientContext>, reason: &str) {
         let mut current = self
             .shared
             .current
@@ -322,7 +371,10 @@ impl<T> BaseProducer<T> {
             .create_with_context::<_, FutureProducer<ClientContext>>(self.shared.context.clone())
         {
             Ok(fresh) => {
-                tracing::error!(%code, reason, "kafka producer unusable (fatal or fenced); replaced it");
+                tracing::error!(
+                    reason,
+                    "kafka producer unusable (fatal, fenced or stuck); replaced it"
+                );
                 let old = std::mem::replace(&mut *current, fresh);
                 // Dropping a client joins its threads; keep that off the async workers.
                 tokio::task::spawn_blocking(move || drop(old));
@@ -362,6 +414,10 @@ impl<T: Serialize> BaseProducer<T> {
                 config,
                 context,
                 current: RwLock::new(current),
+                progress: std::sync::Mutex::new(Progress {
+                    last_ack: Instant::now(),
+                    timeouts: 0,
+                }),
             }),
             delivery_timeout: options.delivery_timeout,
             _value: PhantomData,
@@ -428,18 +484,27 @@ impl<T: Serialize> BaseProducer<T> {
         // after this answered "unavailable", which is why clients retry with the same key.
         let guard = self.delivery_timeout + DELIVERY_GUARD;
         match tokio::time::timeout(guard, delivery).await {
-            Ok(Ok(Ok(d))) => Ok(Delivery {
-                partition: d.partition,
-                offset: d.offset,
-            }),
+            Ok(Ok(Ok(d))) => {
+                self.note_outcome(&producer, false);
+                Ok(Delivery {
+                    partition: d.partition,
+                    offset: d.offset,
+                })
+            }
             Ok(Ok(Err((error, _)))) => {
                 self.recover_if_fatal(&producer, &error);
+                if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
+                    self.note_outcome(&producer, true);
+                }
                 Err(ProduceError::from_kafka(error))
             }
             Ok(Err(_canceled)) => Err(ProduceError::Unavailable(KafkaError::Canceled)),
-            Err(_elapsed) => Err(ProduceError::Unavailable(KafkaError::MessageProduction(
-                RDKafkaErrorCode::MessageTimedOut,
-            ))),
+            Err(_elapsed) => {
+                self.note_outcome(&producer, true);
+                Err(ProduceError::Unavailable(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageTimedOut,
+                )))
+            }
         }
     }
 

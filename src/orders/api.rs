@@ -255,8 +255,7 @@ pub struct BulkRequest {
 }
 
 /// What a bulk body must look like, in the words a refusal uses.
-const BULK_SHAPE: &str =
-    "a bulk body is a JSON array of orders, or a JSON object {\"orders\": [...]} with no other field";
+const BULK_SHAPE: &str = "a bulk body is a JSON array of orders, or a JSON object {\"orders\": [...]} with no other field";
 
 impl TryFrom<serde_json::Value> for BulkRequest {
     type Error = &'static str;

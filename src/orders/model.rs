@@ -113,7 +113,8 @@ fn printable(value: &str) -> Result<(), validator::ValidationError> {
     };
     if value.chars().any(hidden) {
         let mut error = validator::ValidationError::new("printable");
-        error.message = Some("must not contain control or bidirectional-override characters".into());
+        error.message =
+            Some("must not contain control or bidirectional-override characters".into());
         return Err(error);
     }
     Ok(())
@@ -249,7 +250,10 @@ mod tests {
             let errors = request(json).parse(&rules(), Utc::now()).unwrap_err();
             let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
             assert!(fields.contains(&"customer_id"), "{bad:?}: {errors:?}");
-            assert!(fields.contains(&"items[1].product_id"), "{bad:?}: {errors:?}");
+            assert!(
+                fields.contains(&"items[1].product_id"),
+                "{bad:?}: {errors:?}"
+            );
         }
         let mut json = valid();
         json["customer_id"] = "Zoë Ünal-東京".into();

@@ -34,7 +34,10 @@ async fn wait_until_an_order_completes(client: &reqwest::Client, base: &str, wit
             assert_eq!(view["status"], "COMPLETED", "{view}");
             return;
         }
-        assert!(Instant::now() < deadline, "no order completed in {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no order completed in {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -107,7 +110,10 @@ async fn a_broker_that_restarts_empty_under_a_stream_of_orders_does_not_crash_th
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_alive(&mut child);
     }
-    assert!(streaming.await.unwrap() > 0, "no answer while the broker was away");
+    assert!(
+        streaming.await.unwrap() > 0,
+        "no answer while the broker was away"
+    );
 
     // The topics are recreated (topics.create is on) and the service comes back by itself.
     wait_ready(&client, &base).await;
@@ -134,7 +140,10 @@ async fn a_service_topic_deleted_behind_its_back_is_recreated_and_readiness_reco
             && response.status() == 503
         {
             let body: Value = response.json().await.unwrap();
-            saw_not_ready = body["reason"].as_str().unwrap_or_default().contains("missing");
+            saw_not_ready = body["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("missing");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -166,7 +175,10 @@ async fn admin_input_that_kafka_cannot_take_is_refused_with_a_4xx() {
     let client = &app.client;
     let topic = format!("hard-{}", uuid::Uuid::new_v4().simple());
     let created = app
-        .post_json("/api/admin/topics", &json!({"name": topic, "partitions": 1}))
+        .post_json(
+            "/api/admin/topics",
+            &json!({"name": topic, "partitions": 1}),
+        )
         .await;
     assert_eq!(created.status(), 201);
 
@@ -207,8 +219,18 @@ async fn admin_input_that_kafka_cannot_take_is_refused_with_a_4xx() {
             Some(json!({"configs": {"retention.ms": "1\u{0}"}})),
             422,
         ),
-        (reqwest::Method::GET, "/api/admin/topics/%00".into(), None, 404),
-        (reqwest::Method::DELETE, "/api/admin/topics/%00".into(), None, 404),
+        (
+            reqwest::Method::GET,
+            "/api/admin/topics/%00".into(),
+            None,
+            404,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/admin/topics/%00".into(),
+            None,
+            404,
+        ),
         (
             reqwest::Method::GET,
             "/api/admin/consumer-groups/%0A".into(),
@@ -223,7 +245,10 @@ async fn admin_input_that_kafka_cannot_take_is_refused_with_a_4xx() {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let text = response.text().await.unwrap();
         assert_eq!(status, expected, "{method} {path} {body:?}: {text}");
         assert_eq!(content_type, "application/problem+json", "{method} {path}");
@@ -260,7 +285,10 @@ async fn a_consumer_group_with_members_cannot_be_deleted() {
             break;
         }
         let (_, groups) = app.get_json("/api/admin/consumer-groups").await;
-        assert!(Instant::now() < deadline, "group never had members: {body} {groups}");
+        assert!(
+            Instant::now() < deadline,
+            "group never had members: {body} {groups}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let response = app
@@ -274,7 +302,10 @@ async fn a_consumer_group_with_members_cannot_be_deleted() {
     assert_eq!(body["code"], "conflict", "{body}");
     // Processing goes on.
     let id = app.place(&valid_order()).await;
-    assert_eq!(app.wait_status(&id, "COMPLETED").await["status"], "COMPLETED");
+    assert_eq!(
+        app.wait_status(&id, "COMPLETED").await["status"],
+        "COMPLETED"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +333,10 @@ async fn a_503_after_a_stored_write_then_a_retry_with_the_same_key_gives_one_ord
     let problem: Value = first.json().await.unwrap();
     assert_eq!(problem["code"], "kafka_unavailable");
     assert!(
-        problem["detail"].as_str().unwrap().contains("outcome of a write is unknown"),
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("outcome of a write is unknown"),
         "{problem}"
     );
     broker.hold_answers(false);
@@ -325,7 +359,10 @@ async fn a_503_after_a_stored_write_then_a_retry_with_the_same_key_gives_one_ord
     // Both writes are on Kafka (the first was stored despite the 503) under one order id...
     let settings = &app.settings;
     let orders = read_topic(&broker.bootstrap(), &settings.topics.orders.name, 3).await;
-    let copies = orders.iter().filter(|r| r.key.as_deref() == Some(&id)).count();
+    let copies = orders
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(&id))
+        .count();
     assert_eq!(copies, 2, "the first write should have been stored");
     // ...and they make one order with one final status.
     let statuses = read_topic(&broker.bootstrap(), &settings.topics.status.name, 1).await;
@@ -338,7 +375,13 @@ async fn a_503_after_a_stored_write_then_a_retry_with_the_same_key_gives_one_ord
     assert_eq!(finals, ["COMPLETED"]);
     let (_, listed) = app.get_json("/api/orders?limit=100").await;
     let listed = listed["orders"].as_array().unwrap();
-    assert_eq!(listed.iter().filter(|o| o["order_id"] == id.as_str()).count(), 1);
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|o| o["order_id"] == id.as_str())
+            .count(),
+        1
+    );
 }
 
 /// Reads until the server closes the connection (or `limit` passes) and returns what came.
@@ -346,7 +389,8 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) 
     use tokio::io::AsyncReadExt;
     let mut answer = Vec::new();
     let read = tokio::time::timeout(limit, stream.read_to_end(&mut answer)).await;
-    read.ok().map(|_| String::from_utf8_lossy(&answer).into_owned())
+    read.ok()
+        .map(|_| String::from_utf8_lossy(&answer).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,8 +411,14 @@ async fn idle_slow_and_unfinished_connections_are_closed_and_capped() {
 
     // Half a request head: closed too.
     let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
-    half.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    assert!(read_until_closed(&mut half, Duration::from_secs(5)).await.is_some());
+    half.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut half, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
 
     // A body that never completes is 408 problem+json, not a 503 after the request timeout.
     let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
@@ -378,7 +428,9 @@ async fn idle_slow_and_unfinished_connections_are_closed_and_capped() {
     .await
     .unwrap();
     let started = Instant::now();
-    let answer = read_until_closed(&mut slow, Duration::from_secs(5)).await.expect("answered");
+    let answer = read_until_closed(&mut slow, Duration::from_secs(5))
+        .await
+        .expect("answered");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
@@ -402,7 +454,10 @@ async fn idle_slow_and_unfinished_connections_are_closed_and_capped() {
     assert_eq!(response.status(), 200);
     drop(flood);
     let id = app.place(&valid_order()).await;
-    assert_eq!(app.wait_status(&id, "COMPLETED").await["status"], "COMPLETED");
+    assert_eq!(
+        app.wait_status(&id, "COMPLETED").await["status"],
+        "COMPLETED"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,7 +480,10 @@ async fn every_error_is_problem_json_with_security_headers_and_a_sane_request_id
         let status = response.status().as_u16();
         assert!((400..500).contains(&status), "{method} {path}: {status}");
         let headers = response.headers().clone();
-        assert_eq!(headers["content-type"], "application/problem+json", "{method} {path}");
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{method} {path}"
+        );
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["referrer-policy"], "no-referrer");
         assert!(headers.contains_key("content-security-policy"));
@@ -434,7 +492,10 @@ async fn every_error_is_problem_json_with_security_headers_and_a_sane_request_id
         assert!(!body["code"].as_str().unwrap().is_empty());
     }
     let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
-    let policy = docs.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let policy = docs.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(policy.contains("script-src 'self'"), "{policy}");
 
     // A request id of 60 KB or an empty one is not echoed: a fresh one is made.
@@ -447,7 +508,10 @@ async fn every_error_is_problem_json_with_security_headers_and_a_sane_request_id
             .send()
             .await
             .unwrap();
-        let echoed = response.headers()["x-request-id"].to_str().unwrap().to_string();
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(!echoed.is_empty() && echoed.len() <= 128 && echoed != sent);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["request_id"], echoed.as_str());
@@ -474,7 +538,11 @@ async fn a_bare_array_is_a_bulk_and_other_shapes_are_named() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["accepted"], 2);
 
-    for shape in [json!({"orders": {}}), json!("orders"), json!({"orders": [], "x": 1})] {
+    for shape in [
+        json!({"orders": {}}),
+        json!("orders"),
+        json!({"orders": [], "x": 1}),
+    ] {
         let response = app.post_json("/api/orders/bulk", &shape).await;
         assert_eq!(response.status(), 422, "{shape}");
         let problem: Value = response.json().await.unwrap();
@@ -484,9 +552,15 @@ async fn a_bare_array_is_a_bulk_and_other_shapes_are_named() {
     }
     // serde's own words are translated: "sequence" and "map" are JSON's array and object.
     let response = app
-        .post_json("/api/orders", &json!({"customer_id": "c", "currency": "EUR", "items": {}}))
+        .post_json(
+            "/api/orders",
+            &json!({"customer_id": "c", "currency": "EUR", "items": {}}),
+        )
         .await;
     let problem: Value = response.json().await.unwrap();
     let detail = problem["detail"].as_str().unwrap();
-    assert!(detail.contains("JSON array") && !detail.contains("sequence"), "{detail}");
+    assert!(
+        detail.contains("JSON array") && !detail.contains("sequence"),
+        "{detail}"
+    );
 }
