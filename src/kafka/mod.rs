@@ -212,6 +212,30 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_sasl_scram_are_built_in() {
+        let settings = ClientSettings {
+            bootstrap_servers: "b:9093".into(),
+            client_id: "c".into(),
+            librdkafka: [
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.username", "u"),
+                ("sasl.password", "p"),
+                ("ssl.endpoint.identification.algorithm", "https"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        };
+        assert_eq!(settings.check(), Ok(()));
+        let mut plain = settings.clone();
+        plain
+            .librdkafka
+            .insert("sasl.mechanism".into(), "PLAIN".into());
+        assert_eq!(plain.check(), Ok(()));
+    }
+
+    #[test]
     fn raw_options_override_the_service_choices() {
         let settings = ClientSettings {
             bootstrap_servers: "b:9092".into(),

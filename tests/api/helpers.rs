@@ -42,6 +42,9 @@ struct Proxy {
     /// While set, requests still reach the broker but its answers are held back: a write
     /// is stored and its acknowledgement never arrives in time.
     hold_answers: Arc<AtomicBool>,
+    /// When set, clients speak TLS to the proxy, which speaks plain TCP to the broker (Tansu
+    /// 0.6.0's own `--cert`/`--key` cannot be given together).
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Proxy {
@@ -50,6 +53,7 @@ impl Proxy {
             port,
             task: None,
             hold_answers: Arc::new(AtomicBool::new(false)),
+            tls: None,
         }
     }
 
@@ -62,10 +66,23 @@ impl Proxy {
             }
         };
         let hold = self.hold_answers.clone();
+        let tls = self.tls.clone();
         self.task = Some(tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((inbound, _)) = listener.accept().await {
                 let hold = hold.clone();
+                if let Some(tls) = tls.clone() {
+                    connections.spawn(async move {
+                        let (Ok(mut inbound), Ok(mut outbound)) = (
+                            tls.accept(inbound).await,
+                            tokio::net::TcpStream::connect(("127.0.0.1", target)).await,
+                        ) else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    });
+                    continue;
+                }
                 connections.spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                     else {
@@ -156,6 +173,39 @@ impl TestBroker {
         };
         broker.spawn().await;
         broker
+    }
+
+    /// A broker that clients reach only over TLS, through a TLS-terminating proxy with a
+    /// fresh self-signed certificate for 127.0.0.1; returns the broker and the PEM file of
+    /// that certificate (the CA clients must trust).
+    pub async fn start_behind_tls_proxy(engine: Engine) -> (TestBroker, PathBuf) {
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .expect("a self-signed certificate");
+        let storage = tempfile::tempdir().unwrap();
+        let ca = storage.path().join("ca.pem");
+        std::fs::write(&ca, certified.cert.pem()).unwrap();
+        let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(
+            certified.key_pair.serialize_der(),
+        )
+        .unwrap();
+        let config = tokio_rustls::rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        let mut proxy = Proxy::new(free_port());
+        proxy.tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
+        let port = free_port();
+        proxy.open(port).await;
+        let mut broker = TestBroker {
+            port,
+            engine,
+            storage,
+            child: None,
+            proxy: Some(proxy),
+        };
+        broker.spawn().await;
+        (broker, ca)
     }
 
     /// Makes the broker unreachable, as a network partition would.
