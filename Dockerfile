@@ -1,12 +1,17 @@
 # syntax=docker/dockerfile:1
 # Build: the whole crate in the official Rust image (librdkafka is built from source by
-# rdkafka-sys, so the builder needs make, gcc and cmake-free defaults only).
+# rdkafka-sys, with TLS and SASL against the image's OpenSSL: make, gcc and libssl-dev,
+# all in the image).
 FROM rust:1.95-bookworm AS builder
 # The commit for the orderflow_build_info metric (the build context has no .git).
 ARG ORDERFLOW_COMMIT=unknown
 ENV ORDERFLOW_COMMIT=${ORDERFLOW_COMMIT}
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
+# rdkafka-sys with the librdkafka fix in patches/ (Cargo.toml's [patch.crates-io]).
+COPY scripts/patch-librdkafka.sh ./scripts/
+COPY patches ./patches
+RUN bash scripts/patch-librdkafka.sh
 COPY src ./src
 COPY benches ./benches
 COPY tests ./tests
@@ -15,7 +20,7 @@ RUN cargo build --release --locked --bin orderflow
 # Run: a small Debian image, a non-root user, the binary and its configuration.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home orderflow
 WORKDIR /app

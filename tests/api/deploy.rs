@@ -164,6 +164,34 @@ fn compose_runs_kafka_in_kraft_mode_with_consistent_listeners() {
 }
 
 #[test]
+fn compose_puts_a_read_only_kafka_ui_beside_the_service_on_the_same_kafka() {
+    let compose = yaml("docker-compose.yml");
+    let services = &compose["services"];
+    let ui = &services["kafka-ui"];
+    assert!(text(&ui["image"], "image").starts_with("ghcr.io/kafbat/kafka-ui:v"));
+    let env = environment(ui);
+    let service_env = environment(&services["orderflow"]);
+    assert_eq!(
+        env["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"],
+        service_env["ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS"]
+    );
+    assert_eq!(env["KAFKA_CLUSTERS_0_READONLY"], "true");
+    assert_eq!(
+        text(&ui["depends_on"]["kafka"]["condition"], "condition"),
+        "service_healthy"
+    );
+    assert!(healthcheck(ui).contains(":8080/actuator/health"));
+    // Its published port collides with no other service's.
+    let mut published = BTreeSet::new();
+    for (name, service) in services.as_mapping().unwrap() {
+        for (host, _) in ports(service) {
+            assert!(published.insert(host), "host port {host} twice ({name:?})");
+        }
+    }
+    assert!(ports(ui).iter().any(|(_, container)| *container == 8080));
+}
+
+#[test]
 fn compose_wires_the_service_to_kafka_with_its_own_config() {
     let compose = yaml("docker-compose.yml");
     let services = &compose["services"];
@@ -363,7 +391,18 @@ fn the_image_is_multi_stage_non_root_and_health_checked() {
     assert!(dockerfile.contains("HEALTHCHECK"));
     assert!(dockerfile.contains("/health/ready"));
     // Every file the build needs is copied into the builder.
+    // The librdkafka fix is prepared before the first cargo build.
+    let patch = instructions
+        .iter()
+        .position(|l| l.contains("scripts/patch-librdkafka.sh") && l.starts_with("RUN "))
+        .expect("RUN scripts/patch-librdkafka.sh");
+    let first_build = instructions
+        .iter()
+        .position(|l| l.starts_with("RUN cargo build"))
+        .expect("cargo build");
+    assert!(patch < first_build);
     for needed in [
+        "patches",
         "Cargo.toml",
         "Cargo.lock",
         "build.rs",
