@@ -130,6 +130,7 @@ async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterInfo>, Api
 
 /// Query of `GET /api/admin/topics`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TopicListQuery {
     /// Only topics whose names start with this.
@@ -159,15 +160,63 @@ async fn list_topics(
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
     /// 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+    #[schema(pattern = r"^(?!\.{1,2}$)[a-zA-Z0-9._-]{1,249}$")]
     pub name: String,
-    /// At least 1.
+    /// At least 1; at most `admin.max_partitions_per_topic` (409 beyond it).
+    #[serde(deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub partitions: i32,
-    /// 1 to the number of brokers (default 1).
-    #[serde(default = "one")]
+    /// 1 to the number of brokers (default 1; 409 beyond the brokers).
+    #[serde(default = "one", deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 32767)]
     pub replication_factor: i32,
     /// Topic configs, e.g. `{"cleanup.policy": "compact"}`.
     #[serde(default)]
+    #[schema(schema_with = topic_configs_schema)]
     pub configs: BTreeMap<String, String>,
+}
+
+/// Kafka config names, as `kafka::validate_config_name` checks them.
+const CONFIG_NAME_PATTERN: &str = r"^[a-zA-Z0-9._-]{1,255}$";
+/// Config values, as `kafka::validate_config_value` checks them: no control characters.
+const CONFIG_VALUE_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+
+/// A config value's schema.
+fn config_value_schema(nullable: bool) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let kind = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(kind)
+        .max_length(Some(8192))
+        .pattern(Some(CONFIG_VALUE_PATTERN))
+        .build()
+}
+
+/// A map of config names to values, with the names' rule in `propertyNames`.
+fn config_map_schema(nullable_values: bool) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Object)
+        .property_names(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .pattern(Some(CONFIG_NAME_PATTERN)),
+        ))
+        .additional_properties(Some(utoipa::openapi::Schema::Object(config_value_schema(
+            nullable_values,
+        ))))
+        .build()
+}
+
+fn topic_configs_schema() -> utoipa::openapi::Object {
+    config_map_schema(false)
+}
+
+fn config_changes_schema() -> utoipa::openapi::Object {
+    config_map_schema(true)
 }
 
 fn one() -> i32 {
@@ -179,7 +228,7 @@ fn one() -> i32 {
     request_body(content = CreateTopic, example = json!({"name": "payments", "partitions": 6, "replication_factor": 1, "configs": {"retention.ms": "604800000"}})),
     responses(
         (status = 201, description = "Created", body = TopicDetails),
-        (status = 409, description = "Exists already (`already_exists`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Exists already (`already_exists`), or more partitions than `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` or replicas than brokers (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn create_topic(
     State(state): State<AppState>,
@@ -215,6 +264,7 @@ async fn describe_topic(
 #[serde(deny_unknown_fields)]
 pub struct AlterConfigs {
     /// Configs to set; `null` removes an override.
+    #[schema(schema_with = config_changes_schema)]
     pub configs: BTreeMap<String, Option<String>>,
 }
 
@@ -244,7 +294,9 @@ async fn alter_configs(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddPartitions {
-    /// The new total partition count; must be larger than the current one.
+    /// The new total partition count; must be larger than the current one (409 if not).
+    #[serde(deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub count: usize,
 }
 
@@ -253,7 +305,9 @@ pub struct AddPartitions {
     request_body(content = AddPartitions, example = json!({"count": 12})),
     responses(
         (status = 200, description = "The topic with its new partitions", body = TopicDetails),
-        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not more than the topic has, or over `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn add_partitions(
@@ -267,6 +321,7 @@ async fn add_partitions(
 
 /// Query of `DELETE /api/admin/topics/{name}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     /// Needed to delete one of Kafka's internal topics (`__consumer_offsets`, …).
@@ -353,7 +408,7 @@ async fn delete_group(
 }
 
 /// Body of `POST /api/admin/consumer-groups/{id}/offsets`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResetOffsets {
     /// The topic whose offsets move (every partition).
@@ -361,8 +416,44 @@ pub struct ResetOffsets {
     /// `earliest`, `latest`, or `offset` (then `offset` is required).
     pub to: String,
     /// The offset for `to = "offset"`, clamped to each partition's watermarks.
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_number")]
     pub offset: Option<i64>,
 }
+
+impl utoipa::PartialSchema for ResetOffsets {
+    /// Either `{"topic", "to": "earliest" | "latest"}` or `{"topic", "to": "offset",
+    /// "offset"}`: the rule the handler applies, stated so that clients and fuzzers see it.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let topic = json!({"type": "string", "description": "The topic whose offsets move (every partition)"});
+        let schema = json!({
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["topic", "to"],
+                    "properties": {
+                        "topic": topic,
+                        "to": {"type": "string", "enum": ["earliest", "latest"]}
+                    },
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "required": ["topic", "to", "offset"],
+                    "properties": {
+                        "topic": topic,
+                        "to": {"type": "string", "enum": ["offset"]},
+                        "offset": {"type": "integer", "format": "int64", "minimum": 0,
+                                   "description": "Clamped to each partition's watermarks"}
+                    },
+                    "additionalProperties": false
+                }
+            ]
+        });
+        serde_json::from_value(schema).unwrap_or_default()
+    }
+}
+
+impl utoipa::ToSchema for ResetOffsets {}
 
 /// Reset a group's offsets on a topic.
 ///
@@ -401,17 +492,31 @@ async fn reset_offsets(
 
 /// Query of `GET /api/admin/topics/{name}/messages`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BrowseQuery {
     /// Partition to read (default 0).
     #[serde(default)]
+    #[param(minimum = 0)]
     pub partition: i32,
     /// First offset to read; without it (or with `from=end`) the last `limit` records.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// `end` to read the newest records.
+    #[param(value_type = Option<BrowseFrom>)]
     pub from: Option<String>,
     /// How many, 1 to 500 (default 20).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
+}
+
+/// Where a browse starts without an offset.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum BrowseFrom {
+    /// The newest `limit` records.
+    End,
 }
 
 /// Read records of a topic.
@@ -456,9 +561,9 @@ async fn browse(
     ))
 }
 
-/// One record to produce.
+/// One record to produce: a JSON object (never an array of field values).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "serde_json::Map<String, Value>")]
 pub struct ProduceRecord {
     /// Record key.
     pub key: Option<String>,
@@ -468,7 +573,35 @@ pub struct ProduceRecord {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Partition; by default Kafka's partitioner picks one from the key.
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_number")]
+    #[schema(minimum = 0)]
     pub partition: Option<i32>,
+}
+
+/// The fields of a [`ProduceRecord`], as serde reads them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceRecordFields {
+    key: Option<String>,
+    value: Value,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_number")]
+    partition: Option<i32>,
+}
+
+impl TryFrom<serde_json::Map<String, Value>> for ProduceRecord {
+    type Error = serde_json::Error;
+
+    fn try_from(object: serde_json::Map<String, Value>) -> Result<Self, Self::Error> {
+        let fields: ProduceRecordFields = serde_json::from_value(Value::Object(object))?;
+        Ok(ProduceRecord {
+            key: fields.key,
+            value: fields.value,
+            headers: fields.headers,
+            partition: fields.partition,
+        })
+    }
 }
 
 /// Body of `POST /api/admin/topics/{name}/messages`.
@@ -476,6 +609,7 @@ pub struct ProduceRecord {
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
     /// 1 to 1000 records.
+    #[schema(min_items = 1, max_items = 1000)]
     pub records: Vec<ProduceRecord>,
 }
 
@@ -528,10 +662,9 @@ async fn produce(
         .filter_map(|r| r.3)
         .find(|p| *p < 0 || *p >= partitions)
     {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "records[].partition",
-            format!("partition {bad} does not exist; the topic has {partitions}"),
-        )]));
+        return Err(ApiError::KafkaNotFound(format!(
+            "partition {bad} of {name} (the topic has {partitions})"
+        )));
     }
     let sends = prepared.iter().map(|(key, payload, headers, partition)| {
         producer.send_raw(RawRecord {

@@ -11,10 +11,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// `axum::Json` with problem+json rejections.
-pub struct JsonBody<T>(pub T);
+/// `axum::Json` with problem+json rejections. The body must be a JSON object unless
+/// `ARRAY` is set (serde would otherwise take a struct from an array of its field values).
+pub struct JsonBody<T, const ARRAY: bool = false>(pub T);
 
-impl<S, T> FromRequest<S> for JsonBody<T>
+impl<S, T, const ARRAY: bool> FromRequest<S> for JsonBody<T, ARRAY>
 where
     T: DeserializeOwned,
     S: Send + Sync,
@@ -22,6 +23,30 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if ARRAY {
+            return Ok(JsonBody(read_json(req, state).await?));
+        }
+        let value: serde_json::Value = read_json(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::InvalidBody(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        serde_json::from_value(value).map(JsonBody).map_err(|e| {
+            ApiError::InvalidBody(plain_words(&format!(
+                "Failed to deserialize the JSON body into the target type: {e}"
+            )))
+        })
+    }
+}
+
+/// The body as `T`, within the body deadline.
+async fn read_json<S, T>(req: Request, state: &S) -> Result<T, ApiError>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    {
         let deadline = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
         let read = axum::Json::<T>::from_request(req, state);
         let result = match deadline {
@@ -31,7 +56,7 @@ where
             None => read.await,
         };
         match result {
-            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Ok(axum::Json(value)) => Ok(value),
             Err(rejection) => Err(rejection_to_error(rejection)),
         }
     }
@@ -89,9 +114,68 @@ where
     }
 }
 
+/// Deserializes an integer field that may be written with a zero fraction (`12.0`): JSON
+/// Schema, and so the OpenAPI document, counts such numbers as integers.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::Deserialize;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    whole(&number)
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number in range")))
+}
+
+/// [`whole_number`] for an optional field.
+pub fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::Deserialize;
+    match Option::<serde_json::Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(number) => whole(&number).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!("{number} is not a whole number in range"))
+        }),
+    }
+}
+
+fn whole<T: TryFrom<i64>>(number: &serde_json::Number) -> Option<T> {
+    let value = match number.as_i64() {
+        Some(i) => i,
+        None => {
+            let f = number.as_f64()?;
+            // i64::MAX as f64 rounds up to 2^63, which is out of range.
+            if f.fract() != 0.0 || f < i64::MIN as f64 || f >= i64::MAX as f64 {
+                return None;
+            }
+            f as i64
+        }
+    };
+    T::try_from(value).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::plain_words;
+
+    #[test]
+    fn whole_numbers_may_have_a_zero_fraction() {
+        #[derive(serde::Deserialize)]
+        struct N {
+            #[serde(deserialize_with = "super::whole_number")]
+            n: u32,
+        }
+        let parse = |json: &str| serde_json::from_str::<N>(json).map(|v| v.n);
+        assert_eq!(parse(r#"{"n": 12}"#).unwrap(), 12);
+        assert_eq!(parse(r#"{"n": 12.0}"#).unwrap(), 12);
+        assert!(parse(r#"{"n": 12.5}"#).is_err());
+        assert!(parse(r#"{"n": -1}"#).is_err());
+        assert!(parse(r#"{"n": 1e30}"#).is_err());
+        assert!(parse(r#"{"n": "12"}"#).is_err());
+    }
 
     #[test]
     fn serde_shape_words_become_json_words() {

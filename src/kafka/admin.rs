@@ -434,23 +434,32 @@ impl KafkaAdmin {
     /// Creates a topic after checking what Kafka would refuse anyway, with clearer words.
     pub async fn create_topic(&self, request: &TopicRequest) -> Result<(), AdminError> {
         super::validate_topic_name(&request.name).map_err(AdminError::Invalid)?;
+        if request.partitions < 1 {
+            return Err(AdminError::Invalid("partitions must be at least 1".into()));
+        }
         let most = self
             .limits
             .max_partitions_per_topic
             .min(self.limits.max_partitions_per_request);
-        if !(1..=most).contains(&request.partitions) {
-            return Err(AdminError::Invalid(format!(
-                "partitions must be 1 to {most} (admin.max_partitions_per_topic, admin.max_partitions_per_request)"
+        if request.partitions > most {
+            return Err(AdminError::Conflict(format!(
+                "at most {most} partitions here (admin.max_partitions_per_topic, admin.max_partitions_per_request)"
             )));
         }
         for (key, value) in &request.configs {
             super::validate_config_name(key).map_err(AdminError::Invalid)?;
             super::validate_config_value(key, value).map_err(AdminError::Invalid)?;
         }
+        if request.replication_factor < 1 {
+            return Err(AdminError::Invalid(
+                "replication_factor must be at least 1".into(),
+            ));
+        }
         let brokers = self.cluster().await?.brokers.len() as i32;
-        if request.replication_factor < 1 || request.replication_factor > brokers {
-            return Err(AdminError::Invalid(format!(
-                "replication_factor must be between 1 and the number of brokers ({brokers})"
+        if request.replication_factor > brokers {
+            return Err(AdminError::Conflict(format!(
+                "replication_factor {} is more than the cluster's {brokers} brokers",
+                request.replication_factor
             )));
         }
         let topic = request.configs.iter().fold(
@@ -575,19 +584,19 @@ impl KafkaAdmin {
     pub async fn add_partitions(&self, name: &str, total: usize) -> Result<(), AdminError> {
         let current = self.describe_topic(name).await?.partitions.len();
         if total <= current {
-            return Err(AdminError::Invalid(format!(
+            return Err(AdminError::Conflict(format!(
                 "the topic has {current} partitions; the new count must be larger"
             )));
         }
         let most = usize::try_from(self.limits.max_partitions_per_topic).unwrap_or(0);
         if total > most {
-            return Err(AdminError::Invalid(format!(
+            return Err(AdminError::Conflict(format!(
                 "a topic may have at most {most} partitions (admin.max_partitions_per_topic)"
             )));
         }
         let step = usize::try_from(self.limits.max_partitions_per_request).unwrap_or(0);
         if total - current > step {
-            return Err(AdminError::Invalid(format!(
+            return Err(AdminError::Conflict(format!(
                 "one request may add at most {step} partitions (admin.max_partitions_per_request)"
             )));
         }

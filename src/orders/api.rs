@@ -61,25 +61,35 @@ impl From<OrderSnapshot> for OrderView {
 
 /// Query of `GET /api/orders/{id}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
     /// Long-poll: answer as soon as the order has this status (or any final one).
+    #[param(value_type = Option<crate::orders::OrderStatus>)]
     pub wait_for: Option<String>,
     /// Longest wait, e.g. `5s` or `500ms` (capped by `status_view.max_wait_ms`).
+    #[param(pattern = r"^[0-9]{1,9}(ms|s)?$")]
     pub timeout: Option<String>,
 }
 
 /// Query of `GET /api/orders`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only orders in this status.
+    #[param(value_type = Option<crate::orders::OrderStatus>)]
     pub status: Option<String>,
     /// Only this customer's orders.
+    #[param(min_length = 1, max_length = 64)]
     pub customer_id: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (`<nanoseconds>_<order id>`).
+    #[param(
+        pattern = r"^-?[0-9]{1,19}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -122,6 +132,9 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
         Some(n) => (n, 1),
         None => (text.strip_suffix('s').unwrap_or(text), 1000),
     };
+    if number.is_empty() || number.len() > 9 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let value: u64 = number.parse().map_err(|_| bad())?;
     Ok(Duration::from_millis(value.saturating_mul(unit)))
 }
@@ -146,17 +159,17 @@ async fn get_order(
     QueryParams(query): QueryParams<GetQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id)?;
+    let max = Duration::from_millis(state.settings.status_view.max_wait_ms);
+    let wait = query
+        .timeout
+        .as_deref()
+        .map(parse_wait)
+        .transpose()?
+        .unwrap_or(max)
+        .min(max);
     let snapshot = match &query.wait_for {
         Some(status) => {
             let status = parse_status(status)?;
-            let max = Duration::from_millis(state.settings.status_view.max_wait_ms);
-            let wait = query
-                .timeout
-                .as_deref()
-                .map(parse_wait)
-                .transpose()?
-                .unwrap_or(max)
-                .min(max);
             state.store.wait_for(&id, status, wait).await
         }
         None => state.store.get(&id),
@@ -185,6 +198,15 @@ async fn list_orders(
     let limit = params.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::InvalidQuery("limit must be 1 to 100".into()));
+    }
+    if params
+        .customer_id
+        .as_deref()
+        .is_some_and(|c| c.is_empty() || c.chars().count() > 64)
+    {
+        return Err(ApiError::InvalidQuery(
+            "customer_id must be 1 to 64 characters".into(),
+        ));
     }
     let cursor = params.cursor.as_deref().map(decode_cursor).transpose()?;
     let query = ListQuery {
@@ -372,7 +394,7 @@ fn accepted_response(answer: &Accepted, replayed: bool) -> Response {
     post, path = "/api/orders", tag = "orders",
     request_body(content = OrderRequest, example = json!(crate::openapi::examples::order_request())),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 characters; a repeat of the same request gets the first answer"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a repeat of the same request gets the first answer", pattern = r"^[!-~]{1,255}$"),
         crate::openapi::TraceHeaders,
     ),
     responses(
@@ -426,7 +448,7 @@ async fn create_order(
 async fn create_orders_bulk(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<JsonBody<BulkRequest>, ApiError>,
+    body: Result<JsonBody<BulkRequest, true>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(request) = body.map_err(|e| refused(&state, e))?;
     if request.orders.is_empty() {

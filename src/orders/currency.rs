@@ -169,6 +169,15 @@ pub struct Currency {
     minor_digits: u32,
 }
 
+/// The OpenAPI schema of a currency code: every code this service knows.
+pub fn code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(CURRENCIES.iter().map(|(code, _)| *code)))
+        .examples([serde_json::json!("EUR")])
+        .build()
+}
+
 impl Currency {
     /// Parses an upper-case three-letter ISO 4217 code.
     pub fn parse(code: &str) -> Result<Self, String> {

@@ -34,10 +34,14 @@ pub struct OrderRequest {
         length(min = 1, max = 64, message = "must be 1 to 64 characters"),
         custom(function = "printable")
     )]
-    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+    )]
     pub customer_id: String,
-    /// ISO 4217 code, e.g. `EUR`.
-    #[schema(example = "EUR")]
+    /// ISO 4217 code, e.g. `EUR` (and one of `orders.currencies` when that is set).
+    #[schema(schema_with = super::currency::code_schema)]
     pub currency: String,
     /// The order lines.
     #[validate(length(min = 1, message = "an order needs at least one item"), nested)]
@@ -57,10 +61,16 @@ pub struct LineRequest {
         length(min = 1, max = 64, message = "must be 1 to 64 characters"),
         custom(function = "printable")
     )]
-    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+    )]
     pub product_id: String,
     /// How many; at least 1.
     #[validate(range(min = 1, message = "must be at least 1"))]
+    #[serde(deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1)]
     pub quantity: u32,
     /// Price of one unit as a decimal string, e.g. `"19.99"`: positive, with no more
     /// decimals than the currency has.

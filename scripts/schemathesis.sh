@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Checks that the service keeps its OpenAPI document true: starts a Tansu broker (memory
+# storage) and the service built by `cargo test`, then runs schemathesis with every check
+# over every documented operation. Any finding fails the run. Schemathesis comes from PyPI
+# into .local/venv (once). Used by scripts/test.sh; needs TANSU_BIN.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION="4.32.5"
+VENV=".local/venv"
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+: "${TANSU_BIN:?set TANSU_BIN (scripts/install-tansu.sh prints it)}"
+BINARY="target/debug/orderflow"
+[ -x "$BINARY" ] || cargo build --locked --bin orderflow
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+BROKER_PORT="$(free_port)"
+HTTP_PORT="$(free_port)"
+WORK="$(mktemp -d)"
+REPORT="$PWD/.local/schemathesis"
+mkdir -p "$REPORT"
+
+cleanup() {
+  [ -n "${SERVICE_PID:-}" ] && kill -TERM "$SERVICE_PID" 2>/dev/null && wait "$SERVICE_PID" 2>/dev/null
+  [ -n "${BROKER_PID:-}" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+URL="tcp://127.0.0.1:$BROKER_PORT"
+(cd "$WORK" && exec "$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
+  --storage-engine memory://tansu/ >"$REPORT/tansu.log" 2>&1) &
+BROKER_PID=$!
+
+ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
+ORDERFLOW__HTTP__PORT="$HTTP_PORT" \
+ORDERFLOW__PROCESSING__SESSION_TIMEOUT_MS=6000 \
+RUST_LOG="warn" \
+  "$BINARY" >"$REPORT/service.log" 2>&1 &
+SERVICE_PID=$!
+
+BASE="http://127.0.0.1:$HTTP_PORT"
+for _ in $(seq 1 300); do
+  if curl -fsS "$BASE/health/ready" >/dev/null 2>&1; then break; fi
+  kill -0 "$SERVICE_PID" 2>/dev/null || { echo "the service exited; see $REPORT/service.log" >&2; exit 1; }
+  sleep 0.2
+done
+curl -fsS "$BASE/health/ready" >/dev/null || { echo "the service never became ready" >&2; exit 1; }
+
+echo "schemathesis $SCHEMATHESIS_VERSION: every check, every operation, against $BASE" >&2
+"$VENV/bin/st" run "$BASE/api-docs/openapi.json" \
+  --workers 1 \
+  --request-timeout 10 \
+  --report junit --report-dir "$REPORT"
+
+# The service must still be running after all of it.
+kill -0 "$SERVICE_PID" 2>/dev/null || { echo "the service died during the run" >&2; exit 1; }
+curl -fsS "$BASE/health/live" >/dev/null
