@@ -277,6 +277,10 @@ pub struct BrowsedRecord {
     pub headers: BTreeMap<String, String>,
 }
 
+/// Partitions no request may ask for, whatever the configured limits: the bound the API
+/// documents (`maximum` in the OpenAPI document).
+pub const MAX_PARTITIONS: i32 = 1_000_000;
+
 /// Bounds on what one management request may ask of the cluster: a request for 100,000
 /// partitions is accepted by some brokers and leaves them unusable.
 #[derive(Debug, Clone, Copy)]
@@ -434,8 +438,10 @@ impl KafkaAdmin {
     /// Creates a topic after checking what Kafka would refuse anyway, with clearer words.
     pub async fn create_topic(&self, request: &TopicRequest) -> Result<(), AdminError> {
         super::validate_topic_name(&request.name).map_err(AdminError::Invalid)?;
-        if request.partitions < 1 {
-            return Err(AdminError::Invalid("partitions must be at least 1".into()));
+        if !(1..=MAX_PARTITIONS).contains(&request.partitions) {
+            return Err(AdminError::Invalid(format!(
+                "partitions must be 1 to {MAX_PARTITIONS}"
+            )));
         }
         let most = self
             .limits
@@ -582,6 +588,11 @@ impl KafkaAdmin {
 
     /// Raises the partition count (Kafka cannot lower it).
     pub async fn add_partitions(&self, name: &str, total: usize) -> Result<(), AdminError> {
+        if !(1..=MAX_PARTITIONS as usize).contains(&total) {
+            return Err(AdminError::Invalid(format!(
+                "count must be 1 to {MAX_PARTITIONS}"
+            )));
+        }
         let current = self.describe_topic(name).await?.partitions.len();
         if total <= current {
             return Err(AdminError::Conflict(format!(

@@ -205,7 +205,7 @@ async fn admin_input_that_kafka_cannot_take_is_refused_with_a_4xx() {
             reqwest::Method::POST,
             format!("/api/admin/topics/{topic}/partitions"),
             Some(json!({"count": 488143})),
-            422,
+            409,
         ),
         (
             reqwest::Method::POST,
@@ -217,7 +217,7 @@ async fn admin_input_that_kafka_cannot_take_is_refused_with_a_4xx() {
             reqwest::Method::POST,
             "/api/admin/topics".into(),
             Some(json!({"name": "big", "partitions": 100000})),
-            422,
+            409,
         ),
         (
             reqwest::Method::POST,
