@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::lifecycle::{spawn_service, wait_ready};
+use crate::lifecycle::{start_service_process, wait_ready};
 
 /// Panics unless the child process is still running.
 fn assert_alive(child: &mut Child) {
@@ -45,12 +45,7 @@ async fn wait_until_an_order_completes(client: &reqwest::Client, base: &str, wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_topics_cannot_be_deleted_through_its_api_even_with_force() {
     let broker = TestBroker::start(Engine::Memory).await;
-    let settings = test_settings(&broker);
-    let port = free_port();
-    let mut child = spawn_service(&broker, &settings, port);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_ready(&client, &base).await;
+    let (settings, mut child, base, client) = start_service_process(&broker).await;
 
     for topic in [
         &settings.topics.orders.name,
@@ -79,12 +74,7 @@ async fn a_broker_that_restarts_empty_under_a_stream_of_orders_does_not_crash_th
     // answers fetches of the vanished topics with a zero topic id and a "current leader",
     // which unpatched librdkafka 2.12.1 dereferenced as a NULL topic name (SIGSEGV).
     let mut broker = TestBroker::start(Engine::Memory).await;
-    let settings = test_settings(&broker);
-    let port = free_port();
-    let mut child = spawn_service(&broker, &settings, port);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_ready(&client, &base).await;
+    let (_, mut child, base, client) = start_service_process(&broker).await;
     wait_until_an_order_completes(&client, &base, Duration::from_secs(20)).await;
 
     let streaming = {
@@ -142,12 +132,7 @@ async fn a_broker_that_restarts_empty_under_a_stream_of_orders_does_not_crash_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_topic_deleted_behind_its_back_is_recreated_and_readiness_recovers() {
     let broker = TestBroker::start(Engine::Memory).await;
-    let settings = test_settings(&broker);
-    let port = free_port();
-    let mut child = spawn_service(&broker, &settings, port);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_ready(&client, &base).await;
+    let (settings, mut child, base, client) = start_service_process(&broker).await;
 
     delete_topic_directly(&broker.bootstrap(), &settings.topics.status.name).await;
     let deadline = Instant::now() + Duration::from_secs(15);

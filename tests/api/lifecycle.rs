@@ -66,6 +66,25 @@ pub fn service_command(
     command
 }
 
+/// The real binary against `broker` with fresh test settings, once it says ready: its
+/// settings, the process, its base URL and a client.
+pub async fn start_service_process(
+    broker: &TestBroker,
+) -> (
+    orderflow::config::Settings,
+    std::process::Child,
+    String,
+    reqwest::Client,
+) {
+    let settings = test_settings(broker);
+    let port = free_port();
+    let child = spawn_service(broker, &settings, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_ready(&client, &base).await;
+    (settings, child, base, client)
+}
+
 pub async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -85,12 +104,7 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
     let broker = TestBroker::start(Engine::Memory).await;
-    let settings = test_settings(&broker);
-    let port = free_port();
-    let mut child = spawn_service(&broker, &settings, port);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_ready(&client, &base).await;
+    let (settings, mut child, base, client) = start_service_process(&broker).await;
 
     let senders = stream_orders(&client, &base, 8);
     tokio::time::sleep(Duration::from_millis(1500)).await;
