@@ -34,6 +34,9 @@ struct Options {
     raw_records: usize,
     paced_rate: usize,
     paced_seconds: u64,
+    /// `--quick-start sqlite|memory`: only the quick start's steady single-order load on
+    /// that storage (see `quick_start`).
+    quick_start: Option<String>,
 }
 
 impl Options {
@@ -46,6 +49,7 @@ impl Options {
             raw_records: 100_000,
             paced_rate: 2_000,
             paced_seconds: 10,
+            quick_start: None,
         };
         let args: Vec<String> = std::env::args()
             .skip(1)
@@ -57,6 +61,10 @@ impl Options {
                     .and_then(|v| v.parse::<usize>().ok())
                     .expect("numeric option value")
             };
+            if pair[0] == "--quick-start" {
+                o.quick_start = pair.get(1).cloned();
+                continue;
+            }
             match pair[0].as_str() {
                 "--single-orders" => o.single_orders = value(),
                 "--concurrency" => o.concurrency = value(),
@@ -431,9 +439,101 @@ async fn wait_processed(client: &reqwest::Client, base: &str, target: f64) -> In
     }
 }
 
+/// The quick start's load: Tansu on `storage` (as `scripts/run-local.sh` starts it), one
+/// service with two consumer tasks, single POSTs paced at `rate` for `seconds`; prints, per
+/// 5-second window, orders answered 202 and 503 and the 202 latency percentiles.
+async fn quick_start(storage_kind: &str, rate: usize, seconds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = match storage_kind {
+        "sqlite" => "sqlite://tansu.db",
+        "memory" => "memory://tansu/",
+        other => panic!("--quick-start sqlite or memory, not {other}"),
+    };
+    let broker_port = free_port();
+    let url = format!("tcp://127.0.0.1:{broker_port}");
+    let broker = Command::new(tansu_bin())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", engine])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    let _broker = Guard(broker);
+    while std::net::TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _service = spawn_service(&format!("127.0.0.1:{broker_port}"), port, 2);
+    wait_ready(&client, &base).await;
+
+    let body = serde_json::to_vec(&order_json()).unwrap();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..rate * seconds as usize {
+        let at = started + interval * i as u32;
+        tokio::time::sleep_until(at).await;
+        let (client, url, body) = (client.clone(), format!("{base}/api/orders"), body.clone());
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let status = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16());
+            (
+                at.duration_since(started).as_secs() / 5,
+                status,
+                sent.elapsed(),
+            )
+        });
+    }
+    let mut windows: std::collections::BTreeMap<u64, (usize, usize, Vec<Duration>)> =
+        Default::default();
+    while let Some(Ok((window, status, latency))) = tasks.join_next().await {
+        let entry = windows.entry(window).or_default();
+        match status {
+            202 => entry.2.push(latency),
+            503 => entry.1 += 1,
+            _ => entry.0 += 1,
+        }
+    }
+    println!("quick start on tansu {storage_kind} storage, {rate} single orders/s for {seconds} s");
+    println!("| seconds | accepted (202) | 503 | other | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (window, (other, unavailable, mut accepted)) in windows {
+        accepted.sort();
+        println!(
+            "| {}–{} | {} | {unavailable} | {other} | {:.1} | {:.1} |",
+            window * 5,
+            window * 5 + 5,
+            accepted.len(),
+            percentile(&accepted, 0.50),
+            percentile(&accepted, 0.99)
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let options = Options::parse();
+    if let Some(storage) = &options.quick_start {
+        quick_start(storage, options.paced_rate, options.paced_seconds).await;
+        return;
+    }
     let storage = tempfile::tempdir().unwrap();
     let broker_port = free_port();
     let url = format!("tcp://127.0.0.1:{broker_port}");
