@@ -31,10 +31,19 @@ esac
 # The broker runs in a session of its own: the terminal's ctrl-c (SIGINT to the whole
 # foreground process group) must reach the service only. The broker is stopped after the
 # service has drained and committed (see the trap below), never before it.
-(cd "$DATA_DIR" && exec setsid "$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
+# (setsid may fork, so the broker writes its own pid.)
+PID_FILE="$DATA_DIR/tansu.pid"
+rm -f "$PID_FILE"
+(cd "$DATA_DIR" && exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
+  "$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" \
   --storage-engine "$STORAGE" >"$DATA_DIR/tansu.log" 2>&1) &
-BROKER_PID=$!
-trap 'kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null' EXIT
+for _ in $(seq 1 50); do [ -s "$PID_FILE" ] && break; sleep 0.1; done
+BROKER_PID="$(cat "$PID_FILE")"
+stop_broker() {
+  kill "$BROKER_PID" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do kill -0 "$BROKER_PID" 2>/dev/null || return 0; sleep 0.1; done
+}
+trap stop_broker EXIT
 
 for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; then break; fi
@@ -49,6 +58,13 @@ export ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
 # Tansu runs one broker; the defaults already use replication factor 1.
 ./target/release/orderflow &
 SERVICE_PID=$!
-trap 'kill -TERM "$SERVICE_PID" 2>/dev/null; wait "$SERVICE_PID" 2>/dev/null; kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null' EXIT
-trap 'exit 130' INT TERM
-wait "$SERVICE_PID"
+# ctrl-c or SIGTERM: pass it on to the service (a terminal's ctrl-c has already reached it),
+# let it drain, commit and flush, and only then stop the broker.
+trap 'kill -TERM "$SERVICE_PID" 2>/dev/null' INT TERM
+status=0
+while kill -0 "$SERVICE_PID" 2>/dev/null; do
+  wait "$SERVICE_PID" || status=$?
+done
+stop_broker
+trap - EXIT
+exit "$status"
