@@ -622,20 +622,42 @@ pub struct Produced {
     pub offset: i64,
 }
 
+/// Query of `POST /api/admin/topics/{name}/messages`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceQuery {
+    /// Needed to write to one of the service's own topics (a forged order or status is then
+    /// a deliberate act).
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Write records to a topic.
 ///
 /// Each record with its key, headers and optional partition; answered once Kafka has
-/// acknowledged every record.
-#[utoipa::path(post, path = "/api/admin/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name")),
+/// acknowledged every record. The service's own topics are refused (409 `topic_protected`)
+/// unless `force=true`.
+#[utoipa::path(post, path = "/api/admin/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), ProduceQuery),
     request_body(content = ProduceRequest, example = json!({"records": [{"key": "k1", "value": {"hello": "world"}, "headers": {"source": "docs"}}]})),
     responses(
         (status = 200, description = "Where each record landed, in request order", body = Vec<Produced>),
-        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "One of the service's own topics, without `force` (`topic_protected`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 async fn produce(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    QueryParams(query): QueryParams<ProduceQuery>,
     JsonBody(body): JsonBody<ProduceRequest>,
 ) -> Result<Json<Vec<Produced>>, ApiError> {
+    if state.topic_names.contains(&name) && !query.force {
+        return Err(ApiError::Conflict {
+            code: "topic_protected",
+            detail: format!(
+                "{name} is one of this service's own topics; add force=true to write to it anyway"
+            ),
+        });
+    }
     if body.records.is_empty() || body.records.len() > MAX_PRODUCE {
         return Err(ApiError::Validation(vec![FieldError::new(
             "records",

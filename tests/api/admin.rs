@@ -200,6 +200,8 @@ async fn messages_are_produced_and_browsed_without_a_group() {
     // sqlite: correct high watermarks, which browsing stops at (BROKER.md).
     let broker = TestBroker::start(Engine::Sqlite).await;
     let app = TestApp::spawn(test_settings(&broker)).await;
+    // The service's dead-letter topic (an existing one-partition topic): writing to it
+    // through the admin API needs force=true.
     let topic = app.settings.topics.dlq.name.clone();
     let records = json!({"records": [
         {"key": "a", "value": {"n": 1}, "headers": {"source": "test"}, "partition": 0},
@@ -209,7 +211,7 @@ async fn messages_are_produced_and_browsed_without_a_group() {
     let (status, produced) = send(
         &app,
         reqwest::Method::POST,
-        &format!("/api/admin/topics/{topic}/messages"),
+        &format!("/api/admin/topics/{topic}/messages?force=true"),
         Some(records),
     )
     .await;
@@ -259,7 +261,7 @@ async fn messages_are_produced_and_browsed_without_a_group() {
     let (status, _) = send(
         &app,
         reqwest::Method::POST,
-        &format!("/api/admin/topics/{topic}/messages"),
+        &format!("/api/admin/topics/{topic}/messages?force=true"),
         Some(bad_partition),
     )
     .await;

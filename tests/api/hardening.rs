@@ -584,3 +584,24 @@ async fn orders_flow_to_kafka_over_tls() {
     let (status, cluster) = app.get_json("/api/admin/cluster").await;
     assert_eq!(status, 200, "{cluster}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_to_the_service_topics_through_the_admin_api_needs_force() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let app = TestApp::spawn(test_settings(&broker)).await;
+    let orders = app.settings.topics.orders.name.clone();
+    let forged = json!({"records": [{"key": "forged", "value": {"forged": true}}]});
+    let path = format!("/api/admin/topics/{orders}/messages");
+    let response = app.post_json(&path, &forged).await;
+    assert_eq!(response.status(), 409);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "topic_protected");
+    let on_topic = read_topic(&broker.bootstrap(), &orders, 0).await;
+    assert!(on_topic.is_empty(), "{on_topic:?}");
+
+    let response = app.post_json(&format!("{path}?force=true"), &forged).await;
+    assert_eq!(response.status(), 200);
+    let on_topic = read_topic(&broker.bootstrap(), &orders, 1).await;
+    assert_eq!(on_topic.len(), 1);
+    assert_eq!(on_topic[0].key.as_deref(), Some("forged"));
+}
