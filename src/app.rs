@@ -427,6 +427,11 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
         .layer(middleware::from_fn(crate::middleware::sanitize_request_id))
+        // Outermost, so a preflight is answered before any limit or handler; the settings
+        // were checked at start-up, so an error here cannot happen.
+        .layer(tower::util::option_layer(
+            state.settings.http.cors.layer().ok().flatten(),
+        ))
         .with_state(state)
 }
 

@@ -148,6 +148,64 @@ pub struct HttpSettings {
     /// How long a request may take to send its whole body, in milliseconds; a body not
     /// complete by then is answered 408. Below `request_timeout_ms`.
     pub body_read_timeout_ms: u64,
+    /// Cross-origin requests from browsers.
+    pub cors: CorsSettings,
+}
+
+/// Which browser origins may call the API (CORS). No origins: no CORS headers at all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Exact origins (`https://shop.example.com`); empty turns CORS off.
+    pub allowed_origins: Vec<String>,
+    /// Methods those origins may use.
+    pub allowed_methods: Vec<String>,
+    /// Request headers those origins may send.
+    pub allowed_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl CorsSettings {
+    /// The tower-http layer, or `None` when no origin is allowed.
+    pub fn layer(&self) -> Result<Option<tower_http::cors::CorsLayer>, String> {
+        use axum::http::{HeaderName, HeaderValue, Method};
+        if self.allowed_origins.is_empty() {
+            return Ok(None);
+        }
+        let origins = self
+            .allowed_origins
+            .iter()
+            .map(|o| {
+                let shaped =
+                    (o.starts_with("https://") || o.starts_with("http://")) && !o.ends_with('/');
+                HeaderValue::from_str(o)
+                    .ok()
+                    .filter(|_| shaped)
+                    .ok_or_else(|| format!("origin {o:?} is not like https://host[:port]"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let methods = self
+            .allowed_methods
+            .iter()
+            .map(|m| Method::from_bytes(m.as_bytes()).map_err(|_| format!("method {m:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let headers = self
+            .allowed_headers
+            .iter()
+            .map(|h| HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("header {h:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exposed =
+            ["x-request-id", "traceparent", "retry-after", "location"].map(HeaderName::from_static);
+        Ok(Some(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods(methods)
+                .allow_headers(headers)
+                .expose_headers(exposed)
+                .max_age(Duration::from_secs(self.max_age_secs)),
+        ))
+    }
 }
 
 /// How to reach Kafka.
@@ -382,6 +440,9 @@ impl Settings {
                 ),
             ));
         }
+        if let Err(reason) = self.http.cors.layer() {
+            return Err(invalid("http.cors", reason));
+        }
         if self.http.max_concurrent_requests == 0 {
             return Err(invalid(
                 "http.max_concurrent_requests",
@@ -525,6 +586,16 @@ mod tests {
         s.topics.dlq.name = "no spaces".into();
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("topics.dlq"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_are_checked_and_empty_means_off() {
+        let mut s = defaults();
+        assert!(s.http.cors.layer().unwrap().is_none());
+        s.http.cors.allowed_origins = vec!["https://shop.example".into()];
+        assert!(s.http.cors.layer().unwrap().is_some());
+        s.http.cors.allowed_origins = vec!["shop.example/".into()];
+        assert!(s.validate().unwrap_err().to_string().contains("http.cors"));
     }
 
     #[test]

@@ -605,3 +605,61 @@ async fn writing_to_the_service_topics_through_the_admin_api_needs_force() {
     assert_eq!(on_topic.len(), 1);
     assert_eq!(on_topic[0].key.as_deref(), Some("forged"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_allowed_origins_only_and_is_off_by_default() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let preflight = |app: &TestApp, origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/orders"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed_origin = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+
+    let plain = TestApp::spawn(test_settings(&broker)).await;
+    let response = plain
+        .client
+        .get(plain.url("/health/live"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed_origin(&response), None, "CORS is off by default");
+    drop(plain);
+
+    let mut settings = test_settings(&broker);
+    settings.http.cors.allowed_origins = vec!["https://shop.example".into()];
+    let app = TestApp::spawn(settings).await;
+    let response = preflight(&app, "https://shop.example").await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        allowed_origin(&response).as_deref(),
+        Some("https://shop.example")
+    );
+    let methods = response.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+
+    let response = preflight(&app, "https://evil.example").await.unwrap();
+    assert_eq!(allowed_origin(&response), None);
+    let response = app
+        .client
+        .get(app.url("/health/live"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed_origin(&response).as_deref(),
+        Some("https://shop.example")
+    );
+}
