@@ -17,6 +17,7 @@ DATA_DIR="${ORDERFLOW_DATA_DIR:-$PWD/.local}"
 mkdir -p "$DATA_DIR"
 TANSU_BIN="$(bash scripts/install-tansu.sh)"
 
+bash scripts/install-build-deps.sh
 bash scripts/patch-librdkafka.sh
 echo "building orderflow (release)..." >&2
 cargo build --release --locked

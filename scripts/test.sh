@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/install-build-deps.sh
 bash scripts/patch-librdkafka.sh
 TANSU_BIN="$(bash scripts/install-tansu.sh)"
 export TANSU_BIN

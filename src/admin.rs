@@ -561,9 +561,9 @@ async fn browse(
     ))
 }
 
-/// One record to produce: a JSON object (never an array of field values).
+/// One record to produce.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, try_from = "serde_json::Map<String, Value>")]
+#[serde(deny_unknown_fields)]
 pub struct ProduceRecord {
     /// Record key.
     pub key: Option<String>,
@@ -578,37 +578,12 @@ pub struct ProduceRecord {
     pub partition: Option<i32>,
 }
 
-/// The fields of a [`ProduceRecord`], as serde reads them.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProduceRecordFields {
-    key: Option<String>,
-    value: Value,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "crate::extract::optional_whole_number")]
-    partition: Option<i32>,
-}
-
-impl TryFrom<serde_json::Map<String, Value>> for ProduceRecord {
-    type Error = serde_json::Error;
-
-    fn try_from(object: serde_json::Map<String, Value>) -> Result<Self, Self::Error> {
-        let fields: ProduceRecordFields = serde_json::from_value(Value::Object(object))?;
-        Ok(ProduceRecord {
-            key: fields.key,
-            value: fields.value,
-            headers: fields.headers,
-            partition: fields.partition,
-        })
-    }
-}
-
 /// Body of `POST /api/admin/topics/{name}/messages`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
-    /// 1 to 1000 records.
+    /// 1 to 1000 records, each a JSON object.
+    #[serde(deserialize_with = "crate::extract::objects")]
     #[schema(min_items = 1, max_items = 1000)]
     pub records: Vec<ProduceRecord>,
 }

@@ -24,41 +24,64 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if ARRAY {
-            return Ok(JsonBody(read_json(req, state).await?));
+            read_json::<S, T>(req, state).await.map(JsonBody)
+        } else {
+            read_json::<S, ObjectOnly<T>>(req, state)
+                .await
+                .map(|o| JsonBody(o.0))
         }
-        let value: serde_json::Value = read_json(req, state).await?;
-        if !value.is_object() {
-            return Err(ApiError::InvalidBody(
-                "the body must be a JSON object".into(),
-            ));
-        }
-        serde_json::from_value(value).map(JsonBody).map_err(|e| {
-            ApiError::InvalidBody(plain_words(&format!(
-                "Failed to deserialize the JSON body into the target type: {e}"
-            )))
-        })
     }
 }
 
-/// The body as `T`, within the body deadline.
+/// The body as `T`, in one pass, within the body deadline.
 async fn read_json<S, T>(req: Request, state: &S) -> Result<T, ApiError>
 where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    {
-        let deadline = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
-        let read = axum::Json::<T>::from_request(req, state);
-        let result = match deadline {
-            Some(limit) => tokio::time::timeout(limit, read)
-                .await
-                .map_err(|_| ApiError::RequestTimeout)?,
-            None => read.await,
-        };
-        match result {
-            Ok(axum::Json(value)) => Ok(value),
-            Err(rejection) => Err(rejection_to_error(rejection)),
+    let deadline = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
+    let read = axum::Json::<T>::from_request(req, state);
+    let result = match deadline {
+        Some(limit) => tokio::time::timeout(limit, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?,
+        None => read.await,
+    };
+    result
+        .map(|axum::Json(value)| value)
+        .map_err(rejection_to_error)
+}
+
+/// `T` read only from a JSON object: serde's derived structs also accept an array of their
+/// field values, which no body of this API is.
+struct ObjectOnly<T>(T);
+
+/// Deserializes a list whose items must each be a JSON object (see [`ObjectOnly`]).
+pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    let items = Vec::<ObjectOnly<T>>::deserialize(deserializer)?;
+    Ok(items.into_iter().map(|o| o.0).collect())
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
         }
+        deserializer
+            .deserialize_map(Object(std::marker::PhantomData))
+            .map(ObjectOnly)
     }
 }
 
@@ -160,6 +183,21 @@ fn whole<T: TryFrom<i64>>(number: &serde_json::Number) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::plain_words;
+
+    #[test]
+    fn object_bodies_refuse_an_array_of_field_values() {
+        #[derive(serde::Deserialize)]
+        struct Two {
+            a: u32,
+            b: Option<String>,
+        }
+        let parse = |json: &str| serde_json::from_str::<super::ObjectOnly<Two>>(json);
+        let two = parse(r#"{"a": 1, "b": "x"}"#).unwrap().0;
+        assert_eq!((two.a, two.b.as_deref()), (1, Some("x")));
+        assert!(serde_json::from_str::<Two>("[1, null]").is_ok(), "serde's own leniency");
+        let error = parse("[1, null]").err().unwrap().to_string();
+        assert!(error.contains("expected a JSON object"), "{error}");
+    }
 
     #[test]
     fn whole_numbers_may_have_a_zero_fraction() {

@@ -8,6 +8,7 @@
 //! (record too large, serialization) will fail the same way every time.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -272,15 +273,26 @@ struct Shared {
     config: rdkafka::ClientConfig,
     context: ClientContext,
     current: RwLock<FutureProducer<ClientContext>>,
-    progress: std::sync::Mutex<Progress>,
+    progress: Progress,
 }
 
-/// Whether the current client still gets records acknowledged.
+/// Whether the current client still gets records acknowledged. Lock-free: an
+/// acknowledgement costs one relaxed load on the hot path.
+#[derive(Default)]
 struct Progress {
-    /// The last acknowledgement, or when the client was created.
-    last_ack: Instant,
-    /// Delivery timeouts since then.
-    timeouts: u32,
+    /// Delivery timeouts since the last acknowledgement.
+    timeouts: AtomicU32,
+    /// When the first of them came, in milliseconds since `epoch`.
+    first_timeout_ms: AtomicU64,
+    /// Reference for `first_timeout_ms`.
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl Progress {
+    fn now_ms(&self) -> u64 {
+        let epoch = self.epoch.get_or_init(Instant::now);
+        u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Delivery timeouts in a row, over at least this many delivery timeouts' time, after which
@@ -330,27 +342,30 @@ impl<T> BaseProducer<T> {
     /// the cluster answers everything else; a new client gets a new producer id. When the
     /// cluster is really down, the new client waits like the old one did.
     fn note_outcome(&self, used: &FutureProducer<ClientContext>, timed_out: bool) {
-        let stalled = {
-            let mut progress = self
-                .shared
-                .progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if !timed_out {
-                progress.last_ack = Instant::now();
-                progress.timeouts = 0;
-                return;
+        let progress = &self.shared.progress;
+        if !timed_out {
+            if progress.timeouts.load(Ordering::Relaxed) != 0 {
+                progress.timeouts.store(0, Ordering::Relaxed);
             }
-            progress.timeouts += 1;
-            let stalled = progress.timeouts >= STALL_TIMEOUTS
-                && progress.last_ack.elapsed() > self.delivery_timeout * STALL_TIMEOUTS;
-            if stalled {
-                progress.last_ack = Instant::now();
-                progress.timeouts = 0;
-            }
-            stalled
-        };
-        if stalled {
+            return;
+        }
+        let now = progress.now_ms();
+        let count = progress.timeouts.fetch_add(1, Ordering::AcqRel) + 1;
+        if count == 1 {
+            progress.first_timeout_ms.store(now, Ordering::Release);
+            return;
+        }
+        // From the first timeout, which came a delivery timeout after its send.
+        let window = self.delivery_timeout.as_millis() as u64 * u64::from(STALL_TIMEOUTS - 1);
+        let since = now.saturating_sub(progress.first_timeout_ms.load(Ordering::Acquire));
+        // The send that resets the count is the one that replaces the client.
+        if count >= STALL_TIMEOUTS
+            && since > window
+            && progress
+                .timeouts
+                .compare_exchange(count, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
             self.replace_client(used, "no acknowledgement for several delivery timeouts");
         }
     }
@@ -414,10 +429,7 @@ impl<T: Serialize> BaseProducer<T> {
                 config,
                 context,
                 current: RwLock::new(current),
-                progress: std::sync::Mutex::new(Progress {
-                    last_ack: Instant::now(),
-                    timeouts: 0,
-                }),
+                progress: Progress::default(),
             }),
             delivery_timeout: options.delivery_timeout,
             _value: PhantomData,
