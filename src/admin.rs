@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{JsonBody, QueryParams};
+use crate::http::AppState;
+use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::extract::{JsonBody, QueryParams};
 use crate::kafka::RawRecord;
 use crate::kafka::admin::{
     AdminError, BrowsedRecord, ClusterInfo, GroupDetails, GroupSummary, PartitionLag, ResetTo,
@@ -163,11 +163,14 @@ pub struct CreateTopic {
     #[schema(pattern = r"^(?!\.{1,2}$)[a-zA-Z0-9._-]{1,249}$")]
     pub name: String,
     /// At least 1; at most `admin.max_partitions_per_topic` (409 beyond it).
-    #[serde(deserialize_with = "crate::extract::whole_number")]
+    #[serde(deserialize_with = "crate::http::extract::whole_number")]
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub partitions: i32,
     /// 1 to the number of brokers (default 1; 409 beyond the brokers).
-    #[serde(default = "one", deserialize_with = "crate::extract::whole_number")]
+    #[serde(
+        default = "one",
+        deserialize_with = "crate::http::extract::whole_number"
+    )]
     #[schema(minimum = 1, maximum = 32767)]
     pub replication_factor: i32,
     /// Topic configs, e.g. `{"cleanup.policy": "compact"}`.
@@ -295,7 +298,7 @@ async fn alter_configs(
 #[serde(deny_unknown_fields)]
 pub struct AddPartitions {
     /// The new total partition count; must be larger than the current one (409 if not).
-    #[serde(deserialize_with = "crate::extract::whole_number")]
+    #[serde(deserialize_with = "crate::http::extract::whole_number")]
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub count: usize,
 }
@@ -416,7 +419,10 @@ pub struct ResetOffsets {
     /// `earliest`, `latest`, or `offset` (then `offset` is required).
     pub to: String,
     /// The offset for `to = "offset"`, clamped to each partition's watermarks.
-    #[serde(default, deserialize_with = "crate::extract::optional_whole_number")]
+    #[serde(
+        default,
+        deserialize_with = "crate::http::extract::optional_whole_number"
+    )]
     pub offset: Option<i64>,
 }
 
@@ -573,7 +579,10 @@ pub struct ProduceRecord {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Partition; by default Kafka's partitioner picks one from the key.
-    #[serde(default, deserialize_with = "crate::extract::optional_whole_number")]
+    #[serde(
+        default,
+        deserialize_with = "crate::http::extract::optional_whole_number"
+    )]
     #[schema(minimum = 0)]
     pub partition: Option<i32>,
 }
@@ -583,7 +592,7 @@ pub struct ProduceRecord {
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
     /// 1 to 1000 records, each a JSON object.
-    #[serde(deserialize_with = "crate::extract::objects")]
+    #[serde(deserialize_with = "crate::http::extract::objects")]
     #[schema(min_items = 1, max_items = 1000)]
     pub records: Vec<ProduceRecord>,
 }
@@ -723,8 +732,8 @@ async fn catalog(State(state): State<AppState>) -> Json<Value> {
             "orders": state.store.len(),
             "caught_up": state.projector.is_caught_up(),
         },
-        "docs": crate::openapi::UI_PATH,
-        "openapi": crate::openapi::DOCUMENT_PATH,
-        "endpoints": crate::openapi::endpoints(),
+        "docs": crate::http::openapi::UI_PATH,
+        "openapi": crate::http::openapi::DOCUMENT_PATH,
+        "endpoints": crate::http::openapi::endpoints(),
     }))
 }

@@ -6,23 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderName;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+
+use axum::Router;
 
 use crate::config::Settings;
-use crate::error::{ApiError, REQUEST_ID};
-use crate::extract::BodyReadTimeout;
+use crate::http::AppState;
+use crate::http::serve::{ServeOptions, serve};
 use crate::kafka::ConsumerOptions;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::consumer::AssignmentGeneration;
@@ -36,34 +28,6 @@ use crate::orders::idempotency::IdempotencyStore;
 use crate::orders::processor::ProcessingRules;
 use crate::orders::projector::Projector;
 use crate::orders::{Currency, OrderRules, OrderService, OrderStore};
-use crate::serve::{ServeOptions, serve};
-
-const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Shared state of the HTTP handlers: one `Clone` struct of `Arc`s.
-#[derive(Clone)]
-pub struct AppState {
-    /// The loaded settings.
-    pub settings: Arc<Settings>,
-    /// Order intake.
-    pub orders: Arc<OrderService>,
-    /// Metrics handles.
-    pub metrics: Arc<Metrics>,
-    /// Names of the service's own topics, for readiness.
-    pub topic_names: Arc<Vec<String>>,
-    /// Cancelled when the service is stopping.
-    pub shutdown: CancellationToken,
-    /// The order status view.
-    pub store: Arc<OrderStore>,
-    /// The view's reader, for readiness.
-    pub projector: Arc<Projector>,
-    /// Kafka management.
-    pub admin: KafkaAdmin,
-    /// The local development broker's lifecycle.
-    pub local_broker: Arc<LocalBroker>,
-    /// Assignments received by this instance's processors, for readiness.
-    pub processing_assignments: Arc<AssignmentGeneration>,
-}
 
 /// A built service, bound to its port, ready to [`run`](Application::run).
 pub struct Application {
@@ -203,7 +167,7 @@ impl Application {
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("Failed to bind {address} (http.host, http.port)"))?;
-        let router = router(state.clone());
+        let router = crate::http::router::router(state.clone());
         Ok(Application {
             listener,
             router,
@@ -355,93 +319,4 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
             () = tokio::time::sleep(wait) => {}
         }
     }
-}
-
-/// The whole HTTP surface with its middleware.
-pub fn router(state: AppState) -> Router {
-    let http = &state.settings.http;
-    let retry_after = Duration::from_secs(http.retry_after_secs);
-    // A backstop above the per-operation Kafka timeouts: no request outlives it.
-    let backstop = state.settings.request_timeout() + Duration::from_secs(1);
-    let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(
-            move |error: tower::BoxError| async move {
-                if !error.is::<tower::load_shed::error::Overloaded>()
-                    && !error.is::<tower::timeout::error::Elapsed>()
-                {
-                    tracing::error!(%error, "unexpected middleware error");
-                }
-                ApiError::Overloaded { retry_after }.into_response()
-            },
-        ))
-        .load_shed()
-        .concurrency_limit(http.max_concurrent_requests)
-        .timeout(backstop);
-
-    crate::openapi::router()
-        .route_layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            crate::metrics::track_http,
-        ))
-        .fallback(|| async { ApiError::NotFound("route") })
-        .layer(DefaultBodyLimit::max(http.max_body_bytes))
-        .layer(axum::Extension(BodyReadTimeout(
-            state.settings.body_read_timeout(),
-        )))
-        .layer(limits)
-        .layer(middleware::from_fn(
-            crate::middleware::problem_for_bare_errors,
-        ))
-        .layer(middleware::from_fn(scope_request_id))
-        .layer(middleware::from_fn(crate::middleware::security_headers))
-        .layer(
-            TraceLayer::new_for_http()
-                // 503s are answers (not ready, Kafka unavailable), logged where they arise.
-                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
-                // One line per request with status and latency, in the request's span.
-                .on_response(
-                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
-                )
-                .make_span_with(|request: &Request<Body>| {
-                    let header = |name: &str| {
-                        request
-                            .headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                    };
-                    let trace_id =
-                        crate::trace::trace_id_of(Some(header(crate::trace::TRACEPARENT)))
-                            .unwrap_or_default();
-                    tracing::info_span!(
-                        "http",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = header(REQUEST_ID_HEADER.as_str()),
-                        trace_id,
-                    )
-                }),
-        )
-        // Outside the span above, which reads the trace context this sets.
-        .layer(middleware::from_fn(crate::trace::propagate))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
-        .layer(middleware::from_fn(crate::middleware::sanitize_request_id))
-        // Outermost, so a preflight is answered before any limit or handler; the settings
-        // were checked at start-up, so an error here cannot happen.
-        .layer(tower::util::option_layer(
-            state.settings.http.cors.layer().ok().flatten(),
-        ))
-        .with_state(state)
-}
-
-/// Makes the request id available to error responses.
-async fn scope_request_id(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    REQUEST_ID.scope(id, next.run(request)).await
 }

@@ -358,7 +358,7 @@ impl Metrics {
         for status in ["COMPLETED", "FAILED", "CANCELLED"] {
             self.orders_processed.with_label_values(&[status]);
         }
-        for code in crate::error::ORDER_REFUSAL_CODES {
+        for code in crate::http::error::ORDER_REFUSAL_CODES {
             self.orders_rejected.with_label_values(&[code]);
         }
         let c = &self.consumer;

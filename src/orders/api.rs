@@ -17,9 +17,9 @@ use super::model::{Order, OrderRequest};
 use super::service::{Accepted, RequestContext};
 use super::status::{OrderSnapshot, OrderStatus, StatusChange};
 use super::store::ListQuery;
-use crate::app::AppState;
-use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{JsonBody, QueryParams};
+use crate::http::AppState;
+use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::extract::{JsonBody, QueryParams};
 
 /// The order routes, each with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -148,7 +148,7 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
     get, path = "/api/orders/{id}", tag = "orders",
     params(("id" = Uuid, Path, description = "The order id"), GetQuery),
     responses(
-        (status = 200, description = "The order", body = OrderView, example = json!(crate::openapi::examples::order_view())),
+        (status = 200, description = "The order", body = OrderView, example = json!(crate::http::openapi::examples::order_view())),
         (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -239,7 +239,7 @@ fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
 /// order: an order not yet completed ends `CANCELLED`; one completed meanwhile stays so.
 #[utoipa::path(
     post, path = "/api/orders/{id}/cancel", tag = "orders",
-    params(("id" = Uuid, Path, description = "The order id"), crate::openapi::TraceHeaders),
+    params(("id" = Uuid, Path, description = "The order id"), crate::http::openapi::TraceHeaders),
     responses(
         (status = 202, description = "The cancel is on its way", body = CancelAccepted),
         (status = 404, description = "No such order (`not_found`)", body = Problem, content_type = "application/problem+json"),
@@ -392,20 +392,20 @@ fn accepted_response(answer: &Accepted, replayed: bool) -> Response {
 /// body gets the first answer (with `Idempotent-Replayed: true`) and writes nothing.
 #[utoipa::path(
     post, path = "/api/orders", tag = "orders",
-    request_body(content = OrderRequest, example = json!(crate::openapi::examples::order_request())),
+    request_body(content = OrderRequest, example = json!(crate::http::openapi::examples::order_request())),
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a repeat of the same request gets the first answer", pattern = r"^[!-~]{1,255}$"),
-        crate::openapi::TraceHeaders,
+        crate::http::openapi::TraceHeaders,
     ),
     responses(
         (status = 202, description = "Accepted: durable in Kafka, processing follows", body = Accepted,
             headers(("Location" = String, description = "Where to look the order up"), ("traceparent" = String, description = "The request's W3C trace context")),
-            example = json!(crate::openapi::examples::accepted())),
+            example = json!(crate::http::openapi::examples::accepted())),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over `http.max_body_bytes` (`payload_too_large`) or record over Kafka's limit (`record_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json` (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid order (`validation_failed`, with per-field `errors`; `invalid_body`; `idempotency_conflict`)", body = Problem, content_type = "application/problem+json",
-            example = json!(crate::openapi::examples::validation_problem())),
+            example = json!(crate::http::openapi::examples::validation_problem())),
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`) or overloaded (`overloaded`); retry after `Retry-After` with the same id", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
@@ -430,11 +430,11 @@ async fn create_order(
 /// were, 503 when none were because Kafka is unavailable.
 #[utoipa::path(
     post, path = "/api/orders/bulk", tag = "orders",
-    request_body(content = BulkBody, description = "`{\"orders\": [...]}` or the bare array of orders", example = json!({"orders": [crate::openapi::examples::order_request()]})),
-    params(crate::openapi::TraceHeaders),
+    request_body(content = BulkBody, description = "`{\"orders\": [...]}` or the bare array of orders", example = json!({"orders": [crate::http::openapi::examples::order_request()]})),
+    params(crate::http::openapi::TraceHeaders),
     responses(
         (status = 202, description = "Every order accepted", body = BulkResponse),
-        (status = 207, description = "Some accepted, some refused; see each result", body = BulkResponse, example = json!(crate::openapi::examples::bulk_response())),
+        (status = 207, description = "Some accepted, some refused; see each result", body = BulkResponse, example = json!(crate::http::openapi::examples::bulk_response())),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "More orders than `orders.max_bulk` (`bulk_too_large`) or body too large (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json` (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),

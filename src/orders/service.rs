@@ -16,7 +16,7 @@ use super::idempotency::{Claim, IdempotencyStore};
 use super::model::{Order, OrderRequest, OrderRules};
 use super::status::OrderStatus;
 use super::store::OrderStore;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::kafka::{BaseProducer, OutgoingRecord, ProduceError};
 use crate::metrics::Metrics;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// `axum::Json` with problem+json rejections. The body must be a JSON object unless
 /// `ARRAY` is set (serde would otherwise take a struct from an array of its field values).
@@ -194,7 +194,10 @@ mod tests {
         let parse = |json: &str| serde_json::from_str::<super::ObjectOnly<Two>>(json);
         let two = parse(r#"{"a": 1, "b": "x"}"#).unwrap().0;
         assert_eq!((two.a, two.b.as_deref()), (1, Some("x")));
-        assert!(serde_json::from_str::<Two>("[1, null]").is_ok(), "serde's own leniency");
+        assert!(
+            serde_json::from_str::<Two>("[1, null]").is_ok(),
+            "serde's own leniency"
+        );
         let error = parse("[1, null]").err().unwrap().to_string();
         assert!(error.contains("expected a JSON object"), "{error}");
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::kafka::topics::missing_topics;
 
 /// The health and metrics routes, each with its OpenAPI description.

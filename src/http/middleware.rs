@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::error::{Problem, REQUEST_ID, problem_response};
+use crate::http::error::{Problem, REQUEST_ID, problem_response};
 
 /// The request id header, set by the client or made by the service.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -36,7 +36,10 @@ fn is_acceptable_request_id(id: &[u8]) -> bool {
 /// Headers every answer carries: no MIME sniffing, no referrer, no framing, and a content
 /// security policy (the API's answers load nothing; Swagger UI loads only its own assets).
 pub async fn security_headers(request: Request, next: Next) -> Response {
-    let docs = request.uri().path().starts_with(crate::openapi::UI_PATH);
+    let docs = request
+        .uri()
+        .path()
+        .starts_with(crate::http::openapi::UI_PATH);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(
@@ -157,7 +160,7 @@ mod tests {
         assert_eq!(p.code, "method_not_allowed");
         assert_eq!(p.detail, "Method not allowed");
         for code in ["invalid_request", "method_not_allowed"] {
-            assert!(crate::error::PROBLEM_CODES.contains(&code));
+            assert!(crate::http::error::PROBLEM_CODES.contains(&code));
         }
     }
 }

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
@@ -37,7 +37,7 @@ pub const UI_PATH: &str = "/docs";
         (name = "messages", description = "Write and read records of any topic"),
         (name = "service", description = "Health, metrics and the service catalog"),
     ),
-    components(schemas(crate::error::Problem, crate::error::FieldError))
+    components(schemas(crate::http::error::Problem, crate::http::error::FieldError))
 )]
 struct ApiDoc;
 
@@ -62,7 +62,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::orders::api::router())
         .merge(crate::admin::router())
-        .merge(crate::health::router())
+        .merge(crate::http::health::router())
 }
 
 /// The OpenAPI document of [`api_router`].
@@ -286,7 +286,7 @@ mod tests {
             .iter()
             .map(|c| c.as_str().unwrap())
             .collect();
-        assert_eq!(codes, crate::error::PROBLEM_CODES);
+        assert_eq!(codes, crate::http::error::PROBLEM_CODES);
     }
 
     #[test]

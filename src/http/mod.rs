@@ -1,0 +1,50 @@
+//! The HTTP layer: the handlers' shared state, the router with its middleware stack
+//! ([`router`]), the listener ([`serve`]), the error type sent as problem+json ([`error`]),
+//! the extractors ([`extract`]), access control ([`auth`]), the OpenAPI document
+//! ([`openapi`]) and the probes ([`health`]). Handlers live with their feature
+//! (`orders::api`, `admin`) and take [`AppState`].
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::kafka::admin::KafkaAdmin;
+use crate::kafka::consumer::AssignmentGeneration;
+use crate::local_broker::LocalBroker;
+use crate::metrics::Metrics;
+use crate::orders::projector::Projector;
+use crate::orders::{OrderService, OrderStore};
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+pub mod router;
+pub mod serve;
+
+/// Shared state of the HTTP handlers: one `Clone` struct of `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    /// The loaded settings.
+    pub settings: Arc<Settings>,
+    /// Order intake.
+    pub orders: Arc<OrderService>,
+    /// Metrics handles.
+    pub metrics: Arc<Metrics>,
+    /// Names of the service's own topics, for readiness.
+    pub topic_names: Arc<Vec<String>>,
+    /// Cancelled when the service is stopping.
+    pub shutdown: CancellationToken,
+    /// The order status view.
+    pub store: Arc<OrderStore>,
+    /// The view's reader, for readiness.
+    pub projector: Arc<Projector>,
+    /// Kafka management.
+    pub admin: KafkaAdmin,
+    /// The local development broker's lifecycle.
+    pub local_broker: Arc<LocalBroker>,
+    /// Assignments received by this instance's processors, for readiness.
+    pub processing_assignments: Arc<AssignmentGeneration>,
+}
