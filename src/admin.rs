@@ -6,15 +6,17 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::AppState;
+use crate::http::audit::AuditDetails;
+use crate::http::auth::{AuthMode, Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
 use crate::kafka::RawRecord;
@@ -31,20 +33,25 @@ pub const MAX_PRODUCE: usize = 1000;
 
 /// The admin and catalog routes, each with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
+    use Scope::{AdminRead as Read, AdminWrite as Write};
     OpenApiRouter::new()
-        .routes(routes!(cluster))
-        .routes(routes!(broker_status))
-        .routes(routes!(broker_start))
-        .routes(routes!(broker_stop))
-        .routes(routes!(list_topics, create_topic))
-        .routes(routes!(describe_topic, delete_topic))
-        .routes(routes!(alter_configs))
-        .routes(routes!(add_partitions))
-        .routes(routes!(browse, produce))
-        .routes(routes!(list_groups))
-        .routes(routes!(describe_group, delete_group))
-        .routes(routes!(reset_offsets))
-        .routes(routes!(catalog))
+        .routes(scoped(Read, routes!(cluster)))
+        .routes(scoped(Read, routes!(broker_status)))
+        .routes(scoped(Write, routes!(broker_start)))
+        .routes(scoped(Write, routes!(broker_stop)))
+        .routes(scoped(Read, routes!(list_topics)))
+        .routes(scoped(Write, routes!(create_topic)))
+        .routes(scoped(Read, routes!(describe_topic)))
+        .routes(scoped(Write, routes!(delete_topic)))
+        .routes(scoped(Write, routes!(alter_configs)))
+        .routes(scoped(Write, routes!(add_partitions)))
+        .routes(scoped(Read, routes!(browse)))
+        .routes(scoped(Write, routes!(produce)))
+        .routes(scoped(Read, routes!(list_groups)))
+        .routes(scoped(Read, routes!(describe_group)))
+        .routes(scoped(Write, routes!(delete_group)))
+        .routes(scoped(Write, routes!(reset_offsets)))
+        .routes(scoped(Read, routes!(catalog)))
 }
 
 impl From<AdminError> for ApiError {
@@ -236,7 +243,7 @@ fn one() -> i32 {
 async fn create_topic(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateTopic>,
-) -> Result<(StatusCode, Json<TopicDetails>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditDetails>, Json<TopicDetails>), ApiError> {
     let request = TopicRequest {
         name: body.name,
         partitions: body.partitions,
@@ -244,8 +251,14 @@ async fn create_topic(
         configs: body.configs,
     };
     state.admin.create_topic(&request).await?;
+    let details = audit_details(json!({
+        "partitions": request.partitions,
+        "replication_factor": request.replication_factor,
+        "configs": request.configs,
+    }));
     Ok((
         StatusCode::CREATED,
+        details,
         Json(state.admin.describe_topic(&request.name).await?),
     ))
 }
@@ -285,12 +298,15 @@ async fn alter_configs(
     State(state): State<AppState>,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<AlterConfigs>,
-) -> Result<Json<TopicDetails>, ApiError> {
+) -> Result<(Extension<AuditDetails>, Json<TopicDetails>), ApiError> {
     state
         .admin
         .alter_topic_configs(&name, &body.configs)
         .await?;
-    Ok(Json(state.admin.describe_topic(&name).await?))
+    Ok((
+        audit_details(json!({ "configs": body.configs })),
+        Json(state.admin.describe_topic(&name).await?),
+    ))
 }
 
 /// Body of `POST /api/admin/topics/{name}/partitions`.
@@ -317,9 +333,12 @@ async fn add_partitions(
     State(state): State<AppState>,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<AddPartitions>,
-) -> Result<Json<TopicDetails>, ApiError> {
+) -> Result<(Extension<AuditDetails>, Json<TopicDetails>), ApiError> {
     state.admin.add_partitions(&name, body.count).await?;
-    Ok(Json(state.admin.describe_topic(&name).await?))
+    Ok((
+        audit_details(json!({ "count": body.count })),
+        Json(state.admin.describe_topic(&name).await?),
+    ))
 }
 
 /// Query of `DELETE /api/admin/topics/{name}`.
@@ -476,7 +495,7 @@ async fn reset_offsets(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ResetOffsets>,
-) -> Result<Json<Vec<PartitionLag>>, ApiError> {
+) -> Result<(Extension<AuditDetails>, Json<Vec<PartitionLag>>), ApiError> {
     let to = match (body.to.as_str(), body.offset) {
         ("earliest", None) => ResetTo::Earliest,
         ("latest", None) => ResetTo::Latest,
@@ -488,12 +507,16 @@ async fn reset_offsets(
             )]));
         }
     };
-    Ok(Json(
-        state
-            .admin
-            .reset_group_offsets(&id, &body.topic, to)
-            .await?,
-    ))
+    let lag = state
+        .admin
+        .reset_group_offsets(&id, &body.topic, to)
+        .await?;
+    let details = audit_details(json!({
+        "topic": body.topic,
+        "to": body.to,
+        "offset": body.offset,
+    }));
+    Ok((details, Json(lag)))
 }
 
 /// Query of `GET /api/admin/topics/{name}/messages`.
@@ -633,8 +656,9 @@ async fn produce(
     Path(name): Path<String>,
     QueryParams(query): QueryParams<ProduceQuery>,
     JsonBody(body): JsonBody<ProduceRequest>,
-) -> Result<Json<Vec<Produced>>, ApiError> {
-    if state.topic_names.contains(&name) && !query.force {
+) -> Result<(Extension<AuditDetails>, Json<Vec<Produced>>), ApiError> {
+    let protected = state.topic_names.contains(&name);
+    if protected && !query.force {
         return Err(ApiError::Conflict {
             code: "topic_protected",
             detail: format!(
@@ -689,7 +713,13 @@ async fn produce(
             offset: delivery.offset,
         });
     }
-    Ok(Json(answers))
+    let partitions: std::collections::BTreeSet<i32> = answers.iter().map(|a| a.partition).collect();
+    let details = audit_details(json!({
+        "records": answers.len(),
+        "partitions": partitions,
+        "forced_write_to_own_topic": protected,
+    }));
+    Ok((details, Json(answers)))
 }
 
 /// Service catalog.
@@ -732,8 +762,39 @@ async fn catalog(State(state): State<AppState>) -> Json<Value> {
             "orders": state.store.len(),
             "caught_up": state.projector.is_caught_up(),
         },
+        "access": access_summary(&state),
         "docs": crate::http::openapi::UI_PATH,
         "openapi": crate::http::openapi::DOCUMENT_PATH,
         "endpoints": crate::http::openapi::endpoints(),
     }))
+}
+
+/// What an admin change did, for its audit record.
+fn audit_details(details: Value) -> Extension<AuditDetails> {
+    Extension(AuditDetails(details))
+}
+
+/// How callers are let in, for the catalog: loud when anyone can call everything.
+fn access_summary(state: &AppState) -> Value {
+    let auth = &state.settings.auth;
+    let limits = json!({
+        "enabled": auth.rate_limit.enabled,
+        "per_second": auth.rate_limit.per_second,
+        "burst": auth.rate_limit.burst,
+    });
+    match state.access.mode() {
+        AuthMode::Open => json!({
+            "mode": "open",
+            "warning": "auth.mode is \"open\": every route is reachable without an API key; \
+                        set auth.mode = \"keys\" before exposing this service",
+            "rate_limit": limits,
+        }),
+        AuthMode::Keys => json!({
+            "mode": "keys",
+            "keys": state.access.key_count(),
+            "metrics_protected": auth.protect_metrics,
+            "rate_limit": limits,
+            "audit_topic": state.settings.topics.audit.name,
+        }),
+    }
 }

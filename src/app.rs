@@ -14,6 +14,8 @@ use axum::Router;
 
 use crate::config::Settings;
 use crate::http::AppState;
+use crate::http::audit::AuditLog;
+use crate::http::auth::{AccessControl, AuthMode};
 use crate::http::serve::{ServeOptions, serve};
 use crate::kafka::ConsumerOptions;
 use crate::kafka::admin::KafkaAdmin;
@@ -118,7 +120,23 @@ impl Application {
                 client.redact(&e.to_string())
             )
         })?;
+        let audit = AuditLog::new(
+            producer.with_type(),
+            settings.topics.audit.name.clone(),
+            metrics.audit_records.clone(),
+        );
+        let access = AccessControl::new(&settings.auth, audit, metrics.access_refusals.clone())
+            .map_err(|reason| anyhow::anyhow!("Invalid access control settings: {reason}"))?;
+        if access.mode() == AuthMode::Open {
+            tracing::warn!(
+                "auth.mode is \"open\": every route is reachable without an API key; set \
+                 auth.mode = \"keys\" before exposing this service"
+            );
+        } else {
+            tracing::info!(keys = access.key_count(), "API keys required");
+        }
         let state = AppState {
+            access: Arc::new(access),
             admin,
             local_broker: Arc::new(LocalBroker::new(settings.local_broker.clone())),
             settings: settings.clone(),
@@ -137,6 +155,7 @@ impl Application {
             tasks.spawn(keep_ensuring_topics(state.clone(), client.clone()));
         }
         tasks.spawn(projector.clone().run(workers.clone()));
+        tasks.spawn(forget_idle_callers(state.clone()));
         let parts = ProcessingParts {
             options: consumer_options(&settings),
             client,
@@ -237,19 +256,25 @@ pub fn client_settings(settings: &Settings) -> ClientSettings {
     }
 }
 
-/// The service's three topics as configured.
+/// The service's own topics as configured: orders, status, dead letters and audit.
 pub fn topic_specs(settings: &Settings) -> Vec<TopicSpec> {
     let t = &settings.topics;
-    let spec = |topic: &crate::config::TopicSettings, configs: Vec<(String, String)>| TopicSpec {
-        name: topic.name.clone(),
-        partitions: topic.partitions,
-        replication: t.replication_factor,
-        configs,
+    let spec = |topic: &crate::config::TopicSettings, mut configs: Vec<(String, String)>| {
+        if let Some(retention) = topic.retention_ms {
+            configs.push(("retention.ms".into(), retention.to_string()));
+        }
+        TopicSpec {
+            name: topic.name.clone(),
+            partitions: topic.partitions,
+            replication: t.replication_factor,
+            configs,
+        }
     };
     vec![
         spec(&t.orders, vec![]),
         spec(&t.status, vec![("cleanup.policy".into(), "compact".into())]),
         spec(&t.dlq, vec![]),
+        spec(&t.audit, vec![]),
     ]
 }
 
@@ -268,6 +293,17 @@ pub fn consumer_options(settings: &Settings) -> ConsumerOptions {
         session_timeout: Duration::from_millis(p.session_timeout_ms),
         statistics_interval: Duration::from_millis(p.statistics_interval_ms),
         fetch_wait_max: Duration::from_millis(p.fetch_wait_max_ms),
+    }
+}
+
+/// Drops the rate-limit buckets of client addresses that went quiet, every minute, so their
+/// memory follows recent callers.
+async fn forget_idle_callers(state: AppState) {
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => state.access.forget_idle_addresses(),
+        }
     }
 }
 

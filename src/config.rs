@@ -37,6 +37,8 @@ pub struct Settings {
     pub local_broker: LocalBrokerSettings,
     /// Bounds on the Kafka management API.
     pub admin: AdminSettings,
+    /// API keys, scopes and rate limits.
+    pub auth: crate::http::auth::AuthSettings,
 }
 
 /// Bounds on the Kafka management API.
@@ -267,6 +269,8 @@ pub struct TopicsSettings {
     pub status: TopicSettings,
     /// Dead letters.
     pub dlq: TopicSettings,
+    /// The audit trail of admin changes and refused keys.
+    pub audit: TopicSettings,
 }
 
 /// One topic's name and partition count.
@@ -277,6 +281,9 @@ pub struct TopicSettings {
     pub name: String,
     /// Partitions when the service creates it.
     pub partitions: i32,
+    /// `retention.ms` when the service creates it; absent for the broker's default.
+    #[serde(default)]
+    pub retention_ms: Option<i64>,
 }
 
 /// The order producer.

@@ -1,13 +1,34 @@
-//! The orderflow binary: load configuration, start logging, run until SIGTERM or ctrl-c.
+//! The orderflow binary: load configuration, start logging, run until SIGTERM or ctrl-c;
+//! or a subcommand ([`orderflow::cli`]).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use orderflow::app::Application;
+use orderflow::cli::{self, Command};
 use orderflow::config::Settings;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match cli::parse(&args) {
+        Ok(Command::Serve) => {}
+        Ok(Command::Help) => {
+            println!("{}", cli::USAGE);
+            return Ok(());
+        }
+        Ok(Command::NewKey(entry)) => {
+            let (key, entry) = cli::make_key(entry).map_err(anyhow::Error::msg)?;
+            eprintln!("API key (shown once; store it in your secret manager now):\n{key}\n");
+            eprintln!("Its entry for auth.keys_file (in a config file, write [[auth.keys]]):");
+            print!("{entry}");
+            return Ok(());
+        }
+        Err(reason) => {
+            eprintln!("{reason}\n{}", cli::USAGE);
+            std::process::exit(2);
+        }
+    }
     let settings = Settings::load().context("Failed to load configuration")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -52,6 +52,10 @@ pub struct Metrics {
     pub consumer: ConsumerMetrics,
     /// Kafka producer metrics of the service's producer.
     pub producer: ProducerMetrics,
+    /// Requests refused by access control, by key name and reason.
+    pub access_refusals: IntCounterVec,
+    /// Audit records, by outcome (written to Kafka, failed).
+    pub audit_records: IntCounterVec,
     /// Version and commit of the running build.
     pub build_info: IntGaugeVec,
     /// The name of every metric family, as exported (with the `orderflow_` prefix).
@@ -111,6 +115,22 @@ impl Metrics {
             .set(1);
 
         let metrics = Metrics {
+            access_refusals: r.add(IntCounterVec::new(
+                Opts::new(
+                    "access_refusals_total",
+                    "Requests refused by access control, by key name (anonymous, unknown, or \
+                     the key's name) and reason (unauthenticated, forbidden, rate_limited)",
+                ),
+                &["key", "reason"],
+            )?)?,
+            audit_records: r.add(IntCounterVec::new(
+                Opts::new(
+                    "audit_records_total",
+                    "Audit records by outcome: written to the audit topic, or failed (then \
+                     only in the log under target audit)",
+                ),
+                &["outcome"],
+            )?)?,
             http_requests: r.add(IntCounterVec::new(
                 Opts::new(
                     "http_requests_total",
@@ -355,6 +375,9 @@ impl Metrics {
     /// Creates the series whose labels are known in advance at zero, so dashboards and
     /// alerts see them (and `rate()` works) before the first event.
     pub fn initialize(&self, orders_topic: &str, own_topics: &[&str]) {
+        for outcome in ["written", "failed"] {
+            self.audit_records.with_label_values(&[outcome]);
+        }
         for status in ["COMPLETED", "FAILED", "CANCELLED"] {
             self.orders_processed.with_label_values(&[status]);
         }

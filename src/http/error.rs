@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::http::auth::limit::Refusal;
+
 tokio::task_local! {
     /// The id of the request being handled, so that errors can name it.
     pub static REQUEST_ID: String;
@@ -138,6 +140,16 @@ pub enum ApiError {
         /// Sent as `Retry-After`.
         retry_after: Duration,
     },
+    /// No API key, an unknown one, or a malformed `Authorization` header.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The key lacks the scope the operation needs (named here).
+    #[error("this API key lacks the scope \"{0}\" that this operation needs")]
+    Forbidden(&'static str),
+    /// The caller's token bucket cannot pay for the request now (or ever, for a bulk larger
+    /// than its burst).
+    #[error("{}", rate_limit_detail(.0))]
+    RateLimited(Refusal),
     /// A bug or an unexpected failure; the cause is logged, not returned.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -169,8 +181,27 @@ pub const PROBLEM_CODES: &[&str] = &[
     "kafka_unavailable",
     "overloaded",
     "request_timeout",
+    "unauthenticated",
+    "forbidden",
+    "rate_limited",
     "internal",
 ];
+
+/// The problem code of an answer, in its extensions, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct ProblemCode(pub String);
+
+fn rate_limit_detail(refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Wait { .. } => "rate limit reached; nothing was done. Retry after the \
+                                 Retry-After delay"
+            .to_string(),
+        Refusal::OverBurst { cost, burst } => format!(
+            "this request costs {cost} tokens (one per order) and this caller's bucket holds \
+             at most {burst}; nothing was done. Send at most {burst} orders per request"
+        ),
+    }
+}
 
 /// The codes an order submission can be refused with (`orders_rejected_total{code}`).
 pub const ORDER_REFUSAL_CODES: &[&str] = &[
@@ -184,6 +215,7 @@ pub const ORDER_REFUSAL_CODES: &[&str] = &[
     "record_too_large",
     "kafka_unavailable",
     "request_timeout",
+    "rate_limited",
     "internal",
 ];
 
@@ -207,6 +239,9 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -242,6 +277,9 @@ impl ApiError {
             ApiError::KafkaUnavailable { .. } => ("kafka_unavailable", "Kafka is unavailable"),
             ApiError::Overloaded { .. } => ("overloaded", "Service overloaded"),
             ApiError::RequestTimeout => ("request_timeout", "Request body too slow"),
+            ApiError::Unauthenticated(_) => ("unauthenticated", "API key missing or unknown"),
+            ApiError::Forbidden(_) => ("forbidden", "API key lacks the scope"),
+            ApiError::RateLimited(_) => ("rate_limited", "Rate limit reached"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -286,6 +324,7 @@ impl ApiError {
         match self {
             ApiError::KafkaUnavailable { retry_after, .. }
             | ApiError::Overloaded { retry_after } => Some(*retry_after),
+            ApiError::RateLimited(refusal) => refusal.retry_after(),
             _ => None,
         }
     }
@@ -301,7 +340,18 @@ impl IntoResponse for ApiError {
             ApiError::KafkaUnavailable { .. } => tracing::warn!("answered 503: kafka unavailable"),
             _ => tracing::debug!(error = %self, "request refused"),
         }
-        problem_response(self.problem(), self.retry_after())
+        let mut response = problem_response(self.problem(), self.retry_after());
+        match &self {
+            ApiError::Unauthenticated(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"orderflow\""),
+                );
+            }
+            ApiError::RateLimited(refusal) => refusal.write_headers(response.headers_mut()),
+            _ => {}
+        }
+        response
     }
 }
 
@@ -310,6 +360,7 @@ pub fn problem_response(problem: Problem, retry_after: Option<Duration>) -> Resp
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut response = (status, body).into_response();
+    response.extensions_mut().insert(ProblemCode(problem.code));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

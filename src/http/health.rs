@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::AppState;
+use crate::http::auth::{Scope, scoped};
 use crate::kafka::topics::missing_topics;
 
 /// The health and metrics routes, each with its OpenAPI description.
@@ -19,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(live))
         .routes(routes!(ready))
-        .routes(routes!(metrics))
+        .routes(scoped(Scope::MetricsRead, routes!(metrics)))
 }
 
 /// Liveness.

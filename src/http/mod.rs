@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::http::auth::AccessControl;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::consumer::AssignmentGeneration;
 use crate::local_broker::LocalBroker;
@@ -16,6 +17,8 @@ use crate::metrics::Metrics;
 use crate::orders::projector::Projector;
 use crate::orders::{OrderService, OrderStore};
 
+pub mod audit;
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -47,4 +50,6 @@ pub struct AppState {
     pub local_broker: Arc<LocalBroker>,
     /// Assignments received by this instance's processors, for readiness.
     pub processing_assignments: Arc<AssignmentGeneration>,
+    /// API keys, rate limits and the audit log.
+    pub access: Arc<AccessControl>,
 }

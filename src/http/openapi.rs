@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::http::AppState;
+use crate::http::auth::Scope;
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
@@ -26,7 +27,14 @@ pub const UI_PATH: &str = "/docs";
             acknowledged them), order status, and management of the Kafka cluster.\n\n\
             Errors are `application/problem+json` (RFC 9457) with a stable `code`, the \
             `request_id`, and per-field `errors` for validation. Money amounts are decimal \
-            strings, never numbers. Every response carries `x-request-id` and `traceparent`.",
+            strings, never numbers. Every response carries `x-request-id` and `traceparent`.\n\n\
+            With `auth.mode = \"keys\"`, every operation but the probes (and `/metrics`, \
+            unless protected) needs an API key, sent as `Authorization: Bearer <key>` or \
+            `X-API-Key: <key>`, with the scope the operation names (`orders:write`, \
+            `orders:read`, `admin:read`, `admin:write`, `metrics:read`). Each key and each \
+            client address has a token bucket: a request costs one token, a bulk one per \
+            order; answers carry `RateLimit-Policy` and `RateLimit`, and `429` carries \
+            `Retry-After`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     tags(
@@ -57,6 +65,88 @@ pub struct TraceHeaders {
     x_request_id: Option<String>,
 }
 
+/// The security scheme of `Authorization: Bearer <key>`.
+pub const BEARER_SCHEME: &str = "bearer";
+/// The security scheme of `X-API-Key: <key>`.
+pub const API_KEY_SCHEME: &str = "api_key";
+
+/// Every operation of a path item.
+pub fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// States on an operation the scope it needs, and the answers of the guard: 401, 403 and
+/// 429 (`/metrics` only documents them; they apply when `auth.protect_metrics` is on).
+pub fn require_scope(operation: &mut utoipa::openapi::path::Operation, scope: Scope) {
+    operation.security = Some(crate::http::auth::security_requirements(scope));
+    let answers = [
+        (
+            "401",
+            "No API key, or an unknown one (`unauthenticated`); `WWW-Authenticate: Bearer`",
+        ),
+        (
+            "403",
+            "The key lacks the scope this operation needs (`forbidden`)",
+        ),
+        (
+            "429",
+            "Rate limit reached (`rate_limited`); retry after `Retry-After`",
+        ),
+    ];
+    for (status, description) in answers {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem_response(status, description).into());
+    }
+    let note = format!("\n\nNeeds an API key with the scope `{}`.", scope.as_str());
+    let note = if scope == Scope::MetricsRead {
+        format!(
+            "\n\nOpen unless `auth.protect_metrics` is on; then needs `{}`.",
+            scope.as_str()
+        )
+    } else {
+        note
+    };
+    let description = operation.description.get_or_insert_with(String::new);
+    description.push_str(&note);
+}
+
+/// Declares the API key schemes, so Swagger UI's "Authorize" offers them.
+fn add_security_schemes(document: &mut Document) {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+    };
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        BEARER_SCHEME,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An API key: `Authorization: Bearer ofk_…`"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        API_KEY_SCHEME,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-Key",
+            "An API key in its own header",
+        ))),
+    );
+}
+
 /// Every documented route, with its handler.
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -70,6 +160,7 @@ pub fn document() -> &'static Document {
     static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
         let mut document = api_router().split_for_parts().1;
         add_common_responses(&mut document);
+        add_security_schemes(&mut document);
         document
     });
     &DOCUMENT
@@ -80,7 +171,6 @@ pub fn document() -> &'static Document {
 /// decoded, 500, and 503 (shed load, Kafka unavailable) with `Retry-After`; and for the
 /// operations with a body, 400 (malformed JSON), 408 (body too slow), 413, 415 and 422.
 fn add_common_responses(document: &mut Document) {
-    use utoipa::openapi::path::Operation;
     let common: [(&str, &str); 3] = [
         (
             "400",
@@ -109,14 +199,7 @@ fn add_common_responses(document: &mut Document) {
         ),
     ];
     for item in document.paths.paths.values_mut() {
-        let operations: [&mut Option<Operation>; 5] = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ];
-        for operation in operations.into_iter().flatten() {
+        for operation in operations_mut(item) {
             let extra = if operation.request_body.is_some() {
                 &with_body[..]
             } else {

@@ -50,6 +50,8 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        // Read by each route's access guard (`auth::scoped`).
+        .layer(axum::Extension(state.access.clone()))
         .layer(axum::Extension(BodyReadTimeout(
             state.settings.body_read_timeout(),
         )))

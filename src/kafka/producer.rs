@@ -405,6 +405,10 @@ impl<T: Serialize> BaseProducer<T> {
         let config = client.client_config(&[
             ("enable.idempotence", "true".into()),
             ("acks", "all".into()),
+            // A write never creates a topic: topics are made with their partitions and
+            // configs on purpose, so a record for a missing one fails instead of making
+            // it with the broker's defaults.
+            ("allow.auto.create.topics", "false".into()),
             (
                 "message.timeout.ms",
                 options.delivery_timeout.as_millis().to_string(),

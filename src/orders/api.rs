@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,16 +18,18 @@ use super::service::{Accepted, RequestContext};
 use super::status::{OrderSnapshot, OrderStatus, StatusChange};
 use super::store::ListQuery;
 use crate::http::AppState;
+use crate::http::auth::{Principal, Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
 
 /// The order routes, each with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_order, list_orders))
-        .routes(routes!(create_orders_bulk))
-        .routes(routes!(get_order))
-        .routes(routes!(cancel_order))
+        .routes(scoped(Scope::OrdersWrite, routes!(create_order)))
+        .routes(scoped(Scope::OrdersRead, routes!(list_orders)))
+        .routes(scoped(Scope::OrdersWrite, routes!(create_orders_bulk)))
+        .routes(scoped(Scope::OrdersRead, routes!(get_order)))
+        .routes(scoped(Scope::OrdersWrite, routes!(cancel_order)))
 }
 
 /// An order as the API shows it: the order, its status and its history.
@@ -447,6 +449,7 @@ async fn create_order(
 )]
 async fn create_orders_bulk(
     State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Result<JsonBody<BulkRequest, true>, ApiError>,
 ) -> Result<Response, ApiError> {
@@ -457,6 +460,15 @@ async fn create_orders_bulk(
             ApiError::Validation(vec![FieldError::new("orders", "must not be empty")]),
         ));
     }
+    // The request paid one token at the guard; the rest of its orders pay here, before
+    // anything is written (a bulk over `orders.max_bulk` is refused as such below).
+    let allowance = match &caller {
+        Some(Extension(caller)) if request.orders.len() <= state.orders.max_bulk => state
+            .access
+            .charge_orders(caller, request.orders.len())
+            .map_err(|e| refused(&state, e))?,
+        _ => None,
+    };
     let given_ids: Vec<Option<Uuid>> = request
         .orders
         .iter()
@@ -511,6 +523,9 @@ async fn create_orders_bulk(
         _ => StatusCode::MULTI_STATUS,
     };
     let mut response = (status, Json(body)).into_response();
+    if let Some(allowance) = allowance {
+        allowance.write_headers(response.headers_mut());
+    }
     if let (StatusCode::SERVICE_UNAVAILABLE, Some(after)) = (status, retryable) {
         response.headers_mut().insert(
             header::RETRY_AFTER,

@@ -1,5 +1,6 @@
 //! Integration tests: the real service over real HTTP against a real Tansu broker.
 
+mod access;
 mod admin;
 mod deploy;
 mod docs;

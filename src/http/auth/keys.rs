@@ -1,0 +1,297 @@
+//! API keys: how one is made, how it is stored (only its SHA-256, never the key), and how a
+//! presented key is found. A key is `ofk_` and 64 hex digits: 256 bits from the operating
+//! system's generator. A presented key is hashed and compared with every entry's digest in
+//! constant time, so neither the time taken nor an early exit tells how close a guess was.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::Scope;
+use super::limit::KeyLimiter;
+
+/// Every key this service makes starts with this, so a leaked one is easy to find in logs or
+/// code scanners.
+pub const KEY_PREFIX: &str = "ofk_";
+/// Random bytes in a key.
+const KEY_BYTES: usize = 32;
+
+/// One API key as configured: its name, the SHA-256 of the key, its scopes, and optionally
+/// its own rate limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    /// Who holds the key (`ci`, `checkout-service`); in logs, metrics and audit records.
+    pub name: String,
+    /// SHA-256 of the key, 64 hex digits.
+    pub sha256: String,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
+    /// Requests (orders, for a bulk) per second for this key; `auth.rate_limit.per_second`
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<u32>,
+    /// Largest burst for this key; `auth.rate_limit.burst` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+impl KeyEntry {
+    /// Checks the entry, naming what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !name_ok {
+            return Err(format!(
+                "key name {:?} must be 1 to 64 letters, digits, '.', '_' or '-'",
+                self.name
+            ));
+        }
+        parse_digest(&self.sha256).map_err(|why| format!("key {:?}: sha256 {why}", self.name))?;
+        if self.scopes.is_empty() {
+            return Err(format!("key {:?} has no scopes", self.name));
+        }
+        if self.rate_per_second == Some(0) || self.burst == Some(0) {
+            return Err(format!(
+                "key {:?}: rate_per_second and burst must be at least 1",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads `keys` from config as a list of tables, or from an environment variable as a JSON
+/// array of the same entries (`ORDERFLOW__AUTH__KEYS='[{"name": …}]'`).
+pub fn entries_from_list_or_json<'de, D>(deserializer: D) -> Result<Vec<KeyEntry>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrJson {
+        List(Vec<KeyEntry>),
+        Json(String),
+    }
+    match ListOrJson::deserialize(deserializer)? {
+        ListOrJson::List(entries) => Ok(entries),
+        ListOrJson::Json(text) if text.trim().is_empty() => Ok(Vec::new()),
+        ListOrJson::Json(text) => serde_json::from_str(&text)
+            .map_err(|e| serde::de::Error::custom(format!("auth.keys as JSON: {e}"))),
+    }
+}
+
+/// The keys file (`auth.keys_file`): `[[keys]]` tables of [`KeyEntry`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    #[serde(default)]
+    keys: Vec<KeyEntry>,
+}
+
+/// Reads the entries of a keys file.
+pub fn read_keys_file(path: &Path) -> Result<Vec<KeyEntry>, String> {
+    if !path.is_file() {
+        return Err(format!("{} is not a readable file", path.display()));
+    }
+    let file: KeysFile = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(file.keys)
+}
+
+/// A fresh key: `ofk_` and 256 random bits in hex.
+pub fn generate() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; KEY_BYTES];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{KEY_PREFIX}{}", hex(&bytes)))
+}
+
+/// SHA-256 of a key.
+pub fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_digest(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("must be 64 hex digits (the SHA-256 of the key)".into());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .map_err(|_| "must be hex".to_string())?;
+    }
+    Ok(out)
+}
+
+/// A key the service accepts.
+#[derive(Debug)]
+pub struct Key {
+    /// The entry's name.
+    pub name: Arc<str>,
+    digest: [u8; 32],
+    scopes: Vec<Scope>,
+    /// This key's token bucket.
+    pub limiter: KeyLimiter,
+}
+
+impl Key {
+    /// Whether the key grants `scope`.
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// Every accepted key.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    keys: Vec<Arc<Key>>,
+}
+
+impl KeyRing {
+    /// Builds the ring from checked entries, each with its limiter. Names and digests must be
+    /// unique.
+    pub fn new(
+        entries: &[KeyEntry],
+        limiter: impl Fn(&KeyEntry) -> KeyLimiter,
+    ) -> Result<Self, String> {
+        let mut names = HashSet::new();
+        let mut digests = HashSet::new();
+        let mut keys = Vec::with_capacity(entries.len());
+        for entry in entries {
+            entry.check()?;
+            let digest = parse_digest(&entry.sha256)?;
+            if !names.insert(entry.name.as_str()) {
+                return Err(format!("key name {:?} appears twice", entry.name));
+            }
+            if !digests.insert(digest) {
+                return Err(format!(
+                    "key {:?} has the digest of another key",
+                    entry.name
+                ));
+            }
+            keys.push(Arc::new(Key {
+                name: entry.name.as_str().into(),
+                digest,
+                scopes: entry.scopes.clone(),
+                limiter: limiter(entry),
+            }));
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key whose digest is the presented key's, looking at every entry whatever matches.
+    pub fn find(&self, presented: &str) -> Option<Arc<Key>> {
+        let digest = digest(presented);
+        let mut found = None;
+        for key in &self.keys {
+            if bool::from(key.digest.ct_eq(&digest)) {
+                found = Some(key.clone());
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, key: &str) -> KeyEntry {
+        KeyEntry {
+            name: name.into(),
+            sha256: hex(&digest(key)),
+            scopes: vec![Scope::OrdersWrite],
+            rate_per_second: None,
+            burst: None,
+        }
+    }
+
+    fn ring(entries: &[KeyEntry]) -> Result<KeyRing, String> {
+        KeyRing::new(entries, |_| KeyLimiter::unlimited())
+    }
+
+    #[test]
+    fn a_generated_key_has_256_random_bits_and_differs_each_time() {
+        let a = generate().unwrap();
+        let b = generate().unwrap();
+        assert!(a.starts_with(KEY_PREFIX));
+        assert_eq!(a.len(), KEY_PREFIX.len() + 64);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_key_is_found_by_its_digest_and_only_by_it() {
+        let ring = ring(&[entry("ci", "ofk_one"), entry("web", "ofk_two")]).unwrap();
+        assert_eq!(&*ring.find("ofk_two").unwrap().name, "web");
+        assert!(ring.find("ofk_three").is_none());
+        assert!(ring.find("").is_none());
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_the_reason() {
+        let mut short = entry("ci", "k");
+        short.sha256 = "abc".into();
+        assert!(ring(&[short]).unwrap_err().contains("64 hex"));
+        let mut no_scopes = entry("ci", "k");
+        no_scopes.scopes.clear();
+        assert!(ring(&[no_scopes]).unwrap_err().contains("no scopes"));
+        assert!(
+            ring(&[entry("ci", "a"), entry("ci", "b")])
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(
+            ring(&[entry("a", "same"), entry("b", "same")])
+                .unwrap_err()
+                .contains("digest")
+        );
+        assert!(
+            ring(&[entry("bad name", "k")])
+                .unwrap_err()
+                .contains("key name")
+        );
+    }
+
+    #[test]
+    fn keys_come_as_a_list_or_as_json_text() {
+        #[derive(Deserialize)]
+        struct Holder {
+            #[serde(deserialize_with = "entries_from_list_or_json")]
+            keys: Vec<KeyEntry>,
+        }
+        let json =
+            r#"{"keys": "[{\"name\":\"ci\",\"sha256\":\"00\",\"scopes\":[\"orders:read\"]}]"}"#;
+        let holder: Holder = serde_json::from_str(json).unwrap();
+        assert_eq!(holder.keys[0].scopes, vec![Scope::OrdersRead]);
+        let list = r#"{"keys": [{"name":"ci","sha256":"00","scopes":["admin:write"]}]}"#;
+        let holder: Holder = serde_json::from_str(list).unwrap();
+        assert_eq!(holder.keys[0].name, "ci");
+    }
+}

@@ -1,0 +1,381 @@
+//! Access control. Each route declares the scope it needs where it is registered
+//! ([`scoped`]), which both guards it and states the requirement in the OpenAPI document, so
+//! a route cannot be guarded one way and documented another. The guard finds the caller's key
+//! (`Authorization: Bearer <key>` or `X-API-Key: <key>`), takes a token from its bucket (or
+//! the client address's), then refuses an unknown or missing key (401) or a key without the
+//! scope (403) before the handler runs, so a refused request changes nothing. Admin
+//! mutations and refusals are audited.
+//!
+//! `auth.mode = "open"` (the local quick start) lets every caller through, still limited per
+//! client address; `"keys"` needs a key everywhere but the probes, the docs and (unless
+//! `auth.protect_metrics`) `/metrics`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::IntCounterVec;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa_axum::router::UtoipaMethodRouter;
+
+use crate::http::AppState;
+use crate::http::audit::{self, AuditLog};
+use crate::http::error::ApiError;
+
+pub mod keys;
+pub mod limit;
+
+use keys::{Key, KeyEntry, KeyRing};
+use limit::{AddressLimits, Allowance, KeyLimiter, RateLimitSettings, Refusal};
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// Place, bulk-place and cancel orders.
+    #[serde(rename = "orders:write")]
+    OrdersWrite,
+    /// Look up and list orders.
+    #[serde(rename = "orders:read")]
+    OrdersRead,
+    /// Every `GET` under `/api/admin`, and the catalog.
+    #[serde(rename = "admin:read")]
+    AdminRead,
+    /// Every other admin method (topics, messages, groups, broker lifecycle).
+    #[serde(rename = "admin:write")]
+    AdminWrite,
+    /// `/metrics`, when `auth.protect_metrics` is on.
+    #[serde(rename = "metrics:read")]
+    MetricsRead,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 5] = [
+        Scope::OrdersWrite,
+        Scope::OrdersRead,
+        Scope::AdminRead,
+        Scope::AdminWrite,
+        Scope::MetricsRead,
+    ];
+
+    /// The scope's name, as in config and in the OpenAPI document.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::OrdersWrite => "orders:write",
+            Scope::OrdersRead => "orders:read",
+            Scope::AdminRead => "admin:read",
+            Scope::AdminWrite => "admin:write",
+            Scope::MetricsRead => "metrics:read",
+        }
+    }
+
+    /// The scope named `name`.
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether every use of the scope is audited (admin mutations).
+    fn audited(self) -> bool {
+        self == Scope::AdminWrite
+    }
+}
+
+/// How callers are let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No key needed (local use); warned at start and in `/api/catalog`.
+    Open,
+    /// A key with the route's scope is needed.
+    Keys,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `open` or `keys`. Default `open`; `keys` in `production.toml`.
+    pub mode: AuthMode,
+    /// Key entries (`[[auth.keys]]`), or as JSON text from `ORDERFLOW__AUTH__KEYS`.
+    #[serde(default, deserialize_with = "keys::entries_from_list_or_json")]
+    pub keys: Vec<KeyEntry>,
+    /// A TOML file of `[[keys]]` entries, read at start (for a mounted secret); empty for
+    /// none.
+    pub keys_file: String,
+    /// Whether `/metrics` needs `metrics:read`. Default false.
+    pub protect_metrics: bool,
+    /// Default token buckets.
+    pub rate_limit: RateLimitSettings,
+}
+
+impl AuthSettings {
+    /// Every key entry: from config, then from the keys file.
+    pub fn entries(&self) -> Result<Vec<KeyEntry>, String> {
+        let mut entries = self.keys.clone();
+        if !self.keys_file.is_empty() {
+            entries.extend(
+                keys::read_keys_file(Path::new(&self.keys_file))
+                    .map_err(|e| format!("auth.keys_file: {e}"))?,
+            );
+        }
+        Ok(entries)
+    }
+}
+
+/// Who is calling: the key they presented, if known, and their address.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The key, when a known one was presented.
+    pub key: Option<Arc<Key>>,
+    /// The TCP peer's address.
+    pub address: IpAddr,
+}
+
+impl Principal {
+    /// The key's name, for logs and audit records.
+    pub fn key_name(&self) -> Option<&str> {
+        self.key.as_deref().map(|k| &*k.name)
+    }
+}
+
+/// Keys, buckets and the audit log, shared by every guarded route.
+pub struct AccessControl {
+    mode: AuthMode,
+    keys: KeyRing,
+    protect_metrics: bool,
+    addresses: AddressLimits,
+    /// Where admin mutations and refusals are recorded.
+    pub audit: AuditLog,
+    /// `orderflow_access_refusals_total{key, reason}`.
+    refusals: IntCounterVec,
+}
+
+impl AccessControl {
+    /// Loads the keys (config and keys file) and sets up their buckets. In `keys` mode at
+    /// least one key is needed.
+    pub fn new(
+        settings: &AuthSettings,
+        audit: AuditLog,
+        refusals: IntCounterVec,
+    ) -> Result<Self, String> {
+        let limits = &settings.rate_limit;
+        let entries = settings.entries()?;
+        let keys = KeyRing::new(&entries, |entry| {
+            match limits
+                .quota(entry.rate_per_second, entry.burst)
+                .filter(|_| limits.enabled)
+            {
+                Some(quota) => KeyLimiter::new(quota),
+                None => KeyLimiter::unlimited(),
+            }
+        })
+        .map_err(|e| format!("auth.keys: {e}"))?;
+        if settings.mode == AuthMode::Keys && keys.is_empty() {
+            return Err(
+                "auth.mode = \"keys\" needs at least one key in auth.keys or \
+                        auth.keys_file (make one with `orderflow keys new`)"
+                    .into(),
+            );
+        }
+        for reason in ["unauthenticated", "forbidden", "rate_limited"] {
+            refusals.with_label_values(&["anonymous", reason]);
+        }
+        Ok(AccessControl {
+            mode: settings.mode,
+            keys,
+            protect_metrics: settings.protect_metrics,
+            addresses: AddressLimits::new(limits.quota(None, None).filter(|_| limits.enabled)),
+            audit,
+            refusals,
+        })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// Number of keys accepted.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Takes `cost` tokens from the caller's bucket: its key's, or its address's.
+    pub fn charge(&self, caller: &Principal, cost: u32) -> Result<Option<Allowance>, Refusal> {
+        match &caller.key {
+            Some(key) => key.limiter.check(cost),
+            None => self.addresses.check(caller.address, cost),
+        }
+    }
+
+    /// Takes the tokens for the orders of a bulk beyond the one its request paid for.
+    pub fn charge_orders(
+        &self,
+        caller: &Principal,
+        orders: usize,
+    ) -> Result<Option<Allowance>, ApiError> {
+        let orders = u32::try_from(orders).unwrap_or(u32::MAX);
+        self.charge(caller, orders.saturating_sub(1))
+            .map_err(|refusal| {
+                self.count_refusal(caller.key_name().unwrap_or("anonymous"), "rate_limited");
+                ApiError::RateLimited(match refusal {
+                    Refusal::OverBurst { burst, .. } => Refusal::OverBurst {
+                        cost: orders,
+                        burst,
+                    },
+                    wait => wait,
+                })
+            })
+    }
+
+    /// Forgets the buckets of addresses that have been quiet long enough to be full.
+    pub fn forget_idle_addresses(&self) {
+        self.addresses.forget_idle();
+    }
+
+    fn count_refusal(&self, key: &str, reason: &str) {
+        self.refusals.with_label_values(&[key, reason]).inc();
+    }
+
+    /// Why `caller`, who presented `presented`, may not use `scope`; `None` when they may.
+    fn refusal(&self, scope: Scope, presented: &Presented, caller: &Principal) -> Option<ApiError> {
+        if self.mode == AuthMode::Open {
+            return None;
+        }
+        match (presented, &caller.key) {
+            (Presented::Malformed, _) => Some(ApiError::Unauthenticated(
+                "the Authorization header must be `Bearer <key>`",
+            )),
+            (Presented::Nothing, _) => Some(ApiError::Unauthenticated(
+                "an API key is needed: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            )),
+            (Presented::Key(_), None) => Some(ApiError::Unauthenticated("unknown API key")),
+            (Presented::Key(_), Some(key)) if !key.allows(scope) => {
+                Some(ApiError::Forbidden(scope.as_str()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The key a request presents.
+enum Presented<'a> {
+    Nothing,
+    Malformed,
+    Key(&'a str),
+}
+
+fn presented_key(headers: &HeaderMap) -> Presented<'_> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+        let Some((scheme, key)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
+            return Presented::Malformed;
+        };
+        let key = key.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
+            return Presented::Malformed;
+        }
+        return Presented::Key(key);
+    }
+    match headers.get("x-api-key").map(|v| v.to_str()) {
+        None => Presented::Nothing,
+        Some(Ok(key)) if !key.trim().is_empty() => Presented::Key(key.trim()),
+        Some(_) => Presented::Malformed,
+    }
+}
+
+/// Declares the scope a route needs: guards it and states the requirement (and the 401,
+/// 403 and 429 answers) in its OpenAPI operations. `/metrics` is declared with
+/// [`Scope::MetricsRead`], needed only when `auth.protect_metrics` is on.
+pub fn scoped(scope: Scope, routes: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    let (schemas, mut paths, method_router) = routes;
+    for item in paths.paths.values_mut() {
+        for operation in crate::http::openapi::operations_mut(item) {
+            crate::http::openapi::require_scope(operation, scope);
+        }
+    }
+    let guard = axum::middleware::from_fn(move |request: Request, next: Next| {
+        authorize(scope, request, next)
+    });
+    (schemas, paths, method_router.route_layer(guard))
+}
+
+/// The OpenAPI security requirements of a scope: either scheme, with the scope named; for
+/// `metrics:read`, also none (open unless `auth.protect_metrics`).
+pub fn security_requirements(scope: Scope) -> Vec<SecurityRequirement> {
+    let mut requirements = Vec::new();
+    if scope == Scope::MetricsRead {
+        requirements.push(SecurityRequirement::default());
+    }
+    for scheme in [
+        crate::http::openapi::BEARER_SCHEME,
+        crate::http::openapi::API_KEY_SCHEME,
+    ] {
+        requirements.push(SecurityRequirement::new(scheme, [scope.as_str()]));
+    }
+    requirements
+}
+
+/// The guard of a scoped route.
+async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
+    let Some(access) = request.extensions().get::<Arc<AccessControl>>().cloned() else {
+        return ApiError::Internal(anyhow::anyhow!("access control is not installed"))
+            .into_response();
+    };
+    if scope == Scope::MetricsRead && !access.protect_metrics {
+        return next.run(request).await;
+    }
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let presented = presented_key(request.headers());
+    let caller = Principal {
+        key: match presented {
+            Presented::Key(key) => access.keys.find(key),
+            _ => None,
+        },
+        address,
+    };
+    let label = match (&presented, caller.key_name()) {
+        (_, Some(name)) => name.to_string(),
+        (Presented::Nothing, None) => "anonymous".to_string(),
+        (_, None) => "unknown".to_string(),
+    };
+    let allowance = match access.charge(&caller, 1) {
+        Ok(allowance) => allowance,
+        Err(refusal) => {
+            access.count_refusal(&label, "rate_limited");
+            return ApiError::RateLimited(refusal).into_response();
+        }
+    };
+    if let Some(error) = access.refusal(scope, &presented, &caller) {
+        access.count_refusal(&label, error.code_and_title().0);
+        let (record, _) = audit::begin_request(request, address, caller.key_name()).await;
+        let response = error.into_response();
+        access.audit.record(record.finish(&response));
+        return response;
+    }
+    let record = if scope.audited() {
+        let (record, rebuilt) = audit::begin_request(request, address, caller.key_name()).await;
+        request = rebuilt;
+        Some(record)
+    } else {
+        None
+    };
+    request.extensions_mut().insert(caller);
+    let mut response = next.run(request).await;
+    if let Some(allowance) = allowance
+        && !response.headers().contains_key(limit::STATE)
+    {
+        allowance.write_headers(response.headers_mut());
+    }
+    if let Some(record) = record {
+        access.audit.record(record.finish(&response));
+    }
+    response
+}
