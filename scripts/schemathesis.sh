@@ -39,8 +39,21 @@ URL="tcp://127.0.0.1:$BROKER_PORT"
   --storage-engine memory://tansu/ >"$REPORT/tansu.log" 2>&1) &
 BROKER_PID=$!
 
+# Keys mode with one key holding every scope, so schemathesis also checks that every
+# guarded operation refuses a request without it (its ignored_auth check). The bucket is
+# large: this run is about the contract, not the limits.
+"$BINARY" keys new --name schemathesis \
+  --scopes orders:write,orders:read,admin:read,admin:write,metrics:read \
+  >"$WORK/keys.toml" 2>"$WORK/key.txt"
+KEY="$(grep -o 'ofk_[0-9a-f]*' "$WORK/key.txt")"
+
 ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" \
 ORDERFLOW__HTTP__PORT="$HTTP_PORT" \
+ORDERFLOW__AUTH__MODE=keys \
+ORDERFLOW__AUTH__KEYS_FILE="$WORK/keys.toml" \
+ORDERFLOW__AUTH__PROTECT_METRICS=true \
+ORDERFLOW__AUTH__RATE_LIMIT__PER_SECOND=1000000 \
+ORDERFLOW__AUTH__RATE_LIMIT__BURST=1000000 \
 ORDERFLOW__PROCESSING__SESSION_TIMEOUT_MS=6000 \
 RUST_LOG="warn" \
   "$BINARY" >"$REPORT/service.log" 2>&1 &
@@ -58,6 +71,7 @@ echo "schemathesis $SCHEMATHESIS_VERSION: every check, every operation, against 
 "$VENV/bin/st" run "$BASE/api-docs/openapi.json" \
   --workers 1 \
   --request-timeout 10 \
+  --header "Authorization: Bearer $KEY" \
   --report junit --report-dir "$REPORT"
 
 # The service must still be running after all of it.

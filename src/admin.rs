@@ -532,7 +532,7 @@ pub struct BrowseQuery {
     #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// `end` to read the newest records.
-    #[param(value_type = Option<BrowseFrom>)]
+    #[param(value_type = Option<BrowseFrom>, inline)]
     pub from: Option<String>,
     /// How many, 1 to 500 (default 20).
     #[param(minimum = 1, maximum = 500)]

@@ -364,8 +364,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
+    let visible = |key: &str| key.bytes().all(|b| (b'!'..=b'~').contains(&b));
     match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key)),
+        Ok(key) if !key.is_empty() && key.len() <= 255 && visible(key) => Ok(Some(key)),
         _ => Err(ApiError::Validation(vec![FieldError::new(
             "Idempotency-Key",
             "must be 1 to 255 visible ASCII characters",

@@ -197,6 +197,20 @@ async fn duplicates_by_order_id_or_idempotency_key_write_one_record() {
         (status, body["code"].as_str()),
         (422, Some("idempotency_conflict"))
     );
+    // A key must be visible ASCII, as documented: no inner space.
+    let spaced = app
+        .client
+        .post(app.url("/api/orders"))
+        .header("idempotency-key", "two words")
+        .json(&valid_order())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = problem(spaced).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
 
     let records = read_topic(&broker.bootstrap(), &app.settings.topics.orders.name, 2).await;
     let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
