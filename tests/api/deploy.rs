@@ -229,6 +229,38 @@ fn compose_wires_the_service_to_kafka_with_its_own_config() {
         "{environment_file} missing"
     );
 
+    // API keys on: the environment file asks for keys, and the keys file is a compose
+    // secret from a git-ignored folder.
+    let production = config::Config::builder()
+        .add_source(config::File::from(repo("config/default.toml")))
+        .add_source(config::File::from(repo(&environment_file)))
+        .build()
+        .unwrap();
+    assert_eq!(production.get::<String>("auth.mode").unwrap(), "keys");
+    let keys_file = &env["ORDERFLOW__AUTH__KEYS_FILE"];
+    let secret = keys_file
+        .strip_prefix("/run/secrets/")
+        .expect("the keys file is a compose secret");
+    assert!(
+        service["secrets"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str() == Some(secret)),
+        "the service does not mount the secret {secret}"
+    );
+    let secret_file = text(&compose["secrets"][secret]["file"], "secret file");
+    let ignored = std::fs::read_to_string(repo(".gitignore")).unwrap();
+    let folder = secret_file
+        .trim_start_matches("./")
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(
+        ignored.lines().any(|l| l.trim_matches('/') == folder),
+        "{secret_file} must be git-ignored"
+    );
+
     // Published port, health check and HTTP port agree.
     let port: u16 = env["ORDERFLOW__HTTP__PORT"].parse().unwrap();
     assert!(
