@@ -10,7 +10,12 @@
 //! - processing of the accepted backlog by a fresh processing instance: orders reaching a
 //!   final status per second;
 //! - accept-to-final latency p50/p99 at a paced 2,000 orders/s (from the service's own
-//!   histogram).
+//!   histogram);
+//! - the cost of access control: single POSTs to an open instance and to one requiring API
+//!   keys, in alternating rounds, with throughput, latency and CPU time per order.
+//!
+//! Benchmarked instances raise the rate limits out of the way (they measure the service, not
+//! the limit); `--quick-start` runs the service as shipped.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -196,8 +201,33 @@ async fn raw_consume(bootstrap: &str, topic: &str, count: usize) -> f64 {
     count as f64 / first.unwrap().elapsed().as_secs_f64()
 }
 
-fn spawn_service(bootstrap: &str, port: u16, consumers: usize) -> Guard {
-    let child = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+/// How a benchmarked instance lets callers in.
+#[derive(Clone, Copy)]
+enum Access<'a> {
+    /// As shipped (open mode, default limits): the quick start.
+    Shipped,
+    /// Open mode with limits too high to bind, so the phase measures the service.
+    Open,
+    /// Keys mode with this key file, limits too high to bind: the cost of checking keys.
+    Keys(&'a std::path::Path),
+}
+
+fn spawn_service(bootstrap: &str, port: u16, consumers: usize, access: Access) -> Guard {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+    match access {
+        Access::Shipped => {}
+        Access::Open | Access::Keys(_) => {
+            command
+                .env("ORDERFLOW__AUTH__RATE_LIMIT__PER_SECOND", "100000000")
+                .env("ORDERFLOW__AUTH__RATE_LIMIT__BURST", "100000000");
+        }
+    }
+    if let Access::Keys(file) = access {
+        command
+            .env("ORDERFLOW__AUTH__MODE", "keys")
+            .env("ORDERFLOW__AUTH__KEYS_FILE", file);
+    }
+    let child = command
         .env(
             "ORDERFLOW_CONFIG_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
@@ -308,17 +338,19 @@ async fn single_phase(
     base: &str,
     total: usize,
     concurrency: usize,
+    headers: reqwest::header::HeaderMap,
 ) -> (f64, Vec<Duration>, usize) {
     let next = Arc::new(AtomicUsize::new(0));
     let body = serde_json::to_vec(&order_json()).unwrap();
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, url, next, body) = (
+            let (client, url, next, body, headers) = (
                 client.clone(),
                 format!("{base}/api/orders"),
                 next.clone(),
                 body.clone(),
+                headers.clone(),
             );
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -327,6 +359,7 @@ async fn single_phase(
                     let sent = Instant::now();
                     let response = client
                         .post(&url)
+                        .headers(headers.clone())
                         .header("content-type", "application/json")
                         .body(body.clone())
                         .send()
@@ -442,13 +475,10 @@ async fn wait_processed(client: &reqwest::Client, base: &str, target: f64) -> In
 /// The quick start's load: Tansu on `storage` (as `scripts/run-local.sh` starts it), one
 /// service with two consumer tasks, single POSTs paced at `rate` for `seconds`; prints, per
 /// 5-second window, orders answered 202 and 503 and the 202 latency percentiles.
-async fn quick_start(storage_kind: &str, rate: usize, seconds: u64) {
+/// A Tansu broker on a free port with `engine` storage in a fresh folder: the process, the
+/// folder, and the bootstrap address, once it accepts connections.
+async fn start_broker(engine: &str) -> (Guard, tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = match storage_kind {
-        "sqlite" => "sqlite://tansu.db",
-        "memory" => "memory://tansu/",
-        other => panic!("--quick-start sqlite or memory, not {other}"),
-    };
     let broker_port = free_port();
     let url = format!("tcp://127.0.0.1:{broker_port}");
     let broker = Command::new(tansu_bin())
@@ -466,15 +496,26 @@ async fn quick_start(storage_kind: &str, rate: usize, seconds: u64) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start tansu");
-    let _broker = Guard(broker);
+        .expect("start tansu (run scripts/install-tansu.sh or set TANSU_BIN)");
+    let broker = Guard(broker);
     while std::net::TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (broker, dir, format!("127.0.0.1:{broker_port}"))
+}
+
+async fn quick_start(storage_kind: &str, rate: usize, seconds: u64) {
+    let engine = match storage_kind {
+        "sqlite" => "sqlite://tansu.db",
+        "memory" => "memory://tansu/",
+        other => panic!("--quick-start sqlite or memory, not {other}"),
+    };
+    let (_broker, _storage, bootstrap) = start_broker(engine).await;
     let client = reqwest::Client::new();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _service = spawn_service(&format!("127.0.0.1:{broker_port}"), port, 2);
+    // The quick start as shipped: open mode, default rate limits.
+    let _service = spawn_service(&bootstrap, port, 2, Access::Shipped);
     wait_ready(&client, &base).await;
 
     let body = serde_json::to_vec(&order_json()).unwrap();
@@ -534,30 +575,7 @@ async fn main() {
         quick_start(storage, options.paced_rate, options.paced_seconds).await;
         return;
     }
-    let storage = tempfile::tempdir().unwrap();
-    let broker_port = free_port();
-    let url = format!("tcp://127.0.0.1:{broker_port}");
-    let broker = Command::new(tansu_bin())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .current_dir(storage.path())
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu (run scripts/install-tansu.sh or set TANSU_BIN)");
-    let _broker = Guard(broker);
-    let bootstrap = format!("127.0.0.1:{broker_port}");
-    while std::net::TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_broker, _storage, bootstrap) = start_broker("memory://tansu/").await;
     println!(
         "orderflow load benchmark: {} cores, tansu memory storage, orders topic with 6 partitions",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -574,7 +592,7 @@ async fn main() {
     // Intake only: the backlog is processed later by a separate instance, measured alone.
     let intake_port = free_port();
     let intake_base = format!("http://127.0.0.1:{intake_port}");
-    let intake = spawn_service(&bootstrap, intake_port, 0);
+    let intake = spawn_service(&bootstrap, intake_port, 0, Access::Open);
     wait_ready(&client, &intake_base).await;
 
     let (single_rate, single_lat, single_failed) = single_phase(
@@ -582,6 +600,7 @@ async fn main() {
         &intake_base,
         options.single_orders,
         options.concurrency,
+        Default::default(),
     )
     .await;
     let (bulk_rate, bulk_lat, bulk_accepted) = bulk_phase(
@@ -599,7 +618,7 @@ async fn main() {
     let worker_port = free_port();
     let worker_base = format!("http://127.0.0.1:{worker_port}");
     let processing_started = Instant::now();
-    let worker = spawn_service(&bootstrap, worker_port, 2);
+    let worker = spawn_service(&bootstrap, worker_port, 2, Access::Open);
     wait_ready(&client, &worker_base).await;
     let done = wait_processed(&client, &worker_base, backlog as f64).await;
     let processing_rate = backlog as f64 / (done - processing_started).as_secs_f64();
@@ -618,6 +637,13 @@ async fn main() {
     let after = metrics(&client, &worker_base).await;
     let delta = subtract_histograms(&after, &before, "orderflow_order_accept_to_final_seconds");
     drop(worker);
+    let (mut open_side, mut keys_side) = access_cost_phase(
+        &client,
+        &bootstrap,
+        options.single_orders,
+        options.concurrency,
+    )
+    .await;
 
     println!();
     println!("| measurement | orders/s | p50 ms | p99 ms | notes |");
@@ -658,6 +684,125 @@ async fn main() {
         histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.50),
         histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.99)
     );
+    println!("{}", open_side.row("open (no key)", options.concurrency));
+    println!("{}", keys_side.row("API key required", options.concurrency));
+    println!();
+    println!(
+        "keys on vs off: throughput {:+.1}%, CPU per order {:+.1}% (alternating rounds, same broker)",
+        (keys_side.accepted as f64 / keys_side.elapsed.as_secs_f64())
+            / (open_side.accepted as f64 / open_side.elapsed.as_secs_f64())
+            * 100.0
+            - 100.0,
+        keys_side.cpu_per_order_us() / open_side.cpu_per_order_us() * 100.0 - 100.0
+    );
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(vec![], |(_, rest)| rest.split(' ').collect());
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64(ticks as f64 / per_second)
+}
+
+/// One side of the keys on/off comparison.
+#[derive(Default)]
+struct AccessSide {
+    accepted: usize,
+    failed: usize,
+    elapsed: Duration,
+    cpu: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl AccessSide {
+    fn row(&mut self, name: &str, concurrency: usize) -> String {
+        self.latencies.sort();
+        format!(
+            "| POST /api/orders, concurrency {concurrency}, {name} | {:.0} | {:.2} | {:.2} | {} accepted, {} failed; {:.1} µs CPU per order |",
+            self.accepted as f64 / self.elapsed.as_secs_f64(),
+            percentile(&self.latencies, 0.50),
+            percentile(&self.latencies, 0.99),
+            self.accepted,
+            self.failed,
+            self.cpu_per_order_us()
+        )
+    }
+
+    fn cpu_per_order_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.accepted.max(1) as f64
+    }
+}
+
+/// The cost of access control: two intake instances on the same broker, one open and one
+/// requiring keys (both with limits too high to bind, so every request is still checked
+/// against a bucket), loaded in alternating rounds of single POSTs so that the machine's
+/// drift falls on both alike.
+async fn access_cost_phase(
+    client: &reqwest::Client,
+    bootstrap: &str,
+    orders: usize,
+    concurrency: usize,
+) -> (AccessSide, AccessSide) {
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("keys.toml");
+    let made = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .args(["keys", "new", "--name", "bench", "--scopes", "orders:write"])
+        .output()
+        .expect("orderflow keys new");
+    std::fs::write(&key_file, &made.stdout).unwrap();
+    let key = String::from_utf8_lossy(&made.stderr)
+        .split_whitespace()
+        .find(|w| w.starts_with("ofk_"))
+        .expect("a key on stderr")
+        .to_string();
+    let mut with_key = reqwest::header::HeaderMap::new();
+    with_key.insert("authorization", format!("Bearer {key}").parse().unwrap());
+
+    let open_port = free_port();
+    let keys_port = free_port();
+    let open = spawn_service(bootstrap, open_port, 0, Access::Open);
+    let keys = spawn_service(bootstrap, keys_port, 0, Access::Keys(&key_file));
+    let sides = [
+        (
+            format!("http://127.0.0.1:{open_port}"),
+            open.0.id(),
+            Default::default(),
+        ),
+        (
+            format!("http://127.0.0.1:{keys_port}"),
+            keys.0.id(),
+            with_key,
+        ),
+    ];
+    for (base, _, _) in &sides {
+        wait_ready(client, base).await;
+    }
+    let rounds = 4;
+    let mut results = [AccessSide::default(), AccessSide::default()];
+    for _ in 0..rounds {
+        for ((base, pid, headers), result) in sides.iter().zip(results.iter_mut()) {
+            let cpu_before = cpu_time(*pid);
+            let started = Instant::now();
+            let (_, latencies, failed) =
+                single_phase(client, base, orders / rounds, concurrency, headers.clone()).await;
+            result.elapsed += started.elapsed();
+            result.cpu += cpu_time(*pid).saturating_sub(cpu_before);
+            result.accepted += latencies.len();
+            result.failed += failed;
+            result.latencies.extend(latencies);
+        }
+    }
+    let [open_side, keys_side] = results;
+    (open_side, keys_side)
 }
 
 /// The bucket lines of `after` minus those of `before`, as exposition text.
