@@ -42,6 +42,8 @@ struct Options {
     /// `--quick-start sqlite|memory`: only the quick start's steady single-order load on
     /// that storage (see `quick_start`).
     quick_start: Option<String>,
+    /// `--access-only 1`: only the keys on/off comparison.
+    access_only: bool,
 }
 
 impl Options {
@@ -55,6 +57,7 @@ impl Options {
             paced_rate: 2_000,
             paced_seconds: 10,
             quick_start: None,
+            access_only: false,
         };
         let args: Vec<String> = std::env::args()
             .skip(1)
@@ -78,6 +81,7 @@ impl Options {
                 "--raw-records" => o.raw_records = value(),
                 "--paced-rate" => o.paced_rate = value(),
                 "--paced-seconds" => o.paced_seconds = value() as u64,
+                "--access-only" => o.access_only = value() != 0,
                 other => panic!("unknown option {other}"),
             }
         }
@@ -576,6 +580,21 @@ async fn main() {
         return;
     }
     let (_broker, _storage, bootstrap) = start_broker("memory://tansu/").await;
+    if options.access_only {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap();
+        let (mut open_side, mut keys_side) = access_cost_phase(
+            &client,
+            &bootstrap,
+            options.single_orders,
+            options.concurrency,
+        )
+        .await;
+        print_access(&mut open_side, &mut keys_side, options.concurrency);
+        return;
+    }
     println!(
         "orderflow load benchmark: {} cores, tansu memory storage, orders topic with 6 partitions",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -684,8 +703,49 @@ async fn main() {
         histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.50),
         histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.99)
     );
-    println!("{}", open_side.row("open (no key)", options.concurrency));
-    println!("{}", keys_side.row("API key required", options.concurrency));
+    print_access(&mut open_side, &mut keys_side, options.concurrency);
+}
+
+/// The guard's own work per request, in-process: finding a key among `keys` entries
+/// (SHA-256, then a constant-time comparison with each) and taking a token from its bucket.
+fn guard_work_ns(keys: usize) -> f64 {
+    use orderflow::http::auth::Scope;
+    use orderflow::http::auth::keys::{self, KeyEntry, KeyRing};
+    use orderflow::http::auth::limit::{KeyLimiter, RateLimitSettings};
+    let made: Vec<String> = (0..keys).map(|_| keys::generate().unwrap()).collect();
+    let entries: Vec<KeyEntry> = made
+        .iter()
+        .enumerate()
+        .map(|(i, key)| KeyEntry {
+            name: format!("key-{i}"),
+            sha256: keys::hex(&keys::digest(key)),
+            scopes: vec![Scope::OrdersWrite],
+            rate_per_second: None,
+            burst: None,
+        })
+        .collect();
+    let limits = RateLimitSettings {
+        enabled: true,
+        per_second: 1_000_000_000,
+        burst: 1_000_000_000,
+    };
+    let ring = KeyRing::new(&entries, |_| {
+        KeyLimiter::new(limits.quota(None, None).unwrap())
+    })
+    .unwrap();
+    let presented = made.last().unwrap();
+    let rounds = 200_000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let key = ring.find(std::hint::black_box(presented)).unwrap();
+        std::hint::black_box(key.limiter.check(1).unwrap());
+    }
+    started.elapsed().as_nanos() as f64 / rounds as f64
+}
+
+fn print_access(open_side: &mut AccessSide, keys_side: &mut AccessSide, concurrency: usize) {
+    println!("{}", open_side.row("open (no key)", concurrency));
+    println!("{}", keys_side.row("API key required", concurrency));
     println!();
     println!(
         "keys on vs off: throughput {:+.1}%, CPU per order {:+.1}% (alternating rounds, same broker)",
@@ -694,6 +754,12 @@ async fn main() {
             * 100.0
             - 100.0,
         keys_side.cpu_per_order_us() / open_side.cpu_per_order_us() * 100.0 - 100.0
+    );
+    let (one, fifty) = (guard_work_ns(1), guard_work_ns(50));
+    println!(
+        "guard work per request, in-process: {one:.0} ns with 1 key, {fifty:.0} ns with 50 keys \
+         ({:.2}% of the open instance's CPU per order)",
+        fifty / 1000.0 / open_side.cpu_per_order_us() * 100.0
     );
 }
 
@@ -788,8 +854,12 @@ async fn access_cost_phase(
     }
     let rounds = 4;
     let mut results = [AccessSide::default(), AccessSide::default()];
-    for _ in 0..rounds {
-        for ((base, pid, headers), result) in sides.iter().zip(results.iter_mut()) {
+    // Rounds in the order A B B A A B B A: each side goes first as often as second.
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let (base, pid, headers) = &sides[side];
+            let result = &mut results[side];
             let cpu_before = cpu_time(*pid);
             let started = Instant::now();
             let (_, latencies, failed) =

@@ -341,20 +341,21 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
         },
         address,
     };
-    let label = match (&presented, caller.key_name()) {
-        (_, Some(name)) => name.to_string(),
-        (Presented::Nothing, None) => "anonymous".to_string(),
-        (_, None) => "unknown".to_string(),
+    // The refusal metric's `key` label: the entry's name, never the key.
+    let label = || match (&presented, caller.key_name()) {
+        (_, Some(name)) => name,
+        (Presented::Nothing, None) => "anonymous",
+        (_, None) => "unknown",
     };
     let allowance = match access.charge(&caller, 1) {
         Ok(allowance) => allowance,
         Err(refusal) => {
-            access.count_refusal(&label, "rate_limited");
+            access.count_refusal(label(), "rate_limited");
             return ApiError::RateLimited(refusal).into_response();
         }
     };
     if let Some(error) = access.refusal(scope, &presented, &caller) {
-        access.count_refusal(&label, error.code_and_title().0);
+        access.count_refusal(label(), error.code_and_title().0);
         let (record, _) = audit::begin_request(request, address, caller.key_name()).await;
         let response = error.into_response();
         access.audit.record(record.finish(&response));
