@@ -70,14 +70,7 @@ pub async fn begin(parts: &mut Parts, client: IpAddr, key: Option<&str>) -> Audi
             parameters.insert("path".into(), Value::Object(path));
         }
     }
-    let query: BTreeMap<String, String> = parts
-        .uri
-        .query()
-        .and_then(|q| {
-            axum::extract::Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
-                .ok()
-                .filter(|_| !q.is_empty())
-        })
+    let query = axum::extract::Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
         .map(|q| q.0)
         .unwrap_or_default();
     if !query.is_empty() {
@@ -134,10 +127,10 @@ impl AuditRecord {
             .extensions()
             .get::<ProblemCode>()
             .map(|c| c.0.clone());
-        if let Some(AuditDetails(details)) = response.extensions().get::<AuditDetails>() {
-            if let Value::Object(parameters) = &mut self.parameters {
-                parameters.insert("details".into(), details.clone());
-            }
+        if let Some(AuditDetails(details)) = response.extensions().get::<AuditDetails>()
+            && let Value::Object(parameters) = &mut self.parameters
+        {
+            parameters.insert("details".into(), details.clone());
         }
         redact(&mut self.parameters);
         self
