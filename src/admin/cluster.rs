@@ -1,0 +1,49 @@
+//! The cluster: its brokers and health, and the local development broker's lifecycle.
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::http::AppState;
+use crate::http::error::{ApiError, Problem};
+use crate::kafka::admin::ClusterInfo;
+use crate::local_broker::BrokerStatus;
+
+/// Local broker status.
+///
+/// Whether the configured local development broker (`[local_broker]`) runs, its pid, port
+/// and uptime.
+#[utoipa::path(get, path = "/api/admin/cluster/status", tag = "cluster",
+    responses((status = 200, description = "Status", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn broker_status(
+    State(state): State<AppState>,
+) -> Result<Json<BrokerStatus>, ApiError> {
+    Ok(Json(state.local_broker.status().await?))
+}
+
+/// Start the local broker.
+#[utoipa::path(post, path = "/api/admin/cluster/start", tag = "cluster",
+    responses((status = 200, description = "Started and accepting connections", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn broker_start(
+    State(state): State<AppState>,
+) -> Result<Json<BrokerStatus>, ApiError> {
+    Ok(Json(state.local_broker.start().await?))
+}
+
+/// Stop the local broker.
+#[utoipa::path(post, path = "/api/admin/cluster/stop", tag = "cluster",
+    responses((status = 200, description = "Stopped", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn broker_stop(
+    State(state): State<AppState>,
+) -> Result<Json<BrokerStatus>, ApiError> {
+    Ok(Json(state.local_broker.stop().await?))
+}
+
+/// Cluster overview.
+///
+/// Cluster id, controller, brokers, topic and partition counts, health, and the metadata
+/// round-trip time.
+#[utoipa::path(get, path = "/api/admin/cluster", tag = "cluster",
+    responses((status = 200, description = "The cluster", body = ClusterInfo), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+pub(super) async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterInfo>, ApiError> {
+    Ok(Json(state.admin.cluster().await?))
+}

@@ -1,0 +1,220 @@
+//! Messages: browse a partition without committing, and produce records (to the
+//! service's own topics only with `force=true`).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{MAX_BROWSE, MAX_PRODUCE, audit_details};
+use crate::http::AppState;
+use crate::http::audit::AuditDetails;
+use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::extract::{JsonBody, QueryParams};
+use crate::kafka::RawRecord;
+use crate::kafka::admin::BrowsedRecord;
+
+/// Query of `GET /api/admin/topics/{name}/messages`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BrowseQuery {
+    /// Partition to read (default 0).
+    #[serde(default)]
+    #[param(minimum = 0)]
+    pub partition: i32,
+    /// First offset to read; without it (or with `from=end`) the last `limit` records.
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
+    /// `end` to read the newest records.
+    #[param(value_type = Option<BrowseFrom>, inline)]
+    pub from: Option<String>,
+    /// How many, 1 to 500 (default 20).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+}
+
+/// Where a browse starts without an offset.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum BrowseFrom {
+    /// The newest `limit` records.
+    End,
+}
+
+/// Read records of a topic.
+///
+/// From one partition, starting at `offset` or the newest `limit` records; nothing is
+/// committed, no group is joined.
+#[utoipa::path(get, path = "/api/admin/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), BrowseQuery),
+    responses(
+        (status = 200, description = "The records, oldest first", body = Vec<BrowsedRecord>),
+        (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+pub(super) async fn browse(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    QueryParams(query): QueryParams<BrowseQuery>,
+) -> Result<Json<Vec<BrowsedRecord>>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if query.partition < 0 || query.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::InvalidQuery(
+            "partition and offset must not be negative".into(),
+        ));
+    }
+    if !(1..=MAX_BROWSE).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be 1 to {MAX_BROWSE}"
+        )));
+    }
+    let offset = match query.from.as_deref() {
+        Some("end") => None,
+        Some(other) => {
+            return Err(ApiError::InvalidQuery(format!(
+                "from={other:?}: only \"end\" is known"
+            )));
+        }
+        None => query.offset,
+    };
+    Ok(Json(
+        state
+            .admin
+            .browse(&name, query.partition, offset, limit)
+            .await?,
+    ))
+}
+
+/// One record to produce.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRecord {
+    /// Record key.
+    pub key: Option<String>,
+    /// A JSON value; a JSON string is written as its plain text.
+    pub value: Value,
+    /// Headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Partition; by default Kafka's partitioner picks one from the key.
+    #[serde(
+        default,
+        deserialize_with = "crate::http::extract::optional_whole_number"
+    )]
+    #[schema(minimum = 0)]
+    pub partition: Option<i32>,
+}
+
+/// Body of `POST /api/admin/topics/{name}/messages`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    /// 1 to 1000 records, each a JSON object.
+    #[serde(deserialize_with = "crate::http::extract::objects")]
+    #[schema(min_items = 1, max_items = 1000)]
+    pub records: Vec<ProduceRecord>,
+}
+
+/// Where one produced record landed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Produced {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// Query of `POST /api/admin/topics/{name}/messages`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceQuery {
+    /// Needed to write to one of the service's own topics (a forged order or status is then
+    /// a deliberate act).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Write records to a topic.
+///
+/// Each record with its key, headers and optional partition; answered once Kafka has
+/// acknowledged every record. The service's own topics are refused (409 `topic_protected`)
+/// unless `force=true`.
+#[utoipa::path(post, path = "/api/admin/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), ProduceQuery),
+    request_body(content = ProduceRequest, example = json!({"records": [{"key": "k1", "value": {"hello": "world"}, "headers": {"source": "docs"}}]})),
+    responses(
+        (status = 200, description = "Where each record landed, in request order", body = Vec<Produced>),
+        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "One of the service's own topics, without `force` (`topic_protected`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+pub(super) async fn produce(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    QueryParams(query): QueryParams<ProduceQuery>,
+    JsonBody(body): JsonBody<ProduceRequest>,
+) -> Result<(Extension<AuditDetails>, Json<Vec<Produced>>), ApiError> {
+    let protected = state.topic_names.contains(&name);
+    if protected && !query.force {
+        return Err(ApiError::Conflict {
+            code: "topic_protected",
+            detail: format!(
+                "{name} is one of this service's own topics; add force=true to write to it anyway"
+            ),
+        });
+    }
+    if body.records.is_empty() || body.records.len() > MAX_PRODUCE {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "records",
+            format!("1 to {MAX_PRODUCE} records"),
+        )]));
+    }
+    let details = state.admin.describe_topic(&name).await?;
+    let partitions = details.partitions.len() as i32;
+    let producer = state.orders.producer.with_type::<Value>();
+    type Prepared = (Option<String>, Vec<u8>, Vec<(String, String)>, Option<i32>);
+    let prepared: Vec<Prepared> = body
+        .records
+        .into_iter()
+        .map(|r| {
+            let payload = match r.value {
+                Value::String(s) => s.into_bytes(),
+                other => serde_json::to_vec(&other).unwrap_or_default(),
+            };
+            (r.key, payload, r.headers.into_iter().collect(), r.partition)
+        })
+        .collect();
+    if let Some(bad) = prepared
+        .iter()
+        .filter_map(|r| r.3)
+        .find(|p| *p < 0 || *p >= partitions)
+    {
+        return Err(ApiError::KafkaNotFound(format!(
+            "partition {bad} of {name} (the topic has {partitions})"
+        )));
+    }
+    let sends = prepared.iter().map(|(key, payload, headers, partition)| {
+        producer.send_raw(RawRecord {
+            topic: &name,
+            key: key.as_deref().map(str::as_bytes),
+            payload: Some(payload),
+            headers,
+            partition: *partition,
+        })
+    });
+    let mut answers = Vec::with_capacity(prepared.len());
+    for result in futures::future::join_all(sends).await {
+        let delivery = result.map_err(|e| state.orders.produce_error(e))?;
+        answers.push(Produced {
+            partition: delivery.partition,
+            offset: delivery.offset,
+        });
+    }
+    let partitions: std::collections::BTreeSet<i32> = answers.iter().map(|a| a.partition).collect();
+    let details = audit_details(json!({
+        "records": answers.len(),
+        "partitions": partitions,
+        "forced_write_to_own_topic": protected,
+    }));
+    Ok((details, Json(answers)))
+}

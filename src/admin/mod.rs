@@ -1,0 +1,109 @@
+//! The Kafka management API under `/api/admin`, and the service catalog at `/api/catalog`:
+//! thin handlers over [`KafkaAdmin`](crate::kafka::admin::KafkaAdmin), which does the Kafka
+//! work, one file per resource. Kafka's answers map to statuses: unknown topic or group 404,
+//! topic exists 409, invalid partitions, replication or config 422, broker unreachable 503.
+//! The service's own topics are protected (see [`topics`] and [`messages`]).
+
+use axum::Extension;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::AppState;
+use crate::http::audit::AuditDetails;
+use crate::http::auth::{Scope, scoped};
+use crate::http::error::ApiError;
+use crate::kafka::admin::AdminError;
+use crate::local_broker::BrokerError;
+
+pub mod catalog;
+pub mod cluster;
+pub mod groups;
+pub mod messages;
+pub mod topics;
+
+use catalog::*;
+use cluster::*;
+use groups::*;
+use messages::*;
+use topics::*;
+
+/// Most records one browse request returns.
+pub const MAX_BROWSE: usize = 500;
+/// Most records one produce request carries.
+pub const MAX_PRODUCE: usize = 1000;
+
+/// The admin and catalog routes, each with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    use Scope::{AdminRead as Read, AdminWrite as Write};
+    OpenApiRouter::new()
+        .routes(scoped(Read, routes!(cluster)))
+        .routes(scoped(Read, routes!(broker_status)))
+        .routes(scoped(Write, routes!(broker_start)))
+        .routes(scoped(Write, routes!(broker_stop)))
+        .routes(scoped(Read, routes!(list_topics)))
+        .routes(scoped(Write, routes!(create_topic)))
+        .routes(scoped(Read, routes!(describe_topic)))
+        .routes(scoped(Write, routes!(delete_topic)))
+        .routes(scoped(Write, routes!(alter_configs)))
+        .routes(scoped(Write, routes!(add_partitions)))
+        .routes(scoped(Read, routes!(browse)))
+        .routes(scoped(Write, routes!(produce)))
+        .routes(scoped(Read, routes!(list_groups)))
+        .routes(scoped(Read, routes!(describe_group)))
+        .routes(scoped(Write, routes!(delete_group)))
+        .routes(scoped(Write, routes!(reset_offsets)))
+        .routes(scoped(Read, routes!(catalog)))
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::NotFound(what) => ApiError::KafkaNotFound(what),
+            AdminError::AlreadyExists(what) => ApiError::Conflict {
+                code: "already_exists",
+                detail: format!("{what} already exists"),
+            },
+            AdminError::Invalid(why) => ApiError::KafkaInvalid(why),
+            AdminError::Conflict(why) => ApiError::Conflict {
+                code: "conflict",
+                detail: why,
+            },
+            AdminError::Unsupported(why) => ApiError::KafkaUnsupported(why),
+            AdminError::Unavailable(cause) => {
+                tracing::warn!(cause, "admin request: kafka unavailable");
+                ApiError::KafkaUnavailable {
+                    retry_after: std::time::Duration::from_secs(1),
+                    // Admin requests that time out may still take effect on the cluster.
+                    outcome_unknown: true,
+                }
+            }
+            AdminError::Kafka(cause) => {
+                ApiError::Internal(anyhow::anyhow!("kafka admin error: {cause}"))
+            }
+        }
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(error: BrokerError) -> Self {
+        match error {
+            BrokerError::NotConfigured => ApiError::Conflict {
+                code: "local_broker_not_configured",
+                detail: error.to_string(),
+            },
+            BrokerError::WrongState(detail) => ApiError::Conflict {
+                code: "local_broker_state",
+                detail,
+            },
+            BrokerError::Failed(cause) => {
+                ApiError::Internal(anyhow::anyhow!("local broker: {cause}"))
+            }
+        }
+    }
+}
+
+/// What an admin change did, for its audit record.
+fn audit_details(details: Value) -> Extension<AuditDetails> {
+    Extension(AuditDetails(details))
+}
