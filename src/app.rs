@@ -12,6 +12,8 @@ use tokio_util::task::TaskTracker;
 
 use axum::Router;
 
+use crate::clusters::registry::Clients;
+use crate::clusters::{ClusterRegistry, ClusterSettings};
 use crate::config::Settings;
 use crate::http::AppState;
 use crate::http::audit::AuditLog;
@@ -135,7 +137,31 @@ impl Application {
         } else {
             tracing::info!(keys = access.key_count(), "API keys required");
         }
+        let home = ClusterSettings {
+            name: "home".into(),
+            description: "the cluster this service runs its orders on".into(),
+            environment: "home".into(),
+            tags: vec![],
+            bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
+            librdkafka: Default::default(),
+        };
+        let clusters = ClusterRegistry::new(
+            &settings.kafka.cluster_id,
+            (
+                home,
+                Clients {
+                    admin: admin.clone(),
+                    producer: producer.with_type(),
+                },
+            ),
+            &settings.clusters,
+            settings.admin_timeout(),
+            settings.admin.limits(),
+            Duration::from_millis(settings.producer.delivery_timeout_ms),
+        )
+        .map_err(|reason| anyhow::anyhow!("Invalid cluster settings: {reason}"))?;
         let state = AppState {
+            clusters: Arc::new(clusters),
             access: Arc::new(access),
             admin,
             local_broker: Arc::new(LocalBroker::new(settings.local_broker.clone())),
@@ -156,6 +182,10 @@ impl Application {
         }
         tasks.spawn(projector.clone().run(workers.clone()));
         tasks.spawn(forget_idle_callers(state.clone()));
+        tasks.spawn(crate::clusters::registry::keep_checking(
+            state.clusters.clone(),
+            state.shutdown.clone(),
+        ));
         let parts = ProcessingParts {
             options: consumer_options(&settings),
             client,

@@ -39,6 +39,9 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// API keys, scopes and rate limits.
     pub auth: crate::http::auth::AuthSettings,
+    /// Clusters managed beside the home one, by id.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, crate::clusters::ClusterSettings>,
 }
 
 /// Bounds on the Kafka management API.
@@ -218,6 +221,8 @@ pub struct KafkaSettings {
     pub bootstrap_servers: String,
     /// `client.id` for every client this service creates.
     pub client_id: String,
+    /// The home cluster's id in the cluster registry (`/api/clusters/{id}`).
+    pub cluster_id: String,
     /// Timeout of admin and metadata requests, in milliseconds.
     pub admin_timeout_ms: u64,
     /// Raw librdkafka options applied last to every client. Values may be written as
@@ -228,7 +233,7 @@ pub struct KafkaSettings {
 }
 
 /// Reads librdkafka options whatever scalar type the source gave each value.
-fn option_values<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+pub(crate) fn option_values<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

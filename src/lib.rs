@@ -4,7 +4,8 @@
 //! - [`config`]: layered settings (file, environment file, environment variables).
 //! - [`kafka`]: the generic Kafka wrappers, [`kafka::BaseProducer`] and topic helpers.
 //! - [`orders`]: the order domain, its HTTP API and the intake service.
-//! - [`admin`]: the Kafka management API over [`kafka::admin::KafkaAdmin`], and the catalog.
+//! - [`admin`]: the Kafka management API over [`kafka::admin::KafkaAdmin`], and the catalog;
+//!   [`clusters`]: the registry of the clusters it manages.
 //! - [`app`]: building every part from the settings, running, and graceful shutdown.
 //! - [`http`]: the handlers' state, the router and its middleware (access control, limits),
 //!   the listener, the problem+json error type, the OpenAPI document and the probes.
@@ -13,6 +14,7 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod clusters;
 pub mod config;
 pub mod http;
 pub mod kafka;

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 
+use super::Target;
 use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
 use crate::kafka::admin::ClusterInfo;
@@ -42,8 +43,8 @@ pub(super) async fn broker_stop(
 ///
 /// Cluster id, controller, brokers, topic and partition counts, health, and the metadata
 /// round-trip time.
-#[utoipa::path(get, path = "/api/admin/cluster", tag = "cluster",
+#[utoipa::path(get, path = "/cluster", tag = "cluster",
     responses((status = 200, description = "The cluster", body = ClusterInfo), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
-pub(super) async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterInfo>, ApiError> {
-    Ok(Json(state.admin.cluster().await?))
+pub(super) async fn cluster(target: Target) -> Result<Json<ClusterInfo>, ApiError> {
+    Ok(Json(target.admin().cluster().await?))
 }

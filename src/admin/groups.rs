@@ -1,54 +1,52 @@
 //! Consumer groups: list, describe with lag, reset offsets, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::audit_details;
-use crate::http::AppState;
+use super::{GroupPath, Target};
 use crate::http::audit::AuditDetails;
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::JsonBody;
 use crate::kafka::admin::{GroupDetails, GroupSummary, PartitionLag, ResetTo};
 
 /// List consumer groups.
-#[utoipa::path(get, path = "/api/admin/consumer-groups", tag = "consumer-groups",
+#[utoipa::path(get, path = "/consumer-groups", tag = "consumer-groups",
     responses((status = 200, description = "Groups with state and member count", body = Vec<GroupSummary>), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
-pub(super) async fn list_groups(
-    State(state): State<AppState>,
-) -> Result<Json<Vec<GroupSummary>>, ApiError> {
-    Ok(Json(state.admin.list_groups().await?))
+pub(super) async fn list_groups(target: Target) -> Result<Json<Vec<GroupSummary>>, ApiError> {
+    Ok(Json(target.admin().list_groups().await?))
 }
 
 /// Describe a consumer group.
 ///
 /// Members with their assignments, and per partition the committed offset, the end offset
 /// and the lag, with the total lag.
-#[utoipa::path(get, path = "/api/admin/consumer-groups/{id}", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
+#[utoipa::path(get, path = "/consumer-groups/{id}", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
     responses((status = 200, description = "The group", body = GroupDetails), (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn describe_group(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
+    target: Target,
+    Path(GroupPath { id }): Path<GroupPath>,
 ) -> Result<Json<GroupDetails>, ApiError> {
-    Ok(Json(state.admin.describe_group(&id).await?))
+    Ok(Json(target.admin().describe_group(&id).await?))
 }
 
 /// Delete a consumer group.
 ///
 /// Refused while it has members.
-#[utoipa::path(delete, path = "/api/admin/consumer-groups/{id}", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
+#[utoipa::path(delete, path = "/consumer-groups/{id}", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The group has active members (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn delete_group(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
+    target: Target,
+    Path(GroupPath { id }): Path<GroupPath>,
 ) -> Result<StatusCode, ApiError> {
-    state.admin.delete_group(&id).await?;
+    target.admin().delete_group(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -107,7 +105,7 @@ impl utoipa::ToSchema for ResetOffsets {}
 ///
 /// Moves every partition of the topic to the earliest or latest offset, or to a given one
 /// (clamped to the watermarks). Refused while the group has members.
-#[utoipa::path(post, path = "/api/admin/consumer-groups/{id}/offsets", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
+#[utoipa::path(post, path = "/consumer-groups/{id}/offsets", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
     request_body(content = ResetOffsets, example = json!({"topic": "orders", "to": "earliest"})),
     responses(
         (status = 200, description = "The new committed offsets and lag", body = Vec<PartitionLag>),
@@ -115,8 +113,8 @@ impl utoipa::ToSchema for ResetOffsets {}
         (status = 409, description = "The group has active members (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn reset_offsets(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
+    target: Target,
+    Path(GroupPath { id }): Path<GroupPath>,
     JsonBody(body): JsonBody<ResetOffsets>,
 ) -> Result<(Extension<AuditDetails>, Json<Vec<PartitionLag>>), ApiError> {
     let to = match (body.to.as_str(), body.offset) {
@@ -130,8 +128,8 @@ pub(super) async fn reset_offsets(
             )]));
         }
     };
-    let lag = state
-        .admin
+    let lag = target
+        .admin()
         .reset_group_offsets(&id, &body.topic, to)
         .await?;
     let details = audit_details(json!({

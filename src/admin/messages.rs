@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{MAX_BROWSE, MAX_PRODUCE, audit_details};
+use super::{Target, TopicPath};
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
 use crate::http::error::{ApiError, FieldError, Problem};
@@ -49,14 +50,14 @@ enum BrowseFrom {
 ///
 /// From one partition, starting at `offset` or the newest `limit` records; nothing is
 /// committed, no group is joined.
-#[utoipa::path(get, path = "/api/admin/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), BrowseQuery),
+#[utoipa::path(get, path = "/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), BrowseQuery),
     responses(
         (status = 200, description = "The records, oldest first", body = Vec<BrowsedRecord>),
         (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn browse(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
+    target: Target,
+    Path(TopicPath { name }): Path<TopicPath>,
     QueryParams(query): QueryParams<BrowseQuery>,
 ) -> Result<Json<Vec<BrowsedRecord>>, ApiError> {
     let limit = query.limit.unwrap_or(20);
@@ -80,8 +81,8 @@ pub(super) async fn browse(
         None => query.offset,
     };
     Ok(Json(
-        state
-            .admin
+        target
+            .admin()
             .browse(&name, query.partition, offset, limit)
             .await?,
     ))
@@ -142,7 +143,7 @@ pub struct ProduceQuery {
 /// Each record with its key, headers and optional partition; answered once Kafka has
 /// acknowledged every record. The service's own topics are refused (409 `topic_protected`)
 /// unless `force=true`.
-#[utoipa::path(post, path = "/api/admin/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), ProduceQuery),
+#[utoipa::path(post, path = "/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), ProduceQuery),
     request_body(content = ProduceRequest, example = json!({"records": [{"key": "k1", "value": {"hello": "world"}, "headers": {"source": "docs"}}]})),
     responses(
         (status = 200, description = "Where each record landed, in request order", body = Vec<Produced>),
@@ -150,11 +151,12 @@ pub struct ProduceQuery {
         (status = 409, description = "One of the service's own topics, without `force` (`topic_protected`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn produce(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    target: Target,
+    Path(TopicPath { name }): Path<TopicPath>,
     QueryParams(query): QueryParams<ProduceQuery>,
     JsonBody(body): JsonBody<ProduceRequest>,
 ) -> Result<(Extension<AuditDetails>, Json<Vec<Produced>>), ApiError> {
-    let protected = state.topic_names.contains(&name);
+    let protected = target.is_home() && state.topic_names.contains(&name);
     if protected && !query.force {
         return Err(ApiError::Conflict {
             code: "topic_protected",
@@ -169,9 +171,9 @@ pub(super) async fn produce(
             format!("1 to {MAX_PRODUCE} records"),
         )]));
     }
-    let details = state.admin.describe_topic(&name).await?;
+    let details = target.admin().describe_topic(&name).await?;
     let partitions = details.partitions.len() as i32;
-    let producer = state.orders.producer.with_type::<Value>();
+    let producer = target.clients.producer.clone();
     type Prepared = (Option<String>, Vec<u8>, Vec<(String, String)>, Option<i32>);
     let prepared: Vec<Prepared> = body
         .records

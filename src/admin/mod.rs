@@ -4,16 +4,23 @@
 //! topic exists 409, invalid partitions, replication or config 422, broker unreachable 503.
 //! The service's own topics are protected (see [`topics`] and [`messages`]).
 
+use std::sync::Arc;
+
 use axum::Extension;
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::clusters::RegisteredCluster;
+use crate::clusters::registry::Clients;
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::ApiError;
-use crate::kafka::admin::AdminError;
+use crate::kafka::admin::{AdminError, KafkaAdmin};
 use crate::local_broker::BrokerError;
 
 pub mod catalog;
@@ -33,14 +40,29 @@ pub const MAX_BROWSE: usize = 500;
 /// Most records one produce request carries.
 pub const MAX_PRODUCE: usize = 1000;
 
-/// The admin and catalog routes, each with its OpenAPI description.
+/// The admin and catalog routes, each with its OpenAPI description: the management
+/// resources of every registered cluster under `/api/clusters/{cluster}`, the home
+/// cluster's also under `/api/admin` (one set of handlers; [`Target`] tells them apart), the
+/// local broker's lifecycle and the catalog.
 pub fn router() -> OpenApiRouter<AppState> {
     use Scope::{AdminRead as Read, AdminWrite as Write};
     OpenApiRouter::new()
-        .routes(scoped(Read, routes!(cluster)))
+        .nest("/api/admin", resources())
+        .nest(CLUSTER_PREFIX, resources())
         .routes(scoped(Read, routes!(broker_status)))
         .routes(scoped(Write, routes!(broker_start)))
         .routes(scoped(Write, routes!(broker_stop)))
+        .routes(scoped(Read, routes!(catalog)))
+}
+
+/// Where a registered cluster's management resources live.
+pub const CLUSTER_PREFIX: &str = "/api/clusters/{cluster}";
+
+/// The management resources of one cluster, with paths relative to its prefix.
+fn resources() -> OpenApiRouter<AppState> {
+    use Scope::{AdminRead as Read, AdminWrite as Write};
+    OpenApiRouter::new()
+        .routes(scoped(Read, routes!(cluster)))
         .routes(scoped(Read, routes!(list_topics)))
         .routes(scoped(Write, routes!(create_topic)))
         .routes(scoped(Read, routes!(describe_topic)))
@@ -53,7 +75,64 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(scoped(Read, routes!(describe_group)))
         .routes(scoped(Write, routes!(delete_group)))
         .routes(scoped(Write, routes!(reset_offsets)))
-        .routes(scoped(Read, routes!(catalog)))
+}
+
+/// The cluster a management request is about: `{cluster}` of `/api/clusters/{cluster}/…`,
+/// or the home cluster under `/api/admin/…`; an unknown id is `404 cluster_not_found`.
+pub struct Target {
+    /// The registry's entry.
+    pub cluster: Arc<RegisteredCluster>,
+    /// Its clients (made on its first use).
+    pub clients: Clients,
+}
+
+impl Target {
+    /// The cluster's management client.
+    pub fn admin(&self) -> &KafkaAdmin {
+        &self.clients.admin
+    }
+
+    /// Whether it is the cluster the service runs on (whose own topics are protected).
+    pub fn is_home(&self) -> bool {
+        self.cluster.home
+    }
+}
+
+impl FromRequestParts<AppState> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let id = RawPathParams::from_request_parts(parts, state)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(name, _)| *name == "cluster")
+                    .map(|(_, value)| value.to_string())
+            })
+            .unwrap_or_else(|| state.clusters.home_id().to_string());
+        let cluster = state
+            .clusters
+            .get(&id)
+            .ok_or(ApiError::ClusterNotFound(id))?;
+        let clients = state.clusters.clients(&cluster)?;
+        Ok(Target { cluster, clients })
+    }
+}
+
+/// The topic named in a path.
+#[derive(Debug, Deserialize)]
+pub struct TopicPath {
+    /// Topic name.
+    pub name: String,
+}
+
+/// The consumer group named in a path.
+#[derive(Debug, Deserialize)]
+pub struct GroupPath {
+    /// Group id.
+    pub id: String,
 }
 
 impl From<AdminError> for ApiError {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::audit_details;
+use super::{Target, TopicPath};
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
 use crate::http::error::{ApiError, Problem};
@@ -29,15 +30,15 @@ pub struct TopicListQuery {
 }
 
 /// List topics.
-#[utoipa::path(get, path = "/api/admin/topics", tag = "topics", params(TopicListQuery),
+#[utoipa::path(get, path = "/topics", tag = "topics", params(TopicListQuery),
     responses((status = 200, description = "Topics with partition and message counts", body = Vec<TopicSummary>), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn list_topics(
-    State(state): State<AppState>,
+    target: Target,
     QueryParams(query): QueryParams<TopicListQuery>,
 ) -> Result<Json<Vec<TopicSummary>>, ApiError> {
     Ok(Json(
-        state
-            .admin
+        target
+            .admin()
             .list_topics(query.prefix, query.internal)
             .await?,
     ))
@@ -115,14 +116,14 @@ fn one() -> i32 {
 }
 
 /// Create a topic.
-#[utoipa::path(post, path = "/api/admin/topics", tag = "topics",
+#[utoipa::path(post, path = "/topics", tag = "topics",
     request_body(content = CreateTopic, example = json!({"name": "payments", "partitions": 6, "replication_factor": 1, "configs": {"retention.ms": "604800000"}})),
     responses(
         (status = 201, description = "Created", body = TopicDetails),
         (status = 409, description = "Exists already (`already_exists`), or more partitions than `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` or replicas than brokers (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn create_topic(
-    State(state): State<AppState>,
+    target: Target,
     JsonBody(body): JsonBody<CreateTopic>,
 ) -> Result<(StatusCode, Extension<AuditDetails>, Json<TopicDetails>), ApiError> {
     let request = TopicRequest {
@@ -131,7 +132,7 @@ pub(super) async fn create_topic(
         replication_factor: body.replication_factor,
         configs: body.configs,
     };
-    state.admin.create_topic(&request).await?;
+    target.admin().create_topic(&request).await?;
     let details = audit_details(json!({
         "partitions": request.partitions,
         "replication_factor": request.replication_factor,
@@ -140,20 +141,20 @@ pub(super) async fn create_topic(
     Ok((
         StatusCode::CREATED,
         details,
-        Json(state.admin.describe_topic(&request.name).await?),
+        Json(target.admin().describe_topic(&request.name).await?),
     ))
 }
 
 /// Describe a topic.
 ///
 /// Partitions with leader, replicas, in-sync replicas and watermarks, and the configs.
-#[utoipa::path(get, path = "/api/admin/topics/{name}", tag = "topics", params(("name" = String, Path, description = "Topic name")),
+#[utoipa::path(get, path = "/topics/{name}", tag = "topics", params(("name" = String, Path, description = "Topic name")),
     responses((status = 200, description = "The topic", body = TopicDetails), (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn describe_topic(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
+    target: Target,
+    Path(TopicPath { name }): Path<TopicPath>,
 ) -> Result<Json<TopicDetails>, ApiError> {
-    Ok(Json(state.admin.describe_topic(&name).await?))
+    Ok(Json(target.admin().describe_topic(&name).await?))
 }
 
 /// Body of `PATCH /api/admin/topics/{name}/configs`.
@@ -168,7 +169,7 @@ pub struct AlterConfigs {
 /// Change topic configs.
 ///
 /// Sets the given configs and removes those given as `null`; the others keep their values.
-#[utoipa::path(patch, path = "/api/admin/topics/{name}/configs", tag = "topics", params(("name" = String, Path, description = "Topic name")),
+#[utoipa::path(patch, path = "/topics/{name}/configs", tag = "topics", params(("name" = String, Path, description = "Topic name")),
     request_body(content = AlterConfigs, example = json!({"configs": {"retention.ms": "86400000", "cleanup.policy": null}})),
     responses(
         (status = 200, description = "The topic after the change", body = TopicDetails),
@@ -176,17 +177,17 @@ pub struct AlterConfigs {
         (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn alter_configs(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
+    target: Target,
+    Path(TopicPath { name }): Path<TopicPath>,
     JsonBody(body): JsonBody<AlterConfigs>,
 ) -> Result<(Extension<AuditDetails>, Json<TopicDetails>), ApiError> {
-    state
-        .admin
+    target
+        .admin()
         .alter_topic_configs(&name, &body.configs)
         .await?;
     Ok((
         audit_details(json!({ "configs": body.configs })),
-        Json(state.admin.describe_topic(&name).await?),
+        Json(target.admin().describe_topic(&name).await?),
     ))
 }
 
@@ -201,7 +202,7 @@ pub struct AddPartitions {
 }
 
 /// Add partitions to a topic.
-#[utoipa::path(post, path = "/api/admin/topics/{name}/partitions", tag = "topics", params(("name" = String, Path, description = "Topic name")),
+#[utoipa::path(post, path = "/topics/{name}/partitions", tag = "topics", params(("name" = String, Path, description = "Topic name")),
     request_body(content = AddPartitions, example = json!({"count": 12})),
     responses(
         (status = 200, description = "The topic with its new partitions", body = TopicDetails),
@@ -211,14 +212,14 @@ pub struct AddPartitions {
         (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn add_partitions(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
+    target: Target,
+    Path(TopicPath { name }): Path<TopicPath>,
     JsonBody(body): JsonBody<AddPartitions>,
 ) -> Result<(Extension<AuditDetails>, Json<TopicDetails>), ApiError> {
-    state.admin.add_partitions(&name, body.count).await?;
+    target.admin().add_partitions(&name, body.count).await?;
     Ok((
         audit_details(json!({ "count": body.count })),
-        Json(state.admin.describe_topic(&name).await?),
+        Json(target.admin().describe_topic(&name).await?),
     ))
 }
 
@@ -241,7 +242,7 @@ fn is_internal_topic(name: &str) -> bool {
 ///
 /// The service's own topics are always refused (409 `topic_protected`); Kafka's internal
 /// topics unless `force=true`.
-#[utoipa::path(delete, path = "/api/admin/topics/{name}", tag = "topics", params(("name" = String, Path, description = "Topic name"), DeleteQuery),
+#[utoipa::path(delete, path = "/topics/{name}", tag = "topics", params(("name" = String, Path, description = "Topic name"), DeleteQuery),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
@@ -249,10 +250,11 @@ fn is_internal_topic(name: &str) -> bool {
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn delete_topic(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    target: Target,
+    Path(TopicPath { name }): Path<TopicPath>,
     QueryParams(query): QueryParams<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    if state.topic_names.contains(&name) {
+    if target.is_home() && state.topic_names.contains(&name) {
         // Deleting them under the running service loses every order and status in them;
         // `force` does not apply. Stop the service and delete them with Kafka's own tools.
         return Err(ApiError::Conflict {
@@ -268,7 +270,7 @@ pub(super) async fn delete_topic(
             detail: format!("{name} is internal to Kafka; add force=true to delete it anyway"),
         });
     }
-    state.admin.describe_topic(&name).await?;
-    state.admin.delete_topic(&name).await?;
+    target.admin().describe_topic(&name).await?;
+    target.admin().delete_topic(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -70,7 +70,12 @@ pub async fn begin(parts: &mut Parts, client: IpAddr, key: Option<&str>) -> Audi
             parameters.insert("path".into(), Value::Object(path));
         }
     }
-    let query = axum::extract::Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
+    // Inside a nested router the URI lost its prefix; the original one has it.
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+    let query = axum::extract::Query::<BTreeMap<String, String>>::try_from_uri(&uri)
         .map(|q| q.0)
         .unwrap_or_default();
     if !query.is_empty() {
@@ -92,8 +97,8 @@ pub async fn begin(parts: &mut Parts, client: IpAddr, key: Option<&str>) -> Audi
         route: parts
             .extensions
             .get::<MatchedPath>()
-            .map_or_else(|| parts.uri.path().to_string(), |m| m.as_str().to_string()),
-        resource: parts.uri.path().to_string(),
+            .map_or_else(|| uri.path().to_string(), |m| m.as_str().to_string()),
+        resource: uri.path().to_string(),
         parameters: Value::Object(parameters),
         status: 0,
         code: None,

@@ -105,6 +105,9 @@ pub enum ApiError {
     /// The named thing does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// No cluster of the registry has this id.
+    #[error("no cluster {0:?} is registered")]
+    ClusterNotFound(String),
     /// A Kafka topic, partition or group does not exist.
     #[error("{0} not found")]
     KafkaNotFound(String),
@@ -170,6 +173,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "bulk_too_large",
     "record_too_large",
     "not_found",
+    "cluster_not_found",
     "order_final",
     "already_exists",
     "conflict",
@@ -231,7 +235,9 @@ impl ApiError {
             ApiError::PayloadTooLarge
             | ApiError::BulkTooLarge { .. }
             | ApiError::RecordTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotFound(_) | ApiError::KafkaNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::KafkaNotFound(_) | ApiError::ClusterNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::KafkaInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::KafkaUnsupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -265,6 +271,7 @@ impl ApiError {
             ApiError::BulkTooLarge { .. } => ("bulk_too_large", "Too many orders in one request"),
             ApiError::RecordTooLarge => ("record_too_large", "Record too large for Kafka"),
             ApiError::NotFound(_) | ApiError::KafkaNotFound(_) => ("not_found", "Not found"),
+            ApiError::ClusterNotFound(_) => ("cluster_not_found", "No such cluster"),
             ApiError::KafkaInvalid(_) => (
                 "kafka_invalid_request",
                 "Kafka refused the request as invalid",

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::clusters::ClusterRegistry;
 use crate::config::Settings;
 use crate::http::auth::AccessControl;
 use crate::kafka::admin::KafkaAdmin;
@@ -52,4 +53,6 @@ pub struct AppState {
     pub processing_assignments: Arc<AssignmentGeneration>,
     /// API keys, rate limits and the audit log.
     pub access: Arc<AccessControl>,
+    /// The clusters this instance manages, the home one first.
+    pub clusters: Arc<ClusterRegistry>,
 }

@@ -39,7 +39,8 @@ pub const UI_PATH: &str = "/docs";
     ),
     tags(
         (name = "orders", description = "Place, look up, list and cancel orders"),
-        (name = "cluster", description = "The Kafka cluster and the local development broker"),
+        (name = "clusters", description = "The clusters this service manages: the registry"),
+        (name = "cluster", description = "A Kafka cluster and the local development broker"),
         (name = "topics", description = "Topic management"),
         (name = "consumer-groups", description = "Consumer groups, their lag and offsets"),
         (name = "messages", description = "Write and read records of any topic"),
@@ -152,6 +153,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::orders::api::router())
         .merge(crate::admin::router())
+        .merge(crate::clusters::api::router())
         .merge(crate::http::health::router())
 }
 
@@ -159,11 +161,61 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 pub fn document() -> &'static Document {
     static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
         let mut document = api_router().split_for_parts().1;
+        describe_cluster_routes(&mut document);
         add_common_responses(&mut document);
         add_security_schemes(&mut document);
         document
     });
     &DOCUMENT
+}
+
+/// The management resources served for every registered cluster under
+/// `/api/clusters/{cluster}` share their handlers with `/api/admin`: here they get the
+/// `cluster` path parameter, an operation id of their own and the `cluster_not_found` answer.
+fn describe_cluster_routes(document: &mut Document) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
+    let prefix = crate::admin::CLUSTER_PREFIX;
+    for (path, item) in document.paths.paths.iter_mut() {
+        if !path.starts_with(prefix) {
+            continue;
+        }
+        for operation in operations_mut(item) {
+            let cluster = ParameterBuilder::new()
+                .name("cluster")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(
+                    "A cluster's id in the registry (`GET /api/clusters`); the home cluster's \
+                     is `kafka.cluster_id`",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(r"^[a-z0-9][a-z0-9-]{0,63}$")),
+                ))
+                .build();
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .insert(0, cluster.into());
+            if let Some(id) = &mut operation.operation_id {
+                id.push_str("_in_cluster");
+            }
+            let answers = &mut operation.responses.responses;
+            match answers.get_mut("404") {
+                Some(RefOr::T(response)) => response
+                    .description
+                    .push_str("; or no such cluster (`cluster_not_found`)"),
+                _ => {
+                    answers.insert(
+                        "404".into(),
+                        problem_response("404", "No such cluster (`cluster_not_found`)").into(),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Answers any operation can give, added where a handler's own list lacks them, so the

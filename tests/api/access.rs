@@ -107,6 +107,7 @@ async fn every_operation_in_the_document_needs_its_scope() {
             // Any value for path parameters: the guard runs before they are looked at.
             let url = path
                 .replace("{id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{cluster}", "default")
                 .replace("{name}", "access-probe")
                 .replace("{group}", "access-probe");
             let send = |headers: HeaderMap| {

@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod clusters;
 mod deploy;
 mod docs;
 mod hardening;

@@ -1,0 +1,7 @@
+//! Many clusters from one service: the registry of the clusters it manages beside its home
+//! cluster (the one it runs its orders on), each with lazily made Kafka clients.
+
+pub mod api;
+pub mod registry;
+
+pub use registry::{ClusterRegistry, ClusterSettings, RegisteredCluster};

@@ -1,0 +1,372 @@
+//! The cluster registry. The home cluster (`[kafka]`, id `kafka.cluster_id`) is always there
+//! and cannot be removed; more come from `[clusters.<id>]`. A cluster's Kafka clients are
+//! made on its first use and reused after. Secret librdkafka options may be given as
+//! `${ENV_NAME}` references, resolved from this instance's environment when connecting, so
+//! the secret itself need not sit in a file; a reference to a variable that is not set stops
+//! the start, naming the option.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::kafka::admin::{AdminError, AdminLimits, KafkaAdmin};
+use crate::kafka::producer::ProducerOptions;
+use crate::kafka::{BaseProducer, ClientSettings, is_secret_option};
+
+/// `[clusters.<id>]`: a cluster managed beside the home one.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// A name for people.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// `development`, `testing`, `staging`, `production`, or any word.
+    pub environment: String,
+    /// Free labels to filter by.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// Raw librdkafka options for this cluster's clients; secret ones as `${ENV_NAME}`.
+    #[serde(default, deserialize_with = "crate::config::option_values")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+/// One cluster of the registry, with its clients once made.
+pub struct RegisteredCluster {
+    /// Its id in paths (`/api/clusters/{id}/…`).
+    pub id: String,
+    /// What the registry knows of it.
+    pub settings: ClusterSettings,
+    /// Whether this is the cluster the service runs on.
+    pub home: bool,
+    clients: Mutex<Option<Clients>>,
+    status: Mutex<ClusterStatus>,
+}
+
+/// A cluster's health, from the periodic check.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ClusterStatus {
+    /// Whether the last check got metadata with brokers back.
+    pub reachable: bool,
+    /// Brokers in the last metadata.
+    pub brokers: usize,
+    /// The controller's id, when known.
+    pub controller_id: Option<i32>,
+    /// Round trip of the last metadata request, in milliseconds.
+    pub metadata_rtt_ms: Option<f64>,
+    /// When it was checked; absent before the first check.
+    pub checked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why it is unreachable, in words safe to show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RegisteredCluster {
+    fn new(id: &str, settings: ClusterSettings, home: bool, clients: Option<Clients>) -> Self {
+        RegisteredCluster {
+            id: id.to_string(),
+            settings,
+            home,
+            clients: Mutex::new(clients),
+            status: Mutex::new(ClusterStatus::default()),
+        }
+    }
+
+    /// The last health check's result.
+    pub fn status(&self) -> ClusterStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// A cluster's clients.
+#[derive(Clone)]
+pub struct Clients {
+    /// Management requests.
+    pub admin: KafkaAdmin,
+    /// Records written through the management API.
+    pub producer: BaseProducer<Value>,
+}
+
+/// Every cluster this instance manages.
+pub struct ClusterRegistry {
+    home_id: String,
+    clusters: BTreeMap<String, Arc<RegisteredCluster>>,
+    client_id: String,
+    timeout: Duration,
+    limits: AdminLimits,
+    delivery_timeout: Duration,
+}
+
+/// Whether `id` can name a cluster in a path: 1 to 64 of `[a-z0-9-]`, starting with a
+/// letter or digit.
+pub fn valid_cluster_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+}
+
+/// Resolves `${ENV_NAME}` references in option values from the environment.
+pub fn resolve_references(
+    options: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    options
+        .iter()
+        .map(|(name, value)| {
+            let resolved = match value
+                .strip_prefix("${")
+                .and_then(|rest| rest.strip_suffix('}'))
+            {
+                Some(variable) => std::env::var(variable)
+                    .map_err(|_| format!("{name} refers to ${{{variable}}}, which is not set"))?,
+                None => value.clone(),
+            };
+            Ok((name.clone(), resolved))
+        })
+        .collect()
+}
+
+/// Whether an option value is a reference rather than a literal secret.
+pub fn is_reference(value: &str) -> bool {
+    value.starts_with("${") && value.ends_with('}') && value.len() > 3
+}
+
+impl ClusterRegistry {
+    /// The registry: the home cluster with its existing clients, and the configured ones.
+    pub fn new(
+        home_id: &str,
+        home: (ClusterSettings, Clients),
+        configured: &BTreeMap<String, ClusterSettings>,
+        timeout: Duration,
+        limits: AdminLimits,
+        delivery_timeout: Duration,
+    ) -> Result<Self, String> {
+        if !valid_cluster_id(home_id) {
+            return Err(format!(
+                "kafka.cluster_id {home_id:?} must be 1 to 64 of a-z, 0-9 and '-'"
+            ));
+        }
+        let (home_settings, home_clients) = home;
+        let mut clusters = BTreeMap::new();
+        clusters.insert(
+            home_id.to_string(),
+            Arc::new(RegisteredCluster::new(
+                home_id,
+                home_settings,
+                true,
+                Some(home_clients),
+            )),
+        );
+        for (id, settings) in configured {
+            if !valid_cluster_id(id) {
+                return Err(format!(
+                    "clusters.{id}: an id is 1 to 64 of a-z, 0-9 and '-'"
+                ));
+            }
+            if id == home_id {
+                return Err(format!(
+                    "clusters.{id}: {id} is the home cluster's id (kafka.cluster_id)"
+                ));
+            }
+            resolve_references(&settings.librdkafka)
+                .map_err(|why| format!("clusters.{id}.librdkafka: {why}"))?;
+            clusters.insert(
+                id.clone(),
+                Arc::new(RegisteredCluster::new(id, settings.clone(), false, None)),
+            );
+        }
+        Ok(ClusterRegistry {
+            home_id: home_id.to_string(),
+            clusters,
+            client_id: "orderflow".into(),
+            timeout,
+            limits,
+            delivery_timeout,
+        })
+    }
+
+    /// The home cluster's id.
+    pub fn home_id(&self) -> &str {
+        &self.home_id
+    }
+
+    /// The cluster with this id.
+    pub fn get(&self, id: &str) -> Option<Arc<RegisteredCluster>> {
+        self.clusters.get(id).cloned()
+    }
+
+    /// Every cluster, home first then by id.
+    pub fn list(&self) -> Vec<Arc<RegisteredCluster>> {
+        let mut list: Vec<_> = self.clusters.values().cloned().collect();
+        list.sort_by_key(|c| (!c.home, c.id.clone()));
+        list
+    }
+
+    /// The cluster's clients, made on first use.
+    pub fn clients(&self, cluster: &RegisteredCluster) -> Result<Clients, AdminError> {
+        let mut slot = cluster
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(clients) = slot.as_ref() {
+            return Ok(clients.clone());
+        }
+        let librdkafka = resolve_references(&cluster.settings.librdkafka)
+            .map_err(|why| AdminError::Invalid(format!("cluster {}: {why}", cluster.id)))?;
+        let client = ClientSettings {
+            bootstrap_servers: cluster.settings.bootstrap_servers.clone(),
+            client_id: self.client_id.clone(),
+            librdkafka,
+        };
+        let failed = |e: rdkafka::error::KafkaError| {
+            AdminError::Invalid(format!(
+                "cluster {}: cannot make a client: {}",
+                cluster.id,
+                client.redact(&e.to_string())
+            ))
+        };
+        let admin = KafkaAdmin::new(client.clone(), self.timeout, self.limits).map_err(failed)?;
+        let producer = BaseProducer::new(
+            &client,
+            &ProducerOptions {
+                delivery_timeout: self.delivery_timeout,
+                queue_max_messages: 100_000,
+                linger: Duration::from_millis(5),
+                compression: "none".into(),
+                statistics_interval: Duration::ZERO,
+                metrics: None,
+            },
+        )
+        .map_err(failed)?;
+        let clients = Clients { admin, producer };
+        *slot = Some(clients.clone());
+        Ok(clients)
+    }
+}
+
+/// How long one health check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl ClusterRegistry {
+    /// Checks one cluster now and keeps the result.
+    pub async fn check(&self, cluster: &RegisteredCluster) -> ClusterStatus {
+        let checked = match self.clients(cluster) {
+            Ok(clients) => tokio::time::timeout(CHECK_TIMEOUT, clients.admin.cluster()).await,
+            Err(error) => Ok(Err(error)),
+        };
+        let status = match checked {
+            Ok(Ok(info)) => ClusterStatus {
+                reachable: !info.brokers.is_empty(),
+                brokers: info.brokers.len(),
+                controller_id: info.controller_id,
+                metadata_rtt_ms: Some(info.metadata_rtt_ms),
+                checked_at: Some(chrono::Utc::now()),
+                error: None,
+            },
+            Ok(Err(error)) => ClusterStatus {
+                checked_at: Some(chrono::Utc::now()),
+                error: Some(match error {
+                    AdminError::Invalid(why) => why,
+                    _ => "no metadata from its brokers".into(),
+                }),
+                ..ClusterStatus::default()
+            },
+            Err(_) => ClusterStatus {
+                checked_at: Some(chrono::Utc::now()),
+                error: Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+                ..ClusterStatus::default()
+            },
+        };
+        *cluster
+            .status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = status.clone();
+        status
+    }
+
+    /// Checks every cluster, at once.
+    pub async fn check_all(&self) {
+        let clusters = self.list();
+        futures::future::join_all(clusters.iter().map(|c| self.check(c))).await;
+    }
+}
+
+/// How often every cluster's health is checked.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Checks every cluster's health until shutdown.
+pub async fn keep_checking(
+    registry: Arc<ClusterRegistry>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        registry.check_all().await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(CHECK_INTERVAL) => {}
+        }
+    }
+}
+
+/// Option names whose values must be references, never literals, when a cluster is
+/// registered at run time.
+pub fn literal_secrets(options: &BTreeMap<String, String>) -> Vec<String> {
+    options
+        .iter()
+        .filter(|(name, value)| is_secret_option(name) && !is_reference(value))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_resolve_from_the_environment_and_a_missing_one_is_named() {
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("ORDERFLOW_TEST_CLUSTER_SECRET", "s3cret") };
+        let options = BTreeMap::from([
+            (
+                "sasl.password".to_string(),
+                "${ORDERFLOW_TEST_CLUSTER_SECRET}".to_string(),
+            ),
+            ("security.protocol".to_string(), "SASL_SSL".to_string()),
+        ]);
+        let resolved = resolve_references(&options).unwrap();
+        assert_eq!(resolved["sasl.password"], "s3cret");
+        assert_eq!(resolved["security.protocol"], "SASL_SSL");
+        let missing = BTreeMap::from([(
+            "sasl.password".to_string(),
+            "${NOT_SET_ANYWHERE_X}".to_string(),
+        )]);
+        assert!(
+            resolve_references(&missing)
+                .unwrap_err()
+                .contains("NOT_SET_ANYWHERE_X")
+        );
+        assert!(literal_secrets(&options).is_empty());
+        let literal = BTreeMap::from([("sasl.password".to_string(), "hunter2".to_string())]);
+        assert_eq!(literal_secrets(&literal), vec!["sasl.password".to_string()]);
+    }
+
+    #[test]
+    fn cluster_ids_are_path_safe() {
+        assert!(valid_cluster_id("dev-1"));
+        for bad in ["", "Dev", "a/b", "-x", "a b", &"x".repeat(65)] {
+            assert!(!valid_cluster_id(bad), "{bad:?}");
+        }
+    }
+}
