@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use axum::Router;
 
-use crate::clusters::registry::Clients;
+use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::{ClusterRegistry, ClusterSettings};
 use crate::config::Settings;
 use crate::http::AppState;
@@ -23,6 +23,7 @@ use crate::kafka::ConsumerOptions;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::consumer::AssignmentGeneration;
 use crate::kafka::producer::ProducerOptions;
+use crate::kafka::table::TableReader;
 use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
 use crate::kafka::{BaseProducer, ClientSettings};
 use crate::local_broker::LocalBroker;
@@ -137,6 +138,11 @@ impl Application {
         } else {
             tracing::info!(keys = access.key_count(), "API keys required");
         }
+        let registry_reader = TableReader::new(
+            client.clone(),
+            settings.topics.clusters.name.clone(),
+            settings.admin_timeout(),
+        );
         let home = ClusterSettings {
             name: "home".into(),
             description: "the cluster this service runs its orders on".into(),
@@ -158,10 +164,16 @@ impl Application {
             settings.admin_timeout(),
             settings.admin.limits(),
             Duration::from_millis(settings.producer.delivery_timeout_ms),
+            RegistryStore {
+                topic: settings.topics.clusters.name.clone(),
+                reader: registry_reader.clone(),
+                writer: producer.with_type(),
+            },
         )
         .map_err(|reason| anyhow::anyhow!("Invalid cluster settings: {reason}"))?;
+        let clusters = Arc::new(clusters);
         let state = AppState {
-            clusters: Arc::new(clusters),
+            clusters: clusters.clone(),
             access: Arc::new(access),
             admin,
             local_broker: Arc::new(LocalBroker::new(settings.local_broker.clone())),
@@ -182,6 +194,11 @@ impl Application {
         }
         tasks.spawn(projector.clone().run(workers.clone()));
         tasks.spawn(forget_idle_callers(state.clone()));
+        let registry = clusters.clone();
+        tasks.spawn(registry_reader.run(
+            Arc::new(move |id: &str, value: Option<&[u8]>| registry.apply(id, value)),
+            workers.clone(),
+        ));
         tasks.spawn(crate::clusters::registry::keep_checking(
             state.clusters.clone(),
             state.shutdown.clone(),
@@ -305,6 +322,10 @@ pub fn topic_specs(settings: &Settings) -> Vec<TopicSpec> {
         spec(&t.status, vec![("cleanup.policy".into(), "compact".into())]),
         spec(&t.dlq, vec![]),
         spec(&t.audit, vec![]),
+        spec(
+            &t.clusters,
+            vec![("cleanup.policy".into(), "compact".into())],
+        ),
     ]
 }
 

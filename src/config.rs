@@ -276,6 +276,8 @@ pub struct TopicsSettings {
     pub dlq: TopicSettings,
     /// The audit trail of admin changes and refused keys.
     pub audit: TopicSettings,
+    /// Clusters registered at run time (compacted).
+    pub clusters: TopicSettings,
 }
 
 /// One topic's name and partition count.

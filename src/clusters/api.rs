@@ -2,23 +2,334 @@
 //! live status. The management resources of a cluster are under
 //! `/api/clusters/{cluster}/…` (see `admin`).
 
-use axum::Json;
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::registry::{ClusterStatus, RegisteredCluster};
+use super::registry::{
+    ClusterSettings, ClusterStatus, RegisteredCluster, RegistryError, literal_secrets,
+    valid_cluster_id,
+};
 use crate::http::AppState;
+use crate::http::audit::AuditDetails;
 use crate::http::auth::{Scope, scoped};
-use crate::http::error::{ApiError, Problem};
-use crate::http::extract::QueryParams;
+use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::extract::{JsonBody, QueryParams};
+use crate::kafka::{ClientSettings, validate_config_name, validate_config_value};
 
 /// The registry's routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(scoped(Scope::AdminRead, routes!(list_clusters)))
+        .routes(scoped(Scope::AdminWrite, routes!(register_cluster)))
         .routes(scoped(Scope::AdminRead, routes!(describe_cluster)))
+        .routes(scoped(Scope::AdminWrite, routes!(update_cluster)))
+        .routes(scoped(Scope::AdminWrite, routes!(remove_cluster)))
+}
+
+/// Body of `POST /api/clusters` and `PUT /api/clusters/{cluster}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterCluster {
+    /// 1 to 64 of `[a-z0-9-]`; made from `name` when absent (`POST` only).
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")]
+    pub id: Option<String>,
+    /// A name for people, 1 to 128 characters.
+    #[schema(min_length = 1, max_length = 128)]
+    pub name: String,
+    /// What it is for, up to 1024 characters.
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    pub description: String,
+    /// 1 to 32 of `[a-z0-9-]`: `development`, `testing`, `staging`, `production`, …
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{0,31}$")]
+    pub environment: String,
+    /// Up to 20 labels of 1 to 64 of `[a-zA-Z0-9._-]`.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub tags: Vec<String>,
+    /// Comma-separated `host:port` list.
+    #[schema(min_length = 1, max_length = 1024, pattern = r"^[A-Za-z0-9._\[\]:-]+:[0-9]{1,5}(,[A-Za-z0-9._\[\]:-]+:[0-9]{1,5})*$")]
+    pub bootstrap_servers: String,
+    /// Raw librdkafka options. Secret ones (`*password*`, `*secret*`, tokens, keys) must be
+    /// `${ENV_NAME}` references, resolved from each instance's environment when connecting:
+    /// no secret is ever written to Kafka.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl RegisterCluster {
+    /// The id and settings, or every field that is wrong.
+    fn parse(self) -> Result<(String, ClusterSettings), ApiError> {
+        let mut errors = Vec::new();
+        let id = self.id.clone().unwrap_or_else(|| id_from(&self.name));
+        if !valid_cluster_id(&id) {
+            errors.push(FieldError::new(
+                "id",
+                "1 to 64 of a-z, 0-9 and '-', not starting with '-'",
+            ));
+        }
+        let text_ok =
+            |t: &str, max: usize| t.chars().count() <= max && !t.chars().any(char::is_control);
+        if self.name.trim().is_empty() || !text_ok(&self.name, 128) {
+            errors.push(FieldError::new(
+                "name",
+                "1 to 128 characters, no control characters",
+            ));
+        }
+        if !text_ok(&self.description, 1024) {
+            errors.push(FieldError::new(
+                "description",
+                "up to 1024 characters, no control characters",
+            ));
+        }
+        let word = |w: &str, max: usize| {
+            !w.is_empty()
+                && w.len() <= max
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !w.starts_with('-')
+        };
+        if !word(&self.environment, 32) {
+            errors.push(FieldError::new(
+                "environment",
+                "1 to 32 of a-z, 0-9 and '-'",
+            ));
+        }
+        let tag_ok = |t: &String| {
+            !t.is_empty()
+                && t.len() <= 64
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        if self.tags.len() > 20 || !self.tags.iter().all(tag_ok) {
+            errors.push(FieldError::new(
+                "tags",
+                "up to 20 tags of 1 to 64 of a-z, A-Z, 0-9, '.', '_', '-'",
+            ));
+        }
+        let server_ok = |s: &str| {
+            s.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-_[]:".contains(&b))
+                    && port.parse::<u16>().is_ok_and(|p| p > 0)
+            })
+        };
+        if self.bootstrap_servers.len() > 1024
+            || !self
+                .bootstrap_servers
+                .split(',')
+                .map(str::trim)
+                .all(server_ok)
+        {
+            errors.push(FieldError::new(
+                "bootstrap_servers",
+                "a comma-separated list of host:port",
+            ));
+        }
+        for (name, value) in &self.librdkafka {
+            let field = format!("librdkafka.{name}");
+            if let Err(why) =
+                validate_config_name(name).and_then(|()| validate_config_value(name, value))
+            {
+                errors.push(FieldError::new(field, why));
+            } else if name == "bootstrap.servers" {
+                errors.push(FieldError::new(field, "give it as bootstrap_servers"));
+            }
+        }
+        for name in literal_secrets(&self.librdkafka) {
+            errors.push(FieldError::new(
+                format!("librdkafka.{name}"),
+                "a secret option must be a reference to an environment variable, like ${NAME}; \
+                 secrets are never written to Kafka",
+            ));
+        }
+        let settings = ClusterSettings {
+            name: self.name,
+            description: self.description,
+            environment: self.environment,
+            tags: self.tags,
+            bootstrap_servers: self.bootstrap_servers,
+            librdkafka: self.librdkafka,
+        };
+        if errors.is_empty() {
+            let client = ClientSettings {
+                bootstrap_servers: settings.bootstrap_servers.clone(),
+                client_id: "orderflow".into(),
+                librdkafka: settings.librdkafka.clone(),
+            };
+            if let Err(why) = client.check() {
+                errors.push(FieldError::new("librdkafka", why));
+            }
+        }
+        if errors.is_empty() {
+            Ok((id, settings))
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// An id from a name: lower case, runs of other characters as one '-'.
+fn id_from(name: &str) -> String {
+    let mut id = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            id.push(c);
+        } else if !id.ends_with('-') && !id.is_empty() {
+            id.push('-');
+        }
+    }
+    id.trim_end_matches('-')
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::Taken(id) => ApiError::Conflict {
+                code: "already_exists",
+                detail: format!("cluster {id} exists already"),
+            },
+            RegistryError::NotFound(id) => ApiError::ClusterNotFound(id),
+            RegistryError::Configured(why) => ApiError::Conflict {
+                code: "conflict",
+                detail: why,
+            },
+            RegistryError::Unavailable(cause) => {
+                tracing::warn!(cause, "cluster registry: kafka unavailable");
+                ApiError::KafkaUnavailable {
+                    retry_after: std::time::Duration::from_secs(1),
+                    outcome_unknown: true,
+                }
+            }
+        }
+    }
+}
+
+/// The registry entry as the answer to a change, with a health check made now.
+async fn checked_view(state: &AppState, id: &str) -> ClusterView {
+    match state.clusters.get(id) {
+        Some(cluster) => {
+            state.clusters.check(&cluster).await;
+            ClusterView::from(cluster.as_ref())
+        }
+        None => ClusterView {
+            id: id.to_string(),
+            name: String::new(),
+            description: String::new(),
+            environment: String::new(),
+            tags: vec![],
+            bootstrap_servers: String::new(),
+            default: false,
+            source: super::registry::Source::Registered,
+            local: false,
+            template_id: None,
+            status: ClusterStatus::default(),
+        },
+    }
+}
+
+/// What a registry change was, for its audit record: everything but option values.
+fn audit(id: &str, settings: Option<&ClusterSettings>) -> Extension<AuditDetails> {
+    Extension(AuditDetails(match settings {
+        Some(s) => json!({
+            "id": id,
+            "environment": s.environment,
+            "bootstrap_servers": s.bootstrap_servers,
+            "librdkafka_options": s.librdkafka.keys().collect::<Vec<_>>(),
+        }),
+        None => json!({ "id": id }),
+    }))
+}
+
+/// Register a cluster.
+///
+/// Stored on the registry topic, so every instance knows it and a restart keeps it. Its
+/// reachability is checked at once and shown in `status` (an unreachable cluster may be
+/// registered).
+#[utoipa::path(post, path = "/api/clusters", tag = "clusters",
+    request_body(content = RegisterCluster, example = json!({"id": "staging", "name": "Staging", "environment": "staging", "tags": ["eu"], "bootstrap_servers": "kafka-staging:9092", "librdkafka": {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "orderflow", "sasl.password": "${STAGING_KAFKA_PASSWORD}"}})),
+    responses(
+        (status = 201, description = "Registered", body = ClusterView, headers(("Location" = String, description = "The cluster's URL"))),
+        (status = 409, description = "The id is taken (`already_exists`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid settings, or a literal secret (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn register_cluster(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<RegisterCluster>,
+) -> Result<Response, ApiError> {
+    let (id, settings) = body.parse()?;
+    let details = audit(&id, Some(&settings));
+    state.clusters.register(&id, settings, false).await?;
+    let view = checked_view(&state, &id).await;
+    let location = format!("/api/clusters/{id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        details,
+        Json(view),
+    )
+        .into_response())
+}
+
+/// Change a registered cluster.
+///
+/// Replaces its settings (its clients are made again on next use). The home cluster and
+/// clusters from config are `409`.
+#[utoipa::path(put, path = "/api/clusters/{cluster}", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
+    request_body(content = RegisterCluster),
+    responses(
+        (status = 200, description = "Changed", body = ClusterView),
+        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The home cluster or one from config (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid settings, a literal secret, or another id in the body (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn update_cluster(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(mut body): JsonBody<RegisterCluster>,
+) -> Result<(Extension<AuditDetails>, Json<ClusterView>), ApiError> {
+    if body.id.as_ref().is_some_and(|given| *given != id) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "id",
+            "must be absent or the id in the path",
+        )]));
+    }
+    body.id = Some(id.clone());
+    let (id, settings) = body.parse()?;
+    let details = audit(&id, Some(&settings));
+    state.clusters.register(&id, settings, true).await?;
+    Ok((details, Json(checked_view(&state, &id).await)))
+}
+
+/// Remove a registered cluster.
+///
+/// Its clients are closed. The home cluster and clusters from config are `409`.
+#[utoipa::path(delete, path = "/api/clusters/{cluster}", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The home cluster or one from config (`conflict`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn remove_cluster(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Extension<AuditDetails>), ApiError> {
+    state.clusters.remove(&id).await?;
+    Ok((StatusCode::NO_CONTENT, audit(&id, None)))
 }
 
 /// A cluster as the registry shows it.
@@ -38,6 +349,8 @@ pub struct ClusterView {
     pub bootstrap_servers: String,
     /// Whether it is the home cluster (the service's own; it cannot be removed).
     pub default: bool,
+    /// `home`, `config` or `registered` (only registered ones change through the API).
+    pub source: super::registry::Source,
     /// Whether the service runs its broker (local development clusters).
     pub local: bool,
     /// The template it was made from, if any.
@@ -56,6 +369,7 @@ impl From<&RegisteredCluster> for ClusterView {
             tags: c.settings.tags.clone(),
             bootstrap_servers: c.settings.bootstrap_servers.clone(),
             default: c.home,
+            source: c.source,
             local: false,
             template_id: None,
             status: c.status(),

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::kafka::admin::{AdminError, AdminLimits, KafkaAdmin};
 use crate::kafka::producer::ProducerOptions;
+use crate::kafka::table::TableReader;
 use crate::kafka::{BaseProducer, ClientSettings, is_secret_option};
 
 /// `[clusters.<id>]`: a cluster managed beside the home one.
@@ -46,8 +47,32 @@ pub struct RegisteredCluster {
     pub settings: ClusterSettings,
     /// Whether this is the cluster the service runs on.
     pub home: bool,
+    /// Where the entry comes from.
+    pub source: Source,
     clients: Mutex<Option<Clients>>,
     status: Mutex<ClusterStatus>,
+}
+
+/// Where a registry entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `[kafka]`: the cluster the service runs on.
+    Home,
+    /// `[clusters.<id>]` in config.
+    Config,
+    /// Registered at run time (`POST /api/clusters`), kept on the registry topic.
+    Registered,
+}
+
+/// A run-time registration as the registry topic holds it (keyed by the cluster id; a
+/// tombstone removes it). Secret options are `${ENV_NAME}` references, never values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredCluster {
+    /// What was registered.
+    pub settings: ClusterSettings,
+    /// When it was registered or last changed.
+    pub changed_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A cluster's health, from the periodic check.
@@ -69,13 +94,28 @@ pub struct ClusterStatus {
 }
 
 impl RegisteredCluster {
-    fn new(id: &str, settings: ClusterSettings, home: bool, clients: Option<Clients>) -> Self {
+    fn new(id: &str, settings: ClusterSettings, source: Source, clients: Option<Clients>) -> Self {
         RegisteredCluster {
             id: id.to_string(),
             settings,
-            home,
+            home: source == Source::Home,
+            source,
             clients: Mutex::new(clients),
             status: Mutex::new(ClusterStatus::default()),
+        }
+    }
+
+    /// Closes its clients (off the async runtime: closing blocks).
+    fn close(&self) {
+        let clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(clients) = clients {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn_blocking(move || drop(clients));
+            }
         }
     }
 
@@ -100,11 +140,40 @@ pub struct Clients {
 /// Every cluster this instance manages.
 pub struct ClusterRegistry {
     home_id: String,
-    clusters: BTreeMap<String, Arc<RegisteredCluster>>,
+    clusters: std::sync::RwLock<BTreeMap<String, Arc<RegisteredCluster>>>,
     client_id: String,
     timeout: Duration,
     limits: AdminLimits,
     delivery_timeout: Duration,
+    store: RegistryStore,
+}
+
+/// Where run-time registrations live: a compacted topic on the home cluster, read by every
+/// instance.
+pub struct RegistryStore {
+    /// The registry topic.
+    pub topic: String,
+    /// Reads it into the registry.
+    pub reader: Arc<TableReader>,
+    /// Writes registrations and removals.
+    pub writer: BaseProducer<StoredCluster>,
+}
+
+/// Why a registry change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The id is taken.
+    #[error("cluster {0:?} exists already")]
+    Taken(String),
+    /// No cluster has this id.
+    #[error("no cluster {0:?} is registered")]
+    NotFound(String),
+    /// The entry comes from config (or is the home cluster) and cannot change here.
+    #[error("{0}")]
+    Configured(String),
+    /// Kafka did not take the change.
+    #[error("kafka unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Whether `id` can name a cluster in a path: 1 to 64 of `[a-z0-9-]`, starting with a
@@ -152,6 +221,7 @@ impl ClusterRegistry {
         timeout: Duration,
         limits: AdminLimits,
         delivery_timeout: Duration,
+        store: RegistryStore,
     ) -> Result<Self, String> {
         if !valid_cluster_id(home_id) {
             return Err(format!(
@@ -165,7 +235,7 @@ impl ClusterRegistry {
             Arc::new(RegisteredCluster::new(
                 home_id,
                 home_settings,
-                true,
+                Source::Home,
                 Some(home_clients),
             )),
         );
@@ -184,17 +254,101 @@ impl ClusterRegistry {
                 .map_err(|why| format!("clusters.{id}.librdkafka: {why}"))?;
             clusters.insert(
                 id.clone(),
-                Arc::new(RegisteredCluster::new(id, settings.clone(), false, None)),
+                Arc::new(RegisteredCluster::new(
+                    id,
+                    settings.clone(),
+                    Source::Config,
+                    None,
+                )),
             );
         }
         Ok(ClusterRegistry {
             home_id: home_id.to_string(),
-            clusters,
+            clusters: std::sync::RwLock::new(clusters),
             client_id: "orderflow".into(),
             timeout,
             limits,
             delivery_timeout,
+            store,
         })
+    }
+
+    /// Whether every run-time registration made before this instance started is known.
+    pub fn is_caught_up(&self) -> bool {
+        self.store.reader.is_caught_up()
+    }
+
+    /// Registers a cluster (or changes a registered one): writes it to the registry topic
+    /// and waits until this instance has read it back.
+    pub async fn register(
+        &self,
+        id: &str,
+        settings: ClusterSettings,
+        replace: bool,
+    ) -> Result<(), RegistryError> {
+        match (self.get(id), replace) {
+            (Some(_), false) => return Err(RegistryError::Taken(id.into())),
+            (None, true) => return Err(RegistryError::NotFound(id.into())),
+            (Some(existing), true) if existing.source != Source::Registered => {
+                return Err(RegistryError::Configured(configured(&existing)));
+            }
+            _ => {}
+        }
+        let stored = StoredCluster {
+            settings,
+            changed_at: chrono::Utc::now(),
+        };
+        let delivery = self
+            .store
+            .writer
+            .send(crate::kafka::OutgoingRecord {
+                topic: &self.store.topic,
+                key: id,
+                value: &stored,
+                headers: vec![],
+            })
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+        self.wait_applied(delivery).await;
+        Ok(())
+    }
+
+    /// Removes a registered cluster: a tombstone on the registry topic.
+    pub async fn remove(&self, id: &str) -> Result<(), RegistryError> {
+        let existing = self
+            .get(id)
+            .ok_or_else(|| RegistryError::NotFound(id.into()))?;
+        if existing.source != Source::Registered {
+            return Err(RegistryError::Configured(configured(&existing)));
+        }
+        let delivery = self
+            .store
+            .writer
+            .send_raw(crate::kafka::RawRecord {
+                topic: &self.store.topic,
+                key: Some(id.as_bytes()),
+                payload: None,
+                headers: &[],
+                partition: None,
+            })
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+        self.wait_applied(delivery).await;
+        Ok(())
+    }
+
+    async fn wait_applied(&self, delivery: crate::kafka::Delivery) {
+        let read = self
+            .store
+            .reader
+            .wait_past(delivery.partition, delivery.offset, self.timeout)
+            .await;
+        if !read {
+            tracing::warn!(
+                topic = self.store.topic,
+                "a registry change was written but not read back in time"
+            );
+        }
     }
 
     /// The home cluster's id.
@@ -204,14 +358,64 @@ impl ClusterRegistry {
 
     /// The cluster with this id.
     pub fn get(&self, id: &str) -> Option<Arc<RegisteredCluster>> {
-        self.clusters.get(id).cloned()
+        self.read().get(id).cloned()
     }
 
     /// Every cluster, home first then by id.
     pub fn list(&self) -> Vec<Arc<RegisteredCluster>> {
-        let mut list: Vec<_> = self.clusters.values().cloned().collect();
+        let mut list: Vec<_> = self.read().values().cloned().collect();
         list.sort_by_key(|c| (!c.home, c.id.clone()));
         list
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<RegisteredCluster>>> {
+        self.clusters
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies one record of the registry topic: a registration, a change, or (`None`) a
+    /// removal. Entries of the home cluster and of config are never replaced from Kafka.
+    pub fn apply(&self, id: &str, value: Option<&[u8]>) {
+        let mut clusters = self
+            .clusters
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if clusters
+            .get(id)
+            .is_some_and(|c| c.source != Source::Registered)
+        {
+            tracing::warn!(
+                cluster = id,
+                "registry record for a configured cluster ignored"
+            );
+            return;
+        }
+        let stored = match value.map(serde_json::from_slice::<StoredCluster>) {
+            None => None,
+            Some(Ok(stored)) => Some(stored),
+            Some(Err(error)) => {
+                tracing::warn!(cluster = id, %error, "undecodable registry record ignored");
+                return;
+            }
+        };
+        let replaced = match stored {
+            Some(stored) if valid_cluster_id(id) => clusters.insert(
+                id.to_string(),
+                Arc::new(RegisteredCluster::new(
+                    id,
+                    stored.settings,
+                    Source::Registered,
+                    None,
+                )),
+            ),
+            Some(_) => None,
+            None => clusters.remove(id),
+        };
+        drop(clusters);
+        if let Some(old) = replaced {
+            old.close();
+        }
     }
 
     /// The cluster's clients, made on first use.
@@ -253,6 +457,19 @@ impl ClusterRegistry {
         let clients = Clients { admin, producer };
         *slot = Some(clients.clone());
         Ok(clients)
+    }
+}
+
+fn configured(cluster: &RegisteredCluster) -> String {
+    match cluster.source {
+        Source::Home => format!(
+            "{} is the home cluster, configured in [kafka]; it cannot be changed or removed here",
+            cluster.id
+        ),
+        _ => format!(
+            "{} is defined in config ([clusters.{}]); change it there",
+            cluster.id, cluster.id
+        ),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Liveness, readiness and the metrics endpoint. Ready means: not shutting down, Kafka
 //! answers a metadata request, the service's topics exist, the status view has caught up
-//! with the end of the status topic as it was at start-up, and (when this instance
+//! with the end of the status topic as it was at start-up, the cluster registry has read
+//! its topic likewise, and (when this instance
 //! processes) its processors have received their first partition assignment.
 
 use axum::Json;
@@ -59,6 +60,9 @@ async fn ready(State(state): State<AppState>) -> Response {
     {
         Ok(missing) if missing.is_empty() && !state.projector.is_caught_up() => {
             not_ready("status view catching up")
+        }
+        Ok(missing) if missing.is_empty() && !state.clusters.is_caught_up() => {
+            not_ready("cluster registry catching up")
         }
         Ok(missing)
             if missing.is_empty()

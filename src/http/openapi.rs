@@ -194,6 +194,7 @@ fn describe_cluster_routes(document: &mut Document) {
                         .schema_type(Type::String)
                         .pattern(Some(r"^[a-z0-9][a-z0-9-]{0,63}$")),
                 ))
+                .example(Some(serde_json::json!("default")))
                 .build();
             operation
                 .parameters

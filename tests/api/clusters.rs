@@ -204,3 +204,178 @@ async fn an_unreachable_cluster_shows_unhealthy_and_its_routes_answer_503() {
         (503, Some("kafka_unavailable"))
     );
 }
+
+#[tokio::test]
+async fn clusters_registered_at_run_time_are_shared_by_instances_and_kept_across_restarts() {
+    let home = TestBroker::start(Engine::Memory).await;
+    let second = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.processing.consumers = 0;
+    let mut first = TestApp::spawn(settings.clone()).await;
+    let other = TestApp::spawn(settings.clone()).await;
+    let (get, post, put, delete) = (
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    );
+
+    let registration = json!({
+        "name": "Second Cluster",
+        "environment": "testing",
+        "tags": ["eu"],
+        "bootstrap_servers": second.bootstrap(),
+    });
+    let response = first
+        .client
+        .post(first.url("/api/clusters"))
+        .json(&registration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        response.headers()["location"],
+        "/api/clusters/second-cluster"
+    );
+    let registered: Value = response.json().await.unwrap();
+    assert_eq!(
+        registered["id"], "second-cluster",
+        "the id is made from the name"
+    );
+    assert_eq!(registered["source"], "registered");
+    assert_eq!(registered["status"]["reachable"], true, "{registered}");
+    let (status, problem) = send(
+        &first,
+        post.clone(),
+        "/api/clusters",
+        Some(registration.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("already_exists"))
+    );
+
+    // Refused registrations change nothing: a literal secret, a bad id, bad servers.
+    let mut literal = registration.clone();
+    literal["id"] = json!("leaky");
+    literal["librdkafka"] = json!({"sasl.password": "hunter2"});
+    let (status, problem) = send(&first, post.clone(), "/api/clusters", Some(literal)).await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["errors"][0]["field"], "librdkafka.sasl.password");
+    assert!(!problem.to_string().contains("hunter2"));
+    for (field, value) in [
+        ("id", json!("Bad_Id")),
+        ("bootstrap_servers", json!("no-port")),
+    ] {
+        let mut bad = registration.clone();
+        bad["id"] = json!("fine-id");
+        bad[field] = value;
+        let (status, _) = send(&first, post.clone(), "/api/clusters", Some(bad)).await;
+        assert_eq!(status, 422, "{field}");
+    }
+
+    // An unreachable cluster may be registered, with its secret as a reference.
+    let dark = json!({
+        "id": "dark",
+        "name": "Dark",
+        "environment": "testing",
+        "bootstrap_servers": format!("127.0.0.1:{}", free_port()),
+        "librdkafka": {"sasl.password": "${ORDERFLOW_TEST_UNSET_SECRET}"},
+    });
+    let (status, dark_view) = send(&first, post.clone(), "/api/clusters", Some(dark)).await;
+    assert_eq!(status, 201);
+    assert_eq!(dark_view["status"]["reachable"], false);
+    assert!(
+        dark_view["status"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ORDERFLOW_TEST_UNSET_SECRET"),
+        "{dark_view}"
+    );
+    let (_, listed) = send(&first, get.clone(), "/api/clusters", None).await;
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        3,
+        "home, second-cluster, dark: {listed}"
+    );
+
+    // The other instance knows both, and can use the second one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = send(&other, get.clone(), "/api/clusters/dark", None).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other instance never saw the registration"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let topic = format!("shared-{}", uuid::Uuid::new_v4().simple());
+    let (status, _) = send(
+        &other,
+        post.clone(),
+        "/api/clusters/second-cluster/topics",
+        Some(json!({"name": topic, "partitions": 1})),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // Changes: a registered cluster changes; the home one does not.
+    let mut changed = registration.clone();
+    changed["description"] = json!("now described");
+    let (status, view) = send(
+        &first,
+        put.clone(),
+        "/api/clusters/second-cluster",
+        Some(changed),
+    )
+    .await;
+    assert_eq!(
+        (status, view["description"].as_str()),
+        (200, Some("now described"))
+    );
+    let (status, _) = send(
+        &first,
+        put.clone(),
+        "/api/clusters/default",
+        Some(registration.clone()),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = send(&first, delete.clone(), "/api/clusters/default", None).await;
+    assert_eq!(status, 409);
+
+    // The registry topic holds no secret value, only the reference.
+    let records = read_topic(&home.bootstrap(), &settings.topics.clusters.name, 3).await;
+    let text = serde_json::to_string(&records.iter().map(|r| r.value.clone()).collect::<Vec<_>>())
+        .unwrap();
+    assert!(text.contains("${ORDERFLOW_TEST_UNSET_SECRET}"));
+
+    // A restart keeps every registration, known as soon as the instance is ready.
+    first.stop().await;
+    let restarted = TestApp::spawn(settings.clone()).await;
+    let (status, kept) = send(
+        &restarted,
+        get.clone(),
+        "/api/clusters/second-cluster",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, kept["description"].as_str()),
+        (200, Some("now described"))
+    );
+    let (status, _) = send(&restarted, delete.clone(), "/api/clusters/dark", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(&restarted, get.clone(), "/api/clusters/dark", None).await;
+    assert_eq!(status, 404);
+    let (status, problem) = send(&restarted, get.clone(), "/api/clusters/dark/topics", None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (404, Some("cluster_not_found"))
+    );
+}
