@@ -112,10 +112,10 @@ impl RegisteredCluster {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        if let Some(clients) = clients {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn_blocking(move || drop(clients));
-            }
+        if let Some(clients) = clients
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn_blocking(move || drop(clients));
         }
     }
 
