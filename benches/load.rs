@@ -722,6 +722,7 @@ fn guard_work_ns(keys: usize) -> f64 {
             scopes: vec![Scope::OrdersWrite],
             rate_per_second: None,
             burst: None,
+            clusters: vec![],
         })
         .collect();
     let limits = RateLimitSettings {

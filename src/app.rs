@@ -128,8 +128,13 @@ impl Application {
             settings.topics.audit.name.clone(),
             metrics.audit_records.clone(),
         );
-        let access = AccessControl::new(&settings.auth, audit, metrics.access_refusals.clone())
-            .map_err(|reason| anyhow::anyhow!("Invalid access control settings: {reason}"))?;
+        let access = AccessControl::new(
+            &settings.auth,
+            audit,
+            metrics.access_refusals.clone(),
+            &settings.kafka.cluster_id,
+        )
+        .map_err(|reason| anyhow::anyhow!("Invalid access control settings: {reason}"))?;
         if access.mode() == AuthMode::Open {
             tracing::warn!(
                 "auth.mode is \"open\": every route is reachable without an API key; set \

@@ -21,6 +21,7 @@ pub enum Command {
 pub const USAGE: &str = "usage:
   orderflow                      run the service (config/default.toml, ORDERFLOW_ENV, ORDERFLOW__…)
   orderflow keys new --name NAME --scopes SCOPE[,SCOPE…] [--rate-per-second N] [--burst N]
+                    [--clusters PATTERN[,PATTERN…]]  (admin scopes only on those clusters, e.g. dev-*)
                                  make an API key: the key to stderr (shown once), the entry for
                                  auth.keys_file to stdout
 scopes: orders:write, orders:read, admin:read, admin:write, metrics:read";
@@ -40,6 +41,7 @@ fn new_key(args: &[String]) -> Result<Command, String> {
     let mut scopes = Vec::new();
     let mut rate_per_second = None;
     let mut burst = None;
+    let mut clusters = Vec::new();
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -59,6 +61,13 @@ fn new_key(args: &[String]) -> Result<Command, String> {
             }
             "--rate-per-second" => rate_per_second = Some(number()?),
             "--burst" => burst = Some(number()?),
+            "--clusters" => clusters.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            ),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -68,6 +77,7 @@ fn new_key(args: &[String]) -> Result<Command, String> {
         scopes,
         rate_per_second,
         burst,
+        clusters,
     };
     Ok(Command::NewKey(entry))
 }
@@ -93,6 +103,10 @@ pub fn make_key(mut entry: KeyEntry) -> Result<(String, String), String> {
     }
     if let Some(burst) = entry.burst {
         toml.push_str(&format!("burst = {burst}\n"));
+    }
+    if !entry.clusters.is_empty() {
+        let clusters: Vec<String> = entry.clusters.iter().map(|c| format!("{c:?}")).collect();
+        toml.push_str(&format!("clusters = [{}]\n", clusters.join(", ")));
     }
     Ok((key, toml))
 }
@@ -139,6 +153,7 @@ mod tests {
                 scopes: vec![],
                 rate_per_second: None,
                 burst: None,
+                clusters: vec![],
             })
             .is_err()
         );

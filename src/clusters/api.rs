@@ -56,7 +56,11 @@ pub struct RegisterCluster {
     #[schema(max_items = 20)]
     pub tags: Vec<String>,
     /// Comma-separated `host:port` list.
-    #[schema(min_length = 1, max_length = 1024, pattern = r"^[A-Za-z0-9._\[\]:-]+:[0-9]{1,5}(,[A-Za-z0-9._\[\]:-]+:[0-9]{1,5})*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[A-Za-z0-9._\[\]:-]+:[0-9]{1,5}(,[A-Za-z0-9._\[\]:-]+:[0-9]{1,5})*$"
+    )]
     pub bootstrap_servers: String,
     /// Raw librdkafka options. Secret ones (`*password*`, `*secret*`, tokens, keys) must be
     /// `${ENV_NAME}` references, resolved from each instance's environment when connecting:

@@ -146,6 +146,9 @@ pub enum ApiError {
     /// No API key, an unknown one, or a malformed `Authorization` header.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// The key's admin scopes do not reach this cluster.
+    #[error("this API key's admin scopes do not reach the cluster {0:?}")]
+    ClusterForbidden(String),
     /// The key lacks the scope the operation needs (named here).
     #[error("this API key lacks the scope \"{0}\" that this operation needs")]
     Forbidden(&'static str),
@@ -246,7 +249,7 @@ impl ApiError {
             }
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ClusterForbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -285,7 +288,9 @@ impl ApiError {
             ApiError::Overloaded { .. } => ("overloaded", "Service overloaded"),
             ApiError::RequestTimeout => ("request_timeout", "Request body too slow"),
             ApiError::Unauthenticated(_) => ("unauthenticated", "API key missing or unknown"),
-            ApiError::Forbidden(_) => ("forbidden", "API key lacks the scope"),
+            ApiError::Forbidden(_) | ApiError::ClusterForbidden(_) => {
+                ("forbidden", "API key lacks the scope")
+            }
             ApiError::RateLimited(_) => ("rate_limited", "Rate limit reached"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }

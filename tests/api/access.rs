@@ -23,6 +23,7 @@ fn key(name: &str, scopes: &[Scope]) -> (String, KeyEntry) {
         scopes: scopes.to_vec(),
         rate_per_second: None,
         burst: None,
+        clusters: vec![],
     };
     (key, entry)
 }

@@ -45,7 +45,11 @@ async fn cluster_and_catalog_describe_the_running_system() {
     assert_eq!(status, 200);
     assert_eq!(catalog["version"], env!("CARGO_PKG_VERSION"));
     let topics = catalog["topics"].as_array().unwrap();
-    assert_eq!(topics.len(), 5, "orders, status, dead letters, audit, cluster registry");
+    assert_eq!(
+        topics.len(),
+        5,
+        "orders, status, dead letters, audit, cluster registry"
+    );
     assert!(topics.iter().all(|t| t["state"] == "present"), "{topics:?}");
     assert_eq!(
         catalog["consumers"]["group_id"].as_str(),

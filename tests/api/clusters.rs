@@ -379,3 +379,65 @@ async fn clusters_registered_at_run_time_are_shared_by_instances_and_kept_across
         (404, Some("cluster_not_found"))
     );
 }
+
+#[tokio::test]
+async fn a_key_limited_to_some_clusters_is_refused_on_the_others() {
+    use orderflow::http::auth::Scope;
+    use orderflow::http::auth::keys::{self, KeyEntry};
+    let home = TestBroker::start(Engine::Memory).await;
+    let dev = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.clusters.insert(
+        "dev-1".into(),
+        orderflow::clusters::ClusterSettings {
+            name: "Dev 1".into(),
+            description: String::new(),
+            environment: "development".into(),
+            tags: vec![],
+            bootstrap_servers: dev.bootstrap(),
+            librdkafka: Default::default(),
+        },
+    );
+    let key = keys::generate().unwrap();
+    settings.auth.mode = orderflow::http::auth::AuthMode::Keys;
+    settings.auth.keys = vec![KeyEntry {
+        name: "dev-operator".into(),
+        sha256: keys::hex(&keys::digest(&key)),
+        scopes: vec![Scope::AdminRead, Scope::AdminWrite],
+        rate_per_second: None,
+        burst: None,
+        clusters: vec!["dev-*".into()],
+    }];
+    let app = TestApp::spawn(settings).await;
+    let get = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .header("authorization", format!("Bearer {key}"))
+            .send()
+    };
+    assert_eq!(
+        get("/api/clusters/dev-1/topics").await.unwrap().status(),
+        200
+    );
+    for path in [
+        "/api/clusters/default/topics",
+        "/api/admin/topics",
+        "/api/admin/cluster",
+    ] {
+        let refused = get(path).await.unwrap();
+        assert_eq!(refused.status(), 403, "{path}");
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["code"], "forbidden");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("\"default\""),
+            "{problem}"
+        );
+    }
+    let refusals = app
+        .metric(
+            "orderflow_access_refusals_total",
+            &[("key", "dev-operator"), ("reason", "forbidden")],
+        )
+        .await;
+    assert_eq!(refusals, 3.0);
+}

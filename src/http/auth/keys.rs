@@ -38,6 +38,10 @@ pub struct KeyEntry {
     /// Largest burst for this key; `auth.rate_limit.burst` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
+    /// The clusters its admin scopes reach, by id or pattern with `*` (`dev-*`); every
+    /// cluster when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<String>,
 }
 
 impl KeyEntry {
@@ -58,6 +62,17 @@ impl KeyEntry {
         parse_digest(&self.sha256).map_err(|why| format!("key {:?}: sha256 {why}", self.name))?;
         if self.scopes.is_empty() {
             return Err(format!("key {:?} has no scopes", self.name));
+        }
+        if let Some(bad) = self.clusters.iter().find(|p| {
+            p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-*".contains(&b))
+        }) {
+            return Err(format!(
+                "key {:?}: cluster pattern {bad:?} must be of a-z, 0-9, '-' and '*'",
+                self.name
+            ));
         }
         if self.rate_per_second == Some(0) || self.burst == Some(0) {
             return Err(format!(
@@ -147,6 +162,8 @@ pub struct Key {
     pub name: Arc<str>,
     digest: [u8; 32],
     scopes: Vec<Scope>,
+    /// Cluster patterns its admin scopes are limited to; none for every cluster.
+    pub clusters: Vec<String>,
     /// This key's token bucket.
     pub limiter: KeyLimiter,
 }
@@ -155,6 +172,22 @@ impl Key {
     /// Whether the key grants `scope`.
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// Whether its admin scopes reach the cluster `id`.
+    pub fn reaches(&self, id: &str) -> bool {
+        self.clusters.is_empty() || self.clusters.iter().any(|p| glob(p, id))
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            text.starts_with(head)
+                && (0..=text.len() - head.len()).any(|skip| glob(rest, &text[head.len() + skip..]))
+        }
     }
 }
 
@@ -190,6 +223,7 @@ impl KeyRing {
                 name: entry.name.as_str().into(),
                 digest,
                 scopes: entry.scopes.clone(),
+                clusters: entry.clusters.clone(),
                 limiter: limiter(entry),
             }));
         }
@@ -230,6 +264,22 @@ mod tests {
             scopes: vec![Scope::OrdersWrite],
             rate_per_second: None,
             burst: None,
+            clusters: vec![],
+        }
+    }
+
+    #[test]
+    fn cluster_patterns_match_ids() {
+        for (pattern, id, matches) in [
+            ("dev-*", "dev-1", true),
+            ("dev-*", "prod-1", false),
+            ("*-eu", "prod-eu", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("staging", "staging", true),
+            ("staging", "staging-2", false),
+        ] {
+            assert_eq!(glob(pattern, id), matches, "{pattern} {id}");
         }
     }
 

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -153,6 +153,8 @@ pub struct AccessControl {
     pub audit: AuditLog,
     /// `orderflow_access_refusals_total{key, reason}`.
     refusals: IntCounterVec,
+    /// The cluster `/api/admin/…` (and any admin route without a `{cluster}`) is about.
+    home_cluster: String,
 }
 
 impl AccessControl {
@@ -162,6 +164,7 @@ impl AccessControl {
         settings: &AuthSettings,
         audit: AuditLog,
         refusals: IntCounterVec,
+        home_cluster: &str,
     ) -> Result<Self, String> {
         let limits = &settings.rate_limit;
         let entries = settings.entries()?;
@@ -192,6 +195,7 @@ impl AccessControl {
             addresses: AddressLimits::new(limits.quota(None, None).filter(|_| limits.enabled)),
             audit,
             refusals,
+            home_cluster: home_cluster.to_string(),
         })
     }
 
@@ -320,6 +324,19 @@ pub fn security_requirements(scope: Scope) -> Vec<SecurityRequirement> {
     requirements
 }
 
+/// Answers a refusal and audits it.
+async fn refuse(
+    access: &AccessControl,
+    error: ApiError,
+    request: Request,
+    caller: &Principal,
+) -> Response {
+    let (record, _) = audit::begin_request(request, caller.address, caller.key_name()).await;
+    let response = error.into_response();
+    access.audit.record(record.finish(&response));
+    response
+}
+
 /// The guard of a scoped route.
 async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
     let Some(access) = request.extensions().get::<Arc<AccessControl>>().cloned() else {
@@ -356,10 +373,32 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
     };
     if let Some(error) = access.refusal(scope, &presented, &caller) {
         access.count_refusal(label(), error.code_and_title().0);
-        let (record, _) = audit::begin_request(request, address, caller.key_name()).await;
-        let response = error.into_response();
-        access.audit.record(record.finish(&response));
-        return response;
+        return refuse(&access, error, request, &caller).await;
+    }
+    // A key limited to some clusters reaches the others with no admin scope.
+    if let Some(key) = caller.key.as_ref().filter(|k| {
+        access.mode == AuthMode::Keys
+            && !k.clusters.is_empty()
+            && matches!(scope, Scope::AdminRead | Scope::AdminWrite)
+    }) {
+        let label = label().to_string();
+        let (mut parts, body) = request.into_parts();
+        let cluster = RawPathParams::from_request_parts(&mut parts, &())
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(name, _)| *name == "cluster")
+                    .map(|(_, value)| value.to_string())
+            })
+            .unwrap_or_else(|| access.home_cluster.clone());
+        request = Request::from_parts(parts, body);
+        if !key.reaches(&cluster) {
+            access.count_refusal(&label, "forbidden");
+            let error = ApiError::ClusterForbidden(cluster);
+            return refuse(&access, error, request, &caller).await;
+        }
     }
     let record = if scope.audited() {
         let (record, rebuilt) = audit::begin_request(request, address, caller.key_name()).await;
