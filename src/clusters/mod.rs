@@ -1,7 +1,9 @@
 //! Many clusters from one service: the registry of the clusters it manages beside its home
-//! cluster (the one it runs its orders on), each with lazily made Kafka clients.
+//! cluster (the one it runs its orders on), each with lazily made Kafka clients, and the
+//! operations across clusters.
 
 pub mod api;
+pub mod compare;
 pub mod registry;
 
 pub use registry::{ClusterRegistry, ClusterSettings, RegisteredCluster};

@@ -40,6 +40,7 @@ pub const UI_PATH: &str = "/docs";
     tags(
         (name = "orders", description = "Place, look up, list and cancel orders"),
         (name = "clusters", description = "The clusters this service manages: the registry"),
+        (name = "operations", description = "Operations across clusters"),
         (name = "cluster", description = "A Kafka cluster and the local development broker"),
         (name = "topics", description = "Topic management"),
         (name = "consumer-groups", description = "Consumer groups, their lag and offsets"),
@@ -154,6 +155,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::orders::api::router())
         .merge(crate::admin::router())
         .merge(crate::clusters::api::router())
+        .merge(crate::clusters::compare::router())
         .merge(crate::http::health::router())
 }
 

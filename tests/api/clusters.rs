@@ -441,3 +441,122 @@ async fn a_key_limited_to_some_clusters_is_refused_on_the_others() {
         .await;
     assert_eq!(refusals, 3.0);
 }
+
+#[tokio::test]
+async fn compare_finds_topics_on_one_side_and_configs_that_differ() {
+    let home = TestBroker::start(Engine::Memory).await;
+    let second = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.clusters.insert(
+        "second".into(),
+        orderflow::clusters::ClusterSettings {
+            name: "Second".into(),
+            description: String::new(),
+            environment: "testing".into(),
+            tags: vec![],
+            bootstrap_servers: second.bootstrap(),
+            librdkafka: Default::default(),
+        },
+    );
+    let app = TestApp::spawn(settings).await;
+    let post = reqwest::Method::POST;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let [only_home, only_second, differing, same] =
+        ["a", "b", "c", "d"].map(|t| format!("cmp-{t}-{run}"));
+    let create = |cluster: &'static str, body: Value| {
+        let app = &app;
+        let post = post.clone();
+        async move {
+            let (status, answer) = send(
+                app,
+                post,
+                &format!("/api/clusters/{cluster}/topics"),
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, 201, "{answer}");
+        }
+    };
+    create("default", json!({"name": only_home, "partitions": 1})).await;
+    create("second", json!({"name": only_second, "partitions": 1})).await;
+    create(
+        "default",
+        json!({"name": differing, "partitions": 2, "configs": {"retention.ms": "1000"}}),
+    )
+    .await;
+    create(
+        "second",
+        json!({"name": differing, "partitions": 1, "configs": {"retention.ms": "2000"}}),
+    )
+    .await;
+    create("default", json!({"name": same, "partitions": 1})).await;
+    create("second", json!({"name": same, "partitions": 1})).await;
+    // One record per request: Tansu's memory watermarks are right for single-record batches.
+    for n in 0..3 {
+        let (status, _) = send(
+            &app,
+            post.clone(),
+            &format!("/api/admin/topics/{differing}/messages"),
+            Some(json!({"records": [{"key": format!("k{n}"), "value": "v", "partition": 0}]})),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+
+    let (status, diff) = app
+        .get_json("/api/operations/compare?source_cluster=default&target_cluster=second&include_data=true")
+        .await;
+    assert_eq!(status, 200, "{diff}");
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let only_source = names(&diff["topics_only_in_source"]);
+    assert!(only_source.contains(&only_home), "{diff}");
+    assert!(
+        only_source.contains(&app.settings.topics.orders.name),
+        "the service's topics are on home only"
+    );
+    assert_eq!(names(&diff["topics_only_in_target"]), [only_second.clone()]);
+    let differences = diff["topics_with_different_config"].as_array().unwrap();
+    assert_eq!(differences.len(), 1, "only {differing} differs: {diff}");
+    assert_eq!(differences[0]["topic"], differing.as_str());
+    assert_eq!(
+        differences[0]["partitions"],
+        json!({"source": 2, "target": 1})
+    );
+    let retention = differences[0]["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "retention.ms")
+        .expect("retention.ms differs");
+    assert_eq!(
+        (retention["source"].as_str(), retention["target"].as_str()),
+        (Some("1000"), Some("2000"))
+    );
+    assert_eq!(
+        diff["message_counts"][&differing],
+        json!({"source": 3, "target": 0})
+    );
+    assert_eq!(diff["message_counts"][&only_second]["source"], Value::Null);
+    assert_eq!(diff["summary"]["topics_in_both"], 2);
+    assert_eq!(diff["summary"]["identical_topics"], 1);
+    assert_eq!(diff["summary"]["equal"], false);
+
+    let (_, itself) = app
+        .get_json("/api/operations/compare?source_cluster=second&target_cluster=second")
+        .await;
+    assert_eq!(itself["summary"]["equal"], true, "{itself}");
+    assert!(itself.get("message_counts").is_none());
+    let (status, problem) = app
+        .get_json("/api/operations/compare?source_cluster=default&target_cluster=elsewhere")
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (404, Some("cluster_not_found"))
+    );
+}
