@@ -240,7 +240,7 @@ async fn describe_all(
 
 /// How a topic differs between the sides, if it does.
 fn difference(name: &str, source: &TopicDetails, target: &TopicDetails) -> Option<TopicDifference> {
-    let partitions = (source.partitions.len() != target.partitions.len()).then(|| Sides {
+    let partitions = (source.partitions.len() != target.partitions.len()).then_some(Sides {
         source: source.partitions.len(),
         target: target.partitions.len(),
     });
