@@ -520,7 +520,7 @@ async fn compare_finds_topics_on_one_side_and_configs_that_differ() {
         only_source.contains(&app.settings.topics.orders.name),
         "the service's topics are on home only"
     );
-    assert_eq!(names(&diff["topics_only_in_target"]), [only_second.clone()]);
+    assert_eq!(names(&diff["topics_only_in_target"]), vec![only_second.clone()]);
     let differences = diff["topics_with_different_config"].as_array().unwrap();
     assert_eq!(differences.len(), 1, "only {differing} differs: {diff}");
     assert_eq!(differences[0]["topic"], differing.as_str());
