@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use axum::Router;
 
+use crate::clusters::operations::Operations;
 use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::{ClusterRegistry, ClusterSettings};
 use crate::config::Settings;
@@ -177,7 +178,19 @@ impl Application {
         )
         .map_err(|reason| anyhow::anyhow!("Invalid cluster settings: {reason}"))?;
         let clusters = Arc::new(clusters);
+        let operations_reader = TableReader::new(
+            client.clone(),
+            settings.topics.operations.name.clone(),
+            settings.admin_timeout(),
+        );
+        let operations = Arc::new(Operations::new(
+            settings.topics.operations.name.clone(),
+            operations_reader.clone(),
+            producer.with_type(),
+            settings.admin_timeout(),
+        ));
         let state = AppState {
+            operations: operations.clone(),
             clusters: clusters.clone(),
             access: Arc::new(access),
             admin,
@@ -202,6 +215,10 @@ impl Application {
         let registry = clusters.clone();
         tasks.spawn(registry_reader.run(
             Arc::new(move |id: &str, value: Option<&[u8]>| registry.apply(id, value)),
+            workers.clone(),
+        ));
+        tasks.spawn(operations_reader.run(
+            Arc::new(move |id: &str, value: Option<&[u8]>| operations.apply(id, value)),
             workers.clone(),
         ));
         tasks.spawn(crate::clusters::registry::keep_checking(
@@ -327,11 +344,13 @@ pub fn topic_specs(settings: &Settings) -> Vec<TopicSpec> {
         spec(&t.status, vec![("cleanup.policy".into(), "compact".into())]),
         spec(&t.dlq, vec![]),
         spec(&t.audit, vec![]),
-        spec(
-            &t.clusters,
-            vec![("cleanup.policy".into(), "compact".into())],
-        ),
+        spec(&t.clusters, compacted()),
+        spec(&t.operations, compacted()),
     ]
+}
+
+fn compacted() -> Vec<(String, String)> {
+    vec![("cleanup.policy".into(), "compact".into())]
 }
 
 /// The processing group's consumer options.

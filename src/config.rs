@@ -278,6 +278,8 @@ pub struct TopicsSettings {
     pub audit: TopicSettings,
     /// Clusters registered at run time (compacted).
     pub clusters: TopicSettings,
+    /// Operations across clusters and their progress (compacted).
+    pub operations: TopicSettings,
 }
 
 /// One topic's name and partition count.

@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod compare;
+pub mod operations;
+pub mod operations_api;
 pub mod registry;
 
 pub use registry::{ClusterRegistry, ClusterSettings, RegisteredCluster};

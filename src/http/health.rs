@@ -61,7 +61,10 @@ async fn ready(State(state): State<AppState>) -> Response {
         Ok(missing) if missing.is_empty() && !state.projector.is_caught_up() => {
             not_ready("status view catching up")
         }
-        Ok(missing) if missing.is_empty() && !state.clusters.is_caught_up() => {
+        Ok(missing)
+            if missing.is_empty()
+                && !(state.clusters.is_caught_up() && state.operations.is_caught_up()) =>
+        {
             not_ready("cluster registry catching up")
         }
         Ok(missing)

@@ -55,4 +55,6 @@ pub struct AppState {
     pub access: Arc<AccessControl>,
     /// The clusters this instance manages, the home one first.
     pub clusters: Arc<ClusterRegistry>,
+    /// Operations across clusters.
+    pub operations: Arc<crate::clusters::operations::Operations>,
 }

@@ -156,6 +156,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::admin::router())
         .merge(crate::clusters::api::router())
         .merge(crate::clusters::compare::router())
+        .merge(crate::clusters::operations_api::router())
         .merge(crate::http::health::router())
 }
 

@@ -520,7 +520,10 @@ async fn compare_finds_topics_on_one_side_and_configs_that_differ() {
         only_source.contains(&app.settings.topics.orders.name),
         "the service's topics are on home only"
     );
-    assert_eq!(names(&diff["topics_only_in_target"]), vec![only_second.clone()]);
+    assert_eq!(
+        names(&diff["topics_only_in_target"]),
+        vec![only_second.clone()]
+    );
     let differences = diff["topics_with_different_config"].as_array().unwrap();
     assert_eq!(differences.len(), 1, "only {differing} differs: {diff}");
     assert_eq!(differences[0]["topic"], differing.as_str());
@@ -559,4 +562,210 @@ async fn compare_finds_topics_on_one_side_and_configs_that_differ() {
         (status, problem["code"].as_str()),
         (404, Some("cluster_not_found"))
     );
+}
+
+async fn wait_finished(app: &TestApp, location: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, operation) = app.get_json(location).await;
+        assert_eq!(status, 200, "{operation}");
+        if !["pending", "running"].contains(&operation["status"].as_str().unwrap()) {
+            return operation;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "operation never finished: {operation}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn replicate_creates_the_topic_structure_on_the_targets_as_a_tracked_operation() {
+    let home = TestBroker::start(Engine::Memory).await;
+    let second = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.processing.consumers = 0;
+    settings.clusters.insert(
+        "second".into(),
+        orderflow::clusters::ClusterSettings {
+            name: "Second".into(),
+            description: String::new(),
+            environment: "testing".into(),
+            tags: vec![],
+            bootstrap_servers: second.bootstrap(),
+            librdkafka: Default::default(),
+        },
+    );
+    let app = TestApp::spawn(settings.clone()).await;
+    let other = TestApp::spawn(settings.clone()).await;
+    let post = reqwest::Method::POST;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (wide, narrow, later) = (
+        format!("rep-w-{run}"),
+        format!("rep-n-{run}"),
+        format!("rep-l-{run}"),
+    );
+    for (name, partitions) in [(&wide, 3), (&narrow, 1), (&later, 2)] {
+        let (status, _) = send(
+            &app,
+            post.clone(),
+            "/api/admin/topics",
+            Some(json!({"name": name, "partitions": partitions, "configs": {"retention.ms": "3600000"}})),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+
+    let request = json!({"source_cluster_id": "default", "target_cluster_ids": ["second"], "topics": [wide, narrow]});
+    let response = app
+        .client
+        .post(app.url("/api/operations/replicate"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let accepted: Value = response.json().await.unwrap();
+    assert_eq!(accepted["operation_type"], "replicate");
+    assert!(["pending", "running", "completed"].contains(&accepted["status"].as_str().unwrap()));
+    let done = wait_finished(&app, &location).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["progress_percent"], 100.0);
+    let results = done["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["outcome"] == "created" && r["target"] == "second"),
+        "{done}"
+    );
+    let (status, copied) = app
+        .get_json(&format!("/api/clusters/second/topics/{wide}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(copied["partitions"].as_array().unwrap().len(), 3);
+    // Only configs set on the topic are copied, never the broker's defaults. Tansu 0.6.0
+    // reports a topic's overrides as defaults (Apache Kafka says DYNAMIC_TOPIC_CONFIG), so
+    // here the expected set is whatever the source reports as set on the topic.
+    let wide_result = results
+        .iter()
+        .find(|r| r["topic"] == wide.as_str())
+        .unwrap();
+    let (_, source) = app.get_json(&format!("/api/admin/topics/{wide}")).await;
+    let set_on_topic: serde_json::Map<String, Value> = source["configs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, c)| c["source"] == "topic" || c["is_default"] == false)
+        .map(|(name, c)| (name.clone(), c["value"].clone()))
+        .collect();
+    assert_eq!(wide_result["configs"].as_object().unwrap(), &set_on_topic);
+    for (name, value) in &set_on_topic {
+        assert_eq!(
+            &copied["configs"][name]["value"], value,
+            "config {name} copied"
+        );
+    }
+
+    // Any instance answers for it; a second run finds the topics there; a dry run changes nothing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, seen) = other.get_json(&location).await;
+        if status == 200 && seen["status"] == "completed" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other instance never saw it: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = app
+        .client
+        .post(app.url("/api/operations/replicate"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    let again = wait_finished(&app, again.headers()["location"].to_str().unwrap()).await;
+    assert!(
+        again["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] == "exists"),
+        "{again}"
+    );
+    let dry = json!({"source_cluster_id": "default", "target_cluster_ids": ["second"], "topics": [later], "dry_run": true});
+    let dry = app
+        .client
+        .post(app.url("/api/operations/replicate"))
+        .json(&dry)
+        .send()
+        .await
+        .unwrap();
+    let dry = wait_finished(&app, dry.headers()["location"].to_str().unwrap()).await;
+    assert_eq!(dry["results"][0]["outcome"], "would_create");
+    let (status, _) = app
+        .get_json(&format!("/api/clusters/second/topics/{later}"))
+        .await;
+    assert_eq!(status, 404, "a dry run creates nothing");
+
+    let (_, listed) = app.get_json("/api/operations").await;
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    let (status, problem) = send(&app, reqwest::Method::DELETE, &location, None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("conflict")),
+        "a finished operation"
+    );
+    let (status, _) = app
+        .get_json(&format!("/api/operations/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(status, 404);
+    let bad = json!({"source_cluster_id": "default", "target_cluster_ids": ["default"]});
+    let (status, _) = send(&app, post.clone(), "/api/operations/replicate", Some(bad)).await;
+    assert_eq!(status, 422, "the source is not a target");
+    let unknown = json!({"source_cluster_id": "default", "target_cluster_ids": ["nowhere"]});
+    let (status, problem) = send(
+        &app,
+        post.clone(),
+        "/api/operations/replicate",
+        Some(unknown),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (404, Some("cluster_not_found"))
+    );
+
+    // An operation whose instance died mid-way shows as interrupted, not running for ever.
+    let orphan = json!({
+        "id": "orphan", "operation_type": "replicate", "source_cluster_id": "default",
+        "target_cluster_ids": ["second"], "topics": [], "overwrite_configs": false, "dry_run": false,
+        "status": "running", "progress_percent": 40.0, "results": [],
+        "created_at": "2026-01-01T00:00:00Z", "started_at": "2026-01-01T00:00:00Z", "finished_at": null,
+        "heartbeat_at": "2026-01-01T00:00:05Z", "cancel_requested": false
+    });
+    produce_raw(
+        &home.bootstrap(),
+        &settings.topics.operations.name,
+        &[(Some("orphan"), orphan.to_string().as_bytes())],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, seen) = app.get_json("/api/operations/orphan").await;
+        if status == 200 {
+            assert_eq!(seen["status"], "interrupted");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the orphan record was never read"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

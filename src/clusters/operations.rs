@@ -1,0 +1,584 @@
+//! Tracked operations across clusters. `POST /api/operations/replicate` answers `202` at
+//! once with the operation, which then runs in the background on the instance that took it;
+//! every change of its state is written to a compacted topic (`orderflow.operations`) that
+//! every instance reads, so any instance answers `GET /api/operations/{id}`. A running
+//! operation beats every few seconds; one whose beat stopped (its instance died) is shown as
+//! `interrupted`, never as running for ever. `DELETE` cancels: at once on the instance that
+//! runs it, through the topic from any other.
+//!
+//! Replicate copies topic structure: partitions and the configs set on the topic, with the
+//! replication factor clamped to each target's broker count (and reported).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::ClusterRegistry;
+use crate::kafka::admin::{AdminError, ConfigValue, KafkaAdmin, TopicRequest};
+use crate::kafka::table::TableReader;
+use crate::kafka::{BaseProducer, OutgoingRecord};
+
+/// How often a running operation says it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(3);
+/// A running operation silent for longer is shown as interrupted.
+const HEARTBEAT_LIMIT: Duration = Duration::from_secs(20);
+
+/// Where an operation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationStatus {
+    /// Accepted, not started.
+    Pending,
+    /// Running.
+    Running,
+    /// Done; see the per-topic results.
+    Completed,
+    /// Stopped by an error.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+    /// Its instance stopped before it finished.
+    Interrupted,
+}
+
+impl OperationStatus {
+    fn finished(self) -> bool {
+        !matches!(self, OperationStatus::Pending | OperationStatus::Running)
+    }
+}
+
+/// What happened to one topic on one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TopicResult {
+    /// Topic name.
+    pub topic: String,
+    /// Target cluster id.
+    pub target: String,
+    /// `created`, `exists`, `updated`, `would_create`, `would_update`, `failed`.
+    pub outcome: String,
+    /// Partitions on the source.
+    pub partitions: usize,
+    /// Replication factor used on the target.
+    pub replication_factor: usize,
+    /// Whether the source's replication factor was lowered to the target's broker count.
+    pub replication_clamped: bool,
+    /// Configs copied (set on the source topic).
+    pub configs: BTreeMap<String, String>,
+    /// Why it failed, in words safe to show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A tracked operation: the design's `CrossClusterOperation`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Operation {
+    /// Its id.
+    pub id: String,
+    /// `replicate` (and, later, `migrate`).
+    pub operation_type: String,
+    /// Where topics come from.
+    pub source_cluster_id: String,
+    /// Where they go.
+    pub target_cluster_ids: Vec<String>,
+    /// Topics asked for; empty for every topic of the source (Kafka's internal ones left
+    /// out).
+    pub topics: Vec<String>,
+    /// Whether configs of topics that exist on a target are changed to the source's.
+    pub overwrite_configs: bool,
+    /// Whether nothing is changed, only reported.
+    pub dry_run: bool,
+    /// Where it is.
+    pub status: OperationStatus,
+    /// Share of the work done, 0 to 100.
+    pub progress_percent: f64,
+    /// One entry per topic and target, as they are done.
+    pub results: Vec<TopicResult>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The running instance's last sign of life.
+    pub heartbeat_at: DateTime<Utc>,
+    /// Whether someone asked to cancel it.
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+impl Operation {
+    /// The operation as a reader should see it: running without a recent beat means its
+    /// instance is gone.
+    fn seen_now(mut self) -> Self {
+        let silent = Utc::now() - self.heartbeat_at;
+        if !self.status.finished() && silent.to_std().is_ok_and(|s| s > HEARTBEAT_LIMIT) {
+            self.status = OperationStatus::Interrupted;
+        }
+        self
+    }
+}
+
+/// Body of `POST /api/operations/replicate`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateRequest {
+    /// Where the topics come from.
+    pub source_cluster_id: String,
+    /// Where to create them (1 to 20 clusters).
+    #[schema(min_items = 1, max_items = 20)]
+    pub target_cluster_ids: Vec<String>,
+    /// Only these topics; every topic of the source when absent.
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub topics: Vec<String>,
+    /// Change configs of topics that exist on a target to the source's.
+    #[serde(default)]
+    pub overwrite_configs: bool,
+    /// Report what would change; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Operations known to this instance (all of them, from the topic) and the ones it runs.
+pub struct Operations {
+    known: Mutex<BTreeMap<String, Operation>>,
+    running: Mutex<BTreeMap<String, CancellationToken>>,
+    topic: String,
+    reader: Arc<TableReader>,
+    writer: BaseProducer<Operation>,
+    timeout: Duration,
+}
+
+impl Operations {
+    /// Operations stored on `topic`.
+    pub fn new(
+        topic: String,
+        reader: Arc<TableReader>,
+        writer: BaseProducer<Operation>,
+        timeout: Duration,
+    ) -> Self {
+        Operations {
+            known: Mutex::new(BTreeMap::new()),
+            running: Mutex::new(BTreeMap::new()),
+            topic,
+            reader,
+            writer,
+            timeout,
+        }
+    }
+
+    /// Whether every operation stored before this instance started is known.
+    pub fn is_caught_up(&self) -> bool {
+        self.reader.is_caught_up()
+    }
+
+    /// Applies one record of the operations topic.
+    pub fn apply(&self, id: &str, value: Option<&[u8]>) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        match value.map(serde_json::from_slice::<Operation>) {
+            Some(Ok(operation)) => {
+                if operation.cancel_requested
+                    && let Some(token) = self
+                        .running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(id)
+                {
+                    token.cancel();
+                }
+                known.insert(id.to_string(), operation);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(operation = id, %error, "undecodable operation record")
+            }
+            None => {
+                known.remove(id);
+            }
+        }
+    }
+
+    /// One operation as it stands.
+    pub fn get(&self, id: &str) -> Option<Operation> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(id).cloned().map(Operation::seen_now)
+    }
+
+    /// The newest `limit` operations, newest first.
+    pub fn recent(&self, limit: usize) -> Vec<Operation> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<Operation> = known.values().cloned().map(Operation::seen_now).collect();
+        all.sort_by_key(|o| std::cmp::Reverse(o.created_at));
+        all.truncate(limit);
+        all
+    }
+
+    /// Writes the operation's state and waits until this instance has read it back.
+    async fn save(&self, operation: &Operation) -> Result<(), String> {
+        let delivery = self
+            .writer
+            .send(OutgoingRecord {
+                topic: &self.topic,
+                key: &operation.id,
+                value: operation,
+                headers: vec![],
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.reader
+            .wait_past(delivery.partition, delivery.offset, self.timeout)
+            .await;
+        Ok(())
+    }
+
+    /// Asks an operation to stop: at once if this instance runs it, through the topic
+    /// otherwise. `None` when unknown; the operation as it was when already finished.
+    pub async fn cancel(&self, id: &str) -> Result<Option<Operation>, String> {
+        let Some(mut operation) = self.get(id) else {
+            return Ok(None);
+        };
+        if operation.status.finished() {
+            return Ok(Some(operation));
+        }
+        if let Some(token) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            token.cancel();
+        }
+        operation.cancel_requested = true;
+        self.save(&operation).await?;
+        Ok(Some(operation))
+    }
+
+    /// Accepts a replication and starts it in the background.
+    pub async fn start_replicate(
+        self: &Arc<Self>,
+        request: ReplicateRequest,
+        registry: Arc<ClusterRegistry>,
+        shutdown: &CancellationToken,
+    ) -> Result<Operation, String> {
+        let now = Utc::now();
+        let operation = Operation {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation_type: "replicate".into(),
+            source_cluster_id: request.source_cluster_id,
+            target_cluster_ids: request.target_cluster_ids,
+            topics: request.topics,
+            overwrite_configs: request.overwrite_configs,
+            dry_run: request.dry_run,
+            status: OperationStatus::Pending,
+            progress_percent: 0.0,
+            results: vec![],
+            error: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: now,
+            cancel_requested: false,
+        };
+        self.save(&operation).await?;
+        let token = shutdown.child_token();
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(operation.id.clone(), token.clone());
+        let operations = self.clone();
+        let started = operation.clone();
+        tokio::spawn(async move {
+            let id = started.id.clone();
+            operations.run_replicate(started, registry, token).await;
+            operations
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        });
+        Ok(operation)
+    }
+
+    async fn run_replicate(
+        &self,
+        mut operation: Operation,
+        registry: Arc<ClusterRegistry>,
+        cancel: CancellationToken,
+    ) {
+        operation.status = OperationStatus::Running;
+        operation.started_at = Some(Utc::now());
+        self.beat(&mut operation).await;
+        let outcome = tokio::select! {
+            result = replicate(&mut operation, &registry, self, &cancel) => result,
+            () = cancel.cancelled() => Err(Stop::Cancelled),
+        };
+        match outcome {
+            Ok(()) => {
+                operation.status = OperationStatus::Completed;
+                operation.progress_percent = 100.0;
+            }
+            Err(Stop::Cancelled) => {
+                operation.status = OperationStatus::Cancelled;
+            }
+            Err(Stop::Failed(why)) => {
+                operation.status = OperationStatus::Failed;
+                operation.error = Some(why);
+            }
+        }
+        operation.finished_at = Some(Utc::now());
+        self.beat(&mut operation).await;
+    }
+
+    /// Saves progress (and says it is alive); a failed save is logged, not fatal.
+    async fn beat(&self, operation: &mut Operation) {
+        operation.heartbeat_at = Utc::now();
+        if let Some(current) = self.get(&operation.id) {
+            operation.cancel_requested |= current.cancel_requested;
+        }
+        if let Err(error) = self.save(operation).await {
+            tracing::warn!(operation = operation.id, %error, "operation state not saved");
+        }
+    }
+}
+
+/// Why an operation stopped early.
+enum Stop {
+    Cancelled,
+    Failed(String),
+}
+
+impl From<AdminError> for Stop {
+    fn from(error: AdminError) -> Self {
+        Stop::Failed(safe(&error))
+    }
+}
+
+/// An admin error in words safe to show.
+fn safe(error: &AdminError) -> String {
+    match error {
+        AdminError::NotFound(what) => format!("{what} not found"),
+        AdminError::AlreadyExists(what) => format!("{what} already exists"),
+        AdminError::Invalid(why) | AdminError::Conflict(why) | AdminError::Unsupported(why) => {
+            why.clone()
+        }
+        AdminError::Unavailable(_) => "the cluster did not answer in time".into(),
+        AdminError::Kafka(_) => "kafka refused the request".into(),
+    }
+}
+
+/// The clients' admin of a registered cluster.
+fn admin_of(registry: &ClusterRegistry, id: &str) -> Result<KafkaAdmin, Stop> {
+    let cluster = registry
+        .get(id)
+        .ok_or_else(|| Stop::Failed(format!("no cluster {id:?} is registered")))?;
+    Ok(registry.clients(&cluster)?.admin)
+}
+
+async fn replicate(
+    operation: &mut Operation,
+    registry: &ClusterRegistry,
+    operations: &Operations,
+    cancel: &CancellationToken,
+) -> Result<(), Stop> {
+    let source = admin_of(registry, &operation.source_cluster_id)?;
+    let topics = if operation.topics.is_empty() {
+        source
+            .list_topics(None, false)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
+    } else {
+        operation.topics.clone()
+    };
+    let targets = operation.target_cluster_ids.clone();
+    let total = (topics.len() * targets.len()).max(1);
+    let mut last_beat = std::time::Instant::now();
+    for target_id in &targets {
+        let target = admin_of(registry, target_id)?;
+        let brokers = target.cluster().await?.brokers.len().max(1);
+        for topic in &topics {
+            if cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            let result =
+                replicate_topic(&source, &target, topic, target_id, brokers, operation).await;
+            operation.results.push(result);
+            operation.progress_percent = operation.results.len() as f64 * 100.0 / total as f64;
+            if last_beat.elapsed() >= HEARTBEAT {
+                operations.beat(operation).await;
+                last_beat = std::time::Instant::now();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The configs set on a topic (not the broker's defaults, which stay each cluster's own),
+/// secrets left out.
+fn set_on_topic(configs: BTreeMap<String, ConfigValue>) -> BTreeMap<String, String> {
+    configs
+        .into_iter()
+        .filter(|(_, c)| (c.source == "topic" || !c.is_default) && !c.is_sensitive)
+        .filter_map(|(name, c)| c.value.map(|v| (name, v)))
+        .collect()
+}
+
+async fn replicate_topic(
+    source: &KafkaAdmin,
+    target: &KafkaAdmin,
+    topic: &str,
+    target_id: &str,
+    brokers: usize,
+    operation: &Operation,
+) -> TopicResult {
+    let mut result = TopicResult {
+        topic: topic.to_string(),
+        target: target_id.to_string(),
+        outcome: "failed".into(),
+        partitions: 0,
+        replication_factor: 0,
+        replication_clamped: false,
+        configs: BTreeMap::new(),
+        error: None,
+    };
+    let described = match source.describe_topic(topic).await {
+        Ok(d) => d,
+        Err(error) => {
+            result.error = Some(safe(&error));
+            return result;
+        }
+    };
+    let wanted = described
+        .partitions
+        .first()
+        .map_or(1, |p| p.replicas.len().max(1));
+    result.partitions = described.partitions.len();
+    result.replication_factor = wanted.min(brokers);
+    result.replication_clamped = wanted > brokers;
+    result.configs = set_on_topic(described.configs);
+    let exists = match target.describe_topic(topic).await {
+        Ok(_) => true,
+        Err(AdminError::NotFound(_)) => false,
+        Err(error) => {
+            result.error = Some(safe(&error));
+            return result;
+        }
+    };
+    let change = match (exists, operation.overwrite_configs, operation.dry_run) {
+        (false, _, true) => {
+            result.outcome = "would_create".into();
+            return result;
+        }
+        (true, false, _) => {
+            result.outcome = "exists".into();
+            return result;
+        }
+        (true, true, true) => {
+            result.outcome = "would_update".into();
+            return result;
+        }
+        (true, true, false) => {
+            let changes = result
+                .configs
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            target
+                .alter_topic_configs(topic, &changes)
+                .await
+                .map(|()| "updated")
+        }
+        (false, _, false) => target
+            .create_topic(&TopicRequest {
+                name: topic.to_string(),
+                partitions: result.partitions as i32,
+                replication_factor: result.replication_factor as i32,
+                configs: result.configs.clone(),
+            })
+            .await
+            .map(|()| "created"),
+    };
+    match change {
+        Ok(outcome) => result.outcome = outcome.into(),
+        Err(error) => result.error = Some(safe(&error)),
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(value: &str, is_default: bool, source: &str, is_sensitive: bool) -> ConfigValue {
+        ConfigValue {
+            value: Some(value.into()),
+            is_default,
+            is_sensitive,
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn only_configs_set_on_the_topic_are_copied() {
+        let configs = BTreeMap::from([
+            (
+                "retention.ms".to_string(),
+                config("1000", false, "topic", false),
+            ),
+            (
+                "cleanup.policy".to_string(),
+                config("delete", true, "default", false),
+            ),
+            (
+                "segment.bytes".to_string(),
+                config("1024", true, "static_broker", false),
+            ),
+            (
+                "some.password".to_string(),
+                config("x", false, "topic", true),
+            ),
+        ]);
+        assert_eq!(
+            set_on_topic(configs),
+            BTreeMap::from([("retention.ms".to_string(), "1000".to_string())])
+        );
+    }
+
+    #[test]
+    fn a_running_operation_without_a_beat_is_shown_interrupted() {
+        let now = Utc::now();
+        let mut operation = Operation {
+            id: "x".into(),
+            operation_type: "replicate".into(),
+            source_cluster_id: "a".into(),
+            target_cluster_ids: vec!["b".into()],
+            topics: vec![],
+            overwrite_configs: false,
+            dry_run: false,
+            status: OperationStatus::Running,
+            progress_percent: 10.0,
+            results: vec![],
+            error: None,
+            created_at: now,
+            started_at: Some(now),
+            finished_at: None,
+            heartbeat_at: now,
+            cancel_requested: false,
+        };
+        assert_eq!(operation.clone().seen_now().status, OperationStatus::Running);
+        operation.heartbeat_at = now - chrono::Duration::seconds(60);
+        assert_eq!(
+            operation.clone().seen_now().status,
+            OperationStatus::Interrupted
+        );
+        operation.status = OperationStatus::Completed;
+        assert_eq!(operation.seen_now().status, OperationStatus::Completed);
+    }
+}

@@ -1,0 +1,176 @@
+//! The HTTP side of tracked operations: start a replication, list, look up and cancel.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::operations::{Operation, ReplicateRequest};
+use crate::http::AppState;
+use crate::http::audit::AuditDetails;
+use crate::http::auth::{Scope, scoped};
+use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::extract::{JsonBody, QueryParams};
+
+/// The operations' routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(scoped(Scope::AdminWrite, routes!(replicate)))
+        .routes(scoped(Scope::AdminRead, routes!(list_operations)))
+        .routes(scoped(Scope::AdminRead, routes!(get_operation)))
+        .routes(scoped(Scope::AdminWrite, routes!(cancel_operation)))
+}
+
+fn unavailable(cause: String) -> ApiError {
+    tracing::warn!(cause, "operations: kafka unavailable");
+    ApiError::KafkaUnavailable {
+        retry_after: std::time::Duration::from_secs(1),
+        outcome_unknown: true,
+    }
+}
+
+/// Replicate topic structure.
+///
+/// Creates the source's topics (partitions, and the configs set on each topic) on every
+/// target, with the replication factor lowered to a target's broker count where needed
+/// (reported per topic). Topics that exist on a target are left alone unless
+/// `overwrite_configs`. Answers at once; the operation runs in the background.
+#[utoipa::path(post, path = "/api/operations/replicate", tag = "operations",
+    request_body(content = ReplicateRequest, example = json!({"source_cluster_id": "default", "target_cluster_ids": ["staging"], "topics": ["payments"], "dry_run": true})),
+    responses(
+        (status = 202, description = "Accepted; follow `Location`", body = Operation, headers(("Location" = String, description = "The operation's URL"))),
+        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn replicate(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ReplicateRequest>,
+) -> Result<Response, ApiError> {
+    for id in std::iter::once(&request.source_cluster_id).chain(&request.target_cluster_ids) {
+        if state.clusters.get(id).is_none() {
+            return Err(ApiError::ClusterNotFound(id.clone()));
+        }
+    }
+    let mut errors = Vec::new();
+    if request.target_cluster_ids.is_empty() || request.target_cluster_ids.len() > 20 {
+        errors.push(FieldError::new("target_cluster_ids", "1 to 20 clusters"));
+    }
+    if request
+        .target_cluster_ids
+        .contains(&request.source_cluster_id)
+    {
+        errors.push(FieldError::new(
+            "target_cluster_ids",
+            "must not hold the source",
+        ));
+    }
+    if request.topics.len() > 1000 {
+        errors.push(FieldError::new("topics", "at most 1000"));
+    }
+    for (i, topic) in request.topics.iter().enumerate() {
+        if let Err(why) = crate::kafka::validate_topic_name(topic) {
+            errors.push(FieldError::new(format!("topics[{i}]"), why));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let details = Extension(AuditDetails(json!({
+        "source": request.source_cluster_id,
+        "targets": request.target_cluster_ids,
+        "topics": request.topics.len(),
+        "dry_run": request.dry_run,
+    })));
+    let operation = state
+        .operations
+        .start_replicate(request, state.clusters.clone(), &state.shutdown)
+        .await
+        .map_err(unavailable)?;
+    let location = format!("/api/operations/{}", operation.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        details,
+        Json(operation),
+    )
+        .into_response())
+}
+
+/// Query of `GET /api/operations`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsQuery {
+    /// How many, newest first: 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<usize>,
+}
+
+/// List operations.
+///
+/// The newest first, from any instance.
+#[utoipa::path(get, path = "/api/operations", tag = "operations", params(OperationsQuery),
+    responses((status = 200, description = "Operations", body = Vec<Operation>),
+        (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn list_operations(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<OperationsQuery>,
+) -> Result<Json<Vec<Operation>>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::InvalidQuery("limit must be 1 to 200".into()));
+    }
+    Ok(Json(state.operations.recent(limit)))
+}
+
+/// Look up an operation.
+///
+/// Status (`pending`, `running`, `completed`, `failed`, `cancelled`, `interrupted`),
+/// progress, and the result of every topic on every target so far.
+#[utoipa::path(get, path = "/api/operations/{id}", tag = "operations",
+    params(("id" = String, Path, description = "Operation id")),
+    responses((status = 200, description = "The operation", body = Operation),
+        (status = 404, description = "No such operation (`not_found`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn get_operation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Operation>, ApiError> {
+    state
+        .operations
+        .get(&id)
+        .map(Json)
+        .ok_or(ApiError::NotFound("operation"))
+}
+
+/// Cancel an operation.
+///
+/// Stops it after the topic in hand; what was done stays done and is listed.
+#[utoipa::path(delete, path = "/api/operations/{id}", tag = "operations",
+    params(("id" = String, Path, description = "Operation id")),
+    responses((status = 202, description = "Cancel requested", body = Operation),
+        (status = 404, description = "No such operation (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It has finished already (`conflict`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn cancel_operation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Operation>), ApiError> {
+    let operation = state
+        .operations
+        .cancel(&id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(ApiError::NotFound("operation"))?;
+    if !operation.cancel_requested {
+        return Err(ApiError::Conflict {
+            code: "conflict",
+            detail: format!(
+                "operation {id} has finished already ({:?})",
+                operation.status
+            ),
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(operation)))
+}
