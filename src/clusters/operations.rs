@@ -572,7 +572,10 @@ mod tests {
             heartbeat_at: now,
             cancel_requested: false,
         };
-        assert_eq!(operation.clone().seen_now().status, OperationStatus::Running);
+        assert_eq!(
+            operation.clone().seen_now().status,
+            OperationStatus::Running
+        );
         operation.heartbeat_at = now - chrono::Duration::seconds(60);
         assert_eq!(
             operation.clone().seen_now().status,

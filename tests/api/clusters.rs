@@ -769,3 +769,51 @@ async fn replicate_creates_the_topic_structure_on_the_targets_as_a_tracked_opera
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_cancelled_operation_stops_and_says_so() {
+    let home = TestBroker::start(Engine::Memory).await;
+    // The target's broker takes requests but its answers are held back, so the operation
+    // is still at work when the cancel arrives.
+    let target = TestBroker::start_behind_proxy(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.processing.consumers = 0;
+    settings.kafka.admin_timeout_ms = 3_000;
+    settings.clusters.insert(
+        "slow".into(),
+        orderflow::clusters::ClusterSettings {
+            name: "Slow".into(),
+            description: String::new(),
+            environment: "testing".into(),
+            tags: vec![],
+            bootstrap_servers: target.bootstrap(),
+            librdkafka: Default::default(),
+        },
+    );
+    let app = TestApp::spawn(settings).await;
+    target.hold_answers(true);
+    let request = json!({"source_cluster_id": "default", "target_cluster_ids": ["slow"]});
+    let response = app
+        .client
+        .post(app.url("/api/operations/replicate"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, cancelling) = send(&app, reqwest::Method::DELETE, &location, None).await;
+    assert_eq!(status, 202, "{cancelling}");
+    assert_eq!(cancelling["cancel_requested"], true);
+    let started = Instant::now();
+    let stopped = wait_finished(&app, &location).await;
+    assert_eq!(stopped["status"], "cancelled", "{stopped}");
+    assert!(stopped["progress_percent"].as_f64().unwrap() < 100.0);
+    assert!(stopped["finished_at"].is_string());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the cancel did not wait for the target"
+    );
+    target.hold_answers(false);
+}
