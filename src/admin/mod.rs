@@ -150,12 +150,8 @@ impl From<AdminError> for ApiError {
             },
             AdminError::Unsupported(why) => ApiError::KafkaUnsupported(why),
             AdminError::Unavailable(cause) => {
-                tracing::warn!(cause, "admin request: kafka unavailable");
-                ApiError::KafkaUnavailable {
-                    retry_after: std::time::Duration::from_secs(1),
-                    // Admin requests that time out may still take effect on the cluster.
-                    outcome_unknown: true,
-                }
+                // Admin requests that time out may still take effect on the cluster.
+                ApiError::write_outcome_unknown("admin request", &cause)
             }
             AdminError::Kafka(cause) => {
                 ApiError::Internal(anyhow::anyhow!("kafka admin error: {cause}"))

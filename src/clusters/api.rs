@@ -214,11 +214,7 @@ impl From<RegistryError> for ApiError {
                 detail: why,
             },
             RegistryError::Unavailable(cause) => {
-                tracing::warn!(cause, "cluster registry: kafka unavailable");
-                ApiError::KafkaUnavailable {
-                    retry_after: std::time::Duration::from_secs(1),
-                    outcome_unknown: true,
-                }
+                ApiError::write_outcome_unknown("cluster registry", &cause)
             }
         }
     }

@@ -26,11 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn unavailable(cause: String) -> ApiError {
-    tracing::warn!(cause, "operations: kafka unavailable");
-    ApiError::KafkaUnavailable {
-        retry_after: std::time::Duration::from_secs(1),
-        outcome_unknown: true,
-    }
+    ApiError::write_outcome_unknown("operations", &cause)
 }
 
 /// Replicate topic structure.

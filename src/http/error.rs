@@ -332,6 +332,16 @@ impl ApiError {
         }
     }
 
+    /// Kafka did not answer a management write in time: it may still take effect, so the
+    /// outcome is unknown. The cause is logged here under `what`, never returned.
+    pub fn write_outcome_unknown(what: &'static str, cause: &str) -> Self {
+        tracing::warn!(cause, "{what}: kafka unavailable");
+        ApiError::KafkaUnavailable {
+            retry_after: Duration::from_secs(1),
+            outcome_unknown: true,
+        }
+    }
+
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::KafkaUnavailable { retry_after, .. }

@@ -7,6 +7,22 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
+/// A cluster's settings for the registry.
+fn cluster(
+    name: &str,
+    environment: &str,
+    bootstrap_servers: String,
+) -> orderflow::clusters::ClusterSettings {
+    orderflow::clusters::ClusterSettings {
+        name: name.into(),
+        description: String::new(),
+        environment: environment.into(),
+        tags: vec![],
+        bootstrap_servers,
+        librdkafka: Default::default(),
+    }
+}
+
 async fn send(
     app: &TestApp,
     method: reqwest::Method,
@@ -30,12 +46,8 @@ async fn a_registered_cluster_is_managed_beside_the_home_one() {
     settings.clusters.insert(
         "second".into(),
         orderflow::clusters::ClusterSettings {
-            name: "Second".into(),
-            description: "a test cluster".into(),
-            environment: "testing".into(),
             tags: vec!["eu".into()],
-            bootstrap_servers: second.bootstrap(),
-            librdkafka: Default::default(),
+            ..cluster("Second", "testing", second.bootstrap())
         },
     );
     let app = TestApp::spawn(settings).await;
@@ -177,14 +189,7 @@ async fn an_unreachable_cluster_shows_unhealthy_and_its_routes_answer_503() {
     settings.kafka.admin_timeout_ms = 1500;
     settings.clusters.insert(
         "gone".into(),
-        orderflow::clusters::ClusterSettings {
-            name: "Gone".into(),
-            description: String::new(),
-            environment: "testing".into(),
-            tags: vec![],
-            bootstrap_servers: format!("127.0.0.1:{}", free_port()),
-            librdkafka: Default::default(),
-        },
+        cluster("Gone", "testing", format!("127.0.0.1:{}", free_port())),
     );
     let app = TestApp::spawn(settings).await;
     let started = Instant::now();
@@ -389,14 +394,7 @@ async fn a_key_limited_to_some_clusters_is_refused_on_the_others() {
     let mut settings = test_settings(&home);
     settings.clusters.insert(
         "dev-1".into(),
-        orderflow::clusters::ClusterSettings {
-            name: "Dev 1".into(),
-            description: String::new(),
-            environment: "development".into(),
-            tags: vec![],
-            bootstrap_servers: dev.bootstrap(),
-            librdkafka: Default::default(),
-        },
+        cluster("Dev 1", "development", dev.bootstrap()),
     );
     let key = keys::generate().unwrap();
     settings.auth.mode = orderflow::http::auth::AuthMode::Keys;
@@ -449,14 +447,7 @@ async fn compare_finds_topics_on_one_side_and_configs_that_differ() {
     let mut settings = test_settings(&home);
     settings.clusters.insert(
         "second".into(),
-        orderflow::clusters::ClusterSettings {
-            name: "Second".into(),
-            description: String::new(),
-            environment: "testing".into(),
-            tags: vec![],
-            bootstrap_servers: second.bootstrap(),
-            librdkafka: Default::default(),
-        },
+        cluster("Second", "testing", second.bootstrap()),
     );
     let app = TestApp::spawn(settings).await;
     let post = reqwest::Method::POST;
@@ -588,14 +579,7 @@ async fn replicate_creates_the_topic_structure_on_the_targets_as_a_tracked_opera
     settings.processing.consumers = 0;
     settings.clusters.insert(
         "second".into(),
-        orderflow::clusters::ClusterSettings {
-            name: "Second".into(),
-            description: String::new(),
-            environment: "testing".into(),
-            tags: vec![],
-            bootstrap_servers: second.bootstrap(),
-            librdkafka: Default::default(),
-        },
+        cluster("Second", "testing", second.bootstrap()),
     );
     let app = TestApp::spawn(settings.clone()).await;
     let other = TestApp::spawn(settings.clone()).await;
@@ -781,14 +765,7 @@ async fn a_cancelled_operation_stops_and_says_so() {
     settings.kafka.admin_timeout_ms = 3_000;
     settings.clusters.insert(
         "slow".into(),
-        orderflow::clusters::ClusterSettings {
-            name: "Slow".into(),
-            description: String::new(),
-            environment: "testing".into(),
-            tags: vec![],
-            bootstrap_servers: target.bootstrap(),
-            librdkafka: Default::default(),
-        },
+        cluster("Slow", "testing", target.bootstrap()),
     );
     let app = TestApp::spawn(settings).await;
     target.hold_answers(true);
