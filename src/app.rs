@@ -14,6 +14,7 @@ use axum::Router;
 
 use crate::clusters::operations::Operations;
 use crate::clusters::registry::{Clients, RegistryStore};
+use crate::clusters::templates::Templates;
 use crate::clusters::{ClusterRegistry, ClusterSettings};
 use crate::config::Settings;
 use crate::http::AppState;
@@ -156,6 +157,7 @@ impl Application {
             tags: vec![],
             bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
             librdkafka: Default::default(),
+            template_id: None,
         };
         let clusters = ClusterRegistry::new(
             &settings.kafka.cluster_id,
@@ -189,7 +191,19 @@ impl Application {
             producer.with_type(),
             settings.admin_timeout(),
         ));
+        let templates_reader = TableReader::new(
+            client.clone(),
+            settings.topics.templates.name.clone(),
+            settings.admin_timeout(),
+        );
+        let templates = Arc::new(Templates::new(
+            settings.topics.templates.name.clone(),
+            templates_reader.clone(),
+            producer.with_type(),
+            settings.admin_timeout(),
+        ));
         let state = AppState {
+            templates: templates.clone(),
             operations: operations.clone(),
             clusters: clusters.clone(),
             access: Arc::new(access),
@@ -215,6 +229,10 @@ impl Application {
         let registry = clusters.clone();
         tasks.spawn(registry_reader.run(
             Arc::new(move |id: &str, value: Option<&[u8]>| registry.apply(id, value)),
+            workers.clone(),
+        ));
+        tasks.spawn(templates_reader.run(
+            Arc::new(move |id: &str, value: Option<&[u8]>| templates.apply(id, value)),
             workers.clone(),
         ));
         tasks.spawn(operations_reader.run(
@@ -346,6 +364,7 @@ pub fn topic_specs(settings: &Settings) -> Vec<TopicSpec> {
         spec(&t.audit, vec![]),
         spec(&t.clusters, compacted()),
         spec(&t.operations, compacted()),
+        spec(&t.templates, compacted()),
     ]
 }
 

@@ -280,6 +280,8 @@ pub struct TopicsSettings {
     pub clusters: TopicSettings,
     /// Operations across clusters and their progress (compacted).
     pub operations: TopicSettings,
+    /// Stored cluster templates (compacted).
+    pub templates: TopicSettings,
 }
 
 /// One topic's name and partition count.

@@ -13,7 +13,7 @@ use super::audit_details;
 use super::{Target, TopicPath};
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
 use crate::kafka::admin::{TopicDetails, TopicRequest, TopicSummary};
 
@@ -51,17 +51,22 @@ pub struct CreateTopic {
     /// 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
     #[schema(pattern = r"^(?!\.{1,2}$)[a-zA-Z0-9._-]{1,249}$")]
     pub name: String,
-    /// At least 1; at most `admin.max_partitions_per_topic` (409 beyond it).
-    #[serde(deserialize_with = "crate::http::extract::whole_number")]
-    #[schema(minimum = 1, maximum = 1_000_000)]
-    pub partitions: i32,
-    /// 1 to the number of brokers (default 1; 409 beyond the brokers).
+    /// At least 1; at most `admin.max_partitions_per_topic` (409 beyond it). Needed unless
+    /// the cluster has a template, whose default it is.
     #[serde(
-        default = "one",
-        deserialize_with = "crate::http::extract::whole_number"
+        default,
+        deserialize_with = "crate::http::extract::optional_whole_number"
+    )]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub partitions: Option<i32>,
+    /// 1 to the number of brokers (409 beyond the brokers); the cluster's template's
+    /// default, or 1.
+    #[serde(
+        default,
+        deserialize_with = "crate::http::extract::optional_whole_number"
     )]
     #[schema(minimum = 1, maximum = 32767)]
-    pub replication_factor: i32,
+    pub replication_factor: Option<i32>,
     /// Topic configs, e.g. `{"cleanup.policy": "compact"}`.
     #[serde(default)]
     #[schema(schema_with = topic_configs_schema)]
@@ -111,10 +116,6 @@ fn config_changes_schema() -> utoipa::openapi::Object {
     config_map_schema(true)
 }
 
-fn one() -> i32 {
-    1
-}
-
 /// Create a topic.
 #[utoipa::path(post, path = "/topics", tag = "topics",
     request_body(content = CreateTopic, example = json!({"name": "payments", "partitions": 6, "replication_factor": 1, "configs": {"retention.ms": "604800000"}})),
@@ -123,14 +124,37 @@ fn one() -> i32 {
         (status = 409, description = "Exists already (`already_exists`), or more partitions than `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` or replicas than brokers (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn create_topic(
+    State(state): State<AppState>,
     target: Target,
     JsonBody(body): JsonBody<CreateTopic>,
 ) -> Result<(StatusCode, Extension<AuditDetails>, Json<TopicDetails>), ApiError> {
+    // The cluster's template fills in what the request leaves out.
+    let defaults = target
+        .cluster
+        .settings
+        .template_id
+        .as_deref()
+        .and_then(|id| state.templates.get(id))
+        .map(|t| t.topic_defaults);
+    let Some(partitions) = body.partitions.or(defaults.as_ref().map(|d| d.partitions)) else {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "partitions",
+            "needed: this cluster has no template to take it from",
+        )]));
+    };
+    let mut configs = defaults
+        .as_ref()
+        .map(|d| d.configs.clone())
+        .unwrap_or_default();
+    configs.extend(body.configs);
     let request = TopicRequest {
         name: body.name,
-        partitions: body.partitions,
-        replication_factor: body.replication_factor,
-        configs: body.configs,
+        partitions,
+        replication_factor: body
+            .replication_factor
+            .or(defaults.as_ref().map(|d| d.replication_factor))
+            .unwrap_or(1),
+        configs,
     };
     target.admin().create_topic(&request).await?;
     let details = audit_details(json!({

@@ -17,6 +17,7 @@ use super::registry::{
     ClusterSettings, ClusterStatus, RegisteredCluster, RegistryError, literal_secrets,
     valid_cluster_id,
 };
+use super::templates::Templates;
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::{Scope, scoped};
@@ -67,12 +68,23 @@ pub struct RegisterCluster {
     /// no secret is ever written to Kafka.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+    /// A template (`GET /api/templates`) whose topic defaults apply to topics created on
+    /// this cluster without explicit values.
+    pub template_id: Option<String>,
 }
 
 impl RegisterCluster {
     /// The id and settings, or every field that is wrong.
-    fn parse(self) -> Result<(String, ClusterSettings), ApiError> {
+    fn parse(self, templates: &Templates) -> Result<(String, ClusterSettings), ApiError> {
         let mut errors = Vec::new();
+        if let Some(template) = &self.template_id
+            && templates.get(template).is_none()
+        {
+            errors.push(FieldError::new(
+                "template_id",
+                "no such template (GET /api/templates)",
+            ));
+        }
         let id = self.id.clone().unwrap_or_else(|| id_from(&self.name));
         if !valid_cluster_id(&id) {
             errors.push(FieldError::new(
@@ -164,6 +176,7 @@ impl RegisterCluster {
             tags: self.tags,
             bootstrap_servers: self.bootstrap_servers,
             librdkafka: self.librdkafka,
+            template_id: self.template_id,
         };
         if errors.is_empty() {
             let client = ClientSettings {
@@ -271,7 +284,7 @@ pub(super) async fn register_cluster(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RegisterCluster>,
 ) -> Result<Response, ApiError> {
-    let (id, settings) = body.parse()?;
+    let (id, settings) = body.parse(&state.templates)?;
     let details = audit(&id, Some(&settings));
     state.clusters.register(&id, settings, false).await?;
     let view = checked_view(&state, &id).await;
@@ -309,7 +322,7 @@ pub(super) async fn update_cluster(
         )]));
     }
     body.id = Some(id.clone());
-    let (id, settings) = body.parse()?;
+    let (id, settings) = body.parse(&state.templates)?;
     let details = audit(&id, Some(&settings));
     state.clusters.register(&id, settings, true).await?;
     Ok((details, Json(checked_view(&state, &id).await)))
@@ -371,7 +384,7 @@ impl From<&RegisteredCluster> for ClusterView {
             default: c.home,
             source: c.source,
             local: false,
-            template_id: None,
+            template_id: c.settings.template_id.clone(),
             status: c.status(),
         }
     }

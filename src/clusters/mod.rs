@@ -7,5 +7,7 @@ pub mod compare;
 pub mod operations;
 pub mod operations_api;
 pub mod registry;
+pub mod templates;
+pub mod templates_api;
 
 pub use registry::{ClusterRegistry, ClusterSettings, RegisteredCluster};

@@ -37,6 +37,9 @@ pub struct ClusterSettings {
     #[serde(default, deserialize_with = "crate::config::option_values")]
     #[schema(value_type = BTreeMap<String, String>)]
     pub librdkafka: BTreeMap<String, String>,
+    /// The template whose topic defaults apply to topics created here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_id: Option<String>,
 }
 
 /// One cluster of the registry, with its clients once made.

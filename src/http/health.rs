@@ -63,7 +63,9 @@ async fn ready(State(state): State<AppState>) -> Response {
         }
         Ok(missing)
             if missing.is_empty()
-                && !(state.clusters.is_caught_up() && state.operations.is_caught_up()) =>
+                && !(state.clusters.is_caught_up()
+                    && state.operations.is_caught_up()
+                    && state.templates.is_caught_up()) =>
         {
             not_ready("cluster registry catching up")
         }

@@ -57,4 +57,6 @@ pub struct AppState {
     pub clusters: Arc<ClusterRegistry>,
     /// Operations across clusters.
     pub operations: Arc<crate::clusters::operations::Operations>,
+    /// Cluster templates.
+    pub templates: Arc<crate::clusters::templates::Templates>,
 }

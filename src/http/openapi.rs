@@ -157,6 +157,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::clusters::api::router())
         .merge(crate::clusters::compare::router())
         .merge(crate::clusters::operations_api::router())
+        .merge(crate::clusters::templates_api::router())
         .merge(crate::http::health::router())
 }
 

@@ -345,6 +345,7 @@ pub fn test_settings(broker: &TestBroker) -> Settings {
     settings.topics.audit.name = format!("{prefix}.audit");
     settings.topics.clusters.name = format!("{prefix}.clusters");
     settings.topics.operations.name = format!("{prefix}.operations");
+    settings.topics.templates.name = format!("{prefix}.templates");
     settings.shutdown.grace_period_ms = 5000;
     settings.processing.group_id = format!("{prefix}-processors");
     settings.processing.session_timeout_ms = 6000;
