@@ -202,6 +202,7 @@ pub(super) async fn produce(
             payload: Some(payload),
             headers,
             partition: *partition,
+            timestamp: None,
         })
     });
     let mut answers = Vec::with_capacity(prepared.len());

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod compare;
+mod migrate;
 pub mod operations;
 pub mod operations_api;
 pub mod registry;

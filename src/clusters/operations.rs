@@ -68,6 +68,9 @@ pub struct TopicResult {
     pub replication_clamped: bool,
     /// Configs copied (set on the source topic).
     pub configs: BTreeMap<String, String>,
+    /// Records copied (migrate).
+    #[serde(default)]
+    pub records: u64,
     /// Why it failed, in words safe to show.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -111,6 +114,65 @@ pub struct Operation {
     /// Whether someone asked to cancel it.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Migrate: records to copy (the sources' ends when it started).
+    #[serde(default)]
+    pub records_total: u64,
+    /// Migrate: records copied and acknowledged by the target.
+    #[serde(default)]
+    pub records_copied: u64,
+    /// Migrate: records copied per second so far.
+    #[serde(default)]
+    pub records_per_second: f64,
+    /// Migrate: whether consumer groups' offsets are translated to the target.
+    #[serde(default)]
+    pub include_consumer_groups: bool,
+    /// Migrate: whether records keep their timestamps.
+    #[serde(default)]
+    pub preserve_timestamps: bool,
+    /// Migrate: the groups whose offsets were committed on the target.
+    #[serde(default)]
+    pub groups: Vec<GroupResult>,
+}
+
+/// A consumer group's offsets, translated to the target (migrate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupResult {
+    /// Group id.
+    pub group: String,
+    /// Partitions whose offset was committed on the target.
+    pub partitions: usize,
+    /// `committed`, `skipped`, `failed`.
+    pub outcome: String,
+    /// Why it was skipped or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Body of `POST /api/operations/migrate`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRequest {
+    /// Where the records come from.
+    pub source_cluster_id: String,
+    /// Where they go.
+    pub target_cluster_id: String,
+    /// Only these topics; every topic of the source when absent.
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub topics: Vec<String>,
+    /// Commit each consumer group's offsets on the target, translated to the copied records.
+    #[serde(default)]
+    pub include_consumer_groups: bool,
+    /// Keep each record's timestamp (default true).
+    #[serde(default = "yes")]
+    pub preserve_timestamps: bool,
+    /// Report what would be copied; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Operation {
@@ -266,25 +328,42 @@ impl Operations {
         registry: Arc<ClusterRegistry>,
         shutdown: &CancellationToken,
     ) -> Result<Operation, String> {
-        let now = Utc::now();
-        let operation = Operation {
-            id: uuid::Uuid::new_v4().to_string(),
-            operation_type: "replicate".into(),
-            source_cluster_id: request.source_cluster_id,
-            target_cluster_ids: request.target_cluster_ids,
-            topics: request.topics,
-            overwrite_configs: request.overwrite_configs,
-            dry_run: request.dry_run,
-            status: OperationStatus::Pending,
-            progress_percent: 0.0,
-            results: vec![],
-            error: None,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            heartbeat_at: now,
-            cancel_requested: false,
-        };
+        let mut operation = Operation::new(
+            "replicate",
+            request.source_cluster_id,
+            request.target_cluster_ids,
+        );
+        operation.topics = request.topics;
+        operation.overwrite_configs = request.overwrite_configs;
+        operation.dry_run = request.dry_run;
+        self.start(operation, registry, shutdown).await
+    }
+
+    /// Accepts a migration and starts it in the background.
+    pub async fn start_migrate(
+        self: &Arc<Self>,
+        request: MigrateRequest,
+        registry: Arc<ClusterRegistry>,
+        shutdown: &CancellationToken,
+    ) -> Result<Operation, String> {
+        let mut operation = Operation::new(
+            "migrate",
+            request.source_cluster_id,
+            vec![request.target_cluster_id],
+        );
+        operation.topics = request.topics;
+        operation.include_consumer_groups = request.include_consumer_groups;
+        operation.preserve_timestamps = request.preserve_timestamps;
+        operation.dry_run = request.dry_run;
+        self.start(operation, registry, shutdown).await
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        operation: Operation,
+        registry: Arc<ClusterRegistry>,
+        shutdown: &CancellationToken,
+    ) -> Result<Operation, String> {
         self.save(&operation).await?;
         let token = shutdown.child_token();
         self.running
@@ -295,7 +374,7 @@ impl Operations {
         let started = operation.clone();
         tokio::spawn(async move {
             let id = started.id.clone();
-            operations.run_replicate(started, registry, token).await;
+            operations.run(started, registry, token).await;
             operations
                 .running
                 .lock()
@@ -305,7 +384,7 @@ impl Operations {
         Ok(operation)
     }
 
-    async fn run_replicate(
+    async fn run(
         &self,
         mut operation: Operation,
         registry: Arc<ClusterRegistry>,
@@ -314,9 +393,16 @@ impl Operations {
         operation.status = OperationStatus::Running;
         operation.started_at = Some(Utc::now());
         self.beat(&mut operation).await;
-        let outcome = tokio::select! {
-            result = replicate(&mut operation, &registry, self, &cancel) => result,
-            () = cancel.cancelled() => Err(Stop::Cancelled),
+        let outcome = if operation.operation_type == "migrate" {
+            tokio::select! {
+                result = super::migrate::migrate(&mut operation, &registry, self, &cancel) => result,
+                () = cancel.cancelled() => Err(Stop::Cancelled),
+            }
+        } else {
+            tokio::select! {
+                result = replicate(&mut operation, &registry, self, &cancel) => result,
+                () = cancel.cancelled() => Err(Stop::Cancelled),
+            }
         };
         match outcome {
             Ok(()) => {
@@ -336,7 +422,7 @@ impl Operations {
     }
 
     /// Saves progress (and says it is alive); a failed save is logged, not fatal.
-    async fn beat(&self, operation: &mut Operation) {
+    pub(super) async fn beat(&self, operation: &mut Operation) {
         operation.heartbeat_at = Utc::now();
         if let Some(current) = self.get(&operation.id) {
             operation.cancel_requested |= current.cancel_requested;
@@ -347,8 +433,38 @@ impl Operations {
     }
 }
 
+impl Operation {
+    fn new(kind: &str, source: String, targets: Vec<String>) -> Self {
+        let now = Utc::now();
+        Operation {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation_type: kind.into(),
+            source_cluster_id: source,
+            target_cluster_ids: targets,
+            topics: vec![],
+            overwrite_configs: false,
+            dry_run: false,
+            status: OperationStatus::Pending,
+            progress_percent: 0.0,
+            results: vec![],
+            error: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: now,
+            cancel_requested: false,
+            records_total: 0,
+            records_copied: 0,
+            records_per_second: 0.0,
+            include_consumer_groups: false,
+            preserve_timestamps: false,
+            groups: vec![],
+        }
+    }
+}
+
 /// Why an operation stopped early.
-enum Stop {
+pub(super) enum Stop {
     Cancelled,
     Failed(String),
 }
@@ -360,7 +476,7 @@ impl From<AdminError> for Stop {
 }
 
 /// An admin error in words safe to show.
-fn safe(error: &AdminError) -> String {
+pub(super) fn safe(error: &AdminError) -> String {
     match error {
         AdminError::NotFound(what) => format!("{what} not found"),
         AdminError::AlreadyExists(what) => format!("{what} already exists"),
@@ -373,7 +489,7 @@ fn safe(error: &AdminError) -> String {
 }
 
 /// The clients' admin of a registered cluster.
-fn admin_of(registry: &ClusterRegistry, id: &str) -> Result<KafkaAdmin, Stop> {
+pub(super) fn admin_of(registry: &ClusterRegistry, id: &str) -> Result<KafkaAdmin, Stop> {
     let cluster = registry
         .get(id)
         .ok_or_else(|| Stop::Failed(format!("no cluster {id:?} is registered")))?;
@@ -422,7 +538,7 @@ async fn replicate(
 
 /// The configs set on a topic (not the broker's defaults, which stay each cluster's own),
 /// secrets left out.
-fn set_on_topic(configs: BTreeMap<String, ConfigValue>) -> BTreeMap<String, String> {
+pub(super) fn set_on_topic(configs: BTreeMap<String, ConfigValue>) -> BTreeMap<String, String> {
     configs
         .into_iter()
         .filter(|(_, c)| (c.source == "topic" || !c.is_default) && !c.is_sensitive)
@@ -446,6 +562,7 @@ async fn replicate_topic(
         replication_factor: 0,
         replication_clamped: false,
         configs: BTreeMap::new(),
+        records: 0,
         error: None,
     };
     let described = match source.describe_topic(topic).await {
@@ -554,24 +671,9 @@ mod tests {
     #[test]
     fn a_running_operation_without_a_beat_is_shown_interrupted() {
         let now = Utc::now();
-        let mut operation = Operation {
-            id: "x".into(),
-            operation_type: "replicate".into(),
-            source_cluster_id: "a".into(),
-            target_cluster_ids: vec!["b".into()],
-            topics: vec![],
-            overwrite_configs: false,
-            dry_run: false,
-            status: OperationStatus::Running,
-            progress_percent: 10.0,
-            results: vec![],
-            error: None,
-            created_at: now,
-            started_at: Some(now),
-            finished_at: None,
-            heartbeat_at: now,
-            cancel_requested: false,
-        };
+        let mut operation = Operation::new("replicate", "a".into(), vec!["b".into()]);
+        operation.status = OperationStatus::Running;
+        operation.heartbeat_at = now;
         assert_eq!(
             operation.clone().seen_now().status,
             OperationStatus::Running

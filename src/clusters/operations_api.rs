@@ -9,7 +9,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::operations::{Operation, ReplicateRequest};
+use super::operations::{MigrateRequest, Operation, ReplicateRequest};
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::{Scope, scoped};
@@ -20,6 +20,7 @@ use crate::http::extract::{JsonBody, QueryParams};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(scoped(Scope::AdminWrite, routes!(replicate)))
+        .routes(scoped(Scope::AdminWrite, routes!(migrate)))
         .routes(scoped(Scope::AdminRead, routes!(list_operations)))
         .routes(scoped(Scope::AdminRead, routes!(get_operation)))
         .routes(scoped(Scope::AdminWrite, routes!(cancel_operation)))
@@ -83,6 +84,70 @@ pub(super) async fn replicate(
     let operation = state
         .operations
         .start_replicate(request, state.clusters.clone(), &state.shutdown)
+        .await
+        .map_err(unavailable)?;
+    let location = format!("/api/operations/{}", operation.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        details,
+        Json(operation),
+    )
+        .into_response())
+}
+
+/// Migrate records.
+///
+/// Copies every record of the topics (all of the source's when `topics` is absent) up to
+/// the ends the source had when the operation started: key, value, headers and, unless
+/// `preserve_timestamps` is false, timestamp; into the same partition when both sides have
+/// as many, by key otherwise. Missing topics are created first. With
+/// `include_consumer_groups`, each group's committed offsets are translated to the copied
+/// positions and committed on the target. Answers at once; the operation runs in the
+/// background with progress and records per second.
+#[utoipa::path(post, path = "/api/operations/migrate", tag = "operations",
+    request_body(content = MigrateRequest, example = json!({"source_cluster_id": "default", "target_cluster_id": "staging", "topics": ["payments"], "include_consumer_groups": true})),
+    responses(
+        (status = 202, description = "Accepted; follow `Location`", body = Operation, headers(("Location" = String, description = "The operation's URL"))),
+        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn migrate(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<MigrateRequest>,
+) -> Result<Response, ApiError> {
+    for id in [&request.source_cluster_id, &request.target_cluster_id] {
+        if state.clusters.get(id).is_none() {
+            return Err(ApiError::ClusterNotFound(id.clone()));
+        }
+    }
+    let mut errors = Vec::new();
+    if request.target_cluster_id == request.source_cluster_id {
+        errors.push(FieldError::new(
+            "target_cluster_id",
+            "must not be the source",
+        ));
+    }
+    if request.topics.len() > 1000 {
+        errors.push(FieldError::new("topics", "at most 1000"));
+    }
+    for (i, topic) in request.topics.iter().enumerate() {
+        if let Err(why) = crate::kafka::validate_topic_name(topic) {
+            errors.push(FieldError::new(format!("topics[{i}]"), why));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let details = Extension(AuditDetails(json!({
+        "source": request.source_cluster_id,
+        "target": request.target_cluster_id,
+        "topics": request.topics.len(),
+        "include_consumer_groups": request.include_consumer_groups,
+        "dry_run": request.dry_run,
+    })));
+    let operation = state
+        .operations
+        .start_migrate(request, state.clusters.clone(), &state.shutdown)
         .await
         .map_err(unavailable)?;
     let location = format!("/api/operations/{}", operation.id);

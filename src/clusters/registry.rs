@@ -333,6 +333,7 @@ impl ClusterRegistry {
                 payload: None,
                 headers: &[],
                 partition: None,
+                timestamp: None,
             })
             .await
             .map_err(|e| RegistryError::Unavailable(e.to_string()))?;

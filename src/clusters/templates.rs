@@ -235,6 +235,7 @@ impl Templates {
                 payload: None,
                 headers: &[],
                 partition: None,
+                timestamp: None,
             })
             .await
             .map_err(|e| TemplateError::Unavailable(e.to_string()))?;

@@ -785,6 +785,51 @@ impl KafkaAdmin {
         .await
     }
 
+    /// Commits the given offsets for a group (`(topic, partition, offset)`); refused while
+    /// the group has members.
+    pub async fn commit_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, i64)>,
+    ) -> Result<(), AdminError> {
+        named_group(group_id)?;
+        self.refuse_active_group(group_id).await?;
+        let group = self.group_client(group_id)?;
+        self.blocking(move |_, _| {
+            let mut list = TopicPartitionList::new();
+            for (topic, partition, offset) in &offsets {
+                list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+            }
+            group.commit(&list, CommitMode::Sync)?;
+            drop(group);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Low and high watermark of every partition of a topic.
+    pub async fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, AdminError> {
+        named_topic(topic)?;
+        let topic = topic.to_string();
+        self.blocking(move |consumer, timeout| {
+            let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+            let t = existing_topic(&metadata, &topic)?;
+            t.partitions()
+                .iter()
+                .map(|p| {
+                    let (low, high) = consumer.fetch_watermarks(&topic, p.id(), timeout)?;
+                    Ok((p.id(), low, high))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// How this client reaches its cluster.
+    pub fn client_settings(&self) -> &ClientSettings {
+        &self.client
+    }
+
     /// `Conflict` while the group has members: changing its offsets or deleting it under
     /// them would make them reprocess or overwrite. (Apache Kafka refuses a delete itself;
     /// some compatible brokers do not.)

@@ -563,6 +563,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 payload: message.payload(),
                 headers: &headers,
                 partition: None,
+                timestamp: None,
             };
             match self.dead_letters.send_raw(record).await {
                 Ok(_) => {

@@ -179,6 +179,8 @@ pub struct RawRecord<'a> {
     pub headers: &'a [(String, String)],
     /// Partition; `None` lets the partitioner choose from the key.
     pub partition: Option<i32>,
+    /// Create time in milliseconds since the epoch; `None` for now.
+    pub timestamp: Option<i64>,
 }
 
 /// Where Kafka stored an acknowledged record.
@@ -453,6 +455,7 @@ impl<T: Serialize> BaseProducer<T> {
             payload: Some(&payload),
             headers: &headers,
             partition: None,
+            timestamp: None,
         })
         .await
     }
@@ -485,6 +488,9 @@ impl<T: Serialize> BaseProducer<T> {
         }
         if let Some(partition) = record.partition {
             future_record = future_record.partition(partition);
+        }
+        if let Some(timestamp) = record.timestamp {
+            future_record = future_record.timestamp(timestamp);
         }
         let producer = self.current();
         let delivery = match producer.send_result(future_record) {

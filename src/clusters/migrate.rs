@@ -1,0 +1,440 @@
+//! Migrate: copy the records of topics from one cluster to another, up to the ends the
+//! source's partitions had when the operation started — key, value, headers and (by
+//! default) timestamp, into the same partition when both sides have as many, by key
+//! otherwise — creating missing topics first (as replicate does). With
+//! `include_consumer_groups`, every group's committed offset on a copied partition is
+//! translated to the offset its next record got on the target and committed there, so a
+//! consumer moved across resumes where it stopped.
+//!
+//! Up to [`IN_FLIGHT`] records are in flight to the target at once; progress, records per
+//! second and a heartbeat are saved every few seconds.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::ClusterRegistry;
+use super::operations::{
+    GroupResult, Operation, Operations, Stop, TopicResult, admin_of, safe, set_on_topic,
+};
+use crate::kafka::admin::{AdminError, KafkaAdmin, TopicRequest};
+use crate::kafka::{ClientContext, RawRecord, utf8_headers};
+
+/// Most records sent to the target and not yet acknowledged.
+const IN_FLIGHT: usize = 20_000;
+/// How often progress is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(3);
+
+/// Committed offsets waiting for translation, per partition: `(offset, group)`, ascending.
+type Wanted = HashMap<i32, VecDeque<(i64, String)>>;
+
+pub(super) async fn migrate(
+    operation: &mut Operation,
+    registry: &ClusterRegistry,
+    operations: &Operations,
+    cancel: &CancellationToken,
+) -> Result<(), Stop> {
+    let source = admin_of(registry, &operation.source_cluster_id)?;
+    let target_id = operation.target_cluster_ids[0].clone();
+    let target = admin_of(registry, &target_id)?;
+    let producer = {
+        let cluster = registry
+            .get(&target_id)
+            .ok_or_else(|| Stop::Failed(format!("no cluster {target_id:?} is registered")))?;
+        registry.clients(&cluster)?.producer
+    };
+    let topics: Vec<String> = if operation.topics.is_empty() {
+        source
+            .list_topics(None, false)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
+    } else {
+        operation.topics.clone()
+    };
+    let mut ends = BTreeMap::new();
+    for topic in &topics {
+        let marks = source.watermarks(topic).await?;
+        operation.records_total += marks
+            .iter()
+            .map(|(_, low, high)| (high - low).max(0) as u64)
+            .sum::<u64>();
+        ends.insert(topic.clone(), marks);
+    }
+    let mut committed: BTreeMap<String, Wanted> = BTreeMap::new();
+    if operation.include_consumer_groups {
+        for group in source.list_groups().await? {
+            let described = source.describe_group(&group.group_id).await?;
+            for lag in described.offsets {
+                if let (Some(offset), true) = (lag.committed_offset, ends.contains_key(&lag.topic))
+                {
+                    committed
+                        .entry(lag.topic.clone())
+                        .or_default()
+                        .entry(lag.partition)
+                        .or_default()
+                        .push_back((offset, group.group_id.clone()));
+                }
+            }
+        }
+        for wanted in committed.values_mut().flat_map(|w| w.values_mut()) {
+            wanted.make_contiguous().sort();
+        }
+    }
+    let brokers = target.cluster().await?.brokers.len().max(1);
+    let started = Instant::now();
+    let mut translated: BTreeMap<String, Vec<(String, i32, i64)>> = BTreeMap::new();
+    let mut skipped_groups: BTreeMap<String, String> = BTreeMap::new();
+    for topic in &topics {
+        let marks = &ends[topic];
+        let count: u64 = marks
+            .iter()
+            .map(|(_, low, high)| (high - low).max(0) as u64)
+            .sum();
+        let mut result = prepare(
+            &source,
+            &target,
+            topic,
+            &target_id,
+            brokers,
+            operation.dry_run,
+        )
+        .await;
+        result.records = count;
+        if operation.dry_run || result.error.is_some() {
+            operation.results.push(result);
+            continue;
+        }
+        let target_partitions = target.describe_topic(topic).await?.partitions.len();
+        let same = target_partitions == marks.len();
+        let mut wanted = committed.remove(topic).unwrap_or_default();
+        if !same {
+            for (_, groups) in wanted.drain() {
+                for (_, group) in groups {
+                    skipped_groups.insert(
+                        group,
+                        format!("{topic} has other partition counts on the two clusters"),
+                    );
+                }
+            }
+        }
+        let copy = Copy {
+            topic,
+            marks,
+            same_partitions: same,
+            preserve_timestamps: operation.preserve_timestamps,
+        };
+        copy.run(
+            &source,
+            &producer,
+            &mut wanted,
+            &mut translated,
+            operation,
+            operations,
+            cancel,
+            started,
+        )
+        .await?;
+        // Offsets at or past the copied end resume at the target's end of the partition.
+        if !wanted.values().all(VecDeque::is_empty) {
+            let target_ends: HashMap<i32, i64> = target
+                .watermarks(topic)
+                .await?
+                .into_iter()
+                .map(|(p, _, high)| (p, high))
+                .collect();
+            for (partition, groups) in wanted {
+                for (_, group) in groups {
+                    let end = target_ends.get(&partition).copied().unwrap_or(0);
+                    translated
+                        .entry(group)
+                        .or_default()
+                        .push((topic.clone(), partition, end));
+                }
+            }
+        }
+        result.outcome = if result.outcome == "created" {
+            "created_and_copied"
+        } else {
+            "copied"
+        }
+        .into();
+        operation.results.push(result);
+        operation.progress_percent = progress(operation);
+    }
+    for (group, offsets) in translated {
+        if let Some(why) = skipped_groups.get(&group) {
+            operation.groups.push(GroupResult {
+                group,
+                partitions: 0,
+                outcome: "skipped".into(),
+                error: Some(why.clone()),
+            });
+            continue;
+        }
+        let partitions = offsets.len();
+        let outcome = target.commit_offsets(&group, offsets).await;
+        operation.groups.push(GroupResult {
+            group,
+            partitions,
+            outcome: if outcome.is_ok() {
+                "committed"
+            } else {
+                "failed"
+            }
+            .into(),
+            error: outcome.err().map(|e| safe(&e)),
+        });
+    }
+    for (group, why) in skipped_groups {
+        if operation.groups.iter().all(|g| g.group != group) {
+            operation.groups.push(GroupResult {
+                group,
+                partitions: 0,
+                outcome: "skipped".into(),
+                error: Some(why),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn progress(operation: &Operation) -> f64 {
+    if operation.records_total == 0 {
+        return 0.0;
+    }
+    (operation.records_copied as f64 * 100.0 / operation.records_total as f64).min(100.0)
+}
+
+/// Makes the topic on the target when it is missing (as replicate does).
+async fn prepare(
+    source: &KafkaAdmin,
+    target: &KafkaAdmin,
+    topic: &str,
+    target_id: &str,
+    brokers: usize,
+    dry_run: bool,
+) -> TopicResult {
+    let mut result = TopicResult {
+        topic: topic.to_string(),
+        target: target_id.to_string(),
+        outcome: "failed".into(),
+        partitions: 0,
+        replication_factor: 0,
+        replication_clamped: false,
+        configs: BTreeMap::new(),
+        records: 0,
+        error: None,
+    };
+    let described = match source.describe_topic(topic).await {
+        Ok(d) => d,
+        Err(error) => {
+            result.error = Some(safe(&error));
+            return result;
+        }
+    };
+    let wanted = described
+        .partitions
+        .first()
+        .map_or(1, |p| p.replicas.len().max(1));
+    result.partitions = described.partitions.len();
+    result.replication_factor = wanted.min(brokers);
+    result.replication_clamped = wanted > brokers;
+    result.configs = set_on_topic(described.configs);
+    let exists = match target.describe_topic(topic).await {
+        Ok(_) => true,
+        Err(AdminError::NotFound(_)) => false,
+        Err(error) => {
+            result.error = Some(safe(&error));
+            return result;
+        }
+    };
+    result.outcome = match (exists, dry_run) {
+        (true, _) => "exists".into(),
+        (false, true) => "would_create".into(),
+        (false, false) => {
+            let created = target
+                .create_topic(&TopicRequest {
+                    name: topic.to_string(),
+                    partitions: result.partitions as i32,
+                    replication_factor: result.replication_factor as i32,
+                    configs: result.configs.clone(),
+                })
+                .await;
+            match created {
+                Ok(()) => "created".into(),
+                Err(error) => {
+                    result.error = Some(safe(&error));
+                    "failed".into()
+                }
+            }
+        }
+    };
+    if dry_run && result.error.is_none() {
+        result.outcome = format!("would_copy ({})", result.outcome);
+    }
+    result
+}
+
+/// One topic's copy.
+struct Copy<'a> {
+    topic: &'a str,
+    marks: &'a [(i32, i64, i64)],
+    same_partitions: bool,
+    preserve_timestamps: bool,
+}
+
+impl Copy<'_> {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        source: &KafkaAdmin,
+        producer: &crate::kafka::BaseProducer<serde_json::Value>,
+        wanted: &mut Wanted,
+        translated: &mut BTreeMap<String, Vec<(String, i32, i64)>>,
+        operation: &mut Operation,
+        operations: &Operations,
+        cancel: &CancellationToken,
+        started: Instant,
+    ) -> Result<(), Stop> {
+        let mut pending: HashMap<i32, i64> = self
+            .marks
+            .iter()
+            .filter(|(_, low, high)| high > low)
+            .map(|&(p, _, high)| (p, high))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let consumer: StreamConsumer<ClientContext> = source
+            .client_settings()
+            .client_config(&[
+                (
+                    "group.id",
+                    format!("orderflow-migrate-{}", uuid::Uuid::new_v4()),
+                ),
+                ("enable.auto.commit", "false".into()),
+                ("enable.auto.offset.store", "false".into()),
+                ("fetch.wait.max.ms", "10".into()),
+            ])
+            .create_with_context(ClientContext::default())
+            .map_err(|e| Stop::Failed(format!("cannot read the source: {e}")))?;
+        let mut assignment = TopicPartitionList::new();
+        for &(partition, low, high) in self.marks {
+            if high > low {
+                assignment
+                    .add_partition_offset(self.topic, partition, Offset::Offset(low))
+                    .map_err(|e| Stop::Failed(e.to_string()))?;
+            }
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let consumer = std::sync::Arc::new(consumer);
+        let result = self
+            .pump(
+                &consumer,
+                &mut pending,
+                producer,
+                wanted,
+                translated,
+                operation,
+                operations,
+                cancel,
+                started,
+            )
+            .await;
+        // Closing a client blocks; never on the runtime's threads.
+        tokio::task::spawn_blocking(move || drop(consumer))
+            .await
+            .ok();
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pump(
+        &self,
+        consumer: &StreamConsumer<ClientContext>,
+        pending: &mut HashMap<i32, i64>,
+        producer: &crate::kafka::BaseProducer<serde_json::Value>,
+        wanted: &mut Wanted,
+        translated: &mut BTreeMap<String, Vec<(String, i32, i64)>>,
+        operation: &mut Operation,
+        operations: &Operations,
+        cancel: &CancellationToken,
+        started: Instant,
+    ) -> Result<(), Stop> {
+        let mut in_flight = FuturesOrdered::new();
+        let mut last_save = Instant::now();
+        while !pending.is_empty() || !in_flight.is_empty() {
+            let reading = !pending.is_empty() && in_flight.len() < IN_FLIGHT;
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(Stop::Cancelled),
+                Some((partition, offset, sent)) = in_flight.next(), if !in_flight.is_empty() => {
+                    let delivery: crate::kafka::Delivery = match sent {
+                        Ok(d) => d,
+                        Err(error) => return Err(Stop::Failed(format!("the target did not take a record: {error}"))),
+                    };
+                    operation.records_copied += 1;
+                    if let Some(groups) = wanted.get_mut(&partition) {
+                        while groups.front().is_some_and(|(c, _)| *c <= offset) {
+                            if let Some((_, group)) = groups.pop_front() {
+                                translated.entry(group).or_default().push((self.topic.to_string(), partition, delivery.offset));
+                            }
+                        }
+                    }
+                }
+                received = consumer.recv(), if reading => {
+                    let message = received.map_err(|e| Stop::Failed(format!("reading the source failed: {e}")))?;
+                    let partition = message.partition();
+                    let offset = message.offset();
+                    let Some(&end) = pending.get(&partition) else { continue };
+                    if offset + 1 >= end {
+                        pending.remove(&partition);
+                    }
+                    if offset >= end {
+                        continue;
+                    }
+                    let key = message.key().map(<[u8]>::to_vec);
+                    let payload = message.payload().map(<[u8]>::to_vec);
+                    let headers = utf8_headers(&message);
+                    let timestamp = if self.preserve_timestamps { message.timestamp().to_millis() } else { None };
+                    let to_partition = self.same_partitions.then_some(partition);
+                    let producer = producer.clone();
+                    let topic = self.topic.to_string();
+                    in_flight.push_back(async move {
+                        let sent = producer
+                            .send_raw(RawRecord {
+                                topic: &topic,
+                                key: key.as_deref(),
+                                payload: payload.as_deref(),
+                                headers: &headers,
+                                partition: to_partition,
+                                timestamp,
+                            })
+                            .await;
+                        (partition, offset, sent)
+                    });
+                }
+            }
+            if last_save.elapsed() >= SAVE_EVERY {
+                operation.progress_percent = progress(operation);
+                operation.records_per_second =
+                    operation.records_copied as f64 / started.elapsed().as_secs_f64().max(0.001);
+                operations.beat(operation).await;
+                last_save = Instant::now();
+            }
+        }
+        operation.records_per_second =
+            operation.records_copied as f64 / started.elapsed().as_secs_f64().max(0.001);
+        Ok(())
+    }
+}
