@@ -14,6 +14,9 @@
 //! - the cost of access control: single POSTs to an open instance and to one requiring API
 //!   keys, in alternating rounds, with throughput, latency and CPU time per order.
 //!
+//! `--migrate-records N` instead measures only `POST /api/operations/migrate` against a raw
+//! rdkafka copy of the same N records between two brokers.
+//!
 //! Benchmarked instances raise the rate limits out of the way (they measure the service, not
 //! the limit); `--quick-start` runs the service as shipped.
 
@@ -44,6 +47,8 @@ struct Options {
     quick_start: Option<String>,
     /// `--access-only 1`: only the keys on/off comparison.
     access_only: bool,
+    /// `--migrate-records N`: with it, only the migrate comparison, over N records.
+    migrate_records: Option<usize>,
 }
 
 impl Options {
@@ -58,6 +63,7 @@ impl Options {
             paced_seconds: 10,
             quick_start: None,
             access_only: false,
+            migrate_records: None,
         };
         let args: Vec<String> = std::env::args()
             .skip(1)
@@ -82,6 +88,7 @@ impl Options {
                 "--paced-rate" => o.paced_rate = value(),
                 "--paced-seconds" => o.paced_seconds = value() as u64,
                 "--access-only" => o.access_only = value() != 0,
+                "--migrate-records" => o.migrate_records = Some(value()),
                 other => panic!("unknown option {other}"),
             }
         }
@@ -217,7 +224,18 @@ enum Access<'a> {
 }
 
 fn spawn_service(bootstrap: &str, port: u16, consumers: usize, access: Access) -> Guard {
+    spawn_service_with(bootstrap, port, consumers, access, &[])
+}
+
+fn spawn_service_with(
+    bootstrap: &str,
+    port: u16,
+    consumers: usize,
+    access: Access,
+    extra_env: &[(&str, &str)],
+) -> Guard {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+    command.envs(extra_env.iter().copied());
     match access {
         Access::Shipped => {}
         Access::Open | Access::Keys(_) => {
@@ -575,6 +593,10 @@ async fn quick_start(storage_kind: &str, rate: usize, seconds: u64) {
 #[tokio::main]
 async fn main() {
     let options = Options::parse();
+    if let Some(records) = options.migrate_records {
+        migrate_phase(records).await;
+        return;
+    }
     if let Some(storage) = &options.quick_start {
         quick_start(storage, options.paced_rate, options.paced_seconds).await;
         return;
@@ -761,6 +783,159 @@ fn print_access(open_side: &mut AccessSide, keys_side: &mut AccessSide, concurre
         "guard work per request, in-process: {one:.0} ns with 1 key, {fifty:.0} ns with 50 keys \
          ({:.2}% of the open instance's CPU per order)",
         fifty / 1000.0 / open_side.cpu_per_order_us() * 100.0
+    );
+}
+
+/// Migrate against a raw copy: the same records (a topic of 6 partitions on one broker)
+/// copied to a second broker, once by a plain rdkafka consumer and producer (the same
+/// producer settings as the service's: idempotent, `acks=all`, `linger.ms=5`, at most 20,000
+/// in flight), once by the service's `POST /api/operations/migrate`.
+async fn migrate_phase(records: usize) {
+    let (_source_broker, _source_dir, source) = start_broker("memory://tansu/").await;
+    let (_target_broker, _target_dir, target) = start_broker("memory://tansu/").await;
+    let topic = "bench.migrate";
+    create_topic(&source, topic, 6).await;
+    create_topic(&target, "bench.rawcopy", 6).await;
+    raw_produce(&source, topic, records).await;
+    let marks: Vec<(i32, i64, i64)> = {
+        let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &source)
+            .create()
+            .unwrap();
+        (0..6)
+            .map(|p| {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap();
+                (p, low, high)
+            })
+            .collect()
+    };
+    let total: i64 = marks.iter().map(|(_, low, high)| high - low).sum();
+
+    // The raw copy.
+    let raw_started = Instant::now();
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &source)
+        .set("group.id", format!("bench-copy-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for &(p, low, _) in &marks {
+        assignment
+            .add_partition_offset(topic, p, rdkafka::Offset::Offset(low))
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &target)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "100000")
+        .create()
+        .unwrap();
+    let ends: std::collections::HashMap<i32, i64> =
+        marks.iter().map(|&(p, _, high)| (p, high)).collect();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let (mut read, mut acked) = (0i64, 0i64);
+    use futures::StreamExt;
+    use rdkafka::message::Message;
+    while acked < total {
+        if read < total && in_flight.len() < 20_000 {
+            let message = consumer.recv().await.unwrap();
+            if message.offset() >= ends[&message.partition()] {
+                continue;
+            }
+            read += 1;
+            let key = message.key().map(<[u8]>::to_vec);
+            let payload = message.payload().map(<[u8]>::to_vec);
+            let partition = message.partition();
+            let producer = producer.clone();
+            in_flight.push(async move {
+                let mut record =
+                    FutureRecord::<[u8], [u8]>::to("bench.rawcopy").partition(partition);
+                if let Some(key) = &key {
+                    record = record.key(key);
+                }
+                if let Some(payload) = &payload {
+                    record = record.payload(payload);
+                }
+                producer
+                    .send(record, Duration::from_secs(30))
+                    .await
+                    .map(drop)
+                    .map_err(|(e, _)| e)
+            });
+        } else if let Some(sent) = in_flight.next().await {
+            sent.expect("raw copy send");
+            acked += 1;
+        }
+    }
+    let raw_rate = total as f64 / raw_started.elapsed().as_secs_f64();
+
+    // The service.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let service = spawn_service_with(
+        &source,
+        port,
+        0,
+        Access::Open,
+        &[
+            ("ORDERFLOW__CLUSTERS__TARGET__NAME", "target"),
+            ("ORDERFLOW__CLUSTERS__TARGET__ENVIRONMENT", "bench"),
+            ("ORDERFLOW__CLUSTERS__TARGET__BOOTSTRAP_SERVERS", &target),
+        ],
+    );
+    let client = reqwest::Client::new();
+    wait_ready(&client, &base).await;
+    let cpu_before = cpu_time(service.0.id());
+    let started = Instant::now();
+    let accepted: Value = client
+        .post(format!("{base}/api/operations/migrate"))
+        .json(&json!({"source_cluster_id": "default", "target_cluster_id": "target", "topics": [topic]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let location = format!("{base}/api/operations/{}", accepted["id"].as_str().unwrap());
+    let done = loop {
+        let operation: Value = client
+            .get(&location)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !["pending", "running"].contains(&operation["status"].as_str().unwrap_or("")) {
+            break operation;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let elapsed = started.elapsed();
+    let cpu = cpu_time(service.0.id()).saturating_sub(cpu_before);
+    let copied = done["records_copied"].as_i64().unwrap_or(0);
+    let rate = copied as f64 / elapsed.as_secs_f64();
+    println!(
+        "migrate benchmark: {records} records produced, {total} below the watermarks, 6 partitions, two tansu memory brokers"
+    );
+    println!();
+    println!("| copy | records/s | records | notes |");
+    println!("|---|---:|---:|---|");
+    println!(
+        "| raw rdkafka consumer → producer | {raw_rate:.0} | {total} | up to 20,000 in flight |"
+    );
+    println!(
+        "| POST /api/operations/migrate | {rate:.0} | {copied} | status {}, {:.1} µs service CPU per record; {:.0}% of the raw copy |",
+        done["status"],
+        cpu.as_secs_f64() * 1e6 / copied.max(1) as f64,
+        rate / raw_rate * 100.0
     );
 }
 
