@@ -158,6 +158,7 @@ impl Application {
             bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
             librdkafka: Default::default(),
             template_id: None,
+            local: None,
         };
         let clusters = ClusterRegistry::new(
             &settings.kafka.cluster_id,
@@ -203,6 +204,9 @@ impl Application {
             settings.admin_timeout(),
         ));
         let state = AppState {
+            local_clusters: Arc::new(crate::clusters::local::LocalClusters::new(
+                settings.local_broker.clone(),
+            )),
             templates: templates.clone(),
             operations: operations.clone(),
             clusters: clusters.clone(),

@@ -76,6 +76,10 @@ pub struct LocalBrokerSettings {
     pub storage: String,
     /// Working directory.
     pub data_dir: String,
+    /// Lowest port of local clusters' brokers (`"local": true` registrations).
+    pub cluster_port_min: u16,
+    /// Highest port of local clusters' brokers.
+    pub cluster_port_max: u16,
 }
 
 /// Background order processing.

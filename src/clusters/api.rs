@@ -14,8 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::registry::{
-    ClusterSettings, ClusterStatus, RegisteredCluster, RegistryError, literal_secrets,
-    valid_cluster_id,
+    ClusterSettings, ClusterStatus, LocalCluster, RegisteredCluster, RegistryError,
+    literal_secrets, valid_cluster_id,
 };
 use super::templates::Templates;
 use crate::http::AppState;
@@ -56,9 +56,10 @@ pub struct RegisterCluster {
     #[serde(default)]
     #[schema(max_items = 20)]
     pub tags: Vec<String>,
-    /// Comma-separated `host:port` list.
+    /// Comma-separated `host:port` list; needed unless `local` (then it is the broker this
+    /// service runs).
+    #[serde(default)]
     #[schema(
-        min_length = 1,
         max_length = 1024,
         pattern = r"^[A-Za-z0-9._\[\]:-]+:[0-9]{1,5}(,[A-Za-z0-9._\[\]:-]+:[0-9]{1,5})*$"
     )]
@@ -71,12 +72,29 @@ pub struct RegisterCluster {
     /// A template (`GET /api/templates`) whose topic defaults apply to topics created on
     /// this cluster without explicit values.
     pub template_id: Option<String>,
+    /// Run a broker for it here, from the template's broker settings (`development` when no
+    /// template is given); needs `[local_broker].command`. Cannot change later.
+    #[serde(default)]
+    pub local: bool,
 }
 
 impl RegisterCluster {
     /// The id and settings, or every field that is wrong.
-    fn parse(self, templates: &Templates) -> Result<(String, ClusterSettings), ApiError> {
+    fn parse(
+        mut self,
+        templates: &Templates,
+        local: Option<LocalCluster>,
+    ) -> Result<(String, ClusterSettings), ApiError> {
         let mut errors = Vec::new();
+        if let Some(local) = &local {
+            if !self.bootstrap_servers.is_empty() {
+                errors.push(FieldError::new(
+                    "bootstrap_servers",
+                    "not for a local cluster: its broker is the one this service runs",
+                ));
+            }
+            self.bootstrap_servers = format!("127.0.0.1:{}", local.port);
+        }
         if let Some(template) = &self.template_id
             && templates.get(template).is_none()
         {
@@ -177,6 +195,7 @@ impl RegisterCluster {
             bootstrap_servers: self.bootstrap_servers,
             librdkafka: self.librdkafka,
             template_id: self.template_id,
+            local,
         };
         if errors.is_empty() {
             let client = ClientSettings {
@@ -282,9 +301,21 @@ fn audit(id: &str, settings: Option<&ClusterSettings>) -> Extension<AuditDetails
         (status = 422, description = "Invalid settings, or a literal secret (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn register_cluster(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<RegisterCluster>,
+    JsonBody(mut body): JsonBody<RegisterCluster>,
 ) -> Result<Response, ApiError> {
-    let (id, settings) = body.parse(&state.templates)?;
+    let local = if body.local {
+        let template_id = body.template_id.get_or_insert_with(|| "development".into());
+        let template = state.templates.get(template_id).ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::new(
+                "template_id",
+                "no such template (GET /api/templates)",
+            )])
+        })?;
+        Some(state.local_clusters.provision(&state.clusters, &template)?)
+    } else {
+        None
+    };
+    let (id, settings) = body.parse(&state.templates, local)?;
     let details = audit(&id, Some(&settings));
     state.clusters.register(&id, settings, false).await?;
     let view = checked_view(&state, &id).await;
@@ -322,7 +353,21 @@ pub(super) async fn update_cluster(
         )]));
     }
     body.id = Some(id.clone());
-    let (id, settings) = body.parse(&state.templates)?;
+    let existing = state
+        .clusters
+        .get(&id)
+        .ok_or_else(|| ApiError::ClusterNotFound(id.clone()))?;
+    let local = existing.settings.local.clone();
+    if body.local != local.is_some() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "local",
+            "a cluster cannot become local or stop being local",
+        )]));
+    }
+    if local.is_some() {
+        body.bootstrap_servers.clear();
+    }
+    let (id, settings) = body.parse(&state.templates, local)?;
     let details = audit(&id, Some(&settings));
     state.clusters.register(&id, settings, true).await?;
     Ok((details, Json(checked_view(&state, &id).await)))
@@ -342,6 +387,7 @@ pub(super) async fn remove_cluster(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Extension<AuditDetails>), ApiError> {
     state.clusters.remove(&id).await?;
+    state.local_clusters.forget(&id).await;
     Ok((StatusCode::NO_CONTENT, audit(&id, None)))
 }
 
@@ -383,7 +429,7 @@ impl From<&RegisteredCluster> for ClusterView {
             bootstrap_servers: c.settings.bootstrap_servers.clone(),
             default: c.home,
             source: c.source,
-            local: false,
+            local: c.settings.local.is_some(),
             template_id: c.settings.template_id.clone(),
             status: c.status(),
         }

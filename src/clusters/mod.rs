@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod compare;
+pub mod local;
 mod migrate;
 pub mod operations;
 pub mod operations_api;

@@ -40,6 +40,19 @@ pub struct ClusterSettings {
     /// The template whose topic defaults apply to topics created here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_id: Option<String>,
+    /// Set for a cluster whose broker this service runs (`"local": true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalCluster>,
+}
+
+/// The broker of a local cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalCluster {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its storage engine URL.
+    pub storage: String,
 }
 
 /// One cluster of the registry, with its clients once made.

@@ -59,4 +59,6 @@ pub struct AppState {
     pub operations: Arc<crate::clusters::operations::Operations>,
     /// Cluster templates.
     pub templates: Arc<crate::clusters::templates::Templates>,
+    /// The brokers of local clusters.
+    pub local_clusters: Arc<crate::clusters::local::LocalClusters>,
 }

@@ -158,6 +158,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::clusters::compare::router())
         .merge(crate::clusters::operations_api::router())
         .merge(crate::clusters::templates_api::router())
+        .merge(crate::clusters::local::router())
         .merge(crate::http::health::router())
 }
 

@@ -21,6 +21,7 @@ fn cluster(
         bootstrap_servers,
         librdkafka: Default::default(),
         template_id: None,
+        local: None,
     }
 }
 
@@ -1025,4 +1026,88 @@ async fn migrate_copies_every_record_and_translates_group_offsets() {
         .map(|o| o["committed_offset"].as_i64().unwrap())
         .collect();
     assert_eq!(offsets, [110, 110, 110], "{group}");
+}
+
+#[tokio::test]
+async fn a_local_cluster_from_the_development_template_is_started_used_and_stopped() {
+    let home = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.processing.consumers = 0;
+    let port = free_port();
+    let data = tempfile::tempdir().unwrap();
+    settings.local_broker.command = tansu_bin().display().to_string();
+    settings.local_broker.data_dir = data.path().display().to_string();
+    settings.local_broker.cluster_port_min = port;
+    settings.local_broker.cluster_port_max = port;
+    let app = TestApp::spawn(settings).await;
+    let post = reqwest::Method::POST;
+
+    let (status, local) = send(
+        &app,
+        post.clone(),
+        "/api/clusters",
+        Some(json!({"name": "Dev Local", "environment": "development", "local": true})),
+    )
+    .await;
+    assert_eq!(status, 201, "{local}");
+    assert_eq!(local["local"], true);
+    assert_eq!(local["template_id"], "development");
+    assert_eq!(local["bootstrap_servers"], format!("127.0.0.1:{port}"));
+    assert_eq!(local["status"]["reachable"], false, "not started yet");
+    let (_, stopped) = app.get_json("/api/clusters/dev-local/status").await;
+    assert_eq!(stopped["state"], "stopped");
+
+    let (status, running) = send(&app, post.clone(), "/api/clusters/dev-local/start", None).await;
+    assert_eq!(status, 200, "{running}");
+    assert_eq!(running["state"], "running");
+    assert_eq!(
+        running["storage"], "memory://tansu/",
+        "the development template's storage"
+    );
+    let (status, again) = send(&app, post.clone(), "/api/clusters/dev-local/start", None).await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (409, Some("local_broker_state"))
+    );
+    // Used like any cluster; its topics get the development template's defaults.
+    let topic = format!("local-{}", uuid::Uuid::new_v4().simple());
+    let (status, created) = send(
+        &app,
+        post.clone(),
+        "/api/clusters/dev-local/topics",
+        Some(json!({"name": topic})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["partitions"].as_array().unwrap().len(), 1);
+    let (_, described) = app.get_json("/api/clusters/dev-local").await;
+    assert_eq!(described["status"]["reachable"], true);
+
+    let (status, halted) = send(&app, post.clone(), "/api/clusters/dev-local/stop", None).await;
+    assert_eq!((status, halted["state"].as_str()), (200, Some("stopped")));
+    let (_, described) = app.get_json("/api/clusters/dev-local").await;
+    assert_eq!(described["status"]["reachable"], false);
+
+    // The range has one port, and it is taken; a cluster that is not local has no broker.
+    let (status, _) = send(
+        &app,
+        post.clone(),
+        "/api/clusters",
+        Some(json!({"name": "Second Local", "environment": "development", "local": true})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, problem) = send(&app, post.clone(), "/api/clusters/default/start", None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("local_broker_state"))
+    );
+    let (status, _) = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/clusters/dev-local",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
 }

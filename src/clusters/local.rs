@@ -1,0 +1,184 @@
+//! Local clusters: a cluster registered with `"local": true` gets a Tansu broker of its own,
+//! run by this service — a port from `[local_broker] cluster_port_min..=cluster_port_max`,
+//! the folder `<data_dir>/clusters/<id>`, and the storage engine of the cluster's template —
+//! started, stopped and looked at through `/api/clusters/{cluster}/start|stop|status`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use tokio::sync::Mutex;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::registry::{ClusterRegistry, LocalCluster, RegisteredCluster};
+use super::templates::Template;
+use crate::config::LocalBrokerSettings;
+use crate::http::AppState;
+use crate::http::auth::{Scope, scoped};
+use crate::http::error::{ApiError, Problem};
+use crate::local_broker::{BrokerError, BrokerStatus, LocalBroker};
+
+/// The brokers of local clusters, made on first use.
+pub struct LocalClusters {
+    settings: LocalBrokerSettings,
+    brokers: Mutex<HashMap<String, Arc<LocalBroker>>>,
+}
+
+impl LocalClusters {
+    /// Local clusters run with the `[local_broker]` command.
+    pub fn new(settings: LocalBrokerSettings) -> Self {
+        LocalClusters {
+            settings,
+            brokers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A broker for a new local cluster: a free port of the range and the template's
+    /// storage.
+    pub fn provision(
+        &self,
+        registry: &ClusterRegistry,
+        template: &Template,
+    ) -> Result<LocalCluster, ApiError> {
+        if self.settings.command.trim().is_empty() {
+            return Err(BrokerError::NotConfigured.into());
+        }
+        let storage = match template.broker.as_ref().map(|b| b.storage.as_str()) {
+            Some("memory") => "memory://tansu/",
+            Some("sqlite") => "sqlite://tansu.db",
+            _ => {
+                return Err(ApiError::Validation(vec![
+                    crate::http::error::FieldError::new(
+                        "template_id",
+                        format!(
+                            "template {} has no broker settings for a local cluster",
+                            template.id
+                        ),
+                    ),
+                ]));
+            }
+        };
+        let taken: Vec<u16> = registry
+            .list()
+            .iter()
+            .filter_map(|c| c.settings.local.as_ref().map(|l| l.port))
+            .collect();
+        let port = (self.settings.cluster_port_min..=self.settings.cluster_port_max)
+            .find(|p| !taken.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .ok_or_else(|| ApiError::Conflict {
+                code: "conflict",
+                detail: "no free port left in [local_broker] cluster_port_min..=cluster_port_max"
+                    .into(),
+            })?;
+        Ok(LocalCluster {
+            port,
+            storage: storage.into(),
+        })
+    }
+
+    /// The broker of a local cluster.
+    async fn broker(&self, cluster: &RegisteredCluster) -> Result<Arc<LocalBroker>, BrokerError> {
+        let Some(local) = &cluster.settings.local else {
+            return Err(BrokerError::WrongState(format!(
+                "cluster {} is not local: its broker is not run by this service",
+                cluster.id
+            )));
+        };
+        let mut brokers = self.brokers.lock().await;
+        let broker = brokers.entry(cluster.id.clone()).or_insert_with(|| {
+            Arc::new(LocalBroker::new(LocalBrokerSettings {
+                port: local.port,
+                storage: local.storage.clone(),
+                data_dir: std::path::Path::new(&self.settings.data_dir)
+                    .join("clusters")
+                    .join(&cluster.id)
+                    .display()
+                    .to_string(),
+                ..self.settings.clone()
+            }))
+        });
+        Ok(broker.clone())
+    }
+
+    /// Stops a removed cluster's broker, if this instance runs it.
+    pub async fn forget(&self, id: &str) {
+        let broker = self.brokers.lock().await.remove(id);
+        if let Some(broker) = broker {
+            let _ = broker.stop().await;
+        }
+    }
+}
+
+/// The local clusters' routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(scoped(Scope::AdminRead, routes!(local_status)))
+        .routes(scoped(Scope::AdminWrite, routes!(local_start)))
+        .routes(scoped(Scope::AdminWrite, routes!(local_stop)))
+}
+
+fn cluster(state: &AppState, id: String) -> Result<Arc<RegisteredCluster>, ApiError> {
+    state.clusters.get(&id).ok_or(ApiError::ClusterNotFound(id))
+}
+
+/// A local cluster's broker.
+///
+/// Running or stopped, with pid, port, storage and uptime; `409` for a cluster that is not
+/// local.
+#[utoipa::path(get, path = "/api/clusters/{cluster}/status", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
+    responses((status = 200, description = "Status", body = BrokerStatus),
+        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a local cluster, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn local_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BrokerStatus>, ApiError> {
+    let cluster = cluster(&state, id)?;
+    Ok(Json(
+        state
+            .local_clusters
+            .broker(&cluster)
+            .await?
+            .status()
+            .await?,
+    ))
+}
+
+/// Start a local cluster's broker.
+///
+/// Answers once its port accepts connections.
+#[utoipa::path(post, path = "/api/clusters/{cluster}/start", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
+    responses((status = 200, description = "Running", body = BrokerStatus),
+        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a local cluster, already running, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn local_start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BrokerStatus>, ApiError> {
+    let cluster = cluster(&state, id)?;
+    let status = state.local_clusters.broker(&cluster).await?.start().await?;
+    state.clusters.check(&cluster).await;
+    Ok(Json(status))
+}
+
+/// Stop a local cluster's broker.
+///
+/// SIGTERM, then SIGKILL after five seconds.
+#[utoipa::path(post, path = "/api/clusters/{cluster}/stop", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
+    responses((status = 200, description = "Stopped", body = BrokerStatus),
+        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a local cluster, not running, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn local_stop(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BrokerStatus>, ApiError> {
+    let cluster = cluster(&state, id)?;
+    Ok(Json(
+        state.local_clusters.broker(&cluster).await?.stop().await?,
+    ))
+}
