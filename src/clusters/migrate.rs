@@ -29,7 +29,7 @@ use crate::kafka::{ClientContext, RawRecord, utf8_headers};
 /// Most records sent to the target and not yet acknowledged.
 const IN_FLIGHT: usize = 20_000;
 /// How often progress is saved.
-const SAVE_EVERY: Duration = Duration::from_secs(3);
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Committed offsets waiting for translation, per partition: `(offset, group)`, ascending.
 type Wanted = HashMap<i32, VecDeque<(i64, String)>>;

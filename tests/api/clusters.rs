@@ -932,7 +932,7 @@ async fn migrate_copies_every_record_and_translates_group_offsets() {
             .unwrap()
     };
     let source = producer(home.bootstrap());
-    let records = 1500;
+    let records = 3000;
     for i in 0..records {
         let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
             key: "origin",
@@ -1110,4 +1110,95 @@ async fn a_local_cluster_from_the_development_template_is_started_used_and_stopp
     )
     .await;
     assert_eq!(status, 204);
+}
+
+#[tokio::test]
+async fn a_cancelled_migrate_stops_and_says_how_far_it_got() {
+    let home = TestBroker::start(Engine::Memory).await;
+    let target = TestBroker::start_behind_proxy(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.processing.consumers = 0;
+    settings.kafka.admin_timeout_ms = 3_000;
+    settings.clusters.insert(
+        "slow".into(),
+        cluster("Slow", "testing", target.bootstrap()),
+    );
+    let app = TestApp::spawn(settings).await;
+    let topic = format!("mig-cancel-{}", uuid::Uuid::new_v4().simple());
+    for cluster_id in ["default", "slow"] {
+        let (status, _) = send(
+            &app,
+            reqwest::Method::POST,
+            &format!("/api/clusters/{cluster_id}/topics"),
+            Some(json!({"name": topic, "partitions": 3})),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    // Enough records that the copy is still running when it is cancelled.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", home.bootstrap())
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    let sends = (0..300_000).map(|i| {
+        let key = format!("k{i}");
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            producer
+                .send(
+                    rdkafka::producer::FutureRecord::to(&topic)
+                        .key(&key)
+                        .payload("v"),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+        }
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent.unwrap();
+    }
+
+    let request =
+        json!({"source_cluster_id": "default", "target_cluster_id": "slow", "topics": [topic]});
+    let response = app
+        .client
+        .post(app.url("/api/operations/migrate"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    // Once some records are across, the target stops answering and the migrate is cancelled.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, operation) = app.get_json(&location).await;
+        if operation["records_copied"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            ["pending", "running"].contains(&operation["status"].as_str().unwrap()),
+            "{operation}"
+        );
+        assert!(Instant::now() < deadline, "nothing was copied: {operation}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    target.hold_answers(true);
+    let (status, _) = send(&app, reqwest::Method::DELETE, &location, None).await;
+    assert_eq!(status, 202);
+    let stopped = wait_finished(&app, &location).await;
+    target.hold_answers(false);
+    assert_eq!(stopped["status"], "cancelled", "{stopped}");
+    let (copied, total) = (
+        stopped["records_copied"].as_u64().unwrap(),
+        stopped["records_total"].as_u64().unwrap(),
+    );
+    assert!(
+        copied > 0 && copied < total,
+        "how far it got: {copied} of {total}"
+    );
+    assert!(stopped["progress_percent"].as_f64().unwrap() < 100.0);
 }
