@@ -11,6 +11,9 @@
 //!   final status per second;
 //! - accept-to-final latency p50/p99 at a paced 2,000 orders/s (from the service's own
 //!   histogram);
+//! - the broker's latency floor beside it: records paced at the same rate, from the
+//!   producer's acknowledgement to a plain consumer's receipt at the service's
+//!   `fetch.wait.max.ms`;
 //! - the cost of access control: single POSTs to an open instance and to one requiring API
 //!   keys, in alternating rounds, with throughput, latency and CPU time per order.
 //!
@@ -483,6 +486,110 @@ async fn paced_phase(client: &reqwest::Client, base: &str, rate: usize, seconds:
     accepted
 }
 
+/// The broker's own latency floor for the accept-to-final row: records paced at `rate`/s for
+/// `seconds` (idempotent producer, `acks=all`) into a topic of 6 partitions, one plain
+/// consumer assigned to every partition with the service's `fetch.wait.max.ms`; the time
+/// from each record's acknowledgement to its arrival at the consumer. p50 and p99 in ms.
+async fn raw_ack_to_consume(
+    bootstrap: &str,
+    rate: usize,
+    seconds: u64,
+    fetch_wait_ms: u64,
+) -> (f64, f64) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    // Whichever of acknowledgement and arrival comes first waits here for the other.
+    enum Seen {
+        Acked(Instant),
+        Arrived,
+    }
+    let topic = "bench.latency";
+    create_topic(bootstrap, topic, 6).await;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "group.id",
+            format!("bench-latency-{}", uuid::Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..6 {
+        assignment
+            .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let seen: Arc<Mutex<HashMap<(i32, i64), Seen>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let total = rate * seconds as usize;
+    let reader = {
+        let (seen, latencies) = (seen.clone(), latencies.clone());
+        tokio::spawn(async move {
+            use rdkafka::message::Message;
+            for _ in 0..total {
+                let Ok(Ok(message)) =
+                    tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await
+                else {
+                    return;
+                };
+                let now = Instant::now();
+                let key = (message.partition(), message.offset());
+                let mut seen = seen.lock().unwrap();
+                match seen.remove(&key) {
+                    Some(Seen::Acked(at)) => latencies.lock().unwrap().push(now - at),
+                    _ => {
+                        seen.insert(key, Seen::Arrived);
+                    }
+                }
+            }
+        })
+    };
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .create()
+        .unwrap();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = tokio::time::Instant::now();
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tokio::time::sleep_until(started + interval * i as u32).await;
+        let (producer, seen, latencies) = (producer.clone(), seen.clone(), latencies.clone());
+        sends.spawn(async move {
+            let key = i.to_string();
+            let Ok(delivery) = producer
+                .send(
+                    FutureRecord::to(topic).key(&key).payload("x"),
+                    Duration::from_secs(30),
+                )
+                .await
+            else {
+                return;
+            };
+            let now = Instant::now();
+            let key = (delivery.partition, delivery.offset);
+            let mut seen = seen.lock().unwrap();
+            match seen.remove(&key) {
+                // It arrived before its acknowledgement came back.
+                Some(Seen::Arrived) => latencies.lock().unwrap().push(Duration::ZERO),
+                _ => {
+                    seen.insert(key, Seen::Acked(now));
+                }
+            }
+        });
+    }
+    while sends.join_next().await.is_some() {}
+    let _ = reader.await;
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort();
+    (percentile(&latencies, 0.50), percentile(&latencies, 0.99))
+}
+
 async fn wait_processed(client: &reqwest::Client, base: &str, target: f64) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -685,6 +792,24 @@ async fn main() {
         options.concurrency,
     )
     .await;
+    // The broker's floor for the accept-to-final row, at the service's own fetch wait.
+    let fetch_wait_ms = std::env::var("ORDERFLOW__PROCESSING__FETCH_WAIT_MAX_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            orderflow::config::Settings::load_from(
+                std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+                None,
+            )
+            .map_or(50, |s| s.processing.fetch_wait_max_ms)
+        });
+    let (floor_p50, floor_p99) = raw_ack_to_consume(
+        &bootstrap,
+        options.paced_rate,
+        options.paced_seconds,
+        fetch_wait_ms,
+    )
+    .await;
 
     println!();
     println!("| measurement | orders/s | p50 ms | p99 ms | notes |");
@@ -724,6 +849,12 @@ async fn main() {
         paced as f64 / options.paced_seconds as f64,
         histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.50),
         histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.99)
+    );
+    let final_p99 = histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.99);
+    println!(
+        "| raw ack→consume at {rate} records/s paced, fetch.wait.max.ms={fetch_wait_ms} (the broker's floor) | {rate} | {floor_p50:.1} | {floor_p99:.1} | accept-to-final p99 is {:.1}× this p99 |",
+        final_p99 / floor_p99.max(0.001),
+        rate = options.paced_rate,
     );
     print_access(&mut open_side, &mut keys_side, options.concurrency);
 }
