@@ -104,34 +104,8 @@ impl RegisterCluster {
             ));
         }
         let id = self.id.clone().unwrap_or_else(|| id_from(&self.name));
-        if !valid_cluster_id(&id) {
-            errors.push(FieldError::new(
-                "id",
-                "1 to 64 of a-z, 0-9 and '-', not starting with '-'",
-            ));
-        }
-        let text_ok =
-            |t: &str, max: usize| t.chars().count() <= max && !t.chars().any(char::is_control);
-        if self.name.trim().is_empty() || !text_ok(&self.name, 128) {
-            errors.push(FieldError::new(
-                "name",
-                "1 to 128 characters, no control characters",
-            ));
-        }
-        if !text_ok(&self.description, 1024) {
-            errors.push(FieldError::new(
-                "description",
-                "up to 1024 characters, no control characters",
-            ));
-        }
-        let word = |w: &str, max: usize| {
-            !w.is_empty()
-                && w.len() <= max
-                && w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !w.starts_with('-')
-        };
-        if !word(&self.environment, 32) {
+        errors.extend(entry_errors(&id, &self.name, &self.description));
+        if !valid_cluster_id(&self.environment) || self.environment.len() > 32 {
             errors.push(FieldError::new(
                 "environment",
                 "1 to 32 of a-z, 0-9 and '-'",
@@ -213,6 +187,33 @@ impl RegisterCluster {
             Err(ApiError::Validation(errors))
         }
     }
+}
+
+/// What is wrong with the id, name and description of a registry entry (a cluster or a
+/// template).
+pub(super) fn entry_errors(id: &str, name: &str, description: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !valid_cluster_id(id) {
+        errors.push(FieldError::new(
+            "id",
+            "1 to 64 of a-z, 0-9 and '-', not starting with '-'",
+        ));
+    }
+    let text_ok =
+        |t: &str, max: usize| t.chars().count() <= max && !t.chars().any(char::is_control);
+    if name.trim().is_empty() || !text_ok(name, 128) {
+        errors.push(FieldError::new(
+            "name",
+            "1 to 128 characters, no control characters",
+        ));
+    }
+    if !text_ok(description, 1024) {
+        errors.push(FieldError::new(
+            "description",
+            "up to 1024 characters, no control characters",
+        ));
+    }
+    errors
 }
 
 /// An id from a name: lower case, runs of other characters as one '-'.

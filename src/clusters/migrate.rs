@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClusterRegistry;
 use super::operations::{
-    GroupResult, Operation, Operations, Stop, TopicResult, admin_of, safe, set_on_topic,
+    GroupResult, Operation, Operations, Stop, admin_of, replicate_topic, safe,
 };
-use crate::kafka::admin::{AdminError, KafkaAdmin, TopicRequest};
+use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::{ClientContext, RawRecord, utf8_headers};
 
 /// Most records sent to the target and not yet acknowledged.
@@ -98,15 +98,20 @@ pub(super) async fn migrate(
             .iter()
             .map(|(_, low, high)| (high - low).max(0) as u64)
             .sum();
-        let mut result = prepare(
+        // The topic is made on the target as replicate makes it (configs never overwritten).
+        let mut result = replicate_topic(
             &source,
             &target,
             topic,
             &target_id,
             brokers,
+            false,
             operation.dry_run,
         )
         .await;
+        if operation.dry_run && result.error.is_none() {
+            result.outcome = format!("would_copy ({})", result.outcome);
+        }
         result.records = count;
         if operation.dry_run || result.error.is_some() {
             operation.results.push(result);
@@ -211,76 +216,6 @@ fn progress(operation: &Operation) -> f64 {
         return 0.0;
     }
     (operation.records_copied as f64 * 100.0 / operation.records_total as f64).min(100.0)
-}
-
-/// Makes the topic on the target when it is missing (as replicate does).
-async fn prepare(
-    source: &KafkaAdmin,
-    target: &KafkaAdmin,
-    topic: &str,
-    target_id: &str,
-    brokers: usize,
-    dry_run: bool,
-) -> TopicResult {
-    let mut result = TopicResult {
-        topic: topic.to_string(),
-        target: target_id.to_string(),
-        outcome: "failed".into(),
-        partitions: 0,
-        replication_factor: 0,
-        replication_clamped: false,
-        configs: BTreeMap::new(),
-        records: 0,
-        error: None,
-    };
-    let described = match source.describe_topic(topic).await {
-        Ok(d) => d,
-        Err(error) => {
-            result.error = Some(safe(&error));
-            return result;
-        }
-    };
-    let wanted = described
-        .partitions
-        .first()
-        .map_or(1, |p| p.replicas.len().max(1));
-    result.partitions = described.partitions.len();
-    result.replication_factor = wanted.min(brokers);
-    result.replication_clamped = wanted > brokers;
-    result.configs = set_on_topic(described.configs);
-    let exists = match target.describe_topic(topic).await {
-        Ok(_) => true,
-        Err(AdminError::NotFound(_)) => false,
-        Err(error) => {
-            result.error = Some(safe(&error));
-            return result;
-        }
-    };
-    result.outcome = match (exists, dry_run) {
-        (true, _) => "exists".into(),
-        (false, true) => "would_create".into(),
-        (false, false) => {
-            let created = target
-                .create_topic(&TopicRequest {
-                    name: topic.to_string(),
-                    partitions: result.partitions as i32,
-                    replication_factor: result.replication_factor as i32,
-                    configs: result.configs.clone(),
-                })
-                .await;
-            match created {
-                Ok(()) => "created".into(),
-                Err(error) => {
-                    result.error = Some(safe(&error));
-                    "failed".into()
-                }
-            }
-        }
-    };
-    if dry_run && result.error.is_none() {
-        result.outcome = format!("would_copy ({})", result.outcome);
-    }
-    result
 }
 
 /// One topic's copy.

@@ -523,8 +523,16 @@ async fn replicate(
             if cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
-            let result =
-                replicate_topic(&source, &target, topic, target_id, brokers, operation).await;
+            let result = replicate_topic(
+                &source,
+                &target,
+                topic,
+                target_id,
+                brokers,
+                operation.overwrite_configs,
+                operation.dry_run,
+            )
+            .await;
             operation.results.push(result);
             operation.progress_percent = operation.results.len() as f64 * 100.0 / total as f64;
             if last_beat.elapsed() >= HEARTBEAT {
@@ -538,7 +546,7 @@ async fn replicate(
 
 /// The configs set on a topic (not the broker's defaults, which stay each cluster's own),
 /// secrets left out.
-pub(super) fn set_on_topic(configs: BTreeMap<String, ConfigValue>) -> BTreeMap<String, String> {
+fn set_on_topic(configs: BTreeMap<String, ConfigValue>) -> BTreeMap<String, String> {
     configs
         .into_iter()
         .filter(|(_, c)| (c.source == "topic" || !c.is_default) && !c.is_sensitive)
@@ -546,13 +554,16 @@ pub(super) fn set_on_topic(configs: BTreeMap<String, ConfigValue>) -> BTreeMap<S
         .collect()
 }
 
-async fn replicate_topic(
+/// Makes one topic's structure on a target: created when missing, its configs changed to
+/// the source's when it exists and `overwrite_configs`; with `dry_run`, only reported.
+pub(super) async fn replicate_topic(
     source: &KafkaAdmin,
     target: &KafkaAdmin,
     topic: &str,
     target_id: &str,
     brokers: usize,
-    operation: &Operation,
+    overwrite_configs: bool,
+    dry_run: bool,
 ) -> TopicResult {
     let mut result = TopicResult {
         topic: topic.to_string(),
@@ -588,7 +599,7 @@ async fn replicate_topic(
             return result;
         }
     };
-    let change = match (exists, operation.overwrite_configs, operation.dry_run) {
+    let change = match (exists, overwrite_configs, dry_run) {
         (false, _, true) => {
             result.outcome = "would_create".into();
             return result;

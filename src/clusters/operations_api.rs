@@ -46,12 +46,11 @@ pub(super) async fn replicate(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<ReplicateRequest>,
 ) -> Result<Response, ApiError> {
-    for id in std::iter::once(&request.source_cluster_id).chain(&request.target_cluster_ids) {
-        if state.clusters.get(id).is_none() {
-            return Err(ApiError::ClusterNotFound(id.clone()));
-        }
-    }
-    let mut errors = Vec::new();
+    known_clusters(
+        &state,
+        std::iter::once(&request.source_cluster_id).chain(&request.target_cluster_ids),
+    )?;
+    let mut errors = topic_errors(&request.topics);
     if request.target_cluster_ids.is_empty() || request.target_cluster_ids.len() > 20 {
         errors.push(FieldError::new("target_cluster_ids", "1 to 20 clusters"));
     }
@@ -63,14 +62,6 @@ pub(super) async fn replicate(
             "target_cluster_ids",
             "must not hold the source",
         ));
-    }
-    if request.topics.len() > 1000 {
-        errors.push(FieldError::new("topics", "at most 1000"));
-    }
-    for (i, topic) in request.topics.iter().enumerate() {
-        if let Err(why) = crate::kafka::validate_topic_name(topic) {
-            errors.push(FieldError::new(format!("topics[{i}]"), why));
-        }
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -86,14 +77,7 @@ pub(super) async fn replicate(
         .start_replicate(request, state.clusters.clone(), &state.shutdown)
         .await
         .map_err(unavailable)?;
-    let location = format!("/api/operations/{}", operation.id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        details,
-        Json(operation),
-    )
-        .into_response())
+    Ok(accepted(operation, details))
 }
 
 /// Migrate records.
@@ -115,25 +99,16 @@ pub(super) async fn migrate(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<MigrateRequest>,
 ) -> Result<Response, ApiError> {
-    for id in [&request.source_cluster_id, &request.target_cluster_id] {
-        if state.clusters.get(id).is_none() {
-            return Err(ApiError::ClusterNotFound(id.clone()));
-        }
-    }
-    let mut errors = Vec::new();
+    known_clusters(
+        &state,
+        [&request.source_cluster_id, &request.target_cluster_id],
+    )?;
+    let mut errors = topic_errors(&request.topics);
     if request.target_cluster_id == request.source_cluster_id {
         errors.push(FieldError::new(
             "target_cluster_id",
             "must not be the source",
         ));
-    }
-    if request.topics.len() > 1000 {
-        errors.push(FieldError::new("topics", "at most 1000"));
-    }
-    for (i, topic) in request.topics.iter().enumerate() {
-        if let Err(why) = crate::kafka::validate_topic_name(topic) {
-            errors.push(FieldError::new(format!("topics[{i}]"), why));
-        }
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -150,14 +125,44 @@ pub(super) async fn migrate(
         .start_migrate(request, state.clusters.clone(), &state.shutdown)
         .await
         .map_err(unavailable)?;
+    Ok(accepted(operation, details))
+}
+
+/// `404 cluster_not_found` for the first id the registry does not know.
+fn known_clusters<'a>(
+    state: &AppState,
+    ids: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ApiError> {
+    match ids.into_iter().find(|id| state.clusters.get(id).is_none()) {
+        Some(id) => Err(ApiError::ClusterNotFound(id.clone())),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with the topics an operation names.
+fn topic_errors(topics: &[String]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if topics.len() > 1000 {
+        errors.push(FieldError::new("topics", "at most 1000"));
+    }
+    for (i, topic) in topics.iter().enumerate() {
+        if let Err(why) = crate::kafka::validate_topic_name(topic) {
+            errors.push(FieldError::new(format!("topics[{i}]"), why));
+        }
+    }
+    errors
+}
+
+/// `202 Accepted` with the operation, and where to follow it.
+fn accepted(operation: Operation, details: Extension<AuditDetails>) -> Response {
     let location = format!("/api/operations/{}", operation.id);
-    Ok((
+    (
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
         details,
         Json(operation),
     )
-        .into_response())
+        .into_response()
 }
 
 /// Query of `GET /api/operations`.

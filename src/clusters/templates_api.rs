@@ -9,7 +9,6 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::registry::valid_cluster_id;
 use super::templates::{BrokerDefaults, Template, TemplateError, TopicDefaults};
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
@@ -69,27 +68,7 @@ pub struct NewTemplate {
 
 impl NewTemplate {
     fn parse(self) -> Result<Template, ApiError> {
-        let mut errors = Vec::new();
-        if !valid_cluster_id(&self.id) {
-            errors.push(FieldError::new(
-                "id",
-                "1 to 64 of a-z, 0-9 and '-', not starting with '-'",
-            ));
-        }
-        let text_ok =
-            |t: &str, max: usize| t.chars().count() <= max && !t.chars().any(char::is_control);
-        if self.name.trim().is_empty() || !text_ok(&self.name, 128) {
-            errors.push(FieldError::new(
-                "name",
-                "1 to 128 characters, no control characters",
-            ));
-        }
-        if !text_ok(&self.description, 1024) {
-            errors.push(FieldError::new(
-                "description",
-                "up to 1024 characters, no control characters",
-            ));
-        }
+        let mut errors = super::api::entry_errors(&self.id, &self.name, &self.description);
         let d = &self.topic_defaults;
         if !(1..=1000).contains(&d.partitions) {
             errors.push(FieldError::new("topic_defaults.partitions", "1 to 1000"));
