@@ -252,6 +252,12 @@ fn spawn_service_with(
             .env("ORDERFLOW__AUTH__MODE", "keys")
             .env("ORDERFLOW__AUTH__KEYS_FILE", file);
     }
+    // The services log at their shipped level (config/default.toml), as in production, to
+    // /dev/null; BENCH_SERVICE_LOG=warn (a RUST_LOG filter) shows them instead.
+    match std::env::var("BENCH_SERVICE_LOG") {
+        Ok(filter) => command.env("RUST_LOG", filter).stdout(Stdio::inherit()),
+        Err(_) => command.env_remove("RUST_LOG").stdout(Stdio::null()),
+    };
     let child = command
         .env(
             "ORDERFLOW_CONFIG_DIR",
@@ -264,13 +270,7 @@ fn spawn_service_with(
         .env("ORDERFLOW__TOPICS__DLQ__NAME", "bench.orders.dlq")
         .env("ORDERFLOW__PROCESSING__CONSUMERS", consumers.to_string())
         .env("ORDERFLOW__IDEMPOTENCY__CAPACITY", "1000")
-        // BENCH_SERVICE_LOG=warn (a RUST_LOG filter) shows the services' logs.
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "error".into()),
-        )
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start orderflow");
@@ -307,12 +307,18 @@ fn sample(text: &str, name: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap_or(0.0))
 }
 
-/// histogram_quantile over the cumulative buckets of `name`, in milliseconds.
-fn histogram_quantile(text: &str, name: &str, q: f64) -> f64 {
-    let prefix = format!("{name}_bucket{{le=\"");
+/// The start of the bucket lines of histogram `name` with `labels` (`stage="x",` or "").
+fn buckets_of(name: &str, labels: &str) -> String {
+    format!("{name}_bucket{{{labels}le=\"")
+}
+
+/// histogram_quantile over the cumulative buckets starting with `series` (see
+/// [`buckets_of`]), in milliseconds.
+fn histogram_quantile(text: &str, series: &str, q: f64) -> f64 {
+    let prefix = series;
     let buckets: Vec<(f64, f64)> = text
         .lines()
-        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| l.strip_prefix(prefix))
         .filter_map(|rest| {
             let (le, count) = rest.split_once("\"} ")?;
             let le = if le == "+Inf" {
@@ -742,7 +748,10 @@ async fn main() {
     let intake_base = format!("http://127.0.0.1:{intake_port}");
     let intake = spawn_service(&bootstrap, intake_port, 0, Access::Open);
     wait_ready(&client, &intake_base).await;
+    let intake_pid = intake.0.id();
+    let idle_rss = rss_bytes(intake_pid);
 
+    let cpu = cpu_time(intake_pid);
     let (single_rate, single_lat, single_failed) = single_phase(
         &client,
         &intake_base,
@@ -751,6 +760,8 @@ async fn main() {
         Default::default(),
     )
     .await;
+    let single_cpu = per_order_us(cpu_time(intake_pid) - cpu, single_lat.len());
+    let cpu = cpu_time(intake_pid);
     let (bulk_rate, bulk_lat, bulk_accepted) = bulk_phase(
         &client,
         &intake_base,
@@ -758,6 +769,7 @@ async fn main() {
         options.bulk_concurrency,
     )
     .await;
+    let bulk_cpu = per_order_us(cpu_time(intake_pid) - cpu, bulk_accepted);
     let backlog = single_lat.len() + bulk_accepted;
     // The fair ceiling for processing: a plain consumer reading the very records the service
     // wrote (same batches, same broker), before the processors start.
@@ -767,13 +779,18 @@ async fn main() {
     let worker_base = format!("http://127.0.0.1:{worker_port}");
     let processing_started = Instant::now();
     let worker = spawn_service(&bootstrap, worker_port, 2, Access::Open);
+    let worker_pid = worker.0.id();
     wait_ready(&client, &worker_base).await;
     let done = wait_processed(&client, &worker_base, backlog as f64).await;
     let processing_rate = backlog as f64 / (done - processing_started).as_secs_f64();
+    let processing_cpu = per_order_us(cpu_time(worker_pid), backlog);
+    // Every order of the backlog is in the worker's view now, final.
+    let held_rss = rss_bytes(worker_pid);
     drop(intake);
 
     // Paced load on the processing instance: accept-to-final latency from its histogram.
     let before = metrics(&client, &worker_base).await;
+    let cpu = cpu_time(worker_pid);
     let paced = paced_phase(
         &client,
         &worker_base,
@@ -782,8 +799,25 @@ async fn main() {
     )
     .await;
     wait_processed(&client, &worker_base, (backlog + paced) as f64).await;
+    let paced_cpu = per_order_us(cpu_time(worker_pid) - cpu, paced);
     let after = metrics(&client, &worker_base).await;
-    let delta = subtract_histograms(&after, &before, "orderflow_order_accept_to_final_seconds");
+    let final_series = buckets_of("orderflow_order_accept_to_final_seconds", "");
+    let delta = subtract_histograms(&after, &before, &final_series);
+    let stages: Vec<(&str, f64, f64)> = orderflow::metrics::ORDER_STAGES
+        .iter()
+        .map(|stage| {
+            let series = buckets_of(
+                "orderflow_order_stage_seconds",
+                &format!("stage=\"{stage}\","),
+            );
+            let delta = subtract_histograms(&after, &before, &series);
+            (
+                *stage,
+                histogram_quantile(&delta, &series, 0.50),
+                histogram_quantile(&delta, &series, 0.99),
+            )
+        })
+        .collect();
     drop(worker);
     let (mut open_side, mut keys_side) = access_cost_phase(
         &client,
@@ -801,7 +835,7 @@ async fn main() {
                 std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
                 None,
             )
-            .map_or(50, |s| s.processing.fetch_wait_max_ms)
+            .map_or(50, |s| s.processing.fetch_wait_max.as_millis() as u64)
         });
     let (floor_p50, floor_p99) = raw_ack_to_consume(
         &bootstrap,
@@ -811,6 +845,9 @@ async fn main() {
     )
     .await;
 
+    let final_p50 = histogram_quantile(&delta, &final_series, 0.50);
+    let final_p99 = histogram_quantile(&delta, &final_series, 0.99);
+    let met = |ok: bool| if ok { "met" } else { "missed" };
     println!();
     println!("| measurement | orders/s | p50 ms | p99 ms | notes |");
     println!("|---|---:|---:|---:|---|");
@@ -825,38 +862,65 @@ async fn main() {
     println!(
         "| raw consume of the service's orders topic (rdkafka, one consumer) | {orders_consume_rate:.0} | | | {backlog} records as the service batched them |"
     );
+    let single_p99 = percentile(&single_lat, 0.99);
     println!(
-        "| POST /api/orders, concurrency {} | {single_rate:.0} | {:.2} | {:.2} | {} accepted, {single_failed} failed |",
+        "| POST /api/orders, concurrency {} | {single_rate:.0} | {:.2} | {single_p99:.2} | {} accepted, {single_failed} failed; {single_cpu:.1} µs CPU per order; aim ≥ 15,000/s, p99 < 20 ms: {} |",
         options.concurrency,
         percentile(&single_lat, 0.50),
-        percentile(&single_lat, 0.99),
-        single_lat.len()
+        single_lat.len(),
+        met(single_rate >= 15_000.0 && single_p99 < 20.0),
     );
     println!(
-        "| POST /api/orders/bulk (500 per request), concurrency {} | {bulk_rate:.0} | {:.1} | {:.1} | {bulk_accepted} accepted; {:.0}% of raw produce |",
+        "| POST /api/orders/bulk (500 per request), concurrency {} | {bulk_rate:.0} | {:.1} | {:.1} | {bulk_accepted} accepted; {:.0}% of raw produce; {bulk_cpu:.1} µs CPU per order; aim ≥ 80%: {} |",
         options.bulk_concurrency,
         percentile(&bulk_lat, 0.50),
         percentile(&bulk_lat, 0.99),
-        bulk_rate / produce_rate * 100.0
+        bulk_rate / produce_rate * 100.0,
+        met(bulk_rate >= 0.8 * produce_rate),
     );
     println!(
-        "| processing backlog to final status (2 consumer tasks) | {processing_rate:.0} | | | {backlog} orders, start-up included; {:.0}% of the orders-topic raw consume |",
-        processing_rate / orders_consume_rate * 100.0
+        "| processing backlog to final status (2 consumer tasks) | {processing_rate:.0} | | | {backlog} orders, start-up included; {:.0}% of the orders-topic raw consume; {processing_cpu:.1} µs CPU per order (start-up and view included); aim ≥ 80%: {} |",
+        processing_rate / orders_consume_rate * 100.0,
+        met(processing_rate >= 0.8 * orders_consume_rate),
     );
     println!(
-        "| accept-to-final at {} orders/s paced | {:.0} | {:.1} | {:.1} | {paced} orders; from the service's histogram |",
+        "| accept-to-final at {} orders/s paced | {:.0} | {final_p50:.1} | {final_p99:.1} | {paced} orders; from the service's histogram; {paced_cpu:.1} µs CPU per order (intake and processing); aim p99 ≤ 2× the floor: {} |",
         options.paced_rate,
         paced as f64 / options.paced_seconds as f64,
-        histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.50),
-        histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.99)
+        met(final_p99 <= 2.0 * floor_p99),
     );
-    let final_p99 = histogram_quantile(&delta, "orderflow_order_accept_to_final_seconds", 0.99);
     println!(
         "| raw ack→consume at {rate} records/s paced, fetch.wait.max.ms={fetch_wait_ms} (the broker's floor) | {rate} | {floor_p50:.1} | {floor_p99:.1} | accept-to-final p99 is {:.1}× this p99 |",
         final_p99 / floor_p99.max(0.001),
         rate = options.paced_rate,
     );
+    for (stage, p50, p99) in &stages {
+        println!(
+            "| stage {stage} (paced) | | {p50:.1} | {p99:.1} | orderflow_order_stage_seconds |"
+        );
+    }
+    println!(
+        "| status view: resident memory per order held | | | | {:.0} bytes per order: RSS {:.0} MiB idle, {:.0} MiB holding {backlog} final orders |",
+        held_rss.saturating_sub(idle_rss) as f64 / backlog.max(1) as f64,
+        idle_rss as f64 / (1 << 20) as f64,
+        held_rss as f64 / (1 << 20) as f64,
+    );
     print_access(&mut open_side, &mut keys_side, options.concurrency);
+}
+
+/// CPU microseconds per order.
+fn per_order_us(cpu: Duration, orders: usize) -> f64 {
+    cpu.as_secs_f64() * 1e6 / orders.max(1) as f64
+}
+
+/// Resident set size of a process, in bytes (VmRSS).
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// The guard's own work per request, in-process: finding a key among `keys` entries
@@ -1182,12 +1246,13 @@ async fn access_cost_phase(
     (open_side, keys_side)
 }
 
-/// The bucket lines of `after` minus those of `before`, as exposition text.
-fn subtract_histograms(after: &str, before: &str, name: &str) -> String {
-    let prefix = format!("{name}_bucket{{le=\"");
+/// The bucket lines starting with `series` (see [`buckets_of`]) of `after` minus those of
+/// `before`, as exposition text.
+fn subtract_histograms(after: &str, before: &str, series: &str) -> String {
+    let prefix = series;
     after
         .lines()
-        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| l.strip_prefix(prefix))
         .filter_map(|rest| {
             let (le, count) = rest.split_once("\"} ")?;
             let earlier = sample(before, &format!("{prefix}{le}\"}}"));

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use axum::Router;
 
+use crate::backoff::{Backoff, sleep_unless_cancelled};
 use crate::clusters::operations::Operations;
 use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::templates::Templates;
@@ -59,13 +60,11 @@ impl Application {
         let producer = BaseProducer::new(
             &client,
             &ProducerOptions {
-                delivery_timeout: Duration::from_millis(settings.producer.delivery_timeout_ms),
+                delivery_timeout: settings.producer.delivery_timeout,
                 queue_max_messages: settings.producer.queue_max_messages,
-                linger: Duration::from_millis(settings.producer.linger_ms),
+                linger: settings.producer.linger,
                 compression: settings.producer.compression.clone(),
-                statistics_interval: Duration::from_millis(
-                    settings.producer.statistics_interval_ms,
-                ),
+                statistics_interval: settings.producer.statistics_interval,
                 metrics: Some(metrics.producer.clone()),
             },
         )
@@ -75,7 +74,7 @@ impl Application {
                 client.redact(&e.to_string())
             )
         })?;
-        let retry_after = Duration::from_secs(settings.http.retry_after_secs);
+        let retry_after = settings.http.retry_after;
         let rules = OrderRules {
             max_items: settings.orders.max_items,
             currencies: settings
@@ -91,8 +90,9 @@ impl Application {
             settings.topics.orders.name.clone(),
             settings.topics.status.name.clone(),
             store.clone(),
-            settings.admin_timeout(),
-            Duration::from_millis(settings.processing.fetch_wait_max_ms),
+            settings.kafka.admin_timeout,
+            settings.processing.fetch_wait_max,
+            metrics.clone(),
         );
         let orders = Arc::new(OrderService {
             producer: producer.clone(),
@@ -116,7 +116,7 @@ impl Application {
         );
         let admin = KafkaAdmin::new(
             client.clone(),
-            settings.admin_timeout(),
+            settings.kafka.admin_timeout,
             settings.admin.limits(),
         )
         .map_err(|e| {
@@ -148,7 +148,7 @@ impl Application {
         let registry_reader = TableReader::new(
             client.clone(),
             settings.topics.clusters.name.clone(),
-            settings.admin_timeout(),
+            settings.kafka.admin_timeout,
         );
         let home = ClusterSettings {
             name: "home".into(),
@@ -170,9 +170,9 @@ impl Application {
                 },
             ),
             &settings.clusters,
-            settings.admin_timeout(),
+            settings.kafka.admin_timeout,
             settings.admin.limits(),
-            Duration::from_millis(settings.producer.delivery_timeout_ms),
+            settings.producer.delivery_timeout,
             RegistryStore {
                 topic: settings.topics.clusters.name.clone(),
                 reader: registry_reader.clone(),
@@ -184,24 +184,24 @@ impl Application {
         let operations_reader = TableReader::new(
             client.clone(),
             settings.topics.operations.name.clone(),
-            settings.admin_timeout(),
+            settings.kafka.admin_timeout,
         );
         let operations = Arc::new(Operations::new(
             settings.topics.operations.name.clone(),
             operations_reader.clone(),
             producer.with_type(),
-            settings.admin_timeout(),
+            settings.kafka.admin_timeout,
         ));
         let templates_reader = TableReader::new(
             client.clone(),
             settings.topics.templates.name.clone(),
-            settings.admin_timeout(),
+            settings.kafka.admin_timeout,
         );
         let templates = Arc::new(Templates::new(
             settings.topics.templates.name.clone(),
             templates_reader.clone(),
             producer.with_type(),
-            settings.admin_timeout(),
+            settings.kafka.admin_timeout,
         ));
         let state = AppState {
             local_clusters: Arc::new(crate::clusters::local::LocalClusters::new(
@@ -305,7 +305,7 @@ impl Application {
         let shutdown = state.shutdown.clone();
         let options = ServeOptions {
             max_connections: state.settings.http.max_connections,
-            header_read_timeout: state.settings.header_read_timeout(),
+            header_read_timeout: state.settings.http.header_read_timeout,
         };
         let mut server = tokio::spawn(serve(listener, router, options, shutdown.clone()));
         tokio::select! {
@@ -316,7 +316,7 @@ impl Application {
             }
             () = shutdown.cancelled() => {}
         }
-        let grace = state.settings.grace_period();
+        let grace = state.settings.shutdown.grace_period;
         let drain = async {
             if !server.is_finished() {
                 let _ = server.await;
@@ -325,7 +325,7 @@ impl Application {
             workers.cancel();
             tasks.close();
             tasks.wait().await;
-            let flush_timeout = Duration::from_millis(state.settings.producer.flush_timeout_ms);
+            let flush_timeout = state.settings.producer.flush_timeout;
             if let Err(error) = state.orders.producer.flush(flush_timeout).await {
                 tracing::error!(%error, "producer flush failed; unacknowledged records were answered 503");
             }
@@ -384,13 +384,13 @@ pub fn consumer_options(settings: &Settings) -> ConsumerOptions {
         topics: vec![settings.topics.orders.name.clone()],
         dead_letter_topic: settings.topics.dlq.name.clone(),
         max_attempts: p.max_attempts,
-        retry_backoff: Duration::from_millis(p.retry_backoff_ms),
-        retry_backoff_max: Duration::from_millis(p.retry_backoff_max_ms),
+        retry_backoff: p.retry_backoff,
+        retry_backoff_max: p.retry_backoff_max,
         max_in_flight: p.max_in_flight,
-        commit_interval: Duration::from_millis(p.commit_interval_ms),
-        session_timeout: Duration::from_millis(p.session_timeout_ms),
-        statistics_interval: Duration::from_millis(p.statistics_interval_ms),
-        fetch_wait_max: Duration::from_millis(p.fetch_wait_max_ms),
+        commit_interval: p.commit_interval,
+        session_timeout: p.session_timeout,
+        statistics_interval: p.statistics_interval,
+        fetch_wait_max: p.fetch_wait_max,
     }
 }
 
@@ -414,8 +414,8 @@ const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// missing meanwhile.
 async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
     let specs = topic_specs(&state.settings);
-    let timeout = state.settings.admin_timeout();
-    let mut backoff = Duration::from_millis(200);
+    let timeout = state.settings.kafka.admin_timeout;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut present = false;
     loop {
         let missing = missing_topics(
@@ -430,7 +430,7 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
                     tracing::info!("service topics present");
                 }
                 present = true;
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 TOPIC_CHECK_INTERVAL
             }
             Ok(missing) => {
@@ -439,18 +439,15 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
                 if let Err(error) = ensure_topics(&client, &specs, timeout).await {
                     tracing::warn!(%error, "cannot create the service topics yet");
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                backoff
+                backoff.advance()
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot check the service topics");
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                backoff
+                backoff.advance()
             }
         };
-        tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
+        if !sleep_unless_cancelled(wait, &state.shutdown).await {
+            return;
         }
     }
 }

@@ -9,6 +9,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Reads a duration given in whole milliseconds (the `_ms` options).
+fn millis<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_millis)
+}
+
+/// Reads a duration given in whole seconds (the `_secs` options).
+fn seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_secs)
+}
+
 /// All settings of one orderflow instance.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,17 +105,23 @@ pub struct ProcessingSettings {
     /// Attempts per message before dead-lettering.
     pub max_attempts: u32,
     /// First retry backoff, in milliseconds.
-    pub retry_backoff_ms: u64,
+    #[serde(rename = "retry_backoff_ms", deserialize_with = "millis")]
+    pub retry_backoff: Duration,
     /// Longest retry backoff, in milliseconds.
-    pub retry_backoff_max_ms: u64,
+    #[serde(rename = "retry_backoff_max_ms", deserialize_with = "millis")]
+    pub retry_backoff_max: Duration,
     /// `auto.commit.interval.ms`.
-    pub commit_interval_ms: u64,
+    #[serde(rename = "commit_interval_ms", deserialize_with = "millis")]
+    pub commit_interval: Duration,
     /// `session.timeout.ms`.
-    pub session_timeout_ms: u64,
+    #[serde(rename = "session_timeout_ms", deserialize_with = "millis")]
+    pub session_timeout: Duration,
     /// `statistics.interval.ms`.
-    pub statistics_interval_ms: u64,
+    #[serde(rename = "statistics_interval_ms", deserialize_with = "millis")]
+    pub statistics_interval: Duration,
     /// `fetch.wait.max.ms` of the consumers and the status view.
-    pub fetch_wait_max_ms: u64,
+    #[serde(rename = "fetch_wait_max_ms", deserialize_with = "millis")]
+    pub fetch_wait_max: Duration,
     /// Business rules.
     pub rules: RulesSettings,
 }
@@ -129,7 +145,8 @@ pub struct StatusViewSettings {
     /// Orders kept.
     pub capacity: usize,
     /// Longest long-poll, in milliseconds.
-    pub max_wait_ms: u64,
+    #[serde(rename = "max_wait_ms", deserialize_with = "millis")]
+    pub max_wait: Duration,
 }
 
 /// The HTTP listener and its limits.
@@ -143,20 +160,24 @@ pub struct HttpSettings {
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Upper bound on one request's handling, in milliseconds.
-    pub request_timeout_ms: u64,
+    #[serde(rename = "request_timeout_ms", deserialize_with = "millis")]
+    pub request_timeout: Duration,
     /// Requests handled at once before the service sheds load with 503.
     pub max_concurrent_requests: usize,
     /// Seconds sent in `Retry-After` with a 503.
-    pub retry_after_secs: u64,
+    #[serde(rename = "retry_after_secs", deserialize_with = "seconds")]
+    pub retry_after: Duration,
     /// Connections open at once; further clients wait in the listen backlog.
     pub max_connections: usize,
     /// How long a connection may take to send a request's head, in milliseconds. The clock
     /// starts when the server waits for a request, so it also closes idle keep-alive
     /// connections.
-    pub header_read_timeout_ms: u64,
+    #[serde(rename = "header_read_timeout_ms", deserialize_with = "millis")]
+    pub header_read_timeout: Duration,
     /// How long a request may take to send its whole body, in milliseconds; a body not
     /// complete by then is answered 408. Below `request_timeout_ms`.
-    pub body_read_timeout_ms: u64,
+    #[serde(rename = "body_read_timeout_ms", deserialize_with = "millis")]
+    pub body_read_timeout: Duration,
     /// Cross-origin requests from browsers.
     pub cors: CorsSettings,
 }
@@ -172,7 +193,8 @@ pub struct CorsSettings {
     /// Request headers those origins may send.
     pub allowed_headers: Vec<String>,
     /// How long a browser may cache a preflight answer, in seconds.
-    pub max_age_secs: u64,
+    #[serde(rename = "max_age_secs", deserialize_with = "seconds")]
+    pub max_age: Duration,
 }
 
 impl CorsSettings {
@@ -212,7 +234,7 @@ impl CorsSettings {
                 .allow_methods(methods)
                 .allow_headers(headers)
                 .expose_headers(exposed)
-                .max_age(Duration::from_secs(self.max_age_secs)),
+                .max_age(self.max_age),
         ))
     }
 }
@@ -228,7 +250,8 @@ pub struct KafkaSettings {
     /// The home cluster's id in the cluster registry (`/api/clusters/{id}`).
     pub cluster_id: String,
     /// Timeout of admin and metadata requests, in milliseconds.
-    pub admin_timeout_ms: u64,
+    #[serde(rename = "admin_timeout_ms", deserialize_with = "millis")]
+    pub admin_timeout: Duration,
     /// Raw librdkafka options applied last to every client. Values may be written as
     /// strings, numbers or booleans (an environment variable holding a numeric password is
     /// still a string to librdkafka).
@@ -306,17 +329,21 @@ pub struct TopicSettings {
 #[serde(deny_unknown_fields)]
 pub struct ProducerSettings {
     /// `message.timeout.ms`: how long a record may wait for its acknowledgement.
-    pub delivery_timeout_ms: u64,
+    #[serde(rename = "delivery_timeout_ms", deserialize_with = "millis")]
+    pub delivery_timeout: Duration,
     /// `queue.buffering.max.messages`.
     pub queue_max_messages: u32,
     /// `linger.ms`.
-    pub linger_ms: u64,
+    #[serde(rename = "linger_ms", deserialize_with = "millis")]
+    pub linger: Duration,
     /// `compression.type`.
     pub compression: String,
     /// How long shutdown waits for the local queue to drain, in milliseconds.
-    pub flush_timeout_ms: u64,
+    #[serde(rename = "flush_timeout_ms", deserialize_with = "millis")]
+    pub flush_timeout: Duration,
     /// `statistics.interval.ms` of the producer (broker and batch gauges); 0 turns it off.
-    pub statistics_interval_ms: u64,
+    #[serde(rename = "statistics_interval_ms", deserialize_with = "millis")]
+    pub statistics_interval: Duration,
 }
 
 /// Order validation limits.
@@ -364,7 +391,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// How long in-flight work may take after a stop signal, in milliseconds.
-    pub grace_period_ms: u64,
+    #[serde(rename = "grace_period_ms", deserialize_with = "millis")]
+    pub grace_period: Duration,
 }
 
 /// Configuration that cannot be loaded or makes no sense.
@@ -428,37 +456,38 @@ impl Settings {
                 "must name at least one broker",
             ));
         }
-        if self.http.request_timeout_ms == 0 {
+        if self.http.request_timeout.is_zero() {
             return Err(invalid("http.request_timeout_ms", "must be greater than 0"));
         }
-        if self.producer.delivery_timeout_ms == 0
-            || self.producer.delivery_timeout_ms + 500 > self.http.request_timeout_ms
+        if self.producer.delivery_timeout.is_zero()
+            || self.producer.delivery_timeout + Duration::from_millis(500)
+                > self.http.request_timeout
         {
             return Err(invalid(
                 "producer.delivery_timeout_ms",
                 format!(
                     "must be greater than 0 and at least 500 less than http.request_timeout_ms ({})",
-                    self.http.request_timeout_ms
+                    self.http.request_timeout.as_millis()
                 ),
             ));
         }
         if self.http.max_connections == 0 {
             return Err(invalid("http.max_connections", "must be greater than 0"));
         }
-        if self.http.header_read_timeout_ms == 0 {
+        if self.http.header_read_timeout.is_zero() {
             return Err(invalid(
                 "http.header_read_timeout_ms",
                 "must be greater than 0",
             ));
         }
-        if self.http.body_read_timeout_ms == 0
-            || self.http.body_read_timeout_ms >= self.http.request_timeout_ms
+        if self.http.body_read_timeout.is_zero()
+            || self.http.body_read_timeout >= self.http.request_timeout
         {
             return Err(invalid(
                 "http.body_read_timeout_ms",
                 format!(
                     "must be greater than 0 and less than http.request_timeout_ms ({})",
-                    self.http.request_timeout_ms
+                    self.http.request_timeout.as_millis()
                 ),
             ));
         }
@@ -510,7 +539,7 @@ impl Settings {
                 "must be a positive decimal string",
             ));
         }
-        if self.status_view.max_wait_ms >= self.http.request_timeout_ms {
+        if self.status_view.max_wait >= self.http.request_timeout {
             return Err(invalid(
                 "status_view.max_wait_ms",
                 "must be less than http.request_timeout_ms",
@@ -541,26 +570,6 @@ impl Settings {
         Ok(())
     }
 
-    /// `http.request_timeout_ms` as a duration.
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.http.request_timeout_ms)
-    }
-
-    /// `http.header_read_timeout_ms` as a duration.
-    pub fn header_read_timeout(&self) -> Duration {
-        Duration::from_millis(self.http.header_read_timeout_ms)
-    }
-
-    /// `http.body_read_timeout_ms` as a duration.
-    pub fn body_read_timeout(&self) -> Duration {
-        Duration::from_millis(self.http.body_read_timeout_ms)
-    }
-
-    /// `kafka.admin_timeout_ms` as a duration.
-    pub fn admin_timeout(&self) -> Duration {
-        Duration::from_millis(self.kafka.admin_timeout_ms)
-    }
-
     /// `processing.rules.max_order_total` parsed, if it is a positive decimal.
     pub fn max_order_total(&self) -> Option<rust_decimal::Decimal> {
         self.processing
@@ -569,11 +578,6 @@ impl Settings {
             .parse()
             .ok()
             .filter(|d: &rust_decimal::Decimal| d.is_sign_positive() && !d.is_zero())
-    }
-
-    /// `shutdown.grace_period_ms` as a duration.
-    pub fn grace_period(&self) -> Duration {
-        Duration::from_millis(self.shutdown.grace_period_ms)
     }
 }
 
@@ -597,7 +601,7 @@ mod tests {
     #[test]
     fn delivery_timeout_must_stay_below_request_timeout() {
         let mut s = defaults();
-        s.producer.delivery_timeout_ms = s.http.request_timeout_ms;
+        s.producer.delivery_timeout = s.http.request_timeout;
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("producer.delivery_timeout_ms"), "{err}");
     }

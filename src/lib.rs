@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod clusters;
 pub mod config;

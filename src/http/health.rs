@@ -49,7 +49,8 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
     let timeout = state
         .settings
-        .admin_timeout()
+        .kafka
+        .admin_timeout
         .min(std::time::Duration::from_secs(2));
     match missing_topics(
         &state.orders.producer.metadata_handle(),

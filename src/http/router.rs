@@ -25,9 +25,9 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
     let http = &state.settings.http;
-    let retry_after = Duration::from_secs(http.retry_after_secs);
+    let retry_after = http.retry_after;
     // A backstop above the per-operation Kafka timeouts: no request outlives it.
-    let backstop = state.settings.request_timeout() + Duration::from_secs(1);
+    let backstop = state.settings.http.request_timeout + Duration::from_secs(1);
     let limits = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(
             move |error: tower::BoxError| async move {
@@ -53,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         // Read by each route's access guard (`auth::scoped`).
         .layer(axum::Extension(state.access.clone()))
         .layer(axum::Extension(BodyReadTimeout(
-            state.settings.body_read_timeout(),
+            state.settings.http.body_read_timeout,
         )))
         .layer(limits)
         .layer(middleware::from_fn(
@@ -67,10 +67,11 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 // 503s are answers (not ready, Kafka unavailable), logged where they arise.
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
-                // One line per request with status and latency, in the request's span.
-                .on_response(
-                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
-                )
+                // One line per request with status and latency, in the request's span: at
+                // info for server errors and slow answers, at debug for the rest (one line
+                // per order at 15,000 orders/s is a large share of the intake's CPU;
+                // /metrics counts every request).
+                .on_response(log_response)
                 .make_span_with(|request: &Request<Body>| {
                     let header = |name: &str| {
                         request
@@ -104,6 +105,19 @@ pub fn router(state: AppState) -> Router {
             state.settings.http.cors.layer().ok().flatten(),
         ))
         .with_state(state)
+}
+
+/// Answers slower than this are logged at info.
+const SLOW_REQUEST: Duration = Duration::from_secs(1);
+
+fn log_response<B>(response: &axum::http::Response<B>, latency: Duration, _span: &tracing::Span) {
+    let status = response.status().as_u16();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    if status >= 500 || latency >= SLOW_REQUEST {
+        tracing::info!(status, latency_ms, "finished processing request");
+    } else {
+        tracing::debug!(status, latency_ms, "finished processing request");
+    }
 }
 
 /// Makes the request id available to error responses.

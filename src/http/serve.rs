@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::backoff::Backoff;
+
 /// First pause after an accept error.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest pause after repeated accept errors.
@@ -58,7 +60,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .keep_alive(true);
-    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut backoff = Backoff::new(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
     loop {
         let permit = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -73,17 +75,15 @@ pub async fn serve(
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => {
-                backoff = ACCEPT_BACKOFF_MIN;
+                backoff.reset();
                 accepted
             }
             Err(error) if is_per_connection(&error) => continue,
             Err(error) => {
-                tracing::warn!(%error, ?backoff, "cannot accept connections; pausing");
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
+                tracing::warn!(%error, backoff = ?backoff.delay(), "cannot accept connections; pausing");
+                if !backoff.wait(&shutdown).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };

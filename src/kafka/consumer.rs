@@ -20,7 +20,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
@@ -39,6 +39,7 @@ use tracing::Instrument;
 
 use super::producer::RawRecord;
 use super::{BaseProducer, ClientContext, ClientSettings};
+use crate::backoff::Backoff;
 
 /// How long shutdown waits for the consumer to commit and leave the group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,6 +107,9 @@ pub struct Received<T> {
     pub offset: i64,
     /// Record timestamp in milliseconds since the epoch, when the broker gave one.
     pub timestamp_ms: Option<i64>,
+    /// When this consumer took the record from librdkafka (before it waited for earlier
+    /// records of its key or for a free handler slot).
+    pub received_at: SystemTime,
 }
 
 impl<T> Received<T> {
@@ -302,24 +306,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         metrics: Option<ConsumerMetrics>,
         generation: Arc<AssignmentGeneration>,
     ) -> KafkaResult<Self> {
-        let config = client.client_config(&[
-            ("group.id", options.group_id.clone()),
-            ("enable.auto.commit", "true".into()),
-            ("enable.auto.offset.store", "false".into()),
-            ("auto.offset.reset", "earliest".into()),
-            (
-                "auto.commit.interval.ms",
-                options.commit_interval.as_millis().to_string(),
-            ),
-            (
-                "session.timeout.ms",
-                options.session_timeout.as_millis().to_string(),
-            ),
-            (
-                "statistics.interval.ms",
-                options.statistics_interval.as_millis().to_string(),
-            ),
-        ]);
+        let config = group_config(client, &options);
         let context = GroupContext {
             metrics: metrics.clone(),
             generation: generation.clone(),
@@ -367,6 +354,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                             continue;
                         }
                     };
+                    let received_at = SystemTime::now();
                     let message = detach(&message);
                     if let Some(m) = &this.metrics {
                         m.consumed.with_label_values(&[message.topic()]).inc();
@@ -379,18 +367,18 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                     let (this, handler, shutdown) = (this.clone(), handler.clone(), shutdown.clone());
                     // Every log line about this record carries where it is and the trace
                     // it belongs to (W3C traceparent header, when the producer set one).
-                    let span = tracing::info_span!(
+                    let span = tracing::debug_span!(
                         "consume",
                         topic = message.topic(),
                         partition = message.partition(),
                         offset = message.offset(),
-                        trace_id = crate::trace::trace_id_of(header(&message, crate::trace::TRACEPARENT)).unwrap_or_default(),
+                        trace_id = crate::trace::trace_id_of(super::header(&message, crate::trace::TRACEPARENT)).unwrap_or_default(),
                     );
                     in_flight.push_back(async move {
                         if let Some(previous) = previous {
                             let _ = previous.await;
                         }
-                        let done = this.handle_one(&message, handler.as_ref(), &shutdown).await;
+                        let done = this.handle_one(&message, received_at, handler.as_ref(), &shutdown).await;
                         let _ = tx.send(());
                         done
                     }.instrument(span));
@@ -427,6 +415,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         Ok(())
     }
 
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.options.retry_backoff, self.options.retry_backoff_max)
+    }
+
     fn client(&self) -> &StreamConsumer<GroupContext> {
         self.consumer
             .as_ref()
@@ -460,6 +452,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
     async fn handle_one<H: Handler<T>>(
         &self,
         message: &OwnedMessage,
+        received_at: SystemTime,
         handler: &H,
         shutdown: &CancellationToken,
     ) -> Done {
@@ -469,7 +462,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             offset: message.offset(),
             finished: true,
         };
-        let received = match decode::<T>(message) {
+        let received = match decode::<T>(message, received_at) {
             Ok(received) => received,
             Err(error) => {
                 done.finished = self
@@ -479,7 +472,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             }
         };
         let mut attempt = 1;
-        let mut backoff = self.options.retry_backoff;
+        let mut backoff = self.backoff();
         loop {
             match handler.handle(&received).await {
                 Ok(()) => return done,
@@ -504,15 +497,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                     }
                 }
             }
-            tokio::select! {
-                () = shutdown.cancelled() => {
-                    done.finished = false;
-                    return done;
-                }
-                () = tokio::time::sleep(backoff) => {}
+            if !backoff.wait(shutdown).await {
+                done.finished = false;
+                return done;
             }
             attempt += 1;
-            backoff = (backoff * 2).min(self.options.retry_backoff_max);
         }
     }
 
@@ -555,7 +544,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             ),
             ("dlq-failed-at".to_string(), chrono::Utc::now().to_rfc3339()),
         ]);
-        let mut backoff = self.options.retry_backoff;
+        let mut backoff = self.backoff();
         loop {
             let record = RawRecord {
                 topic: &self.options.dead_letter_topic,
@@ -576,11 +565,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 }
                 Err(error) => tracing::warn!(%error, "cannot write dead letter yet"),
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return false,
-                () = tokio::time::sleep(backoff) => {}
+            if !backoff.wait(shutdown).await {
+                return false;
             }
-            backoff = (backoff * 2).min(self.options.retry_backoff_max);
         }
     }
 }
@@ -602,21 +589,32 @@ impl<T> Drop for BaseConsumer<T> {
     }
 }
 
-/// The first header named `name`, if it is UTF-8.
-fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
-    use rdkafka::message::Headers;
-    message
-        .headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| std::str::from_utf8(h.value?).ok())
+/// The librdkafka configuration of a group member with these options.
+fn group_config(client: &ClientSettings, options: &ConsumerOptions) -> rdkafka::ClientConfig {
+    let millis = |d: Duration| d.as_millis().to_string();
+    client.client_config(&[
+        ("group.id", options.group_id.clone()),
+        ("enable.auto.commit", "true".into()),
+        ("enable.auto.offset.store", "false".into()),
+        ("auto.offset.reset", "earliest".into()),
+        ("auto.commit.interval.ms", millis(options.commit_interval)),
+        ("session.timeout.ms", millis(options.session_timeout)),
+        (
+            "statistics.interval.ms",
+            millis(options.statistics_interval),
+        ),
+        ("fetch.wait.max.ms", millis(options.fetch_wait_max)),
+    ])
 }
 
 fn detach(message: &BorrowedMessage<'_>) -> OwnedMessage {
     message.detach()
 }
 
-fn decode<T: DeserializeOwned>(message: &OwnedMessage) -> Result<Received<T>, String> {
+fn decode<T: DeserializeOwned>(
+    message: &OwnedMessage,
+    received_at: SystemTime,
+) -> Result<Received<T>, String> {
     let payload = message
         .payload()
         .ok_or_else(|| "record has no value".to_string())?;
@@ -632,5 +630,55 @@ fn decode<T: DeserializeOwned>(message: &OwnedMessage) -> Result<Received<T>, St
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),
+        received_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> ConsumerOptions {
+        ConsumerOptions {
+            group_id: "g".into(),
+            topics: vec!["t".into()],
+            dead_letter_topic: "t.dlq".into(),
+            max_attempts: 1,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+            max_in_flight: 10,
+            commit_interval: Duration::from_millis(1000),
+            session_timeout: Duration::from_secs(10),
+            statistics_interval: Duration::ZERO,
+            fetch_wait_max: Duration::from_millis(7),
+        }
+    }
+
+    #[test]
+    fn every_option_reaches_librdkafka_and_the_operator_has_the_last_word() {
+        let mut client = ClientSettings {
+            bootstrap_servers: "b:9092".into(),
+            client_id: "c".into(),
+            librdkafka: Default::default(),
+        };
+        let config = group_config(&client, &options());
+        for (key, value) in [
+            ("group.id", "g"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.commit.interval.ms", "1000"),
+            ("session.timeout.ms", "10000"),
+            ("statistics.interval.ms", "0"),
+            // Once missing: the consumer waited librdkafka's default 500 ms per fetch.
+            ("fetch.wait.max.ms", "7"),
+        ] {
+            assert_eq!(config.get(key), Some(value), "{key}");
+        }
+        client
+            .librdkafka
+            .insert("fetch.wait.max.ms".into(), "100".into());
+        assert_eq!(
+            group_config(&client, &options()).get("fetch.wait.max.ms"),
+            Some("100")
+        );
+    }
 }

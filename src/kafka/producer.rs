@@ -530,14 +530,6 @@ impl<T: Serialize> BaseProducer<T> {
         }
     }
 
-    /// Sends records concurrently and answers each in input order.
-    pub async fn send_batch(
-        &self,
-        records: Vec<OutgoingRecord<'_, T>>,
-    ) -> Vec<Result<Delivery, ProduceError>> {
-        futures::future::join_all(records.into_iter().map(|r| self.send(r))).await
-    }
-
     /// A producer of another value type over the same connection and queue.
     pub fn with_type<U>(&self) -> BaseProducer<U> {
         BaseProducer {

@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::topics::watermarks;
 use super::{ClientContext, ClientSettings};
 
+use crate::backoff::Backoff;
+
 /// What the reader does with each record: the key, and the value (`None` for a tombstone).
 pub type Apply = dyn Fn(&str, Option<&[u8]>) + Send + Sync;
 
@@ -71,7 +73,7 @@ impl TableReader {
 
     /// Reads until shutdown, starting again (from where it was) after an error.
     pub async fn run(self: Arc<Self>, apply: Arc<Apply>, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             match self.read(&apply, &shutdown).await {
                 Ok(()) => return,
@@ -79,11 +81,9 @@ impl TableReader {
                     tracing::warn!(topic = self.topic, %error, "table reader restarting");
                 }
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
+            if !backoff.wait(&shutdown).await {
+                return;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 

@@ -161,7 +161,7 @@ async fn get_order(
     QueryParams(query): QueryParams<GetQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id)?;
-    let max = Duration::from_millis(state.settings.status_view.max_wait_ms);
+    let max = state.settings.status_view.max_wait;
     let wait = query
         .timeout
         .as_deref()

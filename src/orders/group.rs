@@ -15,6 +15,7 @@ use super::processor::{OrderProcessor, ProcessingRules};
 use super::projector::Projector;
 use super::status::OrderSnapshot;
 use super::store::OrderStore;
+use crate::backoff::Backoff;
 use crate::kafka::consumer::AssignmentGeneration;
 use crate::kafka::{BaseConsumer, BaseProducer, ClientSettings, ConsumerOptions};
 use crate::metrics::Metrics;
@@ -58,7 +59,7 @@ pub fn spawn_processors(
 }
 
 async fn supervise(index: usize, parts: ProcessingParts, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let outcome = match start(&parts) {
             Ok((consumer, processor)) => {
@@ -76,15 +77,13 @@ async fn supervise(index: usize, parts: ProcessingParts, shutdown: CancellationT
         tracing::error!(
             task = index,
             outcome,
-            ?backoff,
+            backoff = ?backoff.delay(),
             "consumer task stopped; restarting"
         );
         parts.metrics.consumer_restarts.inc();
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+        if !backoff.wait(&shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
 use rust_decimal::Decimal;
@@ -99,24 +100,33 @@ pub struct OrderProcessor {
 impl Handler<OrderEvent> for OrderProcessor {
     async fn handle(&self, message: &Received<OrderEvent>) -> Result<(), HandlerError> {
         self.sync_after_rebalance().await?;
-        // Inside the consumer's span (topic, partition, offset, trace_id).
-        let span = tracing::info_span!(
+        let started = Instant::now();
+        if let OrderEvent::OrderPlaced { order } = &message.value {
+            self.record_stages(order, message);
+        }
+        // Per-record lines and spans are at debug: at info they cost a large share of the
+        // processing rate (README, "Logs"). Inside the consumer's span (topic, partition,
+        // offset, trace_id).
+        let span = tracing::debug_span!(
             "process",
             order_id = %message.value.order_id(),
             request_id = message.header("request-id").unwrap_or_default(),
         );
         let traceparent = message.header(crate::trace::TRACEPARENT);
         async {
-            tracing::info!(event = message.value.kind(), "order record received");
+            tracing::debug!(event = message.value.kind(), "order record received");
             match &message.value {
-                OrderEvent::OrderPlaced { order } => self.process(order, traceparent).await,
+                OrderEvent::OrderPlaced { order } => {
+                    self.process(order, traceparent, started).await
+                }
                 OrderEvent::CancelRequested { order_id, .. } => {
                     let Some(current) = self.store.get(order_id) else {
-                        tracing::warn!("cancel for an order this service never saw; ignored");
+                        tracing::warn!(%order_id, "cancel for an order this service never saw; ignored");
                         return Ok(());
                     };
                     if current.status.is_final() {
                         tracing::info!(
+                            %order_id,
                             status = current.status.as_str(),
                             "cancel arrived after a final status; ignored"
                         );
@@ -127,7 +137,7 @@ impl Handler<OrderEvent> for OrderProcessor {
                         Some("cancelled by request".into()),
                         Utc::now(),
                     );
-                    self.emit(&[cancelled], traceparent).await
+                    self.emit(cancelled, traceparent, started).await
                 }
             }
         }
@@ -137,7 +147,37 @@ impl Handler<OrderEvent> for OrderProcessor {
 }
 
 impl OrderProcessor {
-    async fn process(&self, order: &Order, traceparent: Option<&str>) -> Result<(), HandlerError> {
+    /// Observes the stages before the handler: intake to the record, the record to this
+    /// consumer, and the wait inside the consumer.
+    fn record_stages(&self, order: &Order, message: &Received<OrderEvent>) {
+        let stage = |name: &str, from: SystemTime, to: SystemTime| {
+            let seconds = to.duration_since(from).unwrap_or_default().as_secs_f64();
+            self.metrics
+                .order_stage
+                .with_label_values(&[name])
+                .observe(seconds);
+        };
+        if let Some(record) = message
+            .timestamp_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        {
+            stage("accepted_to_record", order.accepted_at.into(), record);
+            stage("record_to_received", record, message.received_at);
+        }
+        stage(
+            "received_to_handler",
+            message.received_at,
+            SystemTime::now(),
+        );
+    }
+
+    async fn process(
+        &self,
+        order: &Order,
+        traceparent: Option<&str>,
+        started: Instant,
+    ) -> Result<(), HandlerError> {
         tracing::debug!(
             since_accepted_ms = (Utc::now() - order.accepted_at).num_milliseconds(),
             "processing starts"
@@ -146,7 +186,7 @@ impl OrderProcessor {
         if let Some(current) = &current
             && current.status.is_final()
         {
-            tracing::info!(
+            tracing::debug!(
                 status = current.status.as_str(),
                 "already final; redelivery skipped"
             );
@@ -160,75 +200,69 @@ impl OrderProcessor {
                 Some("cancelled by request".into()),
                 Utc::now(),
             );
-            return self.emit(&[cancelled], traceparent).await;
+            return self.emit(cancelled, traceparent, started).await;
         }
-        // A redelivery after a crash between the two writes is already PROCESSING.
-        let mut steps = Vec::with_capacity(2);
+        // One record per order: PROCESSING and the outcome would be written in the same
+        // batch and acknowledged together, so the outcome's history carries both. (Records
+        // written by earlier versions may leave an order at PROCESSING; it goes on from there.)
         let processing = if base.status == OrderStatus::Processing {
             base
         } else {
-            let processing = base.advanced(OrderStatus::Processing, None, Utc::now());
-            steps.push(processing.clone());
-            processing
+            base.advanced(OrderStatus::Processing, None, Utc::now())
         };
-        steps.push(match self.rules.check(order) {
+        let outcome = match self.rules.check(order) {
             Ok(()) => processing.advanced(OrderStatus::Completed, None, Utc::now()),
             Err(reason) => processing.advanced(OrderStatus::Failed, Some(reason), Utc::now()),
-        });
-        self.emit(&steps, traceparent).await
+        };
+        self.emit(outcome, traceparent, started).await
     }
 
-    /// Writes the snapshots (same key, so Kafka keeps their order), waits for every
-    /// acknowledgement, then updates the view.
-    /// The status records carry the order's `traceparent` on, so its trace continues on
+    /// Writes the snapshot, waits for its acknowledgement, then updates the view. The status
+    /// record carries the order's `traceparent` on, so its trace continues on
     /// `orders.status`.
     async fn emit(
         &self,
-        snapshots: &[OrderSnapshot],
+        snapshot: OrderSnapshot,
         traceparent: Option<&str>,
+        started: Instant,
     ) -> Result<(), HandlerError> {
-        let Some(last) = snapshots.last() else {
-            return Ok(());
-        };
-        let key = last.order.order_id.to_string();
-        let records = snapshots
-            .iter()
-            .map(|s| OutgoingRecord {
-                topic: &self.status_topic,
-                key: &key,
-                value: s,
-                headers: std::iter::once((
-                    "event-type",
-                    format!("status_{}", s.status.as_str().to_lowercase()),
-                ))
-                .chain(traceparent.map(|t| (crate::trace::TRACEPARENT, t.to_string())))
-                .collect(),
-            })
-            .collect();
-        for result in self.status.send_batch(records).await {
-            if let Err(error) = result {
-                return Err(if error.is_retryable() {
-                    HandlerError::Transient(error.into())
-                } else {
-                    HandlerError::Permanent(error.into())
-                });
-            }
+        let key = snapshot.order.order_id.to_string();
+        let mut headers = vec![("event-type", snapshot.status.event_type().to_string())];
+        if let Some(traceparent) = traceparent {
+            headers.push((crate::trace::TRACEPARENT, traceparent.to_string()));
         }
-        self.store.apply(last.clone());
-        if last.status.is_final() {
-            let elapsed = (Utc::now() - last.order.accepted_at)
-                .to_std()
-                .unwrap_or_default();
+        let record = OutgoingRecord {
+            topic: &self.status_topic,
+            key: &key,
+            value: &snapshot,
+            headers,
+        };
+        if let Err(error) = self.status.send(record).await {
+            return Err(if error.is_retryable() {
+                HandlerError::Transient(error.into())
+            } else {
+                HandlerError::Permanent(error.into())
+            });
+        }
+        let status = snapshot.status;
+        let accepted_at = snapshot.order.accepted_at;
+        tracing::debug!(
+            status = status.as_str(),
+            reason = snapshot.reason.as_deref().unwrap_or(""),
+            "order status written to the status topic"
+        );
+        self.store.apply(snapshot);
+        if status.is_final() {
+            let elapsed = (Utc::now() - accepted_at).to_std().unwrap_or_default();
             self.metrics
                 .orders_processed
-                .with_label_values(&[last.status.as_str()])
+                .with_label_values(&[status.as_str()])
                 .inc();
             self.metrics.accept_to_final.observe(elapsed.as_secs_f64());
-            tracing::info!(
-                status = last.status.as_str(),
-                reason = last.reason.as_deref().unwrap_or(""),
-                "order reached a final status (written to the status topic)"
-            );
+            self.metrics
+                .order_stage
+                .with_label_values(&["handler_to_acked"])
+                .observe(started.elapsed().as_secs_f64());
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -18,12 +18,15 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::events::OrderEvent;
-use super::status::OrderSnapshot;
+use super::status::{OrderSnapshot, OrderStatus};
 use super::store::OrderStore;
+use crate::backoff::Backoff;
 use crate::kafka::topics::watermarks;
-use crate::kafka::{ClientContext, ClientSettings};
+use crate::kafka::{ClientContext, ClientSettings, header};
+use crate::metrics::Metrics;
 
 /// Longest wait for the view to catch up after a rebalance.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
@@ -36,6 +39,7 @@ pub struct Projector {
     store: Arc<OrderStore>,
     timeout: Duration,
     fetch_wait_max: Duration,
+    metrics: Arc<Metrics>,
     /// Next offset to read, by (topic, partition).
     positions: Mutex<HashMap<(String, i32), i64>>,
     progress: watch::Sender<u64>,
@@ -51,6 +55,7 @@ impl Projector {
         store: Arc<OrderStore>,
         timeout: Duration,
         fetch_wait_max: Duration,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Projector {
             client,
@@ -59,6 +64,7 @@ impl Projector {
             store,
             timeout,
             fetch_wait_max,
+            metrics,
             positions: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
             caught_up: AtomicBool::new(false),
@@ -88,7 +94,7 @@ impl Projector {
 
     /// Runs until shutdown, retrying with backoff when Kafka or the topics are not there yet.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             match self.clone().read(&shutdown).await {
                 Ok(()) => return,
@@ -96,11 +102,9 @@ impl Projector {
                     tracing::warn!(error = %format!("{error:#}"), "status projector restarting")
                 }
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
+            if !backoff.wait(&shutdown).await {
+                return;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -155,7 +159,10 @@ impl Projector {
             };
             match message {
                 Ok(Ok(message)) => {
-                    self.apply(message.topic(), message.payload());
+                    self.apply(&message);
+                    if self.is_caught_up() && message.topic() == self.status_topic {
+                        self.observe_lag(message.timestamp().to_millis());
+                    }
                     self.advance(message.topic(), message.partition(), message.offset() + 1);
                 }
                 // librdkafka reconnects by itself; its own log says when.
@@ -175,14 +182,30 @@ impl Projector {
         }
     }
 
-    fn apply(&self, topic: &str, payload: Option<&[u8]>) {
-        let Some(payload) = payload else { return };
-        if topic == self.status_topic {
+    fn apply(&self, message: &impl Message) {
+        let Some(payload) = message.payload() else {
+            return;
+        };
+        // Records this instance wrote through already are not decoded again: an order's
+        // final status is written once and nothing supersedes it, and an order already
+        // known stays as it is when its `order_placed` record arrives.
+        let known = message
+            .key()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .and_then(|key| Uuid::parse_str(key).ok())
+            .and_then(|id| self.store.status_of(&id));
+        if message.topic() == self.status_topic {
+            if known.is_some_and(OrderStatus::is_final) {
+                return;
+            }
             match serde_json::from_slice::<OrderSnapshot>(payload) {
                 Ok(snapshot) => self.store.apply(snapshot),
                 Err(error) => tracing::warn!(%error, "undecodable status record skipped"),
             }
         } else {
+            if known.is_some() && header(message, "event-type") == Some("order_placed") {
+                return;
+            }
             // Undecodable order records are the processor's to dead-letter.
             match serde_json::from_slice::<OrderEvent>(payload) {
                 Ok(OrderEvent::OrderPlaced { order }) => self.store.insert_pending(order),
@@ -192,6 +215,23 @@ impl Projector {
                 Err(_) => {}
             }
         }
+    }
+
+    /// How long a status record took to reach the view (live records only: a replay at start
+    /// would measure the records' age).
+    fn observe_lag(&self, timestamp_ms: Option<i64>) {
+        let Some(written) = timestamp_ms.and_then(|ms| u64::try_from(ms).ok()) else {
+            return;
+        };
+        let written = UNIX_EPOCH + Duration::from_millis(written);
+        let seconds = SystemTime::now()
+            .duration_since(written)
+            .unwrap_or_default()
+            .as_secs_f64();
+        self.metrics
+            .order_stage
+            .with_label_values(&["status_record_to_view"])
+            .observe(seconds);
     }
 
     fn advance(&self, topic: &str, partition: i32, next: i64) {

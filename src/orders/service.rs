@@ -77,7 +77,7 @@ pub struct OrderService {
 impl OrderService {
     /// Validates and submits one order. `idempotency_key` is the `Idempotency-Key` header.
     /// Returns the answer and whether it is a replay of an earlier one.
-    #[tracing::instrument(skip_all, fields(order_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id))]
     pub async fn submit(
         &self,
         request: OrderRequest,
@@ -159,7 +159,7 @@ impl OrderService {
             .send(self.record(&key, &event, ctx))
             .await
             .map_err(|e| self.produce_error(e))?;
-        tracing::info!(
+        tracing::debug!(
             order_id = %key,
             partition = delivery.partition,
             offset = delivery.offset,

@@ -37,6 +37,17 @@ impl OrderStatus {
         serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
     }
 
+    /// The `event-type` header of a status record entering this status.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "status_pending",
+            OrderStatus::Processing => "status_processing",
+            OrderStatus::Completed => "status_completed",
+            OrderStatus::Failed => "status_failed",
+            OrderStatus::Cancelled => "status_cancelled",
+        }
+    }
+
     /// The upper-case name.
     pub fn as_str(self) -> &'static str {
         match self {

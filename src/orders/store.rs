@@ -58,6 +58,11 @@ impl OrderStore {
         self.read().orders.get(id).cloned()
     }
 
+    /// The current status of an order, without copying its snapshot.
+    pub fn status_of(&self, id: &Uuid) -> Option<OrderStatus> {
+        self.read().orders.get(id).map(|s| s.status)
+    }
+
     /// Number of orders held.
     pub fn len(&self) -> usize {
         self.read().orders.len()

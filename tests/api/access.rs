@@ -444,7 +444,7 @@ async fn requests_succeed_and_the_failure_is_counted_when_the_audit_topic_is_gon
     .await
     .unwrap();
     settings.topics.create = false;
-    settings.producer.delivery_timeout_ms = 1500;
+    settings.producer.delivery_timeout = Duration::from_millis(1500);
     let app = TestApp::spawn(settings).await;
 
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

@@ -188,7 +188,7 @@ async fn a_registered_cluster_is_managed_beside_the_home_one() {
 async fn an_unreachable_cluster_shows_unhealthy_and_its_routes_answer_503() {
     let home = TestBroker::start(Engine::Memory).await;
     let mut settings = test_settings(&home);
-    settings.kafka.admin_timeout_ms = 1500;
+    settings.kafka.admin_timeout = Duration::from_millis(1500);
     settings.clusters.insert(
         "gone".into(),
         cluster("Gone", "testing", format!("127.0.0.1:{}", free_port())),
@@ -764,7 +764,7 @@ async fn a_cancelled_operation_stops_and_says_so() {
     let target = TestBroker::start_behind_proxy(Engine::Memory).await;
     let mut settings = test_settings(&home);
     settings.processing.consumers = 0;
-    settings.kafka.admin_timeout_ms = 3_000;
+    settings.kafka.admin_timeout = Duration::from_millis(3_000);
     settings.clusters.insert(
         "slow".into(),
         cluster("Slow", "testing", target.bootstrap()),
@@ -1118,7 +1118,7 @@ async fn a_cancelled_migrate_stops_and_says_how_far_it_got() {
     let target = TestBroker::start_behind_proxy(Engine::Memory).await;
     let mut settings = test_settings(&home);
     settings.processing.consumers = 0;
-    settings.kafka.admin_timeout_ms = 3_000;
+    settings.kafka.admin_timeout = Duration::from_millis(3_000);
     settings.clusters.insert(
         "slow".into(),
         cluster("Slow", "testing", target.bootstrap()),

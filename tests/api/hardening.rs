@@ -401,8 +401,8 @@ async fn idle_slow_and_unfinished_connections_are_closed_and_capped() {
     use tokio::io::AsyncWriteExt;
     let broker = TestBroker::start(Engine::Memory).await;
     let mut settings = test_settings(&broker);
-    settings.http.header_read_timeout_ms = 1000;
-    settings.http.body_read_timeout_ms = 1000;
+    settings.http.header_read_timeout = Duration::from_millis(1000);
+    settings.http.body_read_timeout = Duration::from_millis(1000);
     settings.http.max_connections = 50;
     let app = TestApp::spawn(settings).await;
     let address = app.address.trim_start_matches("http://").to_string();

@@ -346,11 +346,11 @@ pub fn test_settings(broker: &TestBroker) -> Settings {
     settings.topics.clusters.name = format!("{prefix}.clusters");
     settings.topics.operations.name = format!("{prefix}.operations");
     settings.topics.templates.name = format!("{prefix}.templates");
-    settings.shutdown.grace_period_ms = 5000;
+    settings.shutdown.grace_period = Duration::from_millis(5000);
     settings.processing.group_id = format!("{prefix}-processors");
-    settings.processing.session_timeout_ms = 6000;
-    settings.processing.commit_interval_ms = 200;
-    settings.processing.retry_backoff_ms = 20;
+    settings.processing.session_timeout = Duration::from_millis(6000);
+    settings.processing.commit_interval = Duration::from_millis(200);
+    settings.processing.retry_backoff = Duration::from_millis(20);
     settings.processing.rules.max_order_total = "1000".into();
     settings.processing.rules.max_quantity_per_line = 10;
     settings.processing.rules.blocked_customers = vec!["blocked-customer".into()];

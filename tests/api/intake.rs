@@ -296,8 +296,8 @@ async fn broker_unreachable_gives_503_with_retry_after_in_time_and_recovers() {
     // forgets its topics, neither of which a Kafka cluster does.
     let mut broker = TestBroker::start_behind_proxy(Engine::Memory).await;
     let mut settings = test_settings(&broker);
-    settings.http.request_timeout_ms = 3000;
-    settings.producer.delivery_timeout_ms = 2000;
+    settings.http.request_timeout = Duration::from_millis(3000);
+    settings.producer.delivery_timeout = Duration::from_millis(2000);
     let app = TestApp::spawn(settings).await;
     assert_eq!(
         app.post_json("/api/orders", &valid_order()).await.status(),

@@ -44,7 +44,7 @@ pub fn service_command(
         .env("ORDERFLOW__TOPICS__STATUS__PARTITIONS", "3")
         .env(
             "ORDERFLOW__SHUTDOWN__GRACE_PERIOD_MS",
-            settings.shutdown.grace_period_ms.to_string(),
+            settings.shutdown.grace_period.as_millis().to_string(),
         )
         .env(
             "ORDERFLOW__PROCESSING__GROUP_ID",
@@ -52,11 +52,11 @@ pub fn service_command(
         )
         .env(
             "ORDERFLOW__PROCESSING__SESSION_TIMEOUT_MS",
-            settings.processing.session_timeout_ms.to_string(),
+            settings.processing.session_timeout.as_millis().to_string(),
         )
         .env(
             "ORDERFLOW__PROCESSING__COMMIT_INTERVAL_MS",
-            settings.processing.commit_interval_ms.to_string(),
+            settings.processing.commit_interval.as_millis().to_string(),
         )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -115,7 +115,7 @@ async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
         .await
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
-    assert!(stopped_at.elapsed() < Duration::from_millis(settings.shutdown.grace_period_ms + 2000));
+    assert!(stopped_at.elapsed() < settings.shutdown.grace_period + Duration::from_millis(2000));
 
     let accepted = collect_accepted(senders).await;
     assert!(
