@@ -52,6 +52,9 @@ struct Options {
     access_only: bool,
     /// `--migrate-records N`: with it, only the migrate comparison, over N records.
     migrate_records: Option<usize>,
+    /// `--consumers N`: consumer tasks of the processing instance (default 1; see
+    /// [`Options::parse`]).
+    consumers: usize,
 }
 
 impl Options {
@@ -67,6 +70,11 @@ impl Options {
             quick_start: None,
             access_only: false,
             migrate_records: None,
+            // One task, so the group never rebalances while the backlog is processed: Tansu's
+            // memory engine answers a fetch that starts inside a record batch with nothing,
+            // so a partition handed over at a committed offset mid-batch stalls for ever
+            // (README, "Known limits"). Apache Kafka serves such fetches.
+            consumers: 1,
         };
         let args: Vec<String> = std::env::args()
             .skip(1)
@@ -92,6 +100,7 @@ impl Options {
                 "--paced-seconds" => o.paced_seconds = value() as u64,
                 "--access-only" => o.access_only = value() != 0,
                 "--migrate-records" => o.migrate_records = Some(value()),
+                "--consumers" => o.consumers = value(),
                 other => panic!("unknown option {other}"),
             }
         }
@@ -778,7 +787,7 @@ async fn main() {
     let worker_port = free_port();
     let worker_base = format!("http://127.0.0.1:{worker_port}");
     let processing_started = Instant::now();
-    let worker = spawn_service(&bootstrap, worker_port, 2, Access::Open);
+    let worker = spawn_service(&bootstrap, worker_port, options.consumers, Access::Open);
     let worker_pid = worker.0.id();
     wait_ready(&client, &worker_base).await;
     let done = wait_processed(&client, &worker_base, backlog as f64).await;
@@ -879,7 +888,8 @@ async fn main() {
         met(bulk_rate >= 0.8 * produce_rate),
     );
     println!(
-        "| processing backlog to final status (2 consumer tasks) | {processing_rate:.0} | | | {backlog} orders, start-up included; {:.0}% of the orders-topic raw consume; {processing_cpu:.1} µs CPU per order (start-up and view included); aim ≥ 80%: {} |",
+        "| processing backlog to final status ({} consumer task(s)) | {processing_rate:.0} | | | {backlog} orders, start-up included; {:.0}% of the orders-topic raw consume; {processing_cpu:.1} µs CPU per order (start-up and view included); aim ≥ 80%: {} |",
+        options.consumers,
         processing_rate / orders_consume_rate * 100.0,
         met(processing_rate >= 0.8 * orders_consume_rate),
     );

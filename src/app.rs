@@ -18,10 +18,10 @@ use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::templates::Templates;
 use crate::clusters::{ClusterRegistry, ClusterSettings};
 use crate::config::Settings;
-use crate::http::AppState;
 use crate::http::audit::AuditLog;
 use crate::http::auth::{AccessControl, AuthMode};
 use crate::http::serve::{ServeOptions, serve};
+use crate::http::{AppParts, AppState};
 use crate::kafka::ConsumerOptions;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::consumer::AssignmentGeneration;
@@ -203,7 +203,7 @@ impl Application {
             producer.with_type(),
             settings.kafka.admin_timeout,
         ));
-        let state = AppState {
+        let state = AppState::new(AppParts {
             local_clusters: Arc::new(crate::clusters::local::LocalClusters::new(
                 settings.local_broker.clone(),
             )),
@@ -221,7 +221,7 @@ impl Application {
             store: store.clone(),
             projector: projector.clone(),
             processing_assignments: Arc::new(AssignmentGeneration::default()),
-        };
+        });
 
         let tasks = TaskTracker::new();
         let workers = CancellationToken::new();

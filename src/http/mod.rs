@@ -28,9 +28,29 @@ pub mod openapi;
 pub mod router;
 pub mod serve;
 
-/// Shared state of the HTTP handlers: one `Clone` struct of `Arc`s.
+/// Shared state of the HTTP handlers. Cloned for every request by the router and several
+/// layers, so it is one `Arc` (a clone is one atomic increment; a struct of many `Arc`s
+/// measured about a tenth of the intake's CPU in clones and drops).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    /// Shares `parts` with every handler.
+    pub fn new(parts: AppParts) -> Self {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct AppParts {
     /// The loaded settings.
     pub settings: Arc<Settings>,
     /// Order intake.
