@@ -145,7 +145,8 @@ async fn sigterm_during_a_stream_of_orders_loses_no_acknowledged_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_orders_stream_in_then_restart_every_order_gets_one_outcome() {
     // sqlite: correct watermarks, so the restarted instance's view really reaches the end
-    // of the status topic before it processes (see BROKER.md).
+    // of the status topic before it processes (see BROKER.md), and fetches from a committed
+    // offset inside a batch are served (the memory engine answers them with nothing).
     let broker = TestBroker::start(Engine::Sqlite).await;
     let settings = test_settings(&broker);
     let port = free_port();
