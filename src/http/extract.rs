@@ -56,6 +56,14 @@ where
 /// field values, which no body of this API is.
 struct ObjectOnly<T>(T);
 
+/// `T` read from JSON text that must be an object (see [`ObjectOnly`]); errors in the JSON
+/// words of [`plain_words`].
+pub fn object_from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_str::<ObjectOnly<T>>(text)
+        .map(|o| o.0)
+        .map_err(|e| plain_words(&e.to_string()))
+}
+
 /// Deserializes a list whose items must each be a JSON object (see [`ObjectOnly`]).
 pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -269,32 +270,70 @@ async fn cancel_order(
     ))
 }
 
-/// A bulk submission: `{"orders": [...]}`, or the bare array of orders.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(try_from = "serde_json::Value")]
+/// A bulk submission: `{"orders": [...]}`, or the bare array of orders. Each order is kept
+/// as its own JSON text and read once, by [`OrderService::submit_bulk`] (reading the body
+/// into a `serde_json::Value` first cost an allocation per field of every order).
+#[derive(Debug, utoipa::ToSchema)]
 pub struct BulkRequest {
     /// The orders, each validated and answered on its own.
     #[schema(value_type = Vec<OrderRequest>)]
-    pub orders: Vec<serde_json::Value>,
+    pub orders: Vec<Box<RawValue>>,
 }
 
 /// What a bulk body must look like, in the words a refusal uses.
 const BULK_SHAPE: &str = "a bulk body is a JSON array of orders, or a JSON object {\"orders\": [...]} with no other field";
 
-impl TryFrom<serde_json::Value> for BulkRequest {
-    type Error = &'static str;
+impl<'de> Deserialize<'de> for BulkRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = BulkRequest;
 
-    fn try_from(body: serde_json::Value) -> Result<Self, Self::Error> {
-        use serde_json::Value;
-        match body {
-            Value::Array(orders) => Ok(BulkRequest { orders }),
-            Value::Object(mut envelope) if envelope.len() == 1 => match envelope.remove("orders") {
-                Some(Value::Array(orders)) => Ok(BulkRequest { orders }),
-                _ => Err(BULK_SHAPE),
-            },
-            _ => Err(BULK_SHAPE),
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(BULK_SHAPE)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut items: A,
+            ) -> Result<BulkRequest, A::Error> {
+                let mut orders = Vec::with_capacity(items.size_hint().unwrap_or(0).min(1024));
+                while let Some(order) = items.next_element()? {
+                    orders.push(order);
+                }
+                Ok(BulkRequest { orders })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut fields: A,
+            ) -> Result<BulkRequest, A::Error> {
+                use serde::de::Error;
+                if fields.next_key::<String>()?.as_deref() != Some("orders") {
+                    return Err(A::Error::custom(BULK_SHAPE));
+                }
+                let orders: Vec<Box<RawValue>> = fields
+                    .next_value()
+                    .map_err(|_| A::Error::custom(BULK_SHAPE))?;
+                if fields.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::custom(BULK_SHAPE));
+                }
+                Ok(BulkRequest { orders })
+            }
         }
+        deserializer.deserialize_any(Shape)
     }
+}
+
+/// The `order_id` a refused bulk item carried, if it had a valid one.
+fn given_order_id(text: &RawValue) -> Option<Uuid> {
+    #[derive(Deserialize)]
+    struct GivenId {
+        order_id: Option<Uuid>,
+    }
+    serde_json::from_str::<GivenId>(text.get())
+        .ok()
+        .and_then(|given| given.order_id)
 }
 
 /// The OpenAPI shape of a bulk body: either form.
@@ -470,26 +509,17 @@ async fn create_orders_bulk(
             .map_err(|e| refused(&state, e))?,
         _ => None,
     };
-    let given_ids: Vec<Option<Uuid>> = request
-        .orders
-        .iter()
-        .map(|o| {
-            o.get("order_id")
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse().ok())
-        })
-        .collect();
     let results = state
         .orders
-        .submit_bulk(request.orders, &request_context(&headers))
+        .submit_bulk(&request.orders, &request_context(&headers))
         .await
         .map_err(|e| refused(&state, e))?;
     let mut retryable = None;
     let results: Vec<BulkItem> = results
         .into_iter()
-        .zip(given_ids)
+        .zip(&request.orders)
         .enumerate()
-        .map(|(index, (result, given_id))| match result {
+        .map(|(index, (result, text))| match result {
             Ok((answer, _)) => BulkItem {
                 index,
                 outcome: "accepted".into(),
@@ -504,7 +534,7 @@ async fn create_orders_bulk(
                 BulkItem {
                     index,
                     outcome: "rejected".into(),
-                    order_id: given_id,
+                    order_id: given_order_id(text),
                     accepted: None,
                     problem: Some(error.problem()),
                 }

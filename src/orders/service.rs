@@ -130,7 +130,7 @@ impl OrderService {
     /// answers each in request order.
     pub async fn submit_bulk(
         &self,
-        items: Vec<serde_json::Value>,
+        items: &[Box<serde_json::value::RawValue>],
         ctx: &RequestContext,
     ) -> Result<Vec<Result<(Accepted, bool), ApiError>>, ApiError> {
         if items.len() > self.max_bulk {
@@ -140,8 +140,8 @@ impl OrderService {
             });
         }
         self.metrics.bulk_size.observe(items.len() as f64);
-        let submissions = items.into_iter().map(|item| async move {
-            let result = match serde_json::from_value::<OrderRequest>(item) {
+        let submissions = items.iter().map(|item| async move {
+            let result = match crate::http::extract::object_from_str::<OrderRequest>(item.get()) {
                 Ok(request) => self.submit_inner(request, None, ctx).await,
                 Err(e) => Err(ApiError::InvalidBody(e.to_string())),
             };

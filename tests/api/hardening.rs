@@ -566,6 +566,20 @@ async fn a_bare_array_is_a_bulk_and_other_shapes_are_named() {
         detail.contains("JSON array") && !detail.contains("sequence"),
         "{detail}"
     );
+    // A bulk item is an object too: an array of an order's field values is refused on its
+    // own (serde would read a struct from it), the valid item beside it is accepted.
+    let response = app
+        .post_json(
+            "/api/orders/bulk",
+            &json!([["c", "EUR", [{"product_id": "p", "quantity": 1, "unit_price": "1.00"}]], valid_order()]),
+        )
+        .await;
+    assert_eq!(response.status(), 207);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["results"][0]["outcome"], "rejected", "{body}");
+    let detail = body["results"][0]["problem"]["detail"].as_str().unwrap();
+    assert!(detail.contains("JSON object"), "{detail}");
+    assert_eq!(body["results"][1]["outcome"], "accepted", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
