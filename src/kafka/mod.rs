@@ -78,16 +78,6 @@ pub fn is_secret_option(name: &str) -> bool {
         || name == "sasl.oauthbearer.config"
 }
 
-/// The value of a record's first header named `name`, if it is UTF-8.
-pub fn header<'a>(message: &'a impl rdkafka::message::Message, name: &str) -> Option<&'a str> {
-    use rdkafka::message::Headers;
-    message
-        .headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| std::str::from_utf8(h.value?).ok())
-}
-
 /// A record's headers with values as (lossy) UTF-8, in order.
 pub fn utf8_headers(message: &impl rdkafka::message::Message) -> Vec<(String, String)> {
     use rdkafka::message::Headers;

@@ -105,6 +105,23 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_placed_order_begins_with_its_tag() {
+        // The status view skips records it already holds by this prefix (projector.rs).
+        let request: crate::orders::OrderRequest = serde_json::from_value(json!({
+            "customer_id": "c", "currency": "EUR",
+            "items": [{"product_id": "p", "quantity": 1, "unit_price": "1.00"}]
+        }))
+        .unwrap();
+        let rules = crate::orders::OrderRules {
+            max_items: 10,
+            currencies: vec![],
+        };
+        let order = request.parse(&rules, Utc::now()).unwrap();
+        let text = serde_json::to_string(&OrderEvent::OrderPlaced { order }).unwrap();
+        assert!(text.starts_with(r#"{"type":"order_placed","#), "{text}");
+    }
+
+    #[test]
     fn both_shapes_read_back_and_mixed_shapes_are_refused() {
         let cancel = OrderEvent::CancelRequested {
             order_id: Uuid::new_v4(),

@@ -25,8 +25,12 @@ use super::status::{OrderSnapshot, OrderStatus};
 use super::store::OrderStore;
 use crate::backoff::Backoff;
 use crate::kafka::topics::watermarks;
-use crate::kafka::{ClientContext, ClientSettings, header};
+use crate::kafka::{ClientContext, ClientSettings};
 use crate::metrics::Metrics;
+
+/// How every `order_placed` record the service writes begins (serde writes an internally
+/// tagged enum's tag first).
+const PLACED_PREFIX: &[u8] = br#"{"type":"order_placed","#;
 
 /// Longest wait for the view to catch up after a rebalance.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
@@ -203,7 +207,8 @@ impl Projector {
                 Err(error) => tracing::warn!(%error, "undecodable status record skipped"),
             }
         } else {
-            if known.is_some() && header(message, "event-type") == Some("order_placed") {
+            // The service writes the tag first; anything else is decoded in full below.
+            if known.is_some() && payload.starts_with(PLACED_PREFIX) {
                 return;
             }
             // Undecodable order records are the processor's to dead-letter.
