@@ -219,6 +219,11 @@ impl Application {
             topic_names,
             shutdown,
             store: store.clone(),
+            live: Arc::new(crate::orders::live::LiveStreams::new(
+                settings.status_view.max_live_streams,
+                settings.status_view.live_keep_alive,
+                retry_after,
+            )),
             projector: projector.clone(),
             processing_assignments: Arc::new(AssignmentGeneration::default()),
         });
@@ -434,10 +439,18 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
                 TOPIC_CHECK_INTERVAL
             }
             Ok(missing) => {
-                present = false;
+                // Missing after they were there: deleted behind the service's back.
+                let recreating = std::mem::replace(&mut present, false);
                 tracing::warn!(?missing, "service topics missing; creating them");
-                if let Err(error) = ensure_topics(&client, &specs, timeout).await {
-                    tracing::warn!(%error, "cannot create the service topics yet");
+                match ensure_topics(&client, &specs, timeout).await {
+                    Ok(()) => {
+                        if recreating {
+                            state.metrics.topics_recreated.inc_by(missing.len() as u64);
+                        }
+                        // There now: missing at the next check means deleted again.
+                        present = true;
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot create the service topics yet"),
                 }
                 backoff.advance()
             }

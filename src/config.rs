@@ -147,6 +147,11 @@ pub struct StatusViewSettings {
     /// Longest long-poll, in milliseconds.
     #[serde(rename = "max_wait_ms", deserialize_with = "millis")]
     pub max_wait: Duration,
+    /// Live status streams open at once on this instance.
+    pub max_live_streams: usize,
+    /// Keep-alive interval of an idle live stream, in seconds.
+    #[serde(rename = "live_keep_alive_secs", deserialize_with = "seconds")]
+    pub live_keep_alive: Duration,
 }
 
 /// The HTTP listener and its limits.
@@ -537,6 +542,12 @@ impl Settings {
             return Err(invalid(
                 "processing.rules.max_order_total",
                 "must be a positive decimal string",
+            ));
+        }
+        if self.status_view.max_live_streams == 0 || self.status_view.live_keep_alive.is_zero() {
+            return Err(invalid(
+                "status_view.max_live_streams, status_view.live_keep_alive_secs",
+                "must be at least 1",
             ));
         }
         if self.status_view.max_wait >= self.http.request_timeout {

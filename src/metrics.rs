@@ -54,6 +54,14 @@ pub struct Metrics {
     /// Seconds each stage of an order's way to its final status took, by stage (see
     /// [`ORDER_STAGES`]).
     pub order_stage: HistogramVec,
+    /// Service topics found missing while running and created again.
+    pub topics_recreated: IntCounter,
+    /// Live status streams open now.
+    pub live_streams_open: IntGauge,
+    /// Live status events sent.
+    pub live_events: IntCounter,
+    /// Live status streams refused because the instance's bound was reached.
+    pub live_streams_refused: IntCounter,
     /// Redelivered order records skipped because the order was already final.
     pub orders_redelivered: IntCounter,
     /// Cancel requests accepted.
@@ -231,6 +239,22 @@ impl Metrics {
                 )
                 .buckets(latency_buckets()),
                 &["stage"],
+            )?)?,
+            topics_recreated: r.add(IntCounter::new(
+                "topics_recreated_total",
+                "Service topics found missing while the service ran (deleted behind its back) and created again",
+            )?)?,
+            live_streams_open: r.add(IntGauge::new(
+                "live_streams_open",
+                "Live status streams (GET /api/orders/{id}/events) open now",
+            )?)?,
+            live_events: r.add(IntCounter::new(
+                "live_events_total",
+                "Live status events sent",
+            )?)?,
+            live_streams_refused: r.add(IntCounter::new(
+                "live_streams_refused_total",
+                "Live status streams refused with 503 because status_view.max_live_streams were open",
             )?)?,
             orders_redelivered: r.add(IntCounter::new(
                 "orders_redelivered_skipped_total",

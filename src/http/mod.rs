@@ -63,6 +63,8 @@ pub struct AppParts {
     pub shutdown: CancellationToken,
     /// The order status view.
     pub store: Arc<OrderStore>,
+    /// Open live status streams, bounded.
+    pub live: Arc<crate::orders::live::LiveStreams>,
     /// The view's reader, for readiness.
     pub projector: Arc<Projector>,
     /// Kafka management.

@@ -30,6 +30,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(scoped(Scope::OrdersRead, routes!(list_orders)))
         .routes(scoped(Scope::OrdersWrite, routes!(create_orders_bulk)))
         .routes(scoped(Scope::OrdersRead, routes!(get_order)))
+        .routes(scoped(
+            Scope::OrdersRead,
+            routes!(super::live::order_events),
+        ))
         .routes(scoped(Scope::OrdersWrite, routes!(cancel_order)))
 }
 
@@ -117,7 +121,7 @@ pub struct CancelAccepted {
     pub cancel_requested: bool,
 }
 
-fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_id(text: &str) -> Result<Uuid, ApiError> {
     text.parse().map_err(|_| ApiError::NotFound("order"))
 }
 

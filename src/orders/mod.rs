@@ -6,6 +6,7 @@ mod currency;
 pub mod events;
 pub mod group;
 pub mod idempotency;
+pub mod live;
 pub mod model;
 pub mod processor;
 pub mod projector;

@@ -4,7 +4,8 @@
 //! evicted first. Waiters can be woken when an order changes (long-poll).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -37,7 +38,46 @@ struct Inner {
 pub struct OrderStore {
     inner: RwLock<Inner>,
     capacity: usize,
-    changes: watch::Sender<u64>,
+    /// One channel per order someone waits on (long-polls, live streams), so a change wakes
+    /// only those waiting for that order.
+    watchers: Mutex<HashMap<Uuid, watch::Sender<()>>>,
+    /// Entries in `watchers`: a change takes the lock only when someone waits at all.
+    watched: AtomicUsize,
+}
+
+/// A subscription to one order's changes; see [`OrderStore::watch`].
+pub struct OrderWatch {
+    store: Arc<OrderStore>,
+    id: Uuid,
+    changes: watch::Receiver<()>,
+}
+
+impl OrderWatch {
+    /// Resolves at the next change of the order after the last call (or after the watch
+    /// began).
+    pub async fn changed(&mut self) {
+        // The sender lives as long as any watch of this order, so this cannot fail.
+        let _ = self.changes.changed().await;
+    }
+
+    /// The order's current snapshot.
+    pub fn get(&self) -> Option<OrderSnapshot> {
+        self.store.get(&self.id)
+    }
+}
+
+impl Drop for OrderWatch {
+    fn drop(&mut self) {
+        let mut watchers = self.store.watchers();
+        // This receiver still counts: it is the last one when the count is one.
+        if watchers
+            .get(&self.id)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            watchers.remove(&self.id);
+            self.store.watched.store(watchers.len(), Ordering::Release);
+        }
+    }
 }
 
 impl OrderStore {
@@ -49,8 +89,28 @@ impl OrderStore {
                 by_time: BTreeSet::new(),
             }),
             capacity: capacity.max(1),
-            changes: watch::channel(0).0,
+            watchers: Mutex::new(HashMap::new()),
+            watched: AtomicUsize::new(0),
         }
+    }
+
+    /// Subscribes to the changes of order `id` (known or not yet).
+    pub fn watch(self: &Arc<Self>, id: Uuid) -> OrderWatch {
+        let mut watchers = self.watchers();
+        let changes = watchers
+            .entry(id)
+            .or_insert_with(|| watch::channel(()).0)
+            .subscribe();
+        self.watched.store(watchers.len(), Ordering::Release);
+        OrderWatch {
+            store: self.clone(),
+            id,
+            changes,
+        }
+    }
+
+    fn watchers(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, watch::Sender<()>>> {
+        self.watchers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The current snapshot of an order.
@@ -84,7 +144,7 @@ impl OrderStore {
         inner.orders.insert(id, OrderSnapshot::pending(order));
         self.evict(&mut inner);
         drop(inner);
-        self.notify();
+        self.notify(&id);
     }
 
     /// Applies a snapshot unless the view already holds a later one.
@@ -105,7 +165,7 @@ impl OrderStore {
             }
         }
         drop(inner);
-        self.notify();
+        self.notify(&id);
     }
 
     /// Notes that a cancel was requested. Returns false when the order is unknown.
@@ -118,7 +178,7 @@ impl OrderStore {
             current.cancel_requested = true;
         }
         drop(inner);
-        self.notify();
+        self.notify(id);
         true
     }
 
@@ -161,20 +221,20 @@ impl OrderStore {
     /// Waits until the order has `status` (or any final status after it) or `timeout`
     /// passes, and returns the snapshot then.
     pub async fn wait_for(
-        &self,
+        self: &Arc<Self>,
         id: &Uuid,
         status: OrderStatus,
         timeout: Duration,
     ) -> Option<OrderSnapshot> {
-        let mut changes = self.changes.subscribe();
+        let mut watch = self.watch(*id);
         let reached = |s: &OrderSnapshot| s.status == status || s.status.is_final();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let snapshot = self.get(id);
+            let snapshot = watch.get();
             if snapshot.as_ref().is_none_or(reached) {
                 return snapshot;
             }
-            if tokio::time::timeout_at(deadline, changes.changed())
+            if tokio::time::timeout_at(deadline, watch.changed())
                 .await
                 .is_err()
             {
@@ -183,8 +243,14 @@ impl OrderStore {
         }
     }
 
-    fn notify(&self) {
-        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    /// Wakes whoever watches order `id`.
+    fn notify(&self, id: &Uuid) {
+        if self.watched.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if let Some(sender) = self.watchers().get(id) {
+            sender.send_replace(());
+        }
     }
 
     /// Evicts the oldest final orders while over capacity; live orders are never evicted.

@@ -9,5 +9,6 @@ mod hardening;
 mod helpers;
 mod intake;
 mod lifecycle;
+mod live;
 mod observability;
 mod processing;

@@ -1,0 +1,206 @@
+//! Live status: `GET /api/orders/{id}/events`, an order's status changes as Server-Sent
+//! Events, served from the status view of whichever instance takes the request (every
+//! instance has every order).
+//!
+//! The stream sends the history so far (after `Last-Event-ID`), then each change as it
+//! reaches the view, and ends after the final status. It is pulled: an event is made only
+//! when the connection can take it, so a slow client holds one order's watch and nothing
+//! queues up for it. Open streams are bounded per instance; past the bound the answer is
+//! `503 overloaded` with `Retry-After`. Streams end at shutdown, inside the grace period.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::status::{OrderSnapshot, OrderStatus};
+use super::store::OrderWatch;
+use crate::http::AppState;
+use crate::http::error::{ApiError, Problem};
+use crate::metrics::Metrics;
+
+/// The bound on open streams of this instance, and their keep-alive.
+pub struct LiveStreams {
+    permits: Arc<Semaphore>,
+    keep_alive: Duration,
+    retry_after: Duration,
+}
+
+impl LiveStreams {
+    /// At most `max` streams open at once, each sending a keep-alive comment after
+    /// `keep_alive` without events; refusals say `Retry-After: retry_after`.
+    pub fn new(max: usize, keep_alive: Duration, retry_after: Duration) -> Self {
+        LiveStreams {
+            permits: Arc::new(Semaphore::new(max)),
+            keep_alive,
+            retry_after,
+        }
+    }
+}
+
+/// One status change: the `data` of an event (the event's `event` is the status, its `id`
+/// the change's position in the order's history, from 1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusEvent {
+    /// The order.
+    pub order_id: Uuid,
+    /// Its customer.
+    pub customer_id: String,
+    /// The status entered.
+    pub status: OrderStatus,
+    /// Why, for `FAILED` and `CANCELLED`.
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The order's total.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, example = "39.98")]
+    pub total: Decimal,
+    /// ISO 4217 code of the total.
+    pub currency: String,
+}
+
+/// Follow an order's status.
+///
+/// Server-Sent Events: the order's status changes so far (after `Last-Event-ID`), then each
+/// change as it happens, then the stream ends after the final status. Each event has `id`
+/// (the change's position in the order's history, from 1), `event` (the status) and `data`
+/// (a `StatusEvent` as JSON). Comments keep an idle connection open.
+#[utoipa::path(
+    get, path = "/api/orders/{id}/events", tag = "orders",
+    params(
+        ("id" = Uuid, Path, description = "The order id"),
+        ("Last-Event-ID" = Option<u32>, Header, description = "Resume after the event with this id"),
+    ),
+    responses(
+        (status = 200, description = "The order's status changes (`text/event-stream`; each `data` is a StatusEvent)", body = String, content_type = "text/event-stream"),
+        (status = 404, description = "No such order (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many open streams on this instance (`overloaded`); retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn order_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = super::api::parse_id(&id)?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let live = &state.live;
+    let Ok(permit) = live.permits.clone().try_acquire_owned() else {
+        state.metrics.live_streams_refused.inc();
+        return Err(ApiError::Overloaded {
+            retry_after: live.retry_after,
+        });
+    };
+    // Watch before reading, so no change falls between the two.
+    let watch = state.store.watch(id);
+    let Some(snapshot) = watch.get() else {
+        return Err(ApiError::NotFound("order"));
+    };
+    let follow = Follow {
+        sent: after.min(snapshot.history.len()),
+        watch,
+        pending: VecDeque::new(),
+        finished: false,
+        shutdown: state.shutdown.clone(),
+        open: OpenStream::new(permit, state.metrics.clone()),
+    };
+    let events = futures::stream::unfold(follow, Follow::next);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(live.keep_alive))
+        .into_response())
+}
+
+/// One stream's place in its order's history.
+struct Follow {
+    watch: OrderWatch,
+    /// Changes sent (or skipped by `Last-Event-ID`), from the start of the history.
+    sent: usize,
+    pending: VecDeque<Event>,
+    finished: bool,
+    shutdown: CancellationToken,
+    open: OpenStream,
+}
+
+impl Follow {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Follow)> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                self.open.metrics.live_events.inc();
+                return Some((Ok(event), self));
+            }
+            if self.finished {
+                return None;
+            }
+            // An order leaves the view only when evicted; the stream then ends.
+            let snapshot = self.watch.get()?;
+            for (index, change) in snapshot.history.iter().enumerate().skip(self.sent) {
+                self.pending.push_back(event(&snapshot, index + 1, change));
+            }
+            self.sent = self.sent.max(snapshot.history.len());
+            self.finished = snapshot.status.is_final();
+            if self.pending.is_empty() && !self.finished {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return None,
+                    () = self.watch.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+fn event(snapshot: &OrderSnapshot, id: usize, change: &super::status::StatusChange) -> Event {
+    let data = StatusEvent {
+        order_id: snapshot.order.order_id,
+        customer_id: snapshot.order.customer_id.clone(),
+        status: change.status,
+        reason: change.reason.clone(),
+        at: change.at,
+        total: snapshot.order.total,
+        currency: snapshot.order.currency.code().to_string(),
+    };
+    let event = Event::default()
+        .id(id.to_string())
+        .event(change.status.as_str());
+    // Serializing this struct cannot fail; an empty event would still keep the order.
+    event
+        .json_data(&data)
+        .unwrap_or_else(|_| Event::default().id(id.to_string()))
+}
+
+/// Counts a stream as open while it lives, and holds its place under the bound.
+struct OpenStream {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl OpenStream {
+    fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
+        metrics.live_streams_open.inc();
+        OpenStream {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.metrics.live_streams_open.dec();
+    }
+}

@@ -1,0 +1,157 @@
+//! Live status over Server-Sent Events: `GET /api/orders/{id}/events`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// One parsed event: (id, event, data).
+type SseEvent = (String, String, Value);
+
+/// Reads events until the stream ends (or `limit` passes, which fails the test).
+async fn read_to_end(mut response: reqwest::Response, limit: Duration) -> Vec<SseEvent> {
+    let deadline = Instant::now() + limit;
+    let mut text = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, response.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) => break,
+            Ok(Err(error)) => panic!("stream broke: {error}"),
+            Err(_) => panic!("the stream did not end within {limit:?}; got {text:?}"),
+        }
+    }
+    parse(&text)
+}
+
+fn parse(text: &str) -> Vec<SseEvent> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                    .map(str::to_string)
+            };
+            let data = field("data")?;
+            Some((
+                field("id").unwrap_or_default(),
+                field("event").unwrap_or_default(),
+                serde_json::from_str(&data).expect("data is JSON"),
+            ))
+        })
+        .collect()
+}
+
+async fn open(app: &TestApp, id: &str, last: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(app.url(&format!("/api/orders/{id}/events")));
+    if let Some(last) = last {
+        request = request.header("last-event-id", last);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_is_followed_from_post_to_completed_and_resumed_after_an_event() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let app = TestApp::spawn(test_settings(&broker)).await;
+    let id = app.place(&valid_order()).await;
+
+    let response = open(&app, &id, None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = read_to_end(response, Duration::from_secs(20)).await;
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|(id, event, _)| (id.as_str(), event.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("1", "PENDING"), ("2", "PROCESSING"), ("3", "COMPLETED")]
+    );
+    let order = valid_order();
+    for (_, event, data) in &events {
+        assert_eq!(data["order_id"], id.as_str());
+        assert_eq!(data["status"], event.as_str());
+        assert_eq!(data["customer_id"], order["customer_id"]);
+        assert_eq!(data["currency"], order["currency"]);
+        assert!(
+            data["total"].as_str().is_some() && data["at"].as_str().is_some(),
+            "{data}"
+        );
+    }
+
+    // A client that saw event 2 gets only what came after it.
+    let events = read_to_end(open(&app, &id, Some("2")).await, Duration::from_secs(5)).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].0.as_str(), events[0].1.as_str()),
+        ("3", "COMPLETED")
+    );
+
+    let response = open(&app, &uuid::Uuid::new_v4().to_string(), None).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        app.metric("orderflow_live_events_total", &[]).await,
+        4.0,
+        "three events, then one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_bounded_and_end_at_shutdown() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&broker);
+    // Intake only: the order stays PENDING, so its stream stays open.
+    settings.processing.consumers = 0;
+    settings.status_view.max_live_streams = 1;
+    settings.status_view.live_keep_alive = Duration::from_secs(1);
+    let mut app = TestApp::spawn(settings).await;
+    let id = app.place(&valid_order()).await;
+
+    let mut first = open(&app, &id, None).await;
+    assert_eq!(first.status(), 200);
+    let head = tokio::time::timeout(Duration::from_secs(5), first.chunk())
+        .await
+        .expect("the current status comes at once")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&head).contains("event: PENDING"));
+    // Idle: keep-alive comments, no events.
+    let idle = tokio::time::timeout(Duration::from_secs(5), first.chunk())
+        .await
+        .expect("a keep-alive within its interval")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&idle).starts_with(':'), "{idle:?}");
+    assert_eq!(app.metric("orderflow_live_streams_open", &[]).await, 1.0);
+
+    let refused = open(&app, &id, None).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "overloaded");
+    assert_eq!(
+        app.metric("orderflow_live_streams_refused_total", &[])
+            .await,
+        1.0
+    );
+
+    // Shutdown ends the open stream well inside the grace period.
+    let stopping = Instant::now();
+    let ended = tokio::spawn(async move {
+        loop {
+            match first.chunk().await {
+                Ok(Some(_)) => continue,
+                _ => return Instant::now(),
+            }
+        }
+    });
+    app.stop().await;
+    let ended_at = tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the stream ended")
+        .unwrap();
+    assert!(ended_at - stopping < Duration::from_secs(5));
+}
