@@ -47,7 +47,11 @@ pub const UI_PATH: &str = "/docs";
         (name = "messages", description = "Write and read records of any topic"),
         (name = "service", description = "Health, metrics and the service catalog"),
     ),
-    components(schemas(crate::http::error::Problem, crate::http::error::FieldError))
+    components(schemas(
+        crate::http::error::Problem,
+        crate::http::error::FieldError,
+        crate::orders::live::StatusEvent
+    ))
 )]
 struct ApiDoc;
 
