@@ -62,6 +62,8 @@ pub struct Metrics {
     pub live_events: IntCounter,
     /// Live status streams refused because the instance's bound was reached.
     pub live_streams_refused: IntCounter,
+    /// Live feeds ended because their client fell too far behind.
+    pub live_streams_dropped: IntCounter,
     /// Redelivered order records skipped because the order was already final.
     pub orders_redelivered: IntCounter,
     /// Cancel requests accepted.
@@ -255,6 +257,10 @@ impl Metrics {
             live_streams_refused: r.add(IntCounter::new(
                 "live_streams_refused_total",
                 "Live status streams refused with 503 because status_view.max_live_streams were open",
+            )?)?,
+            live_streams_dropped: r.add(IntCounter::new(
+                "live_streams_dropped_total",
+                "Live feeds (GET /api/orders/events) ended because their client fell too far behind",
             )?)?,
             orders_redelivered: r.add(IntCounter::new(
                 "orders_redelivered_skipped_total",

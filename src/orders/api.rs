@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             Scope::OrdersRead,
             routes!(super::live::order_events),
         ))
+        .routes(scoped(Scope::OrdersRead, routes!(super::live::order_feed)))
         .routes(scoped(Scope::OrdersWrite, routes!(cancel_order)))
 }
 
@@ -125,7 +126,7 @@ pub(crate) fn parse_id(text: &str) -> Result<Uuid, ApiError> {
     text.parse().map_err(|_| ApiError::NotFound("order"))
 }
 
-fn parse_status(text: &str) -> Result<OrderStatus, ApiError> {
+pub(crate) fn parse_status(text: &str) -> Result<OrderStatus, ApiError> {
     OrderStatus::parse(text).ok_or_else(|| {
         ApiError::InvalidQuery(format!(
             "unknown status {text:?}; use PENDING, PROCESSING, COMPLETED, FAILED or CANCELLED"

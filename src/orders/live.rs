@@ -24,8 +24,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::status::{OrderSnapshot, OrderStatus};
-use super::store::OrderWatch;
+use super::status::{OrderSnapshot, OrderStatus, StatusChange};
+use super::store::{FeedEntry, OrderWatch};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
 use crate::metrics::Metrics;
@@ -51,7 +51,7 @@ impl LiveStreams {
 
 /// One status change: the `data` of an event (the event's `event` is the status, its `id`
 /// the change's position in the order's history, from 1).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusEvent {
     /// The order.
     pub order_id: Uuid,
@@ -110,11 +110,7 @@ pub async fn order_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = super::api::parse_id(&id)?;
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
+    let after = last_event_id(&headers);
     let live = &state.live;
     let Ok(permit) = live.permits.clone().try_acquire_owned() else {
         state.metrics.live_streams_refused.inc();
@@ -139,6 +135,136 @@ pub async fn order_events(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(live.keep_alive))
         .into_response())
+}
+
+/// Query of `GET /api/orders/events`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FeedParams {
+    /// Only this customer's orders.
+    #[param(min_length = 1, max_length = 64)]
+    pub customer_id: Option<String>,
+    /// Only changes into this status.
+    #[param(value_type = Option<crate::orders::OrderStatus>)]
+    pub status: Option<String>,
+}
+
+/// Follow every order's status.
+///
+/// Server-Sent Events: every status change that reaches this instance's view from now on,
+/// optionally only one customer's or only changes into one status. Each event has `id` (its
+/// position on this instance's feed), `event` (the status) and `data` (a `StatusEvent` as
+/// JSON). A `Last-Event-ID` request header first replays the recent changes after that id
+/// that the instance still holds (the last 10,000). A client that falls 4,096 changes behind
+/// gets a last event `dropped` and the stream ends; reconnect with `Last-Event-ID`.
+#[utoipa::path(
+    get, path = "/api/orders/events", tag = "orders",
+    params(FeedParams),
+    responses(
+        (status = 200, description = "Status changes, one event each (`data` is a StatusEvent as JSON)", body = LiveEvent, content_type = "text/event-stream"),
+        (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many open streams on this instance (`overloaded`); retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn order_feed(
+    State(state): State<AppState>,
+    crate::http::extract::QueryParams(params): crate::http::extract::QueryParams<FeedParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let status = params
+        .status
+        .as_deref()
+        .map(super::api::parse_status)
+        .transpose()?;
+    let after = last_event_id(&headers);
+    let live = &state.live;
+    let Ok(permit) = live.permits.clone().try_acquire_owned() else {
+        state.metrics.live_streams_refused.inc();
+        return Err(ApiError::Overloaded {
+            retry_after: live.retry_after,
+        });
+    };
+    let (receiver, replay) = state.store.follow(after as u64);
+    let feed = Feed {
+        customer_id: params.customer_id,
+        status,
+        replay: replay.into(),
+        last: after as u64,
+        receiver,
+        shutdown: state.shutdown.clone(),
+        open: OpenStream::new(permit, state.metrics.clone()),
+        dropped: false,
+    };
+    let events = futures::stream::unfold(feed, Feed::next);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(live.keep_alive))
+        .into_response())
+}
+
+fn last_event_id(headers: &HeaderMap) -> usize {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+}
+
+/// A feed subscriber's filter and place.
+struct Feed {
+    customer_id: Option<String>,
+    status: Option<OrderStatus>,
+    replay: VecDeque<FeedEntry>,
+    /// The last sequence number sent or skipped.
+    last: u64,
+    receiver: tokio::sync::broadcast::Receiver<FeedEntry>,
+    shutdown: CancellationToken,
+    open: OpenStream,
+    dropped: bool,
+}
+
+impl Feed {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Feed)> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            if self.dropped {
+                return None;
+            }
+            let entry = match self.replay.pop_front() {
+                Some(entry) => entry,
+                None => tokio::select! {
+                    () = self.shutdown.cancelled() => return None,
+                    received = self.receiver.recv() => match received {
+                        Ok(entry) => entry,
+                        Err(RecvError::Lagged(_)) => {
+                            self.dropped = true;
+                            self.open.metrics.live_streams_dropped.inc();
+                            let end = Event::default().event("dropped").data(format!(
+                                "too slow: changes after {} were missed; reconnect with Last-Event-ID",
+                                self.last
+                            ));
+                            return Some((Ok(end), self));
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                },
+            };
+            if entry.seq <= self.last {
+                continue;
+            }
+            self.last = entry.seq;
+            let event = &entry.event;
+            let wanted = self
+                .customer_id
+                .as_deref()
+                .is_none_or(|c| c == event.customer_id)
+                && self.status.is_none_or(|s| s == event.status);
+            if wanted {
+                self.open.metrics.live_events.inc();
+                return Some((Ok(sse_event(entry.seq, event)), self));
+            }
+        }
+    }
 }
 
 /// One stream's place in its order's history.
@@ -179,23 +305,33 @@ impl Follow {
     }
 }
 
-fn event(snapshot: &OrderSnapshot, id: usize, change: &super::status::StatusChange) -> Event {
-    let data = StatusEvent {
-        order_id: snapshot.order.order_id,
-        customer_id: snapshot.order.customer_id.clone(),
-        status: change.status,
-        reason: change.reason.clone(),
-        at: change.at,
-        total: snapshot.order.total,
-        currency: snapshot.order.currency.code().to_string(),
-    };
+fn event(snapshot: &OrderSnapshot, id: usize, change: &StatusChange) -> Event {
+    sse_event(id as u64, &StatusEvent::of(snapshot, change))
+}
+
+fn sse_event(id: u64, data: &StatusEvent) -> Event {
     let event = Event::default()
         .id(id.to_string())
-        .event(change.status.as_str());
+        .event(data.status.as_str());
     // Serializing this struct cannot fail; an empty event would still keep the order.
     event
-        .json_data(&data)
+        .json_data(data)
         .unwrap_or_else(|_| Event::default().id(id.to_string()))
+}
+
+impl StatusEvent {
+    /// `change` of the order in `snapshot`.
+    pub fn of(snapshot: &OrderSnapshot, change: &StatusChange) -> Self {
+        StatusEvent {
+            order_id: snapshot.order.order_id,
+            customer_id: snapshot.order.customer_id.clone(),
+            status: change.status,
+            reason: change.reason.clone(),
+            at: change.at,
+            total: snapshot.order.total,
+            currency: snapshot.order.currency.code().to_string(),
+        }
+    }
 }
 
 /// Counts a stream as open while it lives, and holds its place under the bound.

@@ -3,17 +3,25 @@
 //! writes). Bounded: past `capacity`, the oldest orders that reached a final status are
 //! evicted first. Waiters can be woken when an order changes (long-poll).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::live::StatusEvent;
 use super::model::Order;
 use super::status::{OrderSnapshot, OrderStatus};
+
+/// Changes kept for `Last-Event-ID` replay on the live feed.
+const FEED_REPLAY: usize = 10_000;
+/// Changes a feed subscriber may fall behind before it is dropped.
+const FEED_BUFFER: usize = 4_096;
 
 /// A page request for [`OrderStore::list`].
 #[derive(Debug, Clone, Default)]
@@ -43,6 +51,24 @@ pub struct OrderStore {
     watchers: Mutex<HashMap<Uuid, watch::Sender<()>>>,
     /// Entries in `watchers`: a change takes the lock only when someone waits at all.
     watched: AtomicUsize,
+    /// Every status change in the order it reached this view, for live feeds.
+    feed: Feed,
+}
+
+/// One status change on the feed.
+#[derive(Debug, Clone)]
+pub struct FeedEntry {
+    /// Position on this instance's feed, from 1 (the SSE event id).
+    pub seq: u64,
+    /// The change (shared, not copied per subscriber).
+    pub event: Arc<StatusEvent>,
+}
+
+/// The recent changes (bounded, for `Last-Event-ID` replay) and their live broadcast.
+struct Feed {
+    recent: Mutex<(u64, VecDeque<FeedEntry>)>,
+    replay: usize,
+    live: broadcast::Sender<FeedEntry>,
 }
 
 /// A subscription to one order's changes; see [`OrderStore::watch`].
@@ -91,6 +117,42 @@ impl OrderStore {
             capacity: capacity.max(1),
             watchers: Mutex::new(HashMap::new()),
             watched: AtomicUsize::new(0),
+            feed: Feed {
+                recent: Mutex::new((0, VecDeque::new())),
+                replay: FEED_REPLAY,
+                live: broadcast::channel(FEED_BUFFER).0,
+            },
+        }
+    }
+
+    /// Subscribes to every later change, and returns the recent ones after `after` (oldest
+    /// first) that are still held.
+    pub fn follow(&self, after: u64) -> (broadcast::Receiver<FeedEntry>, Vec<FeedEntry>) {
+        let recent = self.feed.recent.lock().unwrap_or_else(|e| e.into_inner());
+        // Subscribed under the lock, so no change falls between the replay and the live part.
+        let live = self.feed.live.subscribe();
+        let replay = recent.1.iter().filter(|e| e.seq > after).cloned().collect();
+        (live, replay)
+    }
+
+    /// Puts the history entries of `snapshot` from `from` on the feed.
+    fn publish(&self, snapshot: &OrderSnapshot, from: usize) {
+        if from >= snapshot.history.len() {
+            return;
+        }
+        let mut recent = self.feed.recent.lock().unwrap_or_else(|e| e.into_inner());
+        for change in &snapshot.history[from..] {
+            recent.0 += 1;
+            let entry = FeedEntry {
+                seq: recent.0,
+                event: Arc::new(StatusEvent::of(snapshot, change)),
+            };
+            if recent.1.len() == self.feed.replay {
+                recent.1.pop_front();
+            }
+            recent.1.push_back(entry.clone());
+            // No subscriber is fine.
+            let _ = self.feed.live.send(entry);
         }
     }
 
@@ -141,7 +203,9 @@ impl OrderStore {
             return;
         }
         inner.by_time.insert((order.accepted_at, id));
-        inner.orders.insert(id, OrderSnapshot::pending(order));
+        let snapshot = OrderSnapshot::pending(order);
+        self.publish(&snapshot, 0);
+        inner.orders.insert(id, snapshot);
         self.evict(&mut inner);
         drop(inner);
         self.notify(&id);
@@ -155,10 +219,12 @@ impl OrderStore {
             Some(current) if !snapshot.supersedes(current) => return,
             Some(current) => {
                 let keep_cancel = current.cancel_requested && !snapshot.status.is_final();
+                self.publish(&snapshot, current.history.len());
                 *current = snapshot;
                 current.cancel_requested |= keep_cancel;
             }
             None => {
+                self.publish(&snapshot, 0);
                 inner.by_time.insert((snapshot.order.accepted_at, id));
                 inner.orders.insert(id, snapshot);
                 self.evict(&mut inner);

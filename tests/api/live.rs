@@ -155,3 +155,80 @@ async fn streams_are_bounded_and_end_at_shutdown() {
         .unwrap();
     assert!(ended_at - stopping < Duration::from_secs(5));
 }
+
+/// Reads events from a stream that does not end until `count` have come.
+async fn read_events(response: &mut reqwest::Response, count: usize) -> Vec<SseEvent> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    loop {
+        let events = parse(&text);
+        if events.len() >= count {
+            return events;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, response.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("{count} events did not come: {other:?}; got {text:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_shows_only_its_customer_and_replays_after_last_event_id() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let app = TestApp::spawn(test_settings(&broker)).await;
+    let client = reqwest::Client::new();
+    let feed = |query: &str, last: Option<&str>| {
+        let mut request = client.get(app.url(&format!("/api/orders/events?{query}")));
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
+        }
+        request.send()
+    };
+    let mut mine = feed("customer_id=feed-a", None).await.unwrap();
+    assert_eq!(mine.status(), 200);
+
+    let mut other = valid_order();
+    other["customer_id"] = "feed-b".into();
+    let other_id = app.place(&other).await;
+    let mut order = valid_order();
+    order["customer_id"] = "feed-a".into();
+    let id = app.place(&order).await;
+    app.wait_status(&other_id, "COMPLETED").await;
+    app.wait_status(&id, "COMPLETED").await;
+
+    // feed-b's changes came first; none of them is on this feed.
+    let events = read_events(&mut mine, 3).await;
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|(_, event, data)| (data["order_id"].as_str().unwrap(), event.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (id.as_str(), "PENDING"),
+            (id.as_str(), "PROCESSING"),
+            (id.as_str(), "COMPLETED")
+        ]
+    );
+    assert!(events.iter().all(|(_, _, d)| d["customer_id"] == "feed-a"));
+
+    // A reconnect from before the first of them gets the same three again, from the replay.
+    let first: u64 = events[0].0.parse().unwrap();
+    let mut again = feed("customer_id=feed-a", Some(&(first - 1).to_string()))
+        .await
+        .unwrap();
+    let replayed = read_events(&mut again, 3).await;
+    let ids = |e: &[SseEvent]| e.iter().map(|(id, _, _)| id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&replayed), ids(&events));
+
+    // By status: only the final ones.
+    let mut completed = feed("status=COMPLETED", Some("0")).await.unwrap();
+    let finals = read_events(&mut completed, 2).await;
+    assert!(
+        finals.iter().all(|(_, event, _)| event == "COMPLETED"),
+        "{finals:?}"
+    );
+    let response = feed("status=DONE", None).await.unwrap();
+    assert_eq!(response.status(), 400);
+}
