@@ -444,8 +444,11 @@ impl ClusterRegistry {
         if let Some(clients) = slot.as_ref() {
             return Ok(clients.clone());
         }
-        let librdkafka = resolve_references(&cluster.settings.librdkafka)
-            .map_err(|why| AdminError::Invalid(format!("cluster {}: {why}", cluster.id)))?;
+        // A reference this instance cannot resolve makes the cluster unreachable from here
+        // (its status says why); it is not the request's fault, so not a 4xx.
+        let librdkafka = resolve_references(&cluster.settings.librdkafka).map_err(|why| {
+            AdminError::Unavailable(format!("cluster {}: {why} on this instance", cluster.id))
+        })?;
         let client = ClientSettings {
             bootstrap_servers: cluster.settings.bootstrap_servers.clone(),
             client_id: self.client_id.clone(),
@@ -513,6 +516,8 @@ impl ClusterRegistry {
                 checked_at: Some(chrono::Utc::now()),
                 error: Some(match error {
                     AdminError::Invalid(why) => why,
+                    // Unresolvable references (made before any broker is asked).
+                    AdminError::Unavailable(why) if why.contains("on this instance") => why,
                     _ => "no metadata from its brokers".into(),
                 }),
                 ..ClusterStatus::default()

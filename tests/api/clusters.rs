@@ -376,6 +376,13 @@ async fn clusters_registered_at_run_time_are_shared_by_instances_and_kept_across
         (status, kept["description"].as_str()),
         (200, Some("now described"))
     );
+    // Its secret is not set on this instance: unusable from here, which is a 503 (every
+    // operation documents it), not a fault of the request.
+    let (status, problem) = send(&restarted, get.clone(), "/api/clusters/dark/topics", None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("kafka_unavailable"))
+    );
     let (status, _) = send(&restarted, delete.clone(), "/api/clusters/dark", None).await;
     assert_eq!(status, 204);
     let (status, _) = send(&restarted, get.clone(), "/api/clusters/dark", None).await;
