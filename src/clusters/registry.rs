@@ -499,11 +499,29 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 impl ClusterRegistry {
     /// Checks one cluster now and keeps the result.
     pub async fn check(&self, cluster: &RegisteredCluster) -> ClusterStatus {
+        let status = match resolve_references(&cluster.settings.librdkafka) {
+            // A reference this instance cannot resolve: say which, without asking a broker.
+            Err(why) => ClusterStatus {
+                checked_at: Some(chrono::Utc::now()),
+                error: Some(why),
+                ..ClusterStatus::default()
+            },
+            Ok(_) => self.ask(cluster).await,
+        };
+        *cluster
+            .status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = status.clone();
+        status
+    }
+
+    /// Asks the cluster for its metadata, within [`CHECK_TIMEOUT`].
+    async fn ask(&self, cluster: &RegisteredCluster) -> ClusterStatus {
         let checked = match self.clients(cluster) {
             Ok(clients) => tokio::time::timeout(CHECK_TIMEOUT, clients.admin.cluster()).await,
             Err(error) => Ok(Err(error)),
         };
-        let status = match checked {
+        match checked {
             Ok(Ok(info)) => ClusterStatus {
                 reachable: !info.brokers.is_empty(),
                 brokers: info.brokers.len(),
@@ -516,8 +534,6 @@ impl ClusterRegistry {
                 checked_at: Some(chrono::Utc::now()),
                 error: Some(match error {
                     AdminError::Invalid(why) => why,
-                    // Unresolvable references (made before any broker is asked).
-                    AdminError::Unavailable(why) if why.contains("on this instance") => why,
                     _ => "no metadata from its brokers".into(),
                 }),
                 ..ClusterStatus::default()
@@ -527,12 +543,7 @@ impl ClusterRegistry {
                 error: Some(format!("no answer within {CHECK_TIMEOUT:?}")),
                 ..ClusterStatus::default()
             },
-        };
-        *cluster
-            .status
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = status.clone();
-        status
+        }
     }
 
     /// Checks every cluster, at once.

@@ -47,6 +47,29 @@ impl LiveStreams {
             retry_after,
         }
     }
+
+    /// A place for one more stream, or `503 overloaded` when all are taken.
+    fn open(&self, metrics: &Arc<Metrics>) -> Result<OpenStream, ApiError> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Ok(OpenStream::new(permit, metrics.clone())),
+            Err(_) => {
+                metrics.live_streams_refused.inc();
+                Err(ApiError::Overloaded {
+                    retry_after: self.retry_after,
+                })
+            }
+        }
+    }
+
+    /// The events as an SSE response with this instance's keep-alive.
+    fn respond(
+        &self,
+        events: impl futures::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    ) -> Response {
+        Sse::new(events)
+            .keep_alive(KeepAlive::new().interval(self.keep_alive))
+            .into_response()
+    }
 }
 
 /// One status change: the `data` of an event (the event's `event` is the status, its `id`
@@ -111,13 +134,7 @@ pub async fn order_events(
 ) -> Result<Response, ApiError> {
     let id = super::api::parse_id(&id)?;
     let after = last_event_id(&headers);
-    let live = &state.live;
-    let Ok(permit) = live.permits.clone().try_acquire_owned() else {
-        state.metrics.live_streams_refused.inc();
-        return Err(ApiError::Overloaded {
-            retry_after: live.retry_after,
-        });
-    };
+    let open = state.live.open(&state.metrics)?;
     // Watch before reading, so no change falls between the two.
     let watch = state.store.watch(id);
     let Some(snapshot) = watch.get() else {
@@ -129,12 +146,11 @@ pub async fn order_events(
         pending: VecDeque::new(),
         finished: false,
         shutdown: state.shutdown.clone(),
-        open: OpenStream::new(permit, state.metrics.clone()),
+        open,
     };
-    let events = futures::stream::unfold(follow, Follow::next);
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(live.keep_alive))
-        .into_response())
+    Ok(state
+        .live
+        .respond(futures::stream::unfold(follow, Follow::next)))
 }
 
 /// Query of `GET /api/orders/events`.
@@ -178,13 +194,7 @@ pub async fn order_feed(
         .map(super::api::parse_status)
         .transpose()?;
     let after = last_event_id(&headers);
-    let live = &state.live;
-    let Ok(permit) = live.permits.clone().try_acquire_owned() else {
-        state.metrics.live_streams_refused.inc();
-        return Err(ApiError::Overloaded {
-            retry_after: live.retry_after,
-        });
-    };
+    let open = state.live.open(&state.metrics)?;
     let (receiver, replay) = state.store.follow(after as u64);
     let feed = Feed {
         customer_id: params.customer_id,
@@ -193,13 +203,12 @@ pub async fn order_feed(
         last: after as u64,
         receiver,
         shutdown: state.shutdown.clone(),
-        open: OpenStream::new(permit, state.metrics.clone()),
+        open,
         dropped: false,
     };
-    let events = futures::stream::unfold(feed, Feed::next);
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(live.keep_alive))
-        .into_response())
+    Ok(state
+        .live
+        .respond(futures::stream::unfold(feed, Feed::next)))
 }
 
 fn last_event_id(headers: &HeaderMap) -> usize {
