@@ -279,7 +279,10 @@ fn main() {
     let mut n = 200_000;
     while let Some(arg) = args.next() {
         if arg == "--orders" {
-            n = args.next().and_then(|v| v.parse().ok()).expect("--orders N");
+            n = args
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("--orders N");
         }
     }
     println!("{n} orders, batches of {BATCH}, pages of {PAGE}");
@@ -290,7 +293,10 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     measure(&mut Sqlite::open(&dir.path().join("view.sqlite")), n);
     measure(
-        &mut Redb(redb::Database::create(dir.path().join("view.redb")).unwrap(), 0),
+        &mut Redb(
+            redb::Database::create(dir.path().join("view.redb")).unwrap(),
+            0,
+        ),
         n,
     );
 }

@@ -84,7 +84,12 @@ impl Application {
                 .filter_map(|c| Currency::parse(c).ok())
                 .collect(),
         };
-        let store = Arc::new(OrderStore::new(settings.status_view.capacity));
+        let store = OrderStore::open(&settings.status_view).with_context(|| {
+            format!(
+                "Failed to open the status view at {} (status_view.path)",
+                settings.status_view.path
+            )
+        })?;
         let projector = Projector::new(
             client.clone(),
             settings.topics.orders.name.clone(),
@@ -234,6 +239,18 @@ impl Application {
             tasks.spawn(keep_ensuring_topics(state.clone(), client.clone()));
         }
         tasks.spawn(projector.clone().run(workers.clone()));
+        tasks.spawn(
+            store
+                .clone()
+                .run_writer(settings.status_view.flush_interval, workers.clone()),
+        );
+        if settings.status_view.retain_final_days > 0 {
+            tasks.spawn(remove_old_final_orders(
+                store.clone(),
+                Duration::from_secs(settings.status_view.retain_final_days * 86_400),
+                workers.clone(),
+            ));
+        }
         tasks.spawn(forget_idle_callers(state.clone()));
         let registry = clusters.clone();
         tasks.spawn(registry_reader.run(
@@ -330,6 +347,11 @@ impl Application {
             workers.cancel();
             tasks.close();
             tasks.wait().await;
+            // What the processors wrote through after the writer's last commit.
+            let store = state.store.clone();
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || store.flush()).await {
+                tracing::error!(error = %format!("{error:#}"), "status view's last write failed; the next start reads those records again");
+            }
             let flush_timeout = state.settings.producer.flush_timeout;
             if let Err(error) = state.orders.producer.flush(flush_timeout).await {
                 tracing::error!(%error, "producer flush failed; unacknowledged records were answered 503");
@@ -340,6 +362,31 @@ impl Application {
             Err(_) => tracing::warn!(?grace, "grace period over; exiting with work in flight"),
         }
         Ok(())
+    }
+}
+
+/// Removes final orders older than `age` from the view, at start and every ten minutes.
+async fn remove_old_final_orders(
+    store: Arc<OrderStore>,
+    age: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let view = store.clone();
+        match tokio::task::spawn_blocking(move || view.remove_final_older_than(age)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::info!(
+                removed,
+                "removed final orders past status_view.retain_final_days"
+            ),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %format!("{error:#}"), "removing old final orders failed")
+            }
+            Err(error) => tracing::error!(%error, "removing old final orders panicked"),
+        }
+        if !sleep_unless_cancelled(Duration::from_secs(600), &shutdown).await {
+            return;
+        }
     }
 }
 

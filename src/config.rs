@@ -138,12 +138,22 @@ pub struct RulesSettings {
     pub blocked_customers: Vec<String>,
 }
 
-/// The in-memory status view.
+/// The status view: every order's current status on local disk, with a cache in front.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusViewSettings {
-    /// Orders kept.
-    pub capacity: usize,
+    /// The view's SQLite file; one per instance (a second process is refused).
+    pub path: String,
+    /// Orders kept in memory in front of the store.
+    pub cache_orders: usize,
+    /// SQLite's page cache per connection, in MiB.
+    pub store_cache_mb: u64,
+    /// How often changes are committed to the store with their Kafka offsets, in ms.
+    #[serde(rename = "flush_interval_ms", deserialize_with = "millis")]
+    pub flush_interval: Duration,
+    /// Final orders whose last change is older than this many days are removed from the
+    /// view; 0 keeps every order for as long as the status topic does.
+    pub retain_final_days: u64,
     /// Longest long-poll, in milliseconds.
     #[serde(rename = "max_wait_ms", deserialize_with = "millis")]
     pub max_wait: Duration,
@@ -542,6 +552,15 @@ impl Settings {
             return Err(invalid(
                 "processing.rules.max_order_total",
                 "must be a positive decimal string",
+            ));
+        }
+        if self.status_view.path.trim().is_empty()
+            || self.status_view.cache_orders == 0
+            || self.status_view.flush_interval.is_zero()
+        {
+            return Err(invalid(
+                "status_view.path, status_view.cache_orders, status_view.flush_interval_ms",
+                "need a path, a cache of at least one order and an interval above zero",
             ));
         }
         if self.status_view.max_live_streams == 0 || self.status_view.live_keep_alive.is_zero() {

@@ -64,6 +64,15 @@ pub struct Metrics {
     pub live_streams_refused: IntCounter,
     /// Live feeds ended because their client fell too far behind.
     pub live_streams_dropped: IntCounter,
+    /// Records the status view read from the topics since this process started.
+    pub view_records_read: IntCounter,
+    /// Times the status view started from the beginning of the topics, by reason.
+    pub view_rebuilds: IntCounterVec,
+    /// Records between the status view and the end the topics had when it started reading;
+    /// 0 once caught up.
+    pub view_catch_up_remaining: IntGauge,
+    /// Orders in the status view.
+    pub view_orders: IntGauge,
     /// Redelivered order records skipped because the order was already final.
     pub orders_redelivered: IntCounter,
     /// Cancel requests accepted.
@@ -261,6 +270,25 @@ impl Metrics {
             live_streams_dropped: r.add(IntCounter::new(
                 "live_streams_dropped_total",
                 "Live feeds (GET /api/orders/events) ended because their client fell too far behind",
+            )?)?,
+            view_records_read: r.add(IntCounter::new(
+                "view_records_read_total",
+                "Records the status view read from the orders and status topics since start (after a restart: only what arrived since its last commit)",
+            )?)?,
+            view_rebuilds: r.add(IntCounterVec::new(
+                Opts::new(
+                    "view_rebuilds_total",
+                    "Times the status view was rebuilt from the beginning of the topics (missing, unreadable, other_source, offsets_gone)",
+                ),
+                &["reason"],
+            )?)?,
+            view_catch_up_remaining: r.add(IntGauge::new(
+                "view_catch_up_remaining_records",
+                "Records between the status view and the topics' end at its start; 0 when caught up",
+            )?)?,
+            view_orders: r.add(IntGauge::new(
+                "view_orders",
+                "Orders in the status view (stored and pending commit)",
             )?)?,
             orders_redelivered: r.add(IntCounter::new(
                 "orders_redelivered_skipped_total",

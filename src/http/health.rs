@@ -111,6 +111,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .producer
         .queue_messages
         .set(i64::from(state.orders.producer.in_flight()));
+    state.metrics.view_orders.set(state.store.len() as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -91,6 +91,12 @@ pub struct ListParams {
     /// Only this customer's orders.
     #[param(min_length = 1, max_length = 64)]
     pub customer_id: Option<String>,
+    /// Only orders accepted at or after this time (RFC 3339, e.g. `2026-11-29T10:00:00Z`).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<String>,
+    /// Only orders accepted before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
@@ -217,18 +223,49 @@ async fn list_orders(
         ));
     }
     let cursor = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let from = params
+        .from
+        .as_deref()
+        .map(|t| parse_time("from", t))
+        .transpose()?;
+    let to = params
+        .to
+        .as_deref()
+        .map(|t| parse_time("to", t))
+        .transpose()?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        return Err(ApiError::InvalidQuery("from must be before to".into()));
+    }
     let query = ListQuery {
         status: params.status.as_deref().map(parse_status).transpose()?,
         customer_id: params.customer_id,
+        from,
+        to,
         limit,
         cursor,
     };
-    let (page, next) = state.store.list(&query);
+    let store = state.store.clone();
+    let (page, next) = tokio::task::spawn_blocking(move || store.list(&query))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(ApiError::Internal)?;
     Ok(Json(OrderPage {
         orders: page.into_iter().map(OrderView::from).collect(),
         next_cursor: next
             .map(|(at, id)| format!("{}_{id}", at.timestamp_nanos_opt().unwrap_or_default())),
     }))
+}
+
+fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::InvalidQuery(format!(
+                "{name} must be an RFC 3339 time such as 2026-11-29T10:00:00Z"
+            ))
+        })
 }
 
 fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {

@@ -1,7 +1,9 @@
-//! The status projector: reads every partition of `orders` and `orders.status` from the
-//! beginning, without a consumer group and without committing, into the [`OrderStore`]. So
-//! every instance can answer for every order. `orders` gives `PENDING` orders and cancel
-//! requests; `orders.status` gives every later change.
+//! The status projector: reads every partition of `orders` and `orders.status`, without a
+//! consumer group and without committing, into the [`OrderStore`]. So every instance can
+//! answer for every order. `orders` gives `PENDING` orders and cancel requests;
+//! `orders.status` gives every later change. It starts where the store's last commit ended
+//! (the store keeps the offsets with its rows), or from the beginning of the topics when the
+//! store is new, unreadable, from other topics or a cluster, or its offsets are gone.
 //!
 //! It also tells how far it has read: [`Projector::is_caught_up`] (for readiness: the view
 //! has reached the end the topics had at start-up) and [`Projector::catch_up`] (for the
@@ -14,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -22,7 +25,7 @@ use uuid::Uuid;
 
 use super::events::OrderEvent;
 use super::status::{OrderSnapshot, OrderStatus};
-use super::store::OrderStore;
+use super::store::{OrderStore, RebuildReason};
 use crate::backoff::Backoff;
 use crate::kafka::topics::watermarks;
 use crate::kafka::{ClientContext, ClientSettings};
@@ -48,7 +51,16 @@ pub struct Projector {
     positions: Mutex<HashMap<(String, i32), i64>>,
     progress: watch::Sender<u64>,
     caught_up: AtomicBool,
+    /// Whether this process has checked the store against the topics (once).
+    resumed: AtomicBool,
 }
+
+/// The store's offsets are no longer in the topics: `auto.offset.reset` is `error`, so a
+/// checkpoint that points outside a partition (topic recreated, records past retention) is
+/// reported instead of being silently moved.
+#[derive(Debug, thiserror::Error)]
+#[error("the status view's offsets are no longer in the topics")]
+struct OffsetsGone;
 
 impl Projector {
     /// A projector for the two topics; start it with [`Projector::run`].
@@ -72,6 +84,7 @@ impl Projector {
             positions: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
             caught_up: AtomicBool::new(false),
+            resumed: AtomicBool::new(false),
         })
     }
 
@@ -102,6 +115,12 @@ impl Projector {
         while !shutdown.is_cancelled() {
             match self.clone().read(&shutdown).await {
                 Ok(()) => return,
+                Err(error) if error.is::<OffsetsGone>() => {
+                    tracing::warn!("status view's offsets are gone from the topics; rebuilding it");
+                    if let Err(error) = self.rebuild(RebuildReason::OffsetsGone).await {
+                        tracing::error!(error = %format!("{error:#}"), "status view reset failed");
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "status projector restarting")
                 }
@@ -127,9 +146,15 @@ impl Projector {
                     "fetch.wait.max.ms",
                     self.fetch_wait_max.as_millis().to_string(),
                 ),
+                ("auto.offset.reset", "error".into()),
             ])
             .create_with_context(ClientContext::default())
             .context("creating the projector consumer")?;
+        let consumer = Arc::new(consumer);
+        if !self.resumed.load(Ordering::Acquire) {
+            self.resume_or_rebuild(&consumer, &targets).await?;
+            self.resumed.store(true, Ordering::Release);
+        }
         let mut assignment = TopicPartitionList::new();
         for (topic, partition) in targets.keys() {
             let start = self
@@ -138,12 +163,76 @@ impl Projector {
             assignment.add_partition_offset(topic, *partition, start)?;
         }
         consumer.assign(&assignment)?;
-        let consumer = Arc::new(consumer);
         let result = self.consume(&consumer, &targets, shutdown).await;
         tokio::task::spawn_blocking(move || drop(consumer))
             .await
             .ok();
         result
+    }
+
+    /// The store's source: the cluster and the two topics.
+    async fn source(&self, consumer: &Arc<StreamConsumer<ClientContext>>) -> String {
+        let client = consumer.clone();
+        let timeout = self.timeout;
+        let cluster =
+            tokio::task::spawn_blocking(move || client.client().fetch_cluster_id(timeout))
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+        format!("{cluster}/{}/{}", self.orders_topic, self.status_topic)
+    }
+
+    /// Resumes from the store's offsets when it was written from these topics, or empties it.
+    async fn resume_or_rebuild(
+        &self,
+        consumer: &Arc<StreamConsumer<ClientContext>>,
+        targets: &HashMap<(String, i32), i64>,
+    ) -> anyhow::Result<()> {
+        let source = self.source(consumer).await;
+        let stored = self.store.source()?;
+        if stored.as_deref() != Some(source.as_str()) {
+            let reason = match stored {
+                None => self.store.opened_empty().unwrap_or(RebuildReason::Missing),
+                Some(_) => RebuildReason::OtherSource,
+            };
+            return self.rebuild_from(reason, &source);
+        }
+        let positions = self.store.positions()?;
+        let behind: i64 = targets
+            .iter()
+            .map(|(tp, &end)| (end - positions.get(tp).copied().unwrap_or(0)).max(0))
+            .sum();
+        tracing::info!(
+            orders = self.store.len(),
+            records_behind = behind,
+            "status view resuming from its store"
+        );
+        *self.positions.lock().unwrap_or_else(|e| e.into_inner()) = positions;
+        Ok(())
+    }
+
+    async fn rebuild(&self, reason: RebuildReason) -> anyhow::Result<()> {
+        let stored = self.store.source()?.unwrap_or_default();
+        self.rebuild_from(reason, &stored)
+    }
+
+    /// Empties the store (and this projector's positions) to read the topics from the start.
+    fn rebuild_from(&self, reason: RebuildReason, source: &str) -> anyhow::Result<()> {
+        tracing::info!(
+            reason = reason.as_str(),
+            "status view rebuilding from the beginning of the topics"
+        );
+        self.store.reset(source)?;
+        self.positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.metrics
+            .view_rebuilds
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        Ok(())
     }
 
     async fn consume(
@@ -152,10 +241,29 @@ impl Projector {
         start_targets: &HashMap<(String, i32), i64>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let mut last_report = started;
         loop {
-            if !self.is_caught_up() && self.reached(start_targets) {
-                tracing::info!(orders = self.store.len(), "status view caught up");
-                self.caught_up.store(true, Ordering::Release);
+            if !self.is_caught_up() {
+                let remaining = self.remaining(start_targets);
+                self.metrics.view_catch_up_remaining.set(remaining);
+                if remaining == 0 {
+                    tracing::info!(
+                        orders = self.store.len(),
+                        records_read = self.metrics.view_records_read.get(),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "status view caught up"
+                    );
+                    self.caught_up.store(true, Ordering::Release);
+                } else if last_report.elapsed() >= Duration::from_secs(5) {
+                    last_report = std::time::Instant::now();
+                    tracing::info!(
+                        records_read = self.metrics.view_records_read.get(),
+                        records_remaining = remaining,
+                        orders = self.store.len(),
+                        "status view catching up"
+                    );
+                }
             }
             let message = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -163,11 +271,15 @@ impl Projector {
             };
             match message {
                 Ok(Ok(message)) => {
+                    self.metrics.view_records_read.inc();
                     self.apply(&message);
                     if self.is_caught_up() && message.topic() == self.status_topic {
                         self.observe_lag(message.timestamp().to_millis());
                     }
                     self.advance(message.topic(), message.partition(), message.offset() + 1);
+                }
+                Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    return Err(OffsetsGone.into());
                 }
                 // librdkafka reconnects by itself; its own log says when.
                 Ok(Err(error)) => tracing::debug!(%error, "status projector read error"),
@@ -245,6 +357,7 @@ impl Projector {
         if next > *entry {
             *entry = next;
             drop(positions);
+            self.store.set_position(topic, partition, next);
             self.progress.send_modify(|v| *v = v.wrapping_add(1));
         }
     }
@@ -255,6 +368,15 @@ impl Projector {
             .unwrap_or_else(|e| e.into_inner())
             .get(&(topic.to_string(), partition))
             .copied()
+    }
+
+    /// Records between the positions and `targets`.
+    fn remaining(&self, targets: &HashMap<(String, i32), i64>) -> i64 {
+        let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        targets
+            .iter()
+            .map(|(tp, &end)| (end - positions.get(tp).copied().unwrap_or(0)).max(0))
+            .sum()
     }
 
     fn reached(&self, targets: &HashMap<(String, i32), i64>) -> bool {

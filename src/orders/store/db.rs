@@ -1,0 +1,335 @@
+//! The status view's rows on local disk: one SQLite file (WAL, `synchronous = NORMAL`), an
+//! `orders` row per order with its snapshot and the columns the list filters on, and the
+//! next offset of every topic partition the rows include, written in the same transaction.
+//! A crash loses at most the last batches, rows and offsets together; the projector reads
+//! them again. (`benches/store.rs` chose SQLite over redb; the README has the numbers.)
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
+use uuid::Uuid;
+
+use super::ListQuery;
+use crate::orders::status::{OrderSnapshot, OrderStatus};
+
+/// Bumped when the layout changes; a store of another version is rebuilt.
+const SCHEMA_VERSION: &str = "1";
+
+const SCHEMA: &str = "
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE positions (topic TEXT NOT NULL, partition INTEGER NOT NULL,
+        next INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT ROWID;
+    CREATE TABLE orders (id BLOB NOT NULL UNIQUE, accepted_at INTEGER NOT NULL,
+        customer_id TEXT NOT NULL, status TEXT NOT NULL, final INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL, snapshot BLOB NOT NULL);
+    CREATE INDEX orders_by_time ON orders (accepted_at, id);
+    CREATE INDEX orders_by_status ON orders (status, accepted_at, id);
+    CREATE INDEX orders_by_customer ON orders (customer_id, accepted_at, id);
+";
+
+/// One order's row, encoded off the lock.
+pub struct Row {
+    pub id: Uuid,
+    pub accepted_at: i64,
+    pub customer_id: String,
+    pub status: OrderStatus,
+    pub updated_at: i64,
+    pub snapshot: Vec<u8>,
+}
+
+impl Row {
+    pub fn of(snapshot: &OrderSnapshot) -> Row {
+        Row {
+            id: snapshot.order.order_id,
+            accepted_at: nanos(snapshot.order.accepted_at),
+            customer_id: snapshot.order.customer_id.clone(),
+            status: snapshot.status,
+            updated_at: snapshot.history.last().map_or(0, |change| nanos(change.at)),
+            // A snapshot always encodes.
+            snapshot: serde_json::to_vec(snapshot).unwrap_or_default(),
+        }
+    }
+}
+
+fn nanos(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// Why the view starts from the beginning of the topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebuildReason {
+    /// No store at the path.
+    Missing,
+    /// The file could not be opened or read, or has another layout.
+    Unreadable,
+    /// The store was written from other topics or another cluster.
+    OtherSource,
+    /// Its offsets are no longer in the topics (recreated, or past retention).
+    OffsetsGone,
+}
+
+impl RebuildReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebuildReason::Missing => "missing",
+            RebuildReason::Unreadable => "unreadable",
+            RebuildReason::OtherSource => "other_source",
+            RebuildReason::OffsetsGone => "offsets_gone",
+        }
+    }
+}
+
+/// The file and its writing connection.
+pub struct Db {
+    path: PathBuf,
+    conn: Connection,
+    /// Held open for the process's life: the advisory lock that keeps a second instance off.
+    _lock: std::fs::File,
+}
+
+/// Opens a connection with the view's settings.
+fn connect(path: &Path, cache_kib: u64) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         PRAGMA cache_size = -{cache_kib}; PRAGMA wal_autocheckpoint = 16384;"
+    ))?;
+    Ok(conn)
+}
+
+impl Db {
+    /// Opens the store at `path`, creating or recreating it when it is missing or unreadable
+    /// (and saying why).
+    pub fn open(path: &Path, cache_kib: u64) -> anyhow::Result<(Db, Option<RebuildReason>)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the status view's folder {}", dir.display()))?;
+        }
+        let lock = lock(path)?;
+        let reason = match path.exists().then(|| Self::check(path, cache_kib)) {
+            None => RebuildReason::Missing,
+            Some(Ok(conn)) => {
+                return Ok((
+                    Db {
+                        path: path.into(),
+                        conn,
+                        _lock: lock,
+                    },
+                    None,
+                ));
+            }
+            Some(Err(error)) => {
+                tracing::warn!(path = %path.display(), error = %format!("{error:#}"),
+                    "status view store unreadable; rebuilding it from the topics");
+                RebuildReason::Unreadable
+            }
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", file.display()));
+                }
+                _ => {}
+            }
+        }
+        let conn = connect(path, cache_kib)?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+            [SCHEMA_VERSION],
+        )?;
+        Ok((
+            Db {
+                path: path.into(),
+                conn,
+                _lock: lock,
+            },
+            Some(reason),
+        ))
+    }
+
+    /// A connection to an existing store of this layout, checked by reading it.
+    fn check(path: &Path, cache_kib: u64) -> anyhow::Result<Connection> {
+        let conn = connect(path, cache_kib)?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        anyhow::ensure!(
+            version.as_deref() == Some(SCHEMA_VERSION),
+            "layout {version:?}, expected {SCHEMA_VERSION}"
+        );
+        conn.query_row("SELECT count(*) FROM positions", [], |r| r.get::<_, i64>(0))?;
+        Ok(conn)
+    }
+
+    /// Another connection for reading (WAL: readers do not wait for the writer).
+    pub fn reader(&self, cache_kib: u64) -> rusqlite::Result<Connection> {
+        connect(&self.path, cache_kib)
+    }
+
+    /// The source the store was written from (topics and cluster), if recorded.
+    pub fn source(&self) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'source'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+    }
+
+    /// Empties the store for a rebuild from `source`.
+    pub fn reset(&mut self, source: &str) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch("DELETE FROM orders; DELETE FROM positions;")?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('source', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [source],
+        )?;
+        tx.commit()
+    }
+
+    /// The next offset of every partition the rows include.
+    pub fn positions(&self) -> rusqlite::Result<HashMap<(String, i32), i64>> {
+        let mut query = self
+            .conn
+            .prepare("SELECT topic, partition, next FROM positions")?;
+        let rows = query.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+        rows.collect()
+    }
+
+    /// Orders held.
+    pub fn count(&self) -> rusqlite::Result<usize> {
+        self.conn
+            .query_row("SELECT count(*) FROM orders", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+    }
+
+    /// Writes rows and the offsets they include in one transaction.
+    pub fn write(
+        &mut self,
+        rows: &[Row],
+        positions: &[((String, i32), i64)],
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO orders (id, accepted_at, customer_id, status, final, updated_at, snapshot)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+                     final = excluded.final, updated_at = excluded.updated_at,
+                     snapshot = excluded.snapshot",
+            )?;
+            for row in rows {
+                upsert.execute(params![
+                    row.id.as_bytes(),
+                    row.accepted_at,
+                    row.customer_id,
+                    row.status.as_str(),
+                    row.status.is_final(),
+                    row.updated_at,
+                    row.snapshot,
+                ])?;
+            }
+            let mut position = tx.prepare_cached(
+                "INSERT INTO positions (topic, partition, next) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (topic, partition) DO UPDATE SET next = excluded.next",
+            )?;
+            for ((topic, partition), next) in positions {
+                position.execute(params![topic, partition, next])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Removes final orders whose last change is older than `before`; returns how many.
+    pub fn remove_final_before(&mut self, before: DateTime<Utc>) -> rusqlite::Result<usize> {
+        self.conn.execute(
+            "DELETE FROM orders WHERE final = 1 AND updated_at < ?1",
+            [nanos(before)],
+        )
+    }
+}
+
+/// Takes the advisory lock beside the store, so two instances never share one.
+fn lock(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    // SAFETY: flock on a descriptor this function owns.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    anyhow::ensure!(
+        locked,
+        "the status view store {} is in use by another process (each instance needs its own \
+         status_view.path)",
+        path.display()
+    );
+    Ok(file)
+}
+
+/// Reads, on a reader connection.
+pub struct Reads;
+
+impl Reads {
+    pub fn get(conn: &Connection, id: &Uuid) -> anyhow::Result<Option<OrderSnapshot>> {
+        let bytes: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT snapshot FROM orders WHERE id = ?1")?
+            .query_row([id.as_bytes()], |r| r.get(0))
+            .optional()?;
+        bytes
+            .map(|b| serde_json::from_slice(&b).context("decoding a stored snapshot"))
+            .transpose()
+    }
+
+    pub fn status(conn: &Connection, id: &Uuid) -> anyhow::Result<Option<OrderStatus>> {
+        let status: Option<String> = conn
+            .prepare_cached("SELECT status FROM orders WHERE id = ?1")?
+            .query_row([id.as_bytes()], |r| r.get(0))
+            .optional()?;
+        Ok(status.and_then(|s| OrderStatus::parse(&s)))
+    }
+
+    /// A page newest first; one more row than the limit tells that a next page exists.
+    pub fn list(conn: &Connection, query: &ListQuery) -> anyhow::Result<Vec<OrderSnapshot>> {
+        let mut sql = String::from("SELECT snapshot FROM orders WHERE 1 = 1");
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(status) = query.status {
+            sql.push_str(" AND status = ?");
+            values.push(Value::Text(status.as_str().into()));
+        }
+        if let Some(customer) = &query.customer_id {
+            sql.push_str(" AND customer_id = ?");
+            values.push(Value::Text(customer.clone()));
+        }
+        if let Some(from) = query.from {
+            sql.push_str(" AND accepted_at >= ?");
+            values.push(Value::Integer(nanos(from)));
+        }
+        if let Some(to) = query.to {
+            sql.push_str(" AND accepted_at < ?");
+            values.push(Value::Integer(nanos(to)));
+        }
+        if let Some((at, id)) = query.cursor {
+            sql.push_str(" AND (accepted_at, id) < (?, ?)");
+            values.push(Value::Integer(nanos(at)));
+            values.push(Value::Blob(id.as_bytes().to_vec()));
+        }
+        sql.push_str(" ORDER BY accepted_at DESC, id DESC LIMIT ?");
+        values.push(Value::Integer(query.limit as i64 + 1));
+        let mut statement = conn.prepare_cached(&sql)?;
+        let rows = statement.query_map(params_from_iter(values), |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|bytes| serde_json::from_slice(&bytes?).context("decoding a stored snapshot"))
+            .collect()
+    }
+}

@@ -1,0 +1,714 @@
+//! The view of every order's current status: rows in an embedded store on local disk
+//! ([`db`]), a bounded cache of recent orders in front of it, and the changes not yet
+//! written. Fed by the status projector (and written through by intake and the processor on
+//! this instance so they read their own writes). A writer task commits the changes in
+//! batches together with the Kafka offsets they include, so a restart resumes from there.
+//! Waiters are woken when an order changes (long-poll, live streams), and every change goes
+//! to the live feed ([`notify`]).
+
+mod db;
+mod notify;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use db::RebuildReason;
+use db::{Db, Reads, Row};
+use notify::{Feed, Watchers};
+pub use notify::{FeedEntry, OrderWatch};
+
+use super::model::Order;
+use super::status::{OrderSnapshot, OrderStatus};
+use crate::config::StatusViewSettings;
+
+/// Changes waiting for the writer that make it write at once instead of at its interval.
+const FLUSH_AT: usize = 5_000;
+/// Reader connections kept open between reads.
+const READERS: usize = 4;
+
+/// A page request for [`OrderStore::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only this customer's orders.
+    pub customer_id: Option<String>,
+    /// Only orders accepted at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only orders accepted before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// Page size.
+    pub limit: usize,
+    /// Continue after this position (from the previous page's `next_cursor`).
+    pub cursor: Option<(DateTime<Utc>, Uuid)>,
+}
+
+/// A cached order.
+struct Slot {
+    snapshot: OrderSnapshot,
+    /// Changed since the writer last committed it; never evicted while set.
+    dirty: bool,
+    /// Bumped on every change, so the writer knows whether what it committed is current.
+    version: u64,
+}
+
+/// Recent orders and what the writer has still to commit.
+#[derive(Default)]
+struct Cache {
+    slots: HashMap<Uuid, Slot>,
+    /// Insertion order, for eviction.
+    fifo: VecDeque<Uuid>,
+    /// Orders changed since the last commit (each once).
+    dirty: Vec<Uuid>,
+    /// Next offsets the projector has applied, to commit with the rows.
+    positions: HashMap<(String, i32), i64>,
+    positions_changed: bool,
+    next_version: u64,
+}
+
+impl Cache {
+    /// Puts a changed snapshot in, to be committed.
+    fn put(&mut self, snapshot: OrderSnapshot) {
+        self.next_version += 1;
+        let version = self.next_version;
+        let id = snapshot.order.order_id;
+        match self.slots.get_mut(&id) {
+            Some(slot) => {
+                if !slot.dirty {
+                    self.dirty.push(id);
+                }
+                *slot = Slot {
+                    snapshot,
+                    dirty: true,
+                    version,
+                };
+            }
+            None => {
+                self.slots.insert(
+                    id,
+                    Slot {
+                        snapshot,
+                        dirty: true,
+                        version,
+                    },
+                );
+                self.fifo.push_back(id);
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// Drops the oldest committed orders while over `capacity`.
+    fn evict(&mut self, capacity: usize) {
+        let mut tries = self.fifo.len();
+        while self.slots.len() > capacity && tries > 0 {
+            tries -= 1;
+            let Some(id) = self.fifo.pop_front() else {
+                break;
+            };
+            match self.slots.get(&id) {
+                Some(slot) if slot.dirty => self.fifo.push_back(id),
+                Some(_) => {
+                    self.slots.remove(&id);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// The order view. Shared as `Arc<OrderStore>`.
+pub struct OrderStore {
+    cache: Mutex<Cache>,
+    cache_capacity: usize,
+    db: Mutex<Db>,
+    readers: Mutex<Vec<Connection>>,
+    sqlite_cache_kib: u64,
+    /// Orders held (store and not yet committed).
+    count: AtomicUsize,
+    flush_soon: Notify,
+    /// Why the store started empty, if it did.
+    opened_empty: Option<RebuildReason>,
+    watchers: Watchers,
+    /// Every status change in the order it reached this view, for live feeds.
+    feed: Feed,
+}
+
+impl OrderStore {
+    /// Opens (or creates) the view's store at `settings.path`.
+    pub fn open(settings: &StatusViewSettings) -> anyhow::Result<Arc<OrderStore>> {
+        let sqlite_cache_kib = settings.store_cache_mb * 1024;
+        let (db, opened_empty) = Db::open(Path::new(&settings.path), sqlite_cache_kib)?;
+        let count = db.count()?;
+        Ok(Arc::new(OrderStore {
+            cache: Mutex::new(Cache::default()),
+            cache_capacity: settings.cache_orders.max(1),
+            db: Mutex::new(db),
+            readers: Mutex::new(Vec::new()),
+            sqlite_cache_kib,
+            count: AtomicUsize::new(count),
+            flush_soon: Notify::new(),
+            opened_empty,
+            watchers: Watchers::default(),
+            feed: Feed::new(),
+        }))
+    }
+
+    /// Why the store was empty when opened (`None`: it held a view to resume from).
+    pub fn opened_empty(&self) -> Option<RebuildReason> {
+        self.opened_empty
+    }
+
+    /// The next offset of every topic partition the committed rows include.
+    pub fn positions(&self) -> anyhow::Result<HashMap<(String, i32), i64>> {
+        Ok(self.lock_db().positions()?)
+    }
+
+    /// The source (cluster and topics) the store was written from.
+    pub fn source(&self) -> anyhow::Result<Option<String>> {
+        Ok(self.lock_db().source()?)
+    }
+
+    /// Empties the view for a rebuild from `source`.
+    pub fn reset(&self, source: &str) -> anyhow::Result<()> {
+        let mut db = self.lock_db();
+        db.reset(source)?;
+        *self.lock_cache() = Cache::default();
+        self.count.store(0, Ordering::Release);
+        Ok(())
+    }
+
+    /// Notes that the view has applied everything before `next` in this partition; committed
+    /// with the next batch of rows.
+    pub fn set_position(&self, topic: &str, partition: i32, next: i64) {
+        let mut cache = self.lock_cache();
+        cache.positions.insert((topic.to_string(), partition), next);
+        cache.positions_changed = true;
+    }
+
+    /// Subscribes to every later change, and returns the recent ones after `after` (oldest
+    /// first) that are still held.
+    pub fn follow(&self, after: u64) -> (broadcast::Receiver<FeedEntry>, Vec<FeedEntry>) {
+        self.feed.follow(after)
+    }
+
+    /// Subscribes to the changes of order `id` (known or not yet).
+    pub fn watch(self: &Arc<Self>, id: Uuid) -> OrderWatch {
+        OrderWatch::new(self.clone(), id)
+    }
+
+    /// The current snapshot of an order.
+    pub fn get(&self, id: &Uuid) -> Option<OrderSnapshot> {
+        if let Some(slot) = self.lock_cache().slots.get(id) {
+            return Some(slot.snapshot.clone());
+        }
+        let stored = self.read(|conn| Reads::get(conn, id))?;
+        let mut cache = self.lock_cache();
+        if let Some(slot) = cache.slots.get(id) {
+            return Some(slot.snapshot.clone());
+        }
+        cache.next_version += 1;
+        let version = cache.next_version;
+        cache.slots.insert(
+            *id,
+            Slot {
+                snapshot: stored.clone(),
+                dirty: false,
+                version,
+            },
+        );
+        cache.fifo.push_back(*id);
+        cache.evict(self.cache_capacity);
+        Some(stored)
+    }
+
+    /// The current status of an order, without copying its snapshot or caching it.
+    pub fn status_of(&self, id: &Uuid) -> Option<OrderStatus> {
+        if let Some(slot) = self.lock_cache().slots.get(id) {
+            return Some(slot.snapshot.status);
+        }
+        self.read(|conn| Reads::status(conn, id))
+    }
+
+    /// Number of orders held.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Whether no order is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records an accepted order as `PENDING` unless something newer is known.
+    pub fn insert_pending(&self, order: Order) {
+        let id = order.order_id;
+        if self.status_of(&id).is_some() {
+            return;
+        }
+        let mut cache = self.lock_cache();
+        if cache.slots.contains_key(&id) {
+            return;
+        }
+        let snapshot = OrderSnapshot::pending(order);
+        self.feed.publish(&snapshot, 0);
+        cache.put(snapshot);
+        self.changed(cache, &id, true);
+    }
+
+    /// Applies a snapshot unless the view already holds a later one.
+    pub fn apply(&self, snapshot: OrderSnapshot) {
+        let id = snapshot.order.order_id;
+        let stored = self.current_unless_cached(&id);
+        let mut cache = self.lock_cache();
+        let current = cache
+            .slots
+            .get(&id)
+            .map(|s| &s.snapshot)
+            .or(stored.as_ref());
+        let (snapshot, new) = match current {
+            Some(current) if !snapshot.supersedes(current) => return,
+            Some(current) => {
+                let keep_cancel = current.cancel_requested && !snapshot.status.is_final();
+                self.feed.publish(&snapshot, current.history.len());
+                let mut snapshot = snapshot;
+                snapshot.cancel_requested |= keep_cancel;
+                (snapshot, false)
+            }
+            None => {
+                self.feed.publish(&snapshot, 0);
+                (snapshot, true)
+            }
+        };
+        cache.put(snapshot);
+        self.changed(cache, &id, new);
+    }
+
+    /// Notes that a cancel was requested. Returns false when the order is unknown.
+    pub fn mark_cancel_requested(&self, id: &Uuid) -> bool {
+        let stored = self.current_unless_cached(id);
+        let mut cache = self.lock_cache();
+        let Some(mut current) = cache.slots.get(id).map(|s| s.snapshot.clone()).or(stored) else {
+            return false;
+        };
+        if !current.status.is_final() && !current.cancel_requested {
+            current.cancel_requested = true;
+            cache.put(current);
+        }
+        self.changed(cache, id, false);
+        true
+    }
+
+    /// A page of orders, newest first, and the cursor of the next page if there is one.
+    /// Blocking (it commits what is pending, then queries): call it off the async runtime.
+    pub fn list(
+        &self,
+        query: &ListQuery,
+    ) -> anyhow::Result<(Vec<OrderSnapshot>, Option<(DateTime<Utc>, Uuid)>)> {
+        self.flush()?;
+        let mut page = self
+            .read(|conn| Reads::list(conn, query).map(Some))
+            .unwrap_or_default();
+        let next = (page.len() > query.limit).then(|| {
+            page.truncate(query.limit);
+            page.last().map(|s| (s.order.accepted_at, s.order.order_id))
+        });
+        // A change after the commit above is newer than the stored row.
+        let cache = self.lock_cache();
+        for snapshot in &mut page {
+            if let Some(slot) = cache.slots.get(&snapshot.order.order_id) {
+                snapshot.clone_from(&slot.snapshot);
+            }
+        }
+        Ok((page, next.flatten()))
+    }
+
+    /// Waits until the order has `status` (or any final status after it) or `timeout`
+    /// passes, and returns the snapshot then.
+    pub async fn wait_for(
+        self: &Arc<Self>,
+        id: &Uuid,
+        status: OrderStatus,
+        timeout: Duration,
+    ) -> Option<OrderSnapshot> {
+        let mut watch = self.watch(*id);
+        let reached = |s: &OrderSnapshot| s.status == status || s.status.is_final();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let snapshot = watch.get();
+            if snapshot.as_ref().is_none_or(reached) {
+                return snapshot;
+            }
+            if tokio::time::timeout_at(deadline, watch.changed())
+                .await
+                .is_err()
+            {
+                return snapshot;
+            }
+        }
+    }
+
+    /// Commits the pending changes and offsets in one transaction. Blocking.
+    pub fn flush(&self) -> anyhow::Result<usize> {
+        let mut db = self.lock_db();
+        let (batch, positions) = {
+            let mut cache = self.lock_cache();
+            let ids = std::mem::take(&mut cache.dirty);
+            let batch: Vec<(Uuid, u64, OrderSnapshot)> = ids
+                .iter()
+                .filter_map(|id| {
+                    let slot = cache.slots.get(id)?;
+                    Some((*id, slot.version, slot.snapshot.clone()))
+                })
+                .collect();
+            let positions: Vec<((String, i32), i64)> = if cache.positions_changed {
+                cache.positions_changed = false;
+                cache
+                    .positions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (batch, positions)
+        };
+        if batch.is_empty() && positions.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<Row> = batch.iter().map(|(_, _, s)| Row::of(s)).collect();
+        let written = db.write(&rows, &positions);
+        let mut cache = self.lock_cache();
+        if let Err(error) = written {
+            // Kept for the next attempt.
+            for (id, _, _) in &batch {
+                if cache.slots.get(id).is_some_and(|s| s.dirty) {
+                    cache.dirty.push(*id);
+                }
+            }
+            cache.positions_changed |= !positions.is_empty();
+            return Err(error.into());
+        }
+        for (id, version, _) in &batch {
+            if let Some(slot) = cache.slots.get_mut(id) {
+                if slot.version == *version {
+                    slot.dirty = false;
+                } else {
+                    // Changed while being written: it is still in `dirty` only if it was
+                    // marked again, which `put` does only for a clean slot.
+                    cache.dirty.push(*id);
+                }
+            }
+        }
+        cache.evict(self.cache_capacity);
+        Ok(batch.len())
+    }
+
+    /// Commits changes every `interval` (sooner when many are waiting) until shutdown, then
+    /// once more.
+    pub async fn run_writer(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        loop {
+            let stop = tokio::select! {
+                () = shutdown.cancelled() => true,
+                () = tokio::time::sleep(interval) => false,
+                () = self.flush_soon.notified() => false,
+            };
+            let store = self.clone();
+            match tokio::task::spawn_blocking(move || store.flush()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(error = %format!("{error:#}"), "status view write failed; retrying")
+                }
+                Err(error) => tracing::error!(%error, "status view writer panicked"),
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Removes final orders whose last change is older than `age`. Blocking.
+    pub fn remove_final_older_than(&self, age: Duration) -> anyhow::Result<usize> {
+        let before = Utc::now() - chrono::Duration::from_std(age)?;
+        let removed = self.lock_db().remove_final_before(before)?;
+        self.count
+            .fetch_sub(removed.min(self.len()), Ordering::AcqRel);
+        Ok(removed)
+    }
+
+    /// The stored snapshot when the order is not in the cache (read before taking the cache
+    /// lock; the cache, when it has the order, is never older than the store).
+    fn current_unless_cached(&self, id: &Uuid) -> Option<OrderSnapshot> {
+        if self.lock_cache().slots.contains_key(id) {
+            return None;
+        }
+        self.read(|conn| Reads::get(conn, id))
+    }
+
+    /// After a change under the cache lock: counts a new order, wakes the order's waiters,
+    /// and asks the writer to hurry when much is pending.
+    fn changed(&self, cache: MutexGuard<'_, Cache>, id: &Uuid, new: bool) {
+        let pending = cache.dirty.len();
+        drop(cache);
+        if new {
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
+        self.watchers.notify(id);
+        if pending >= FLUSH_AT {
+            self.flush_soon.notify_one();
+        }
+    }
+
+    /// Runs a read on a pooled reader connection; a failed read is logged and reads as
+    /// nothing.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<Option<T>>) -> Option<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => match self.lock_db().reader(self.sqlite_cache_kib) {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::error!(%error, "status view store cannot be read");
+                    return None;
+                }
+            },
+        };
+        let result = f(&conn);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < READERS {
+            readers.push(conn);
+        }
+        drop(readers);
+        result.unwrap_or_else(|error| {
+            tracing::error!(error = %format!("{error:#}"), "status view read failed");
+            None
+        })
+    }
+
+    fn lock_cache(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::OrderRules;
+    use crate::orders::model::OrderRequest;
+
+    fn order(seconds: i64, customer: &str) -> Order {
+        let request: OrderRequest = serde_json::from_value(serde_json::json!({
+            "customer_id": customer, "currency": "EUR",
+            "items": [{"product_id": "p", "quantity": 1, "unit_price": "1.00"}]
+        }))
+        .unwrap();
+        let at = DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap();
+        let rules = OrderRules {
+            max_items: 10,
+            currencies: vec![],
+        };
+        request.parse(&rules, at).unwrap()
+    }
+
+    fn settings(dir: &tempfile::TempDir, cache_orders: usize) -> StatusViewSettings {
+        StatusViewSettings {
+            path: dir.path().join("view.db").display().to_string(),
+            cache_orders,
+            store_cache_mb: 1,
+            flush_interval: Duration::from_millis(100),
+            retain_final_days: 0,
+            max_wait: Duration::from_secs(1),
+            max_live_streams: 1,
+            live_keep_alive: Duration::from_secs(1),
+        }
+    }
+
+    fn completed(order: &Order) -> OrderSnapshot {
+        OrderSnapshot::pending(order.clone())
+            .advanced(OrderStatus::Processing, None, Utc::now())
+            .advanced(OrderStatus::Completed, None, Utc::now())
+    }
+
+    #[test]
+    fn a_later_snapshot_wins_and_an_older_one_is_ignored_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+        let o = order(0, "c");
+        store.apply(completed(&o));
+        store.flush().unwrap();
+        store.insert_pending(o.clone());
+        store.apply(OrderSnapshot::pending(o.clone()));
+        assert_eq!(
+            store.get(&o.order_id).unwrap().status,
+            OrderStatus::Completed
+        );
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn lists_newest_first_with_a_cursor_filters_and_a_time_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OrderStore::open(&settings(&dir, 2)).unwrap();
+        let orders: Vec<Order> = (0..5)
+            .map(|i| order(i, if i % 2 == 0 { "even" } else { "odd" }))
+            .collect();
+        for o in &orders {
+            store.insert_pending(o.clone());
+        }
+        store.apply(completed(&orders[1]));
+        let ids =
+            |page: &[OrderSnapshot]| page.iter().map(|s| s.order.order_id).collect::<Vec<_>>();
+        let (page, next) = store
+            .list(&ListQuery {
+                limit: 2,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&page), [orders[4].order_id, orders[3].order_id]);
+        let (page, last) = store
+            .list(&ListQuery {
+                limit: 10,
+                cursor: next,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            ids(&page),
+            [orders[2].order_id, orders[1].order_id, orders[0].order_id]
+        );
+        assert_eq!(last, None);
+        let completed_only = ListQuery {
+            limit: 10,
+            status: Some(OrderStatus::Completed),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(&store.list(&completed_only).unwrap().0),
+            [orders[1].order_id]
+        );
+        let odd = ListQuery {
+            limit: 10,
+            customer_id: Some("odd".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(&store.list(&odd).unwrap().0),
+            [orders[3].order_id, orders[1].order_id]
+        );
+        let range = ListQuery {
+            limit: 10,
+            from: Some(orders[1].accepted_at),
+            to: Some(orders[3].accepted_at),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(&store.list(&range).unwrap().0),
+            [orders[2].order_id, orders[1].order_id]
+        );
+    }
+
+    #[test]
+    fn memory_holds_the_cache_only_and_every_order_still_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OrderStore::open(&settings(&dir, 3)).unwrap();
+        let orders: Vec<Order> = (0..20).map(|i| order(i, "c")).collect();
+        for o in &orders {
+            store.insert_pending(o.clone());
+        }
+        store.flush().unwrap();
+        assert!(
+            store.lock_cache().slots.len() <= 3,
+            "the cache is bounded once committed"
+        );
+        for o in &orders {
+            assert_eq!(store.get(&o.order_id).unwrap().order, *o);
+        }
+        assert_eq!(store.len(), 20);
+    }
+
+    #[test]
+    fn a_reopened_store_keeps_rows_offsets_and_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = order(0, "c");
+        {
+            let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+            assert_eq!(store.opened_empty(), Some(RebuildReason::Missing));
+            store.reset("cluster/orders/status").unwrap();
+            store.apply(completed(&o));
+            store.set_position("orders.status", 2, 41);
+            store.flush().unwrap();
+            // Not committed: lost with the process, and read again from the topics.
+            store.set_position("orders.status", 2, 99);
+        }
+        let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+        assert_eq!(store.opened_empty(), None);
+        assert_eq!(
+            store.source().unwrap().as_deref(),
+            Some("cluster/orders/status")
+        );
+        assert_eq!(
+            store.positions().unwrap()[&("orders.status".to_string(), 2)],
+            41
+        );
+        assert_eq!(
+            store.get(&o.order_id).unwrap().status,
+            OrderStatus::Completed
+        );
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_store_is_replaced_and_a_second_process_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(&dir, 10);
+        std::fs::write(&settings.path, b"not a database at all, just bytes").unwrap();
+        let store = OrderStore::open(&settings).unwrap();
+        assert_eq!(store.opened_empty(), Some(RebuildReason::Unreadable));
+        let second = OrderStore::open(&settings)
+            .err()
+            .expect("the path is in use");
+        assert!(
+            format!("{second:#}").contains("in use by another process"),
+            "{second:#}"
+        );
+    }
+
+    #[test]
+    fn retention_removes_only_old_final_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+        let (old, live) = (order(0, "c"), order(1, "c"));
+        let at = DateTime::from_timestamp(1_700_000_100, 0).unwrap();
+        store.apply(OrderSnapshot::pending(old.clone()).advanced(OrderStatus::Completed, None, at));
+        store.insert_pending(live.clone());
+        store.flush().unwrap();
+        assert_eq!(
+            store
+                .remove_final_older_than(Duration::from_secs(86_400))
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.len(), 1);
+        let (page, _) = store
+            .list(&ListQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].order.order_id, live.order_id);
+    }
+}
