@@ -115,7 +115,9 @@ pub struct LiveEvent {
 /// change as it happens, then the stream ends after the final status. Each event has `id`
 /// (the change's position in the order's history, from 1), `event` (the status) and `data`
 /// (a `StatusEvent` as JSON). Comments keep an idle connection open. A `Last-Event-ID`
-/// request header (what `EventSource` sends on reconnect) resumes after that event.
+/// request header (what `EventSource` sends on reconnect) resumes after that event. Any
+/// instance serves any order: one this instance has not seen yet (accepted elsewhere a
+/// moment ago) is waited for up to a second before the answer is 404.
 #[utoipa::path(
     get, path = "/api/orders/{id}/events", tag = "orders",
     // `Last-Event-ID` is described above rather than declared: it is the protocol's own
@@ -136,8 +138,14 @@ pub async fn order_events(
     let after = last_event_id(&headers);
     let open = state.live.open(&state.metrics)?;
     // Watch before reading, so no change falls between the two.
-    let watch = state.store.watch(id);
-    let Some(snapshot) = watch.get() else {
+    let mut watch = state.store.watch(id);
+    let mut snapshot = watch.get();
+    if snapshot.is_none() {
+        // Accepted by another instance a moment ago: its record is on the way to this view.
+        let _ = tokio::time::timeout(UNKNOWN_ORDER_WAIT, watch.changed()).await;
+        snapshot = watch.get();
+    }
+    let Some(snapshot) = snapshot else {
         return Err(ApiError::NotFound("order"));
     };
     let follow = Follow {
@@ -152,6 +160,9 @@ pub async fn order_events(
         .live
         .respond(futures::stream::unfold(follow, Follow::next)))
 }
+
+/// How long a stream of an order this view does not know yet waits for it before 404.
+const UNKNOWN_ORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Query of `GET /api/orders/events`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

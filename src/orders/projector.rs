@@ -199,16 +199,22 @@ impl Projector {
             return self.rebuild_from(reason, &source);
         }
         let positions = self.store.positions()?;
-        let behind: i64 = targets
+        // A committed offset is never past the end of its partition on Kafka, unless the
+        // topic was deleted and created again (or a different cluster answers).
+        let marks = self.watermarks().await?;
+        if positions
             .iter()
-            .map(|(tp, &end)| (end - positions.get(tp).copied().unwrap_or(0)).max(0))
-            .sum();
+            .any(|(tp, &next)| marks.get(tp).is_some_and(|&(_, high)| next > high))
+        {
+            return self.rebuild_from(RebuildReason::OffsetsGone, &source);
+        }
+        *self.positions.lock().unwrap_or_else(|e| e.into_inner()) = positions;
+        let behind = self.remaining(targets);
         tracing::info!(
             orders = self.store.len(),
             records_behind = behind,
             "status view resuming from its store"
         );
-        *self.positions.lock().unwrap_or_else(|e| e.into_inner()) = positions;
         Ok(())
     }
 
@@ -386,21 +392,29 @@ impl Projector {
             .all(|(tp, &end)| end <= 0 || positions.get(tp).is_some_and(|&p| p >= end))
     }
 
+    /// The end of every partition of both topics, 0 for an empty one.
     async fn end_offsets(&self) -> anyhow::Result<HashMap<(String, i32), i64>> {
-        let mut ends = HashMap::new();
+        Ok(self
+            .watermarks()
+            .await?
+            .into_iter()
+            // An empty partition (low == high) has nothing to wait for.
+            .map(|(tp, (low, high))| (tp, if high > low { high } else { 0 }))
+            .collect())
+    }
+
+    /// (low, high) watermarks of every partition of both topics.
+    async fn watermarks(&self) -> anyhow::Result<HashMap<(String, i32), (i64, i64)>> {
+        let mut marks_by_partition = HashMap::new();
         for topic in [&self.orders_topic, &self.status_topic] {
             let marks = watermarks(&self.client, topic, self.timeout)
                 .await
                 .with_context(|| format!("reading the watermarks of {topic}"))?;
             anyhow::ensure!(!marks.is_empty(), "topic {topic} does not exist yet");
             for (partition, low, high) in marks {
-                // An empty partition (low == high) has nothing to wait for.
-                ends.insert(
-                    (topic.clone(), partition),
-                    if high > low { high } else { 0 },
-                );
+                marks_by_partition.insert((topic.clone(), partition), (low, high));
             }
         }
-        Ok(ends)
+        Ok(marks_by_partition)
     }
 }

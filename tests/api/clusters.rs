@@ -219,7 +219,7 @@ async fn clusters_registered_at_run_time_are_shared_by_instances_and_kept_across
     let mut settings = test_settings(&home);
     settings.processing.consumers = 0;
     let mut first = TestApp::spawn(settings.clone()).await;
-    let other = TestApp::spawn(settings.clone()).await;
+    let other = TestApp::spawn(another_instance(&settings)).await;
     let (get, post, put, delete) = (
         reqwest::Method::GET,
         reqwest::Method::POST,
@@ -591,7 +591,7 @@ async fn replicate_creates_the_topic_structure_on_the_targets_as_a_tracked_opera
         cluster("Second", "testing", second.bootstrap()),
     );
     let app = TestApp::spawn(settings.clone()).await;
-    let other = TestApp::spawn(settings.clone()).await;
+    let other = TestApp::spawn(another_instance(&settings)).await;
     let post = reqwest::Method::POST;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let (wide, narrow, later) = (

@@ -329,6 +329,22 @@ pub fn kill_with_parent(command: &mut Command) {
     }
 }
 
+/// A status view file no other instance uses (under cargo's temporary folder for tests).
+pub fn fresh_view_path() -> String {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("views")
+        .join(format!("{}.db", uuid::Uuid::new_v4().simple()))
+        .display()
+        .to_string()
+}
+
+/// The same settings for a second instance running beside the first (its own view file).
+pub fn another_instance(settings: &Settings) -> Settings {
+    let mut settings = settings.clone();
+    settings.status_view.path = fresh_view_path();
+    settings
+}
+
 /// Settings for a test: the shipped defaults, this broker, port 0, and topic names no other
 /// test uses.
 pub fn test_settings(broker: &TestBroker) -> Settings {
@@ -337,6 +353,7 @@ pub fn test_settings(broker: &TestBroker) -> Settings {
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     settings.kafka.bootstrap_servers = broker.bootstrap();
     settings.http.port = 0;
+    settings.status_view.path = fresh_view_path();
     settings.topics.orders.name = format!("{prefix}.orders");
     settings.topics.orders.partitions = 3;
     settings.topics.status.name = format!("{prefix}.orders.status");
@@ -373,9 +390,20 @@ impl TestApp {
             orderflow::telemetry::init(&settings.telemetry);
         }
         let shutdown = CancellationToken::new();
-        let app = Application::build(settings.clone(), shutdown.clone())
-            .await
-            .expect("app builds");
+        // A restarted instance waits for the one before it (same view file) to let go.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let app = loop {
+            match Application::build(settings.clone(), shutdown.clone()).await {
+                Ok(app) => break app,
+                Err(error)
+                    if format!("{error:#}").contains("in use by another process")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(error) => panic!("app builds: {error:#}"),
+            }
+        };
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = Some(tokio::spawn(app.run()));
         let test_app = TestApp {

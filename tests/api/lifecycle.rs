@@ -31,6 +31,7 @@ pub fn service_command(
         )
         .env("ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
         .env("ORDERFLOW__HTTP__PORT", port.to_string())
+        .env("ORDERFLOW__STATUS_VIEW__PATH", &settings.status_view.path)
         .env(
             "ORDERFLOW__TOPICS__ORDERS__NAME",
             &settings.topics.orders.name,

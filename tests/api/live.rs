@@ -232,3 +232,38 @@ async fn the_feed_shows_only_its_customer_and_replays_after_last_event_id() {
     let response = feed("status=DONE", None).await.unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_on_a_second_instance_follow_an_order_accepted_by_the_first() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let settings = test_settings(&broker);
+    let first = TestApp::spawn(settings.clone()).await;
+    let mut reader = another_instance(&settings);
+    reader.processing.consumers = 0;
+    let second = TestApp::spawn(reader).await;
+
+    let mut feed = reqwest::Client::new()
+        .get(second.url("/api/orders/events?customer_id=elsewhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+    let mut order = valid_order();
+    order["customer_id"] = "elsewhere".into();
+    let id = first.place(&order).await;
+
+    // The per-order stream on the second instance, opened before the order reached its view
+    // or after: either way it ends with the final status.
+    let stream = open(&second, &id, None).await;
+    let (status, events) = (
+        stream.status(),
+        read_to_end(stream, Duration::from_secs(20)).await,
+    );
+    assert_eq!(status, 200);
+    let names: Vec<&str> = events.iter().map(|(_, e, _)| e.as_str()).collect();
+    assert_eq!(names, ["PENDING", "PROCESSING", "COMPLETED"]);
+
+    let changes = read_events(&mut feed, 3).await;
+    assert!(changes.iter().all(|(_, _, d)| d["order_id"] == id.as_str()));
+    assert_eq!(changes[2].1, "COMPLETED");
+}

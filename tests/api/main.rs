@@ -12,3 +12,4 @@ mod lifecycle;
 mod live;
 mod observability;
 mod processing;
+mod view;

@@ -350,7 +350,7 @@ async fn a_fresh_instance_answers_for_every_processed_order() {
     for id in &ids {
         first.wait_status(id, "COMPLETED").await;
     }
-    let mut reader_settings = settings.clone();
+    let mut reader_settings = another_instance(&settings);
     reader_settings.processing.consumers = 0;
     let fresh = TestApp::spawn(reader_settings).await;
     for id in &ids {
@@ -367,7 +367,7 @@ async fn two_instances_share_the_partitions_and_hand_over_without_loss() {
     let mut settings = test_settings(&broker);
     settings.processing.consumers = 1;
     let mut a = TestApp::spawn(settings.clone()).await;
-    let b = TestApp::spawn(settings.clone()).await;
+    let b = TestApp::spawn(another_instance(&settings)).await;
 
     // Wait until both members hold partitions.
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
