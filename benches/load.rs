@@ -17,6 +17,8 @@
 //! - the cost of access control: single POSTs to an open instance and to one requiring API
 //!   keys, in alternating rounds, with throughput, latency and CPU time per order.
 //!
+//! `--view-orders N` instead measures the status view at N orders (see `load/view.rs`).
+//!
 //! `--migrate-records N` instead measures only `POST /api/operations/migrate` against a raw
 //! rdkafka copy of the same N records between two brokers.
 //!
@@ -37,6 +39,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
+#[path = "load/view.rs"]
+mod view;
+
 struct Options {
     single_orders: usize,
     concurrency: usize,
@@ -52,6 +57,8 @@ struct Options {
     access_only: bool,
     /// `--migrate-records N`: with it, only the migrate comparison, over N records.
     migrate_records: Option<usize>,
+    /// `--view-orders N`: with it, only the status view at N orders (see `view`).
+    view_orders: Option<usize>,
     /// `--consumers N`: consumer tasks of the processing instance (default 1; see
     /// [`Options::parse`]).
     consumers: usize,
@@ -70,6 +77,7 @@ impl Options {
             quick_start: None,
             access_only: false,
             migrate_records: None,
+            view_orders: None,
             // One task, so the group never rebalances while the backlog is processed: Tansu's
             // memory engine answers a fetch that starts inside a record batch with nothing,
             // so a partition handed over at a committed offset mid-batch stalls for ever
@@ -101,6 +109,7 @@ impl Options {
                 "--access-only" => o.access_only = value() != 0,
                 "--migrate-records" => o.migrate_records = Some(value()),
                 "--consumers" => o.consumers = value(),
+                "--view-orders" => o.view_orders = Some(value()),
                 other => panic!("unknown option {other}"),
             }
         }
@@ -247,6 +256,11 @@ fn spawn_service_with(
     extra_env: &[(&str, &str)],
 ) -> Guard {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+    // Each instance its own status view (a path in `extra_env` wins).
+    let view = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("bench-views")
+        .join(format!("{}.db", uuid::Uuid::new_v4().simple()));
+    command.env("ORDERFLOW__STATUS_VIEW__PATH", view);
     command.envs(extra_env.iter().copied());
     match access {
         Access::Shipped => {}
@@ -717,6 +731,10 @@ async fn main() {
     let options = Options::parse();
     if let Some(records) = options.migrate_records {
         migrate_phase(records).await;
+        return;
+    }
+    if let Some(orders) = options.view_orders {
+        view::view_phase(orders).await;
         return;
     }
     if let Some(storage) = &options.quick_start {

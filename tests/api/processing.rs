@@ -306,7 +306,7 @@ async fn cancel_before_processing_after_completion_and_unknown() {
     );
 
     // A processing instance starts only now: the cancel is ahead of processing.
-    let mut processing = intake_only.clone();
+    let mut processing = another_instance(&intake_only);
     processing.processing.consumers = 1;
     let worker = TestApp::spawn(processing).await;
     let view = worker.wait_status(&id, "CANCELLED").await;
