@@ -265,6 +265,10 @@ pub async fn view_phase(count: usize) {
     let restart = restarted_at.elapsed();
     let text = metrics(&client, &base).await;
     let read_after_restart = sample(&text, "orderflow_view_records_read_total");
+    // The restarted instance after the same reads: its memory in steady use.
+    timed_gets(&client, &list_urls).await;
+    timed_gets(&client, &get_urls).await;
+    let restarted_rss = rss_bytes(service.0.id());
     let rebuilds: f64 = ["missing", "unreadable", "other_source", "offsets_gone"]
         .iter()
         .map(|r| {
@@ -297,6 +301,10 @@ pub async fn view_phase(count: usize) {
     println!(
         "| RSS 5 s after ready, {count} orders (aim < 200 MiB) | {:.0} MiB |",
         mib(settled)
+    );
+    println!(
+        "| RSS of the restarted instance after the same reads | {:.0} MiB |",
+        mib(restarted_rss)
     );
     println!(
         "| restart to ready on the same store (aim < 5 s) | {:.2} s, {read_after_restart:.0} records read, {rebuilds:.0} rebuilds |",

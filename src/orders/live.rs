@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::status::{OrderSnapshot, OrderStatus, StatusChange};
-use super::store::{FeedEntry, OrderWatch};
+use super::store::{FeedEntry, FeedFilter, FeedSubscription, OrderWatch};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
 use crate::metrics::Metrics;
@@ -206,13 +206,16 @@ pub async fn order_feed(
         .transpose()?;
     let after = last_event_id(&headers);
     let open = state.live.open(&state.metrics)?;
-    let (receiver, replay) = state.store.follow(after as u64);
-    let feed = Feed {
+    let filter = FeedFilter {
         customer_id: params.customer_id,
         status,
-        replay: replay.into(),
+    };
+    let mut subscription = state.store.follow(after as u64, &filter);
+    let feed = Feed {
+        filter,
+        replay: std::mem::take(&mut subscription.replay).into(),
         last: after as u64,
-        receiver,
+        subscription,
         shutdown: state.shutdown.clone(),
         open,
         dropped: false,
@@ -232,12 +235,11 @@ fn last_event_id(headers: &HeaderMap) -> usize {
 
 /// A feed subscriber's filter and place.
 struct Feed {
-    customer_id: Option<String>,
-    status: Option<OrderStatus>,
+    filter: FeedFilter,
     replay: VecDeque<FeedEntry>,
     /// The last sequence number sent or skipped.
     last: u64,
-    receiver: tokio::sync::broadcast::Receiver<FeedEntry>,
+    subscription: FeedSubscription,
     shutdown: CancellationToken,
     open: OpenStream,
     dropped: bool,
@@ -254,7 +256,7 @@ impl Feed {
                 Some(entry) => entry,
                 None => tokio::select! {
                     () = self.shutdown.cancelled() => return None,
-                    received = self.receiver.recv() => match received {
+                    received = self.subscription.receiver.recv() => match received {
                         Ok(entry) => entry,
                         Err(RecvError::Lagged(_)) => {
                             self.dropped = true;
@@ -274,12 +276,7 @@ impl Feed {
             }
             self.last = entry.seq;
             let event = &entry.event;
-            let wanted = self
-                .customer_id
-                .as_deref()
-                .is_none_or(|c| c == event.customer_id)
-                && self.status.is_none_or(|s| s == event.status);
-            if wanted {
+            if self.filter.wants(event) {
                 self.open.metrics.live_events.inc();
                 return Some((Ok(sse_event(entry.seq, event)), self));
             }

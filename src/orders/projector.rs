@@ -147,6 +147,9 @@ impl Projector {
                     self.fetch_wait_max.as_millis().to_string(),
                 ),
                 ("auto.offset.reset", "error".into()),
+                // librdkafka prefetches up to 64 MiB by default; the view's memory is bounded
+                // by what it holds, not by how far ahead the client reads.
+                ("queued.max.messages.kbytes", "8192".into()),
             ])
             .create_with_context(ClientContext::default())
             .context("creating the projector consumer")?;
@@ -271,6 +274,8 @@ impl Projector {
                     );
                 }
             }
+            // A rebuild reads faster than the store writes: wait for the writer.
+            self.store.wait_for_room().await;
             let message = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 received = tokio::time::timeout(Duration::from_millis(250), consumer.recv()) => received,

@@ -17,23 +17,26 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use db::RebuildReason;
 use db::{Db, Reads, Row};
 use notify::{Feed, Watchers};
-pub use notify::{FeedEntry, OrderWatch};
+pub use notify::{FeedEntry, FeedFilter, FeedSubscription, OrderWatch};
 
 use super::model::Order;
 use super::status::{OrderSnapshot, OrderStatus};
 use crate::config::StatusViewSettings;
 
 /// Changes waiting for the writer that make it write at once instead of at its interval.
-const FLUSH_AT: usize = 5_000;
+const FLUSH_AT: usize = 2_000;
+/// Changes waiting for the writer at which the projector waits for it (bounds the memory
+/// of a rebuild, which reads faster than the store writes).
+const MAX_PENDING: usize = 4_000;
 /// Reader connections kept open between reads.
-const READERS: usize = 4;
+const READERS: usize = 2;
 
 /// A page request for [`OrderStore::list`].
 #[derive(Debug, Clone, Default)]
@@ -54,7 +57,8 @@ pub struct ListQuery {
 
 /// A cached order.
 struct Slot {
-    snapshot: OrderSnapshot,
+    /// Shared with the writer's batch while it is being committed.
+    snapshot: Arc<OrderSnapshot>,
     /// Changed since the writer last committed it; never evicted while set.
     dirty: bool,
     /// Bumped on every change, so the writer knows whether what it committed is current.
@@ -78,6 +82,7 @@ struct Cache {
 impl Cache {
     /// Puts a changed snapshot in, to be committed.
     fn put(&mut self, snapshot: OrderSnapshot) {
+        let snapshot = Arc::new(snapshot);
         self.next_version += 1;
         let version = self.next_version;
         let id = snapshot.order.order_id;
@@ -136,6 +141,10 @@ pub struct OrderStore {
     /// Orders held (store and not yet committed).
     count: AtomicUsize,
     flush_soon: Notify,
+    /// Signalled after each commit (or failed attempt).
+    flushed: Notify,
+    /// Changes waiting for the writer (`Cache::dirty`), read without the lock.
+    pending: AtomicUsize,
     /// Why the store started empty, if it did.
     opened_empty: Option<RebuildReason>,
     watchers: Watchers,
@@ -157,6 +166,8 @@ impl OrderStore {
             sqlite_cache_kib,
             count: AtomicUsize::new(count),
             flush_soon: Notify::new(),
+            flushed: Notify::new(),
+            pending: AtomicUsize::new(0),
             opened_empty,
             watchers: Watchers::default(),
             feed: Feed::new(),
@@ -195,10 +206,10 @@ impl OrderStore {
         cache.positions_changed = true;
     }
 
-    /// Subscribes to every later change, and returns the recent ones after `after` (oldest
-    /// first) that are still held.
-    pub fn follow(&self, after: u64) -> (broadcast::Receiver<FeedEntry>, Vec<FeedEntry>) {
-        self.feed.follow(after)
+    /// Subscribes to the later changes `filter` wants, with the recent ones after `after`
+    /// (oldest first) that are still held.
+    pub fn follow(self: &Arc<Self>, after: u64, filter: &FeedFilter) -> FeedSubscription {
+        Feed::follow(self, after, filter)
     }
 
     /// Subscribes to the changes of order `id` (known or not yet).
@@ -209,19 +220,19 @@ impl OrderStore {
     /// The current snapshot of an order.
     pub fn get(&self, id: &Uuid) -> Option<OrderSnapshot> {
         if let Some(slot) = self.lock_cache().slots.get(id) {
-            return Some(slot.snapshot.clone());
+            return Some(OrderSnapshot::clone(&slot.snapshot));
         }
         let stored = self.read(|conn| Reads::get(conn, id))?;
         let mut cache = self.lock_cache();
         if let Some(slot) = cache.slots.get(id) {
-            return Some(slot.snapshot.clone());
+            return Some(OrderSnapshot::clone(&slot.snapshot));
         }
         cache.next_version += 1;
         let version = cache.next_version;
         cache.slots.insert(
             *id,
             Slot {
-                snapshot: stored.clone(),
+                snapshot: Arc::new(stored.clone()),
                 dirty: false,
                 version,
             },
@@ -273,7 +284,7 @@ impl OrderStore {
         let current = cache
             .slots
             .get(&id)
-            .map(|s| &s.snapshot)
+            .map(|s| &*s.snapshot)
             .or(stored.as_ref());
         let (snapshot, new) = match current {
             Some(current) if !snapshot.supersedes(current) => return,
@@ -297,7 +308,7 @@ impl OrderStore {
     pub fn mark_cancel_requested(&self, id: &Uuid) -> bool {
         let stored = self.current_unless_cached(id);
         let mut cache = self.lock_cache();
-        let Some(mut current) = cache.slots.get(id).map(|s| s.snapshot.clone()).or(stored) else {
+        let Some(mut current) = cache.slots.get(id).map(|s| OrderSnapshot::clone(&s.snapshot)).or(stored) else {
             return false;
         };
         if !current.status.is_final() && !current.cancel_requested {
@@ -326,7 +337,7 @@ impl OrderStore {
         let cache = self.lock_cache();
         for snapshot in &mut page {
             if let Some(slot) = cache.slots.get(&snapshot.order.order_id) {
-                snapshot.clone_from(&slot.snapshot);
+                snapshot.clone_from(&*slot.snapshot);
             }
         }
         Ok((page, next.flatten()))
@@ -357,13 +368,35 @@ impl OrderStore {
         }
     }
 
+    /// Waits while too many changes wait for the writer (the projector calls this).
+    pub async fn wait_for_room(&self) {
+        loop {
+            let flushed = self.flushed.notified();
+            tokio::pin!(flushed);
+            flushed.as_mut().enable();
+            if self.pending.load(Ordering::Acquire) < MAX_PENDING {
+                return;
+            }
+            self.flush_soon.notify_one();
+            flushed.await;
+        }
+    }
+
     /// Commits the pending changes and offsets in one transaction. Blocking.
     pub fn flush(&self) -> anyhow::Result<usize> {
+        let result = self.write_pending();
+        self.pending
+            .store(self.lock_cache().dirty.len(), Ordering::Release);
+        self.flushed.notify_waiters();
+        result
+    }
+
+    fn write_pending(&self) -> anyhow::Result<usize> {
         let mut db = self.lock_db();
         let (batch, positions) = {
             let mut cache = self.lock_cache();
             let ids = std::mem::take(&mut cache.dirty);
-            let batch: Vec<(Uuid, u64, OrderSnapshot)> = ids
+            let batch: Vec<(Uuid, u64, Arc<OrderSnapshot>)> = ids
                 .iter()
                 .filter_map(|id| {
                     let slot = cache.slots.get(id)?;
@@ -459,6 +492,7 @@ impl OrderStore {
     fn changed(&self, cache: MutexGuard<'_, Cache>, id: &Uuid, new: bool) {
         let pending = cache.dirty.len();
         drop(cache);
+        self.pending.store(pending, Ordering::Release);
         if new {
             self.count.fetch_add(1, Ordering::AcqRel);
         }
