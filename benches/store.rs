@@ -41,7 +41,7 @@ fn rows(n: usize) -> Vec<Row> {
 }
 
 fn final_status(i: usize) -> u8 {
-    if i % 10 == 0 { 3 } else { 2 }
+    if i.is_multiple_of(10) { 3 } else { 2 }
 }
 
 /// The operations the view needs from a store.
@@ -156,7 +156,7 @@ impl Store for Redb {
     fn write(&mut self, batch: &[Row]) {
         let mut tx = self.0.begin_write().unwrap();
         self.1 += 1;
-        if self.1 % 10 != 0 {
+        if !self.1.is_multiple_of(10) {
             tx.set_durability(redb::Durability::None).unwrap();
         }
         {

@@ -53,7 +53,7 @@ fn records(template: &Order, i: usize) -> (String, Vec<u8>, Vec<u8>) {
     .unwrap();
     let at = order.accepted_at + chrono::Duration::milliseconds(50);
     let processing = OrderSnapshot::pending(order).advanced(OrderStatus::Processing, None, at);
-    let done = if i % 10 == 0 {
+    let done = if i.is_multiple_of(10) {
         processing.advanced(OrderStatus::Failed, Some("credit limit".into()), at)
     } else {
         processing.advanced(OrderStatus::Completed, None, at)

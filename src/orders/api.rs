@@ -35,6 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
             routes!(super::live::order_events),
         ))
         .routes(scoped(Scope::OrdersRead, routes!(super::live::order_feed)))
+        .routes(scoped(
+            Scope::OrdersRead,
+            routes!(super::socket::order_socket),
+        ))
         .routes(scoped(Scope::OrdersWrite, routes!(cancel_order)))
 }
 

@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 /// The bound on open streams of this instance, and their keep-alive.
 pub struct LiveStreams {
     permits: Arc<Semaphore>,
-    keep_alive: Duration,
+    pub(crate) keep_alive: Duration,
     retry_after: Duration,
 }
 
@@ -49,7 +49,7 @@ impl LiveStreams {
     }
 
     /// A place for one more stream, or `503 overloaded` when all are taken.
-    fn open(&self, metrics: &Arc<Metrics>) -> Result<OpenStream, ApiError> {
+    pub(crate) fn open(&self, metrics: &Arc<Metrics>) -> Result<OpenStream, ApiError> {
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => Ok(OpenStream::new(permit, metrics.clone())),
             Err(_) => {
@@ -64,8 +64,16 @@ impl LiveStreams {
     /// The events as an SSE response with this instance's keep-alive.
     fn respond(
         &self,
-        events: impl futures::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+        changes: impl futures::Stream<Item = Change> + Send + 'static,
+        metrics: Arc<Metrics>,
     ) -> Response {
+        use futures::StreamExt;
+        let events = changes.map(move |change| {
+            if matches!(change, Change::Event { .. }) {
+                metrics.live_events.inc();
+            }
+            Ok::<_, Infallible>(change.sse())
+        });
         Sse::new(events)
             .keep_alive(KeepAlive::new().interval(self.keep_alive))
             .into_response()
@@ -137,6 +145,20 @@ pub async fn order_events(
     let id = super::api::parse_id(&id)?;
     let after = last_event_id(&headers);
     let open = state.live.open(&state.metrics)?;
+    let changes = follow_order(&state, id, after, Some(open))
+        .await
+        .ok_or(ApiError::NotFound("order"))?;
+    Ok(state.live.respond(changes, state.metrics.clone()))
+}
+
+/// The changes of order `id` after the `after`-th, ending after its final status; `None`
+/// when the view does not know the order (after waiting a moment for it).
+pub(crate) async fn follow_order(
+    state: &AppState,
+    id: Uuid,
+    after: usize,
+    open: Option<OpenStream>,
+) -> Option<impl futures::Stream<Item = Change> + Send + 'static> {
     // Watch before reading, so no change falls between the two.
     let mut watch = state.store.watch(id);
     let mut snapshot = watch.get();
@@ -145,20 +167,36 @@ pub async fn order_events(
         let _ = tokio::time::timeout(UNKNOWN_ORDER_WAIT, watch.changed()).await;
         snapshot = watch.get();
     }
-    let Some(snapshot) = snapshot else {
-        return Err(ApiError::NotFound("order"));
-    };
     let follow = Follow {
-        sent: after.min(snapshot.history.len()),
+        sent: after.min(snapshot?.history.len()),
         watch,
         pending: VecDeque::new(),
         finished: false,
         shutdown: state.shutdown.clone(),
-        open,
+        _open: open,
     };
-    Ok(state
-        .live
-        .respond(futures::stream::unfold(follow, Follow::next)))
+    Some(futures::stream::unfold(follow, Follow::next))
+}
+
+/// Every later change `filter` wants (after the feed position `after`, from the replay).
+pub(crate) fn follow_feed(
+    state: &AppState,
+    filter: FeedFilter,
+    after: u64,
+    open: Option<OpenStream>,
+) -> impl futures::Stream<Item = Change> + Send + 'static {
+    let mut subscription = state.store.follow(after, &filter);
+    let feed = Feed {
+        filter,
+        replay: std::mem::take(&mut subscription.replay).into(),
+        last: after,
+        subscription,
+        shutdown: state.shutdown.clone(),
+        metrics: state.metrics.clone(),
+        _open: open,
+        dropped: false,
+    };
+    futures::stream::unfold(feed, Feed::next)
 }
 
 /// How long a stream of an order this view does not know yet waits for it before 404.
@@ -210,19 +248,8 @@ pub async fn order_feed(
         customer_id: params.customer_id,
         status,
     };
-    let mut subscription = state.store.follow(after as u64, &filter);
-    let feed = Feed {
-        filter,
-        replay: std::mem::take(&mut subscription.replay).into(),
-        last: after as u64,
-        subscription,
-        shutdown: state.shutdown.clone(),
-        open,
-        dropped: false,
-    };
-    Ok(state
-        .live
-        .respond(futures::stream::unfold(feed, Feed::next)))
+    let changes = follow_feed(&state, filter, after as u64, Some(open));
+    Ok(state.live.respond(changes, state.metrics.clone()))
 }
 
 fn last_event_id(headers: &HeaderMap) -> usize {
@@ -241,12 +268,14 @@ struct Feed {
     last: u64,
     subscription: FeedSubscription,
     shutdown: CancellationToken,
-    open: OpenStream,
+    metrics: Arc<Metrics>,
+    /// The stream's place under the bound (a WebSocket holds one for all its subscriptions).
+    _open: Option<OpenStream>,
     dropped: bool,
 }
 
 impl Feed {
-    async fn next(mut self) -> Option<(Result<Event, Infallible>, Feed)> {
+    async fn next(mut self) -> Option<(Change, Feed)> {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             if self.dropped {
@@ -260,12 +289,9 @@ impl Feed {
                         Ok(entry) => entry,
                         Err(RecvError::Lagged(_)) => {
                             self.dropped = true;
-                            self.open.metrics.live_streams_dropped.inc();
-                            let end = Event::default().event("dropped").data(format!(
-                                "too slow: changes after {} were missed; reconnect with Last-Event-ID",
-                                self.last
-                            ));
-                            return Some((Ok(end), self));
+                            self.metrics.live_streams_dropped.inc();
+                            let last = self.last;
+                            return Some((Change::Dropped { last }, self));
                         }
                         Err(RecvError::Closed) => return None,
                     },
@@ -275,10 +301,12 @@ impl Feed {
                 continue;
             }
             self.last = entry.seq;
-            let event = &entry.event;
-            if self.filter.wants(event) {
-                self.open.metrics.live_events.inc();
-                return Some((Ok(sse_event(entry.seq, event)), self));
+            if self.filter.wants(&entry.event) {
+                let change = Change::Event {
+                    id: entry.seq,
+                    event: entry.event,
+                };
+                return Some((change, self));
             }
         }
     }
@@ -289,18 +317,18 @@ struct Follow {
     watch: OrderWatch,
     /// Changes sent (or skipped by `Last-Event-ID`), from the start of the history.
     sent: usize,
-    pending: VecDeque<Event>,
+    pending: VecDeque<Change>,
     finished: bool,
     shutdown: CancellationToken,
-    open: OpenStream,
+    /// The stream's place under the bound (a WebSocket holds one for all its subscriptions).
+    _open: Option<OpenStream>,
 }
 
 impl Follow {
-    async fn next(mut self) -> Option<(Result<Event, Infallible>, Follow)> {
+    async fn next(mut self) -> Option<(Change, Follow)> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                self.open.metrics.live_events.inc();
-                return Some((Ok(event), self));
+            if let Some(change) = self.pending.pop_front() {
+                return Some((change, self));
             }
             if self.finished {
                 return None;
@@ -308,7 +336,10 @@ impl Follow {
             // An order leaves the view only when evicted; the stream then ends.
             let snapshot = self.watch.get()?;
             for (index, change) in snapshot.history.iter().enumerate().skip(self.sent) {
-                self.pending.push_back(event(&snapshot, index + 1, change));
+                self.pending.push_back(Change::Event {
+                    id: index as u64 + 1,
+                    event: Arc::new(StatusEvent::of(&snapshot, change)),
+                });
             }
             self.sent = self.sent.max(snapshot.history.len());
             self.finished = snapshot.status.is_final();
@@ -322,18 +353,33 @@ impl Follow {
     }
 }
 
-fn event(snapshot: &OrderSnapshot, id: usize, change: &StatusChange) -> Event {
-    sse_event(id as u64, &StatusEvent::of(snapshot, change))
+/// What a live stream sends: a status change, or the end of a feed that fell behind.
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    /// A change; `id` is its position in the order's history (per-order streams) or on the
+    /// instance's feed (feeds).
+    Event { id: u64, event: Arc<StatusEvent> },
+    /// The subscriber fell too far behind; changes after `last` were missed.
+    Dropped { last: u64 },
 }
 
-fn sse_event(id: u64, data: &StatusEvent) -> Event {
-    let event = Event::default()
-        .id(id.to_string())
-        .event(data.status.as_str());
-    // Serializing this struct cannot fail; an empty event would still keep the order.
-    event
-        .json_data(data)
-        .unwrap_or_else(|_| Event::default().id(id.to_string()))
+impl Change {
+    /// As a Server-Sent Event.
+    fn sse(&self) -> Event {
+        match self {
+            Change::Event { id, event } => {
+                let sse = Event::default()
+                    .id(id.to_string())
+                    .event(event.status.as_str());
+                // Serializing this struct cannot fail; an empty event would still keep the order.
+                sse.json_data(event)
+                    .unwrap_or_else(|_| Event::default().id(id.to_string()))
+            }
+            Change::Dropped { last } => Event::default().event("dropped").data(format!(
+                "too slow: changes after {last} were missed; reconnect with Last-Event-ID"
+            )),
+        }
+    }
 }
 
 impl StatusEvent {
@@ -352,7 +398,7 @@ impl StatusEvent {
 }
 
 /// Counts a stream as open while it lives, and holds its place under the bound.
-struct OpenStream {
+pub(crate) struct OpenStream {
     _permit: OwnedSemaphorePermit,
     metrics: Arc<Metrics>,
 }

@@ -11,6 +11,7 @@ pub mod model;
 pub mod processor;
 pub mod projector;
 pub mod service;
+pub mod socket;
 pub mod status;
 pub mod store;
 

@@ -150,6 +150,7 @@ impl Projector {
                 // librdkafka prefetches up to 64 MiB by default; the view's memory is bounded
                 // by what it holds, not by how far ahead the client reads.
                 ("queued.max.messages.kbytes", "8192".into()),
+                ("queued.min.messages", "10000".into()),
             ])
             .create_with_context(ClientContext::default())
             .context("creating the projector consumer")?;

@@ -267,3 +267,98 @@ async fn streams_on_a_second_instance_follow_an_order_accepted_by_the_first() {
     assert!(changes.iter().all(|(_, _, d)| d["order_id"] == id.as_str()));
     assert_eq!(changes[2].1, "COMPLETED");
 }
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON text message (pings and pongs skipped).
+async fn next_json(socket: &mut Socket) -> Value {
+    use futures::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+async fn send_json(socket: &mut Socket, body: Value) {
+    use futures::SinkExt;
+    let message = tokio_tungstenite::tungstenite::Message::Text(body.to_string().into());
+    socket.send(message).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_follows_orders_and_a_customer_and_closes_at_shutdown() {
+    use futures::StreamExt;
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let broker = TestBroker::start(Engine::Memory).await;
+    let mut app = TestApp::spawn(test_settings(&broker)).await;
+    let earlier = app.place(&valid_order()).await;
+    app.wait_status(&earlier, "COMPLETED").await;
+    let url = app.url("/api/orders/ws").replace("http://", "ws://");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+
+    // A finished order: its history, then the end.
+    send_json(&mut socket, json!({"subscribe": {"order_ids": [earlier]}})).await;
+    let mut received = vec![next_json(&mut socket).await];
+    while received.last().unwrap()["type"] != "end" {
+        received.push(next_json(&mut socket).await);
+    }
+    let events: Vec<&str> = received
+        .iter()
+        .filter(|m| m["type"] == "event")
+        .map(|m| m["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["PENDING", "PROCESSING", "COMPLETED"]);
+    assert!(
+        received
+            .iter()
+            .all(|m| m["subscription"] == format!("order:{earlier}"))
+    );
+    assert_eq!(received[2]["data"]["order_id"], earlier.as_str());
+
+    // A customer from now on: another customer's order is not sent.
+    send_json(&mut socket, json!({"subscribe": {"customer_id": "ws-a"}})).await;
+    // The subscription is taken before the next message is read; a round trip proves it.
+    send_json(&mut socket, json!({"subscribe": 1})).await;
+    assert_eq!(next_json(&mut socket).await["type"], "error");
+    let mut other = valid_order();
+    other["customer_id"] = "ws-b".into();
+    app.place(&other).await;
+    let mut order = valid_order();
+    order["customer_id"] = "ws-a".into();
+    let id = app.place(&order).await;
+    let mut feed = Vec::new();
+    while feed.len() < 3 {
+        feed.push(next_json(&mut socket).await);
+    }
+    assert!(
+        feed.iter()
+            .all(|m| m["subscription"] == "customer:ws-a" && m["data"]["order_id"] == id.as_str()),
+        "{feed:?}"
+    );
+    assert_eq!(feed[2]["event"], "COMPLETED");
+    assert_eq!(app.metric("orderflow_live_streams_open", &[]).await, 1.0);
+
+    // Shutdown closes it with "going away".
+    app.stop().await;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(close.unwrap().code, CloseCode::Away);
+}

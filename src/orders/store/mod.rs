@@ -38,6 +38,9 @@ const MAX_PENDING: usize = 4_000;
 /// Reader connections kept open between reads.
 const READERS: usize = 2;
 
+/// Where a page ends: the (accepted_at, order_id) of its last order.
+pub type Cursor = (DateTime<Utc>, Uuid);
+
 /// A page request for [`OrderStore::list`].
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -52,7 +55,7 @@ pub struct ListQuery {
     /// Page size.
     pub limit: usize,
     /// Continue after this position (from the previous page's `next_cursor`).
-    pub cursor: Option<(DateTime<Utc>, Uuid)>,
+    pub cursor: Option<Cursor>,
 }
 
 /// A cached order.
@@ -212,6 +215,12 @@ impl OrderStore {
         Feed::follow(self, after, filter)
     }
 
+    /// The position of the last change on this instance's feed (a feed from now on starts
+    /// after it).
+    pub fn feed_position(&self) -> u64 {
+        self.feed.position()
+    }
+
     /// Subscribes to the changes of order `id` (known or not yet).
     pub fn watch(self: &Arc<Self>, id: Uuid) -> OrderWatch {
         OrderWatch::new(self.clone(), id)
@@ -308,7 +317,12 @@ impl OrderStore {
     pub fn mark_cancel_requested(&self, id: &Uuid) -> bool {
         let stored = self.current_unless_cached(id);
         let mut cache = self.lock_cache();
-        let Some(mut current) = cache.slots.get(id).map(|s| OrderSnapshot::clone(&s.snapshot)).or(stored) else {
+        let Some(mut current) = cache
+            .slots
+            .get(id)
+            .map(|s| OrderSnapshot::clone(&s.snapshot))
+            .or(stored)
+        else {
             return false;
         };
         if !current.status.is_final() && !current.cancel_requested {
@@ -321,10 +335,7 @@ impl OrderStore {
 
     /// A page of orders, newest first, and the cursor of the next page if there is one.
     /// Blocking (it commits what is pending, then queries): call it off the async runtime.
-    pub fn list(
-        &self,
-        query: &ListQuery,
-    ) -> anyhow::Result<(Vec<OrderSnapshot>, Option<(DateTime<Utc>, Uuid)>)> {
+    pub fn list(&self, query: &ListQuery) -> anyhow::Result<(Vec<OrderSnapshot>, Option<Cursor>)> {
         self.flush()?;
         let mut page = self
             .read(|conn| Reads::list(conn, query).map(Some))

@@ -179,9 +179,18 @@ impl Feed {
         }
     }
 
+    /// The position of the last change on the feed.
+    pub(super) fn position(&self) -> u64 {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
     /// Subscribes to the later changes `filter` wants, with the recent ones after `after`
     /// that are still held.
-    pub(super) fn follow(store: &Arc<OrderStore>, after: u64, filter: &FeedFilter) -> FeedSubscription {
+    pub(super) fn follow(
+        store: &Arc<OrderStore>,
+        after: u64,
+        filter: &FeedFilter,
+    ) -> FeedSubscription {
         let feed = &store.feed;
         let recent = feed.recent.lock().unwrap_or_else(|e| e.into_inner());
         // Subscribed under the lock, so no change falls between the replay and the live part.
