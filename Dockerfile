@@ -22,13 +22,17 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home orderflow
+ && useradd --system --uid 10001 --no-create-home orderflow \
+ && mkdir -p /var/lib/orderflow && chown orderflow /var/lib/orderflow
 WORKDIR /app
 COPY --from=builder /src/target/release/orderflow /usr/local/bin/orderflow
 COPY config ./config
 USER orderflow
+# The status view's store: on a volume, so a restart resumes instead of rebuilding.
 ENV ORDERFLOW_ENV=production \
-    ORDERFLOW_CONFIG_DIR=/app/config
+    ORDERFLOW_CONFIG_DIR=/app/config \
+    ORDERFLOW__STATUS_VIEW__PATH=/var/lib/orderflow/view.db
+VOLUME /var/lib/orderflow
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD curl -fsS http://127.0.0.1:8080/health/ready || exit 1

@@ -74,6 +74,9 @@ echo "schemathesis $SCHEMATHESIS_VERSION: every check, every operation, against 
   `# leaves), so a request/response check can only time out on it; tests/api/live.rs drives` \
   `# it over real HTTP. The per-order stream, which ends, is checked here like the rest.` \
   --exclude-path /api/orders/events \
+  `# The WebSocket's handshake turns the connection into a WebSocket, which an HTTP checker` \
+  `# cannot speak; tests/api/live.rs drives it with a WebSocket client.` \
+  --exclude-path /api/orders/ws \
   --request-timeout 10 \
   --header "Authorization: Bearer $KEY" \
   --report junit --report-dir "$REPORT"

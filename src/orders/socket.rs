@@ -65,6 +65,12 @@ enum Item {
 /// behind gets `{"type": "dropped"}` and ends. Counts as one live stream; closed at shutdown.
 #[utoipa::path(
     get, path = "/api/orders/ws", tag = "orders",
+    params(
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes, base64 (RFC 6455)"),
+    ),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),

@@ -420,6 +420,24 @@ fn the_image_is_multi_stage_non_root_and_health_checked() {
         .find_map(|l| l.strip_prefix("USER "))
         .expect("USER");
     assert!(user != "root" && user != "0", "runs as {user}");
+    // The status view lives on a volume the service's user owns, and compose keeps it.
+    let view = dockerfile
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ORDERFLOW__STATUS_VIEW__PATH="))
+        .expect("the view's path is set in the image");
+    let folder = view.rsplit_once('/').unwrap().0;
+    assert!(instructions.contains(&format!("VOLUME {folder}").as_str()));
+    assert!(dockerfile.contains(&format!("chown {user} {folder}")));
+    let compose = yaml("docker-compose.yml");
+    let volumes = compose["services"]["orderflow"]["volumes"]
+        .as_sequence()
+        .expect("orderflow volumes");
+    assert!(
+        volumes.iter().any(|v| v
+            .as_str()
+            .is_some_and(|v| v.ends_with(&format!(":{folder}")))),
+        "compose keeps {folder}"
+    );
     assert!(dockerfile.contains("HEALTHCHECK"));
     assert!(dockerfile.contains("/health/ready"));
     // Every file the build needs is copied into the builder.
