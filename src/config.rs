@@ -146,7 +146,7 @@ pub struct StatusViewSettings {
     pub path: String,
     /// Orders kept in memory in front of the store.
     pub cache_orders: usize,
-    /// SQLite's page cache per connection, in MiB.
+    /// SQLite's page cache of the writing connection, in MiB.
     pub store_cache_mb: u64,
     /// How often changes are committed to the store with their Kafka offsets, in ms.
     #[serde(rename = "flush_interval_ms", deserialize_with = "millis")]

@@ -20,7 +20,7 @@ use super::events::OrderEvent;
 use super::model::Order;
 use super::projector::Projector;
 use super::status::{OrderSnapshot, OrderStatus};
-use super::store::OrderStore;
+use super::store::{OrderStore, Origin};
 use crate::kafka::consumer::AssignmentGeneration;
 use crate::kafka::{BaseProducer, Handler, HandlerError, OutgoingRecord, Received};
 use crate::metrics::Metrics;
@@ -251,7 +251,8 @@ impl OrderProcessor {
             reason = snapshot.reason.as_deref().unwrap_or(""),
             "order status written to the status topic"
         );
-        self.store.apply(snapshot);
+        // Read-your-writes here; committed when the projector reads the record back.
+        self.store.apply(snapshot, Origin::Local);
         if status.is_final() {
             let elapsed = (Utc::now() - accepted_at).to_std().unwrap_or_default();
             self.metrics

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::events::OrderEvent;
 use super::status::{OrderSnapshot, OrderStatus};
-use super::store::{OrderStore, RebuildReason};
+use super::store::{OrderStore, Origin, RebuildReason};
 use crate::backoff::Backoff;
 use crate::kafka::topics::watermarks;
 use crate::kafka::{ClientContext, ClientSettings};
@@ -314,32 +314,41 @@ impl Projector {
         let Some(payload) = message.payload() else {
             return;
         };
-        // Records this instance wrote through already are not decoded again: an order's
-        // final status is written once and nothing supersedes it, and an order already
-        // known stays as it is when its `order_placed` record arrives.
-        let known = message
+        // Records of orders the view holds at least as far along are not decoded again: an
+        // order's final status is written once and nothing supersedes it, and an order
+        // already known stays as it is when its `order_placed` record arrives. When the view
+        // holds them as this instance's own local change, the record's arrival commits it.
+        let id = message
             .key()
             .and_then(|key| std::str::from_utf8(key).ok())
-            .and_then(|key| Uuid::parse_str(key).ok())
-            .and_then(|id| self.store.status_of(&id));
+            .and_then(|key| Uuid::parse_str(key).ok());
+        let known = id.and_then(|id| self.store.known(&id).map(|known| (id, known)));
+        let skip = |(id, (_, uncommitted)): (Uuid, (OrderStatus, bool))| {
+            if uncommitted {
+                self.store.commit_local(&id);
+            }
+        };
         if message.topic() == self.status_topic {
-            if known.is_some_and(OrderStatus::is_final) {
-                return;
+            if let Some(known) = known.filter(|(_, (status, _))| status.is_final()) {
+                return skip(known);
             }
             match serde_json::from_slice::<OrderSnapshot>(payload) {
-                Ok(snapshot) => self.store.apply(snapshot),
+                Ok(snapshot) => self.store.apply(snapshot, Origin::Topic),
                 Err(error) => tracing::warn!(%error, "undecodable status record skipped"),
             }
         } else {
             // The service writes the tag first; anything else is decoded in full below.
-            if known.is_some() && payload.starts_with(PLACED_PREFIX) {
-                return;
+            if let Some(known) = known.filter(|_| payload.starts_with(PLACED_PREFIX)) {
+                return skip(known);
             }
             // Undecodable order records are the processor's to dead-letter.
             match serde_json::from_slice::<OrderEvent>(payload) {
-                Ok(OrderEvent::OrderPlaced { order }) => self.store.insert_pending(order),
+                Ok(OrderEvent::OrderPlaced { order }) => match known {
+                    None => self.store.insert_unknown(order, Origin::Topic),
+                    Some(known) => skip(known),
+                },
                 Ok(OrderEvent::CancelRequested { order_id, .. }) => {
-                    self.store.mark_cancel_requested(&order_id);
+                    self.store.mark_cancel_requested(&order_id, Origin::Topic);
                 }
                 Err(_) => {}
             }

@@ -208,7 +208,8 @@ impl OrderService {
             .await
             .map_err(|e| self.produce_error(e))?;
         tracing::info!(order_id = %key, "cancel requested");
-        self.store.mark_cancel_requested(&order_id);
+        self.store
+            .mark_cancel_requested(&order_id, super::store::Origin::Local);
         self.metrics.cancels_requested.inc();
         Ok(current.status)
     }

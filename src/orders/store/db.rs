@@ -16,7 +16,7 @@ use super::ListQuery;
 use crate::orders::status::{OrderSnapshot, OrderStatus};
 
 /// Bumped when the layout changes; a store of another version is rebuilt.
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
 
 const SCHEMA: &str = "
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -24,7 +24,7 @@ const SCHEMA: &str = "
         next INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT ROWID;
     CREATE TABLE orders (id BLOB NOT NULL UNIQUE, accepted_at INTEGER NOT NULL,
         customer_id TEXT NOT NULL, status TEXT NOT NULL, final INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL, snapshot BLOB NOT NULL);
+        updated_at INTEGER NOT NULL, changes INTEGER NOT NULL, snapshot BLOB NOT NULL);
     CREATE INDEX orders_by_time ON orders (accepted_at, id);
     CREATE INDEX orders_by_status ON orders (status, accepted_at, id);
     CREATE INDEX orders_by_customer ON orders (customer_id, accepted_at, id);
@@ -37,6 +37,8 @@ pub struct Row {
     pub customer_id: String,
     pub status: OrderStatus,
     pub updated_at: i64,
+    /// Entries in the history: a row is never replaced by one with fewer.
+    pub changes: i64,
     pub snapshot: Vec<u8>,
 }
 
@@ -48,6 +50,7 @@ impl Row {
             customer_id: snapshot.order.customer_id.clone(),
             status: snapshot.status,
             updated_at: snapshot.history.last().map_or(0, |change| nanos(change.at)),
+            changes: snapshot.history.len() as i64,
             // A snapshot always encodes.
             snapshot: serde_json::to_vec(snapshot).unwrap_or_default(),
         }
@@ -84,14 +87,13 @@ impl RebuildReason {
 
 /// The file and its writing connection.
 pub struct Db {
-    path: PathBuf,
     conn: Connection,
     /// Held open for the process's life: the advisory lock that keeps a second instance off.
     _lock: std::fs::File,
 }
 
 /// Opens a connection with the view's settings.
-fn connect(path: &Path, cache_kib: u64) -> rusqlite::Result<Connection> {
+pub(super) fn connect(path: &Path, cache_kib: u64) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(&format!(
@@ -113,14 +115,7 @@ impl Db {
         let reason = match path.exists().then(|| Self::check(path, cache_kib)) {
             None => RebuildReason::Missing,
             Some(Ok(conn)) => {
-                return Ok((
-                    Db {
-                        path: path.into(),
-                        conn,
-                        _lock: lock,
-                    },
-                    None,
-                ));
+                return Ok((Db { conn, _lock: lock }, None));
             }
             Some(Err(error)) => {
                 tracing::warn!(path = %path.display(), error = %format!("{error:#}"),
@@ -143,14 +138,7 @@ impl Db {
             "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
             [SCHEMA_VERSION],
         )?;
-        Ok((
-            Db {
-                path: path.into(),
-                conn,
-                _lock: lock,
-            },
-            Some(reason),
-        ))
+        Ok((Db { conn, _lock: lock }, Some(reason)))
     }
 
     /// A connection to an existing store of this layout, checked by reading it.
@@ -167,11 +155,6 @@ impl Db {
         );
         conn.query_row("SELECT count(*) FROM positions", [], |r| r.get::<_, i64>(0))?;
         Ok(conn)
-    }
-
-    /// Another connection for reading (WAL: readers do not wait for the writer).
-    pub fn reader(&self, cache_kib: u64) -> rusqlite::Result<Connection> {
-        connect(&self.path, cache_kib)
     }
 
     /// The source the store was written from (topics and cluster), if recorded.
@@ -220,11 +203,13 @@ impl Db {
         let tx = self.conn.transaction()?;
         {
             let mut upsert = tx.prepare_cached(
-                "INSERT INTO orders (id, accepted_at, customer_id, status, final, updated_at, snapshot)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO orders
+                     (id, accepted_at, customer_id, status, final, updated_at, changes, snapshot)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (id) DO UPDATE SET status = excluded.status,
                      final = excluded.final, updated_at = excluded.updated_at,
-                     snapshot = excluded.snapshot",
+                     changes = excluded.changes, snapshot = excluded.snapshot
+                 WHERE excluded.changes >= orders.changes",
             )?;
             for row in rows {
                 upsert.execute(params![
@@ -234,6 +219,7 @@ impl Db {
                     row.status.as_str(),
                     row.status.is_final(),
                     row.updated_at,
+                    row.changes,
                     row.snapshot,
                 ])?;
             }

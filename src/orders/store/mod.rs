@@ -35,6 +35,11 @@ const FLUSH_AT: usize = 2_000;
 /// Changes waiting for the writer at which the projector waits for it (bounds the memory
 /// of a rebuild, which reads faster than the store writes).
 const MAX_PENDING: usize = 4_000;
+/// SQLite's page cache of each reader connection, in KiB (point reads and pages of a list
+/// touch few pages; the operating system's file cache serves the rest).
+const READER_CACHE_KIB: u64 = 2 * 1024;
+/// Cache entries one change may look at to evict.
+const EVICT_BUDGET: usize = 64;
 /// Reader connections kept open between reads.
 const READERS: usize = 2;
 
@@ -58,12 +63,26 @@ pub struct ListQuery {
     pub cursor: Option<Cursor>,
 }
 
+/// Where a change comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Read from the topics by the projector: committed with the offsets it includes.
+    Topic,
+    /// Written through by this instance before its record comes back (read-your-writes):
+    /// held in the cache only, and committed when the projector reads the record. So the
+    /// store is written at the projector's pace, which waits for the writer, and memory
+    /// stays bounded whatever intake and processing do.
+    Local,
+}
+
 /// A cached order.
 struct Slot {
     /// Shared with the writer's batch while it is being committed.
     snapshot: Arc<OrderSnapshot>,
-    /// Changed since the writer last committed it; never evicted while set.
+    /// To be committed by the writer; never evicted while set.
     dirty: bool,
+    /// The store holds this version.
+    stored: bool,
     /// Bumped on every change, so the writer knows whether what it committed is current.
     version: u64,
 }
@@ -83,41 +102,38 @@ struct Cache {
 }
 
 impl Cache {
-    /// Puts a changed snapshot in, to be committed.
-    fn put(&mut self, snapshot: OrderSnapshot) {
+    /// Puts a changed snapshot in; one from the topics is to be committed.
+    fn put(&mut self, snapshot: OrderSnapshot, origin: Origin) {
         let snapshot = Arc::new(snapshot);
         self.next_version += 1;
         let version = self.next_version;
         let id = snapshot.order.order_id;
-        match self.slots.get_mut(&id) {
-            Some(slot) => {
-                if !slot.dirty {
-                    self.dirty.push(id);
-                }
-                *slot = Slot {
-                    snapshot,
-                    dirty: true,
-                    version,
-                };
-            }
+        let was_dirty = match self.slots.get(&id) {
+            Some(slot) => slot.dirty,
             None => {
-                self.slots.insert(
-                    id,
-                    Slot {
-                        snapshot,
-                        dirty: true,
-                        version,
-                    },
-                );
                 self.fifo.push_back(id);
-                self.dirty.push(id);
+                false
             }
+        };
+        // A local change to a slot already waiting for the writer is written with it.
+        let dirty = was_dirty || origin == Origin::Topic;
+        if dirty && !was_dirty {
+            self.dirty.push(id);
         }
+        let slot = Slot {
+            snapshot,
+            dirty,
+            stored: false,
+            version,
+        };
+        self.slots.insert(id, slot);
     }
 
-    /// Drops the oldest committed orders while over `capacity`.
-    fn evict(&mut self, capacity: usize) {
-        let mut tries = self.fifo.len();
+    /// Drops the oldest orders not waiting for the writer while over `capacity`.
+    /// Looks at up to `budget` entries (dirty ones go to the back), so a change costs
+    /// little even when many entries wait for the writer.
+    fn evict(&mut self, capacity: usize, budget: usize) {
+        let mut tries = self.fifo.len().min(budget);
         while self.slots.len() > capacity && tries > 0 {
             tries -= 1;
             let Some(id) = self.fifo.pop_front() else {
@@ -139,8 +155,8 @@ pub struct OrderStore {
     cache: Mutex<Cache>,
     cache_capacity: usize,
     db: Mutex<Db>,
+    path: std::path::PathBuf,
     readers: Mutex<Vec<Connection>>,
-    sqlite_cache_kib: u64,
     /// Orders held (store and not yet committed).
     count: AtomicUsize,
     flush_soon: Notify,
@@ -165,8 +181,8 @@ impl OrderStore {
             cache: Mutex::new(Cache::default()),
             cache_capacity: settings.cache_orders.max(1),
             db: Mutex::new(db),
+            path: settings.path.clone().into(),
             readers: Mutex::new(Vec::new()),
-            sqlite_cache_kib,
             count: AtomicUsize::new(count),
             flush_soon: Notify::new(),
             flushed: Notify::new(),
@@ -243,11 +259,12 @@ impl OrderStore {
             Slot {
                 snapshot: Arc::new(stored.clone()),
                 dirty: false,
+                stored: true,
                 version,
             },
         );
         cache.fifo.push_back(*id);
-        cache.evict(self.cache_capacity);
+        cache.evict(self.cache_capacity, EVICT_BUDGET);
         Some(stored)
     }
 
@@ -257,6 +274,32 @@ impl OrderStore {
             return Some(slot.snapshot.status);
         }
         self.read(|conn| Reads::status(conn, id))
+    }
+
+    /// The status of an order and whether it still has to be committed (a local change
+    /// whose record the projector has now read; see [`OrderStore::commit_local`]).
+    pub fn known(&self, id: &Uuid) -> Option<(OrderStatus, bool)> {
+        if let Some(slot) = self.lock_cache().slots.get(id) {
+            return Some((slot.snapshot.status, !slot.dirty && !slot.stored));
+        }
+        self.read(|conn| Reads::status(conn, id))
+            .map(|status| (status, false))
+    }
+
+    /// Commits a local change as it is (its record has come back from the topics).
+    pub fn commit_local(&self, id: &Uuid) {
+        let mut cache = self.lock_cache();
+        let Some(slot) = cache.slots.get_mut(id) else {
+            return;
+        };
+        if slot.dirty || slot.stored {
+            return;
+        }
+        slot.dirty = true;
+        cache.dirty.push(*id);
+        let pending = cache.dirty.len();
+        drop(cache);
+        self.pending.store(pending, Ordering::Release);
     }
 
     /// Number of orders held.
@@ -269,24 +312,30 @@ impl OrderStore {
         self.len() == 0
     }
 
-    /// Records an accepted order as `PENDING` unless something newer is known.
+    /// Records an order this instance accepted as `PENDING` (a local change) unless
+    /// something newer is known.
     pub fn insert_pending(&self, order: Order) {
-        let id = order.order_id;
-        if self.status_of(&id).is_some() {
-            return;
+        if self.status_of(&order.order_id).is_none() {
+            self.insert_unknown(order, Origin::Local);
         }
+    }
+
+    /// Records an order the caller has just found unknown (with [`OrderStore::known`]) as
+    /// `PENDING`; the store is not read again.
+    pub fn insert_unknown(&self, order: Order, origin: Origin) {
+        let id = order.order_id;
         let mut cache = self.lock_cache();
         if cache.slots.contains_key(&id) {
             return;
         }
         let snapshot = OrderSnapshot::pending(order);
         self.feed.publish(&snapshot, 0);
-        cache.put(snapshot);
+        cache.put(snapshot, origin);
         self.changed(cache, &id, true);
     }
 
     /// Applies a snapshot unless the view already holds a later one.
-    pub fn apply(&self, snapshot: OrderSnapshot) {
+    pub fn apply(&self, snapshot: OrderSnapshot, origin: Origin) {
         let id = snapshot.order.order_id;
         let stored = self.current_unless_cached(&id);
         let mut cache = self.lock_cache();
@@ -309,12 +358,12 @@ impl OrderStore {
                 (snapshot, true)
             }
         };
-        cache.put(snapshot);
+        cache.put(snapshot, origin);
         self.changed(cache, &id, new);
     }
 
     /// Notes that a cancel was requested. Returns false when the order is unknown.
-    pub fn mark_cancel_requested(&self, id: &Uuid) -> bool {
+    pub fn mark_cancel_requested(&self, id: &Uuid, origin: Origin) -> bool {
         let stored = self.current_unless_cached(id);
         let mut cache = self.lock_cache();
         let Some(mut current) = cache
@@ -327,9 +376,13 @@ impl OrderStore {
         };
         if !current.status.is_final() && !current.cancel_requested {
             current.cancel_requested = true;
-            cache.put(current);
+            cache.put(current, origin);
         }
         self.changed(cache, id, false);
+        if origin == Origin::Topic {
+            // The cancel may have been this instance's local change: its record is here.
+            self.commit_local(id);
+        }
         true
     }
 
@@ -446,6 +499,7 @@ impl OrderStore {
             if let Some(slot) = cache.slots.get_mut(id) {
                 if slot.version == *version {
                     slot.dirty = false;
+                    slot.stored = true;
                 } else {
                     // Changed while being written: it is still in `dirty` only if it was
                     // marked again, which `put` does only for a clean slot.
@@ -453,7 +507,7 @@ impl OrderStore {
                 }
             }
         }
-        cache.evict(self.cache_capacity);
+        cache.evict(self.cache_capacity, usize::MAX);
         Ok(batch.len())
     }
 
@@ -498,9 +552,10 @@ impl OrderStore {
         self.read(|conn| Reads::get(conn, id))
     }
 
-    /// After a change under the cache lock: counts a new order, wakes the order's waiters,
-    /// and asks the writer to hurry when much is pending.
-    fn changed(&self, cache: MutexGuard<'_, Cache>, id: &Uuid, new: bool) {
+    /// After a change under the cache lock: keeps the cache to its size, counts a new order,
+    /// wakes the order's waiters, and asks the writer to hurry when much is pending.
+    fn changed(&self, mut cache: MutexGuard<'_, Cache>, id: &Uuid, new: bool) {
+        cache.evict(self.cache_capacity, EVICT_BUDGET);
         let pending = cache.dirty.len();
         drop(cache);
         self.pending.store(pending, Ordering::Release);
@@ -519,7 +574,8 @@ impl OrderStore {
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match pooled {
             Some(conn) => conn,
-            None => match self.lock_db().reader(self.sqlite_cache_kib) {
+            // Not through the writer's lock: a read never waits for a commit (WAL).
+            None => match db::connect(&self.path, READER_CACHE_KIB) {
                 Ok(conn) => conn,
                 Err(error) => {
                     tracing::error!(%error, "status view store cannot be read");
@@ -592,10 +648,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = OrderStore::open(&settings(&dir, 10)).unwrap();
         let o = order(0, "c");
-        store.apply(completed(&o));
+        store.apply(completed(&o), Origin::Topic);
         store.flush().unwrap();
         store.insert_pending(o.clone());
-        store.apply(OrderSnapshot::pending(o.clone()));
+        store.apply(OrderSnapshot::pending(o.clone()), Origin::Topic);
         assert_eq!(
             store.get(&o.order_id).unwrap().status,
             OrderStatus::Completed
@@ -611,9 +667,9 @@ mod tests {
             .map(|i| order(i, if i % 2 == 0 { "even" } else { "odd" }))
             .collect();
         for o in &orders {
-            store.insert_pending(o.clone());
+            store.insert_unknown(o.clone(), Origin::Topic);
         }
-        store.apply(completed(&orders[1]));
+        store.apply(completed(&orders[1]), Origin::Topic);
         let ids =
             |page: &[OrderSnapshot]| page.iter().map(|s| s.order.order_id).collect::<Vec<_>>();
         let (page, next) = store
@@ -671,7 +727,7 @@ mod tests {
         let store = OrderStore::open(&settings(&dir, 3)).unwrap();
         let orders: Vec<Order> = (0..20).map(|i| order(i, "c")).collect();
         for o in &orders {
-            store.insert_pending(o.clone());
+            store.insert_unknown(o.clone(), Origin::Topic);
         }
         store.flush().unwrap();
         assert!(
@@ -692,7 +748,7 @@ mod tests {
             let store = OrderStore::open(&settings(&dir, 10)).unwrap();
             assert_eq!(store.opened_empty(), Some(RebuildReason::Missing));
             store.reset("cluster/orders/status").unwrap();
-            store.apply(completed(&o));
+            store.apply(completed(&o), Origin::Topic);
             store.set_position("orders.status", 2, 41);
             store.flush().unwrap();
             // Not committed: lost with the process, and read again from the topics.
@@ -737,8 +793,11 @@ mod tests {
         let store = OrderStore::open(&settings(&dir, 10)).unwrap();
         let (old, live) = (order(0, "c"), order(1, "c"));
         let at = DateTime::from_timestamp(1_700_000_100, 0).unwrap();
-        store.apply(OrderSnapshot::pending(old.clone()).advanced(OrderStatus::Completed, None, at));
-        store.insert_pending(live.clone());
+        store.apply(
+            OrderSnapshot::pending(old.clone()).advanced(OrderStatus::Completed, None, at),
+            Origin::Topic,
+        );
+        store.insert_unknown(live.clone(), Origin::Topic);
         store.flush().unwrap();
         assert_eq!(
             store
@@ -755,5 +814,39 @@ mod tests {
             .unwrap();
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].order.order_id, live.order_id);
+    }
+
+    #[test]
+    fn a_local_change_is_committed_when_its_record_comes_back_and_is_never_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OrderStore::open(&settings(&dir, 2)).unwrap();
+        let mine = order(0, "c");
+        store.insert_pending(mine.clone());
+        store.apply(completed(&mine), Origin::Local);
+        assert_eq!(
+            store.known(&mine.order_id),
+            Some((OrderStatus::Completed, true))
+        );
+        assert_eq!(
+            store.flush().unwrap(),
+            0,
+            "nothing to commit before the record is read"
+        );
+        store.commit_local(&mine.order_id);
+        assert_eq!(store.flush().unwrap(), 1);
+        assert_eq!(
+            store.known(&mine.order_id),
+            Some((OrderStatus::Completed, false))
+        );
+        // Local changes do not hold memory: past the cache they go (the topics have them).
+        let others: Vec<Order> = (1..10).map(|i| order(i, "c")).collect();
+        for o in &others {
+            store.insert_pending(o.clone());
+        }
+        assert!(store.lock_cache().slots.len() <= 2);
+        assert_eq!(
+            store.get(&mine.order_id).unwrap().status,
+            OrderStatus::Completed
+        );
     }
 }
