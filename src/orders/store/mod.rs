@@ -286,6 +286,18 @@ impl OrderStore {
             .map(|status| (status, false))
     }
 
+    /// Marks every cached local change for the next commit.
+    fn commit_all_local(&self) {
+        let mut cache = self.lock_cache();
+        let Cache { slots, dirty, .. } = &mut *cache;
+        for (id, slot) in slots.iter_mut() {
+            if !slot.dirty && !slot.stored {
+                slot.dirty = true;
+                dirty.push(*id);
+            }
+        }
+    }
+
     /// Commits a local change as it is (its record has come back from the topics).
     pub fn commit_local(&self, id: &Uuid) {
         let mut cache = self.lock_cache();
@@ -389,6 +401,9 @@ impl OrderStore {
     /// A page of orders, newest first, and the cursor of the next page if there is one.
     /// Blocking (it commits what is pending, then queries): call it off the async runtime.
     pub fn list(&self, query: &ListQuery) -> anyhow::Result<(Vec<OrderSnapshot>, Option<Cursor>)> {
+        // The list reads the store: local changes go in first, so this instance's own
+        // orders are on it (their records, when they come back, find them stored).
+        self.commit_all_local();
         self.flush()?;
         let mut page = self
             .read(|conn| Reads::list(conn, query).map(Some))
