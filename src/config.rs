@@ -41,7 +41,7 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     /// Background order processing.
     pub processing: ProcessingSettings,
-    /// The in-memory status view.
+    /// The status view (on local disk, with a cache).
     pub status_view: StatusViewSettings,
     /// The local development broker the service can start and stop.
     pub local_broker: LocalBrokerSettings,
