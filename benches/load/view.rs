@@ -194,26 +194,18 @@ pub async fn view_phase(count: usize) {
     // Memory as the view grows: RSS at each quarter of the records read.
     let mut quarters = Vec::new();
     loop {
-        let ready = client
-            .get(format!("{base}/health/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if ready {
-            break;
-        }
-        let read = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .ok()
-            .map(|_| ());
-        if read.is_some() {
-            let text = metrics(&client, &base).await;
-            let done = sample(&text, "orderflow_view_records_read_total") / records as f64;
-            if done >= 0.25 * (quarters.len() + 1) as f64 && quarters.len() < 3 {
-                quarters.push((done, rss_bytes(pid)));
+        // No answer yet: the process is still starting.
+        let ready = client.get(format!("{base}/health/ready")).send().await;
+        match ready {
+            Ok(r) if r.status() == 200 => break,
+            Ok(_) => {
+                let text = metrics(&client, &base).await;
+                let done = sample(&text, "orderflow_view_records_read_total") / records as f64;
+                if done >= 0.25 * (quarters.len() + 1) as f64 && quarters.len() < 3 {
+                    quarters.push((done, rss_bytes(pid)));
+                }
             }
+            Err(_) => {}
         }
         assert!(
             spawned.elapsed() < Duration::from_secs(1_200),

@@ -132,7 +132,8 @@ impl Projector {
     }
 
     async fn read(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let targets = self.end_offsets().await?;
+        let marks = self.watermarks().await?;
+        let targets = ends(&marks);
         let consumer: StreamConsumer<ClientContext> = self
             .client
             .client_config(&[
@@ -156,7 +157,7 @@ impl Projector {
             .context("creating the projector consumer")?;
         let consumer = Arc::new(consumer);
         if !self.resumed.load(Ordering::Acquire) {
-            self.resume_or_rebuild(&consumer, &targets).await?;
+            self.resume_or_rebuild(&consumer, &marks, &targets).await?;
             self.resumed.store(true, Ordering::Release);
         }
         let mut assignment = TopicPartitionList::new();
@@ -191,6 +192,7 @@ impl Projector {
     async fn resume_or_rebuild(
         &self,
         consumer: &Arc<StreamConsumer<ClientContext>>,
+        marks: &HashMap<(String, i32), (i64, i64)>,
         targets: &HashMap<(String, i32), i64>,
     ) -> anyhow::Result<()> {
         let source = self.source(consumer).await;
@@ -205,7 +207,6 @@ impl Projector {
         let positions = self.store.positions()?;
         // A committed offset is never past the end of its partition on Kafka, unless the
         // topic was deleted and created again (or a different cluster answers).
-        let marks = self.watermarks().await?;
         if positions
             .iter()
             .any(|(tp, &next)| marks.get(tp).is_some_and(|&(_, high)| next > high))
@@ -409,13 +410,7 @@ impl Projector {
 
     /// The end of every partition of both topics, 0 for an empty one.
     async fn end_offsets(&self) -> anyhow::Result<HashMap<(String, i32), i64>> {
-        Ok(self
-            .watermarks()
-            .await?
-            .into_iter()
-            // An empty partition (low == high) has nothing to wait for.
-            .map(|(tp, (low, high))| (tp, if high > low { high } else { 0 }))
-            .collect())
+        Ok(ends(&self.watermarks().await?))
     }
 
     /// (low, high) watermarks of every partition of both topics.
@@ -432,4 +427,13 @@ impl Projector {
         }
         Ok(marks_by_partition)
     }
+}
+
+/// The end of every partition from its (low, high) watermarks, 0 for an empty one (nothing
+/// to wait for).
+fn ends(marks: &HashMap<(String, i32), (i64, i64)>) -> HashMap<(String, i32), i64> {
+    marks
+        .iter()
+        .map(|(tp, &(low, high))| (tp.clone(), if high > low { high } else { 0 }))
+        .collect()
 }

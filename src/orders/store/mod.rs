@@ -268,14 +268,6 @@ impl OrderStore {
         Some(stored)
     }
 
-    /// The current status of an order, without copying its snapshot or caching it.
-    pub fn status_of(&self, id: &Uuid) -> Option<OrderStatus> {
-        if let Some(slot) = self.lock_cache().slots.get(id) {
-            return Some(slot.snapshot.status);
-        }
-        self.read(|conn| Reads::status(conn, id))
-    }
-
     /// The status of an order and whether it still has to be committed (a local change
     /// whose record the projector has now read; see [`OrderStore::commit_local`]).
     pub fn known(&self, id: &Uuid) -> Option<(OrderStatus, bool)> {
@@ -327,7 +319,7 @@ impl OrderStore {
     /// Records an order this instance accepted as `PENDING` (a local change) unless
     /// something newer is known.
     pub fn insert_pending(&self, order: Order) {
-        if self.status_of(&order.order_id).is_none() {
+        if self.known(&order.order_id).is_none() {
             self.insert_unknown(order, Origin::Local);
         }
     }
