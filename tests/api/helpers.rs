@@ -384,7 +384,15 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Starts the service and waits until it is ready.
     pub async fn spawn(settings: Settings) -> TestApp {
+        let app = TestApp::start(settings).await;
+        app.wait_ready().await;
+        app
+    }
+
+    /// Starts the service without waiting for readiness.
+    pub async fn start(settings: Settings) -> TestApp {
         // TEST_LOG=1 shows the service's logs (with RUST_LOG as the filter).
         if std::env::var_os("TEST_LOG").is_some() {
             orderflow::telemetry::init(&settings.telemetry);
@@ -406,15 +414,13 @@ impl TestApp {
         };
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = Some(tokio::spawn(app.run()));
-        let test_app = TestApp {
+        TestApp {
             address,
             client: reqwest::Client::new(),
             settings,
             shutdown,
             handle,
-        };
-        test_app.wait_ready().await;
-        test_app
+        }
     }
 
     pub async fn wait_ready(&self) {
