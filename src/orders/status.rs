@@ -117,9 +117,4 @@ impl OrderSnapshot {
         }
         next
     }
-
-    /// Whether this snapshot is at least as far along as `other`, so it may replace it.
-    pub fn supersedes(&self, other: &OrderSnapshot) -> bool {
-        self.history.len() >= other.history.len()
-    }
 }

@@ -16,7 +16,7 @@ use super::ListQuery;
 use crate::orders::status::{OrderSnapshot, OrderStatus};
 
 /// Bumped when the layout changes; a store of another version is rebuilt.
-const SCHEMA_VERSION: &str = "2";
+const SCHEMA_VERSION: &str = "3";
 
 const SCHEMA: &str = "
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -24,7 +24,8 @@ const SCHEMA: &str = "
         next INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT ROWID;
     CREATE TABLE orders (id BLOB NOT NULL UNIQUE, accepted_at INTEGER NOT NULL,
         customer_id TEXT NOT NULL, status TEXT NOT NULL, final INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL, changes INTEGER NOT NULL, snapshot BLOB NOT NULL);
+        updated_at INTEGER NOT NULL, changes INTEGER NOT NULL,
+        cancel_requested INTEGER NOT NULL, snapshot BLOB NOT NULL);
     CREATE INDEX orders_by_time ON orders (accepted_at, id);
     CREATE INDEX orders_by_status ON orders (status, accepted_at, id);
     CREATE INDEX orders_by_customer ON orders (customer_id, accepted_at, id);
@@ -39,6 +40,7 @@ pub struct Row {
     pub updated_at: i64,
     /// Entries in the history: a row is never replaced by one with fewer.
     pub changes: i64,
+    pub cancel_requested: bool,
     pub snapshot: Vec<u8>,
 }
 
@@ -51,6 +53,7 @@ impl Row {
             status: snapshot.status,
             updated_at: snapshot.history.last().map_or(0, |change| nanos(change.at)),
             changes: snapshot.history.len() as i64,
+            cancel_requested: snapshot.cancel_requested,
             // A snapshot always encodes.
             snapshot: serde_json::to_vec(snapshot).unwrap_or_default(),
         }
@@ -59,6 +62,25 @@ impl Row {
 
 fn nanos(at: DateTime<Utc>) -> i64 {
     at.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// Where an order stands, as far as applying a change to it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub status: OrderStatus,
+    /// Entries in its history.
+    pub changes: usize,
+    pub cancel_requested: bool,
+}
+
+impl Summary {
+    pub fn of(snapshot: &OrderSnapshot) -> Summary {
+        Summary {
+            status: snapshot.status,
+            changes: snapshot.history.len(),
+            cancel_requested: snapshot.cancel_requested,
+        }
+    }
 }
 
 /// Why the view starts from the beginning of the topics.
@@ -187,6 +209,18 @@ impl Db {
         rows.collect()
     }
 
+    /// Calls `f` with the id of every order held.
+    pub fn each_id(&self, mut f: impl FnMut(Uuid)) -> rusqlite::Result<()> {
+        let mut query = self.conn.prepare("SELECT id FROM orders")?;
+        let mut rows = query.query([])?;
+        while let Some(row) = rows.next()? {
+            if let Ok(id) = Uuid::from_slice(row.get_ref(0)?.as_blob()?) {
+                f(id);
+            }
+        }
+        Ok(())
+    }
+
     /// Orders held.
     pub fn count(&self) -> rusqlite::Result<usize> {
         self.conn
@@ -204,11 +238,14 @@ impl Db {
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO orders
-                     (id, accepted_at, customer_id, status, final, updated_at, changes, snapshot)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     (id, accepted_at, customer_id, status, final, updated_at, changes,
+                      cancel_requested, snapshot)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (id) DO UPDATE SET status = excluded.status,
                      final = excluded.final, updated_at = excluded.updated_at,
-                     changes = excluded.changes, snapshot = excluded.snapshot
+                     changes = excluded.changes,
+                     cancel_requested = excluded.cancel_requested,
+                     snapshot = excluded.snapshot
                  WHERE excluded.changes >= orders.changes",
             )?;
             for row in rows {
@@ -220,6 +257,7 @@ impl Db {
                     row.status.is_final(),
                     row.updated_at,
                     row.changes,
+                    row.cancel_requested,
                     row.snapshot,
                 ])?;
             }
@@ -278,12 +316,19 @@ impl Reads {
             .transpose()
     }
 
-    pub fn status(conn: &Connection, id: &Uuid) -> anyhow::Result<Option<OrderStatus>> {
-        let status: Option<String> = conn
-            .prepare_cached("SELECT status FROM orders WHERE id = ?1")?
-            .query_row([id.as_bytes()], |r| r.get(0))
+    /// The columns that decide how a change applies, without decoding the snapshot.
+    pub fn summary(conn: &Connection, id: &Uuid) -> anyhow::Result<Option<Summary>> {
+        let row: Option<(String, i64, bool)> = conn
+            .prepare_cached("SELECT status, changes, cancel_requested FROM orders WHERE id = ?1")?
+            .query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        Ok(status.and_then(|s| OrderStatus::parse(&s)))
+        Ok(row.and_then(|(status, changes, cancel_requested)| {
+            Some(Summary {
+                status: OrderStatus::parse(&status)?,
+                changes: changes as usize,
+                cancel_requested,
+            })
+        }))
     }
 
     /// A page newest first; one more row than the limit tells that a next page exists.

@@ -8,6 +8,7 @@
 
 mod db;
 mod notify;
+mod presence;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -21,10 +22,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use db::RebuildReason;
 use db::{Db, Reads, Row};
+pub use db::{RebuildReason, Summary};
 use notify::{Feed, Watchers};
 pub use notify::{FeedEntry, FeedFilter, FeedSubscription, OrderWatch};
+use presence::Presence;
 
 use super::model::Order;
 use super::status::{OrderSnapshot, OrderStatus};
@@ -88,9 +90,10 @@ struct Slot {
 }
 
 /// Recent orders and what the writer has still to commit.
-#[derive(Default)]
 struct Cache {
     slots: HashMap<Uuid, Slot>,
+    /// Every order the view holds (and a few it does not).
+    presence: Presence,
     /// Insertion order, for eviction.
     fifo: VecDeque<Uuid>,
     /// Orders changed since the last commit (each once).
@@ -102,6 +105,18 @@ struct Cache {
 }
 
 impl Cache {
+    fn new(presence: Presence) -> Cache {
+        Cache {
+            slots: HashMap::new(),
+            presence,
+            fifo: VecDeque::new(),
+            dirty: Vec::new(),
+            positions: HashMap::new(),
+            positions_changed: false,
+            next_version: 0,
+        }
+    }
+
     /// Puts a changed snapshot in; one from the topics is to be committed.
     fn put(&mut self, snapshot: OrderSnapshot, origin: Origin) {
         let snapshot = Arc::new(snapshot);
@@ -112,6 +127,7 @@ impl Cache {
             Some(slot) => slot.dirty,
             None => {
                 self.fifo.push_back(id);
+                self.presence.insert(&id);
                 false
             }
         };
@@ -127,6 +143,15 @@ impl Cache {
             version,
         };
         self.slots.insert(id, slot);
+    }
+
+    /// Where order `id` is to be found.
+    fn cached(&self, id: &Uuid) -> Cached<'_> {
+        match self.slots.get(id) {
+            Some(slot) => Cached::Here(slot),
+            None if self.presence.may_hold(id) => Cached::MaybeStored,
+            None => Cached::NotHeld,
+        }
     }
 
     /// Drops the oldest orders not waiting for the writer while over `capacity`.
@@ -148,6 +173,15 @@ impl Cache {
             }
         }
     }
+}
+
+/// What the cache knows of an order.
+enum Cached<'a> {
+    Here(&'a Slot),
+    /// Not cached, and perhaps in the store.
+    MaybeStored,
+    /// Neither cached nor in the store.
+    NotHeld,
 }
 
 /// The order view. Shared as `Arc<OrderStore>`.
@@ -177,8 +211,10 @@ impl OrderStore {
         let sqlite_cache_kib = settings.store_cache_mb * 1024;
         let (db, opened_empty) = Db::open(Path::new(&settings.path), sqlite_cache_kib)?;
         let count = db.count()?;
+        let mut presence = Presence::new(count * 2);
+        db.each_id(|id| presence.insert(&id))?;
         Ok(Arc::new(OrderStore {
-            cache: Mutex::new(Cache::default()),
+            cache: Mutex::new(Cache::new(presence)),
             cache_capacity: settings.cache_orders.max(1),
             db: Mutex::new(db),
             path: settings.path.clone().into(),
@@ -212,7 +248,7 @@ impl OrderStore {
     pub fn reset(&self, source: &str) -> anyhow::Result<()> {
         let mut db = self.lock_db();
         db.reset(source)?;
-        *self.lock_cache() = Cache::default();
+        *self.lock_cache() = Cache::new(Presence::new(0));
         self.count.store(0, Ordering::Release);
         Ok(())
     }
@@ -244,8 +280,10 @@ impl OrderStore {
 
     /// The current snapshot of an order.
     pub fn get(&self, id: &Uuid) -> Option<OrderSnapshot> {
-        if let Some(slot) = self.lock_cache().slots.get(id) {
-            return Some(OrderSnapshot::clone(&slot.snapshot));
+        match self.lock_cache().cached(id) {
+            Cached::Here(slot) => return Some(OrderSnapshot::clone(&slot.snapshot)),
+            Cached::NotHeld => return None,
+            Cached::MaybeStored => {}
         }
         let stored = self.read(|conn| Reads::get(conn, id))?;
         let mut cache = self.lock_cache();
@@ -271,11 +309,13 @@ impl OrderStore {
     /// The status of an order and whether it still has to be committed (a local change
     /// whose record the projector has now read; see [`OrderStore::commit_local`]).
     pub fn known(&self, id: &Uuid) -> Option<(OrderStatus, bool)> {
-        if let Some(slot) = self.lock_cache().slots.get(id) {
-            return Some((slot.snapshot.status, !slot.dirty && !slot.stored));
+        match self.lock_cache().cached(id) {
+            Cached::Here(slot) => return Some((slot.snapshot.status, !slot.dirty && !slot.stored)),
+            Cached::NotHeld => return None,
+            Cached::MaybeStored => {}
         }
-        self.read(|conn| Reads::status(conn, id))
-            .map(|status| (status, false))
+        self.read(|conn| Reads::summary(conn, id))
+            .map(|summary| (summary.status, false))
     }
 
     /// Marks every cached local change for the next commit.
@@ -341,18 +381,19 @@ impl OrderStore {
     /// Applies a snapshot unless the view already holds a later one.
     pub fn apply(&self, snapshot: OrderSnapshot, origin: Origin) {
         let id = snapshot.order.order_id;
-        let stored = self.current_unless_cached(&id);
+        let stored = self.summary_unless_cached(&id);
         let mut cache = self.lock_cache();
         let current = cache
             .slots
             .get(&id)
-            .map(|s| &*s.snapshot)
-            .or(stored.as_ref());
+            .map(|s| Summary::of(&s.snapshot))
+            .or(stored);
         let (snapshot, new) = match current {
-            Some(current) if !snapshot.supersedes(current) => return,
+            // Never back in history: a snapshot replaces one with as many changes or fewer.
+            Some(current) if snapshot.history.len() < current.changes => return,
             Some(current) => {
                 let keep_cancel = current.cancel_requested && !snapshot.status.is_final();
-                self.feed.publish(&snapshot, current.history.len());
+                self.feed.publish(&snapshot, current.changes);
                 let mut snapshot = snapshot;
                 snapshot.cancel_requested |= keep_cancel;
                 (snapshot, false)
@@ -553,10 +594,18 @@ impl OrderStore {
     /// The stored snapshot when the order is not in the cache (read before taking the cache
     /// lock; the cache, when it has the order, is never older than the store).
     fn current_unless_cached(&self, id: &Uuid) -> Option<OrderSnapshot> {
-        if self.lock_cache().slots.contains_key(id) {
+        if !matches!(self.lock_cache().cached(id), Cached::MaybeStored) {
             return None;
         }
         self.read(|conn| Reads::get(conn, id))
+    }
+
+    /// [`OrderStore::current_unless_cached`], the summary only.
+    fn summary_unless_cached(&self, id: &Uuid) -> Option<Summary> {
+        if !matches!(self.lock_cache().cached(id), Cached::MaybeStored) {
+            return None;
+        }
+        self.read(|conn| Reads::summary(conn, id))
     }
 
     /// After a change under the cache lock: keeps the cache to its size, counts a new order,
@@ -664,6 +713,44 @@ mod tests {
             OrderStatus::Completed
         );
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_change_to_an_order_only_on_disk_keeps_its_history_and_its_cancel_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OrderStore::open(&settings(&dir, 1)).unwrap();
+        let (done, waiting) = (order(0, "c"), order(1, "c"));
+        store.apply(completed(&done), Origin::Topic);
+        store.insert_unknown(waiting.clone(), Origin::Topic);
+        store.mark_cancel_requested(&waiting.order_id, Origin::Topic);
+        store.flush().unwrap();
+        for filler in (2..6).map(|i| order(i, "other")) {
+            store.insert_unknown(filler, Origin::Topic);
+            store.flush().unwrap();
+        }
+        assert!(
+            !store.lock_cache().slots.contains_key(&done.order_id)
+                && !store.lock_cache().slots.contains_key(&waiting.order_id),
+            "both only on disk"
+        );
+        store.apply(OrderSnapshot::pending(done.clone()), Origin::Topic);
+        assert_eq!(
+            store.get(&done.order_id).unwrap().status,
+            OrderStatus::Completed,
+            "an older snapshot never replaces a stored later one"
+        );
+        let processing = OrderSnapshot::pending(waiting.clone()).advanced(
+            OrderStatus::Processing,
+            None,
+            Utc::now(),
+        );
+        store.apply(processing, Origin::Topic);
+        let current = store.get(&waiting.order_id).unwrap();
+        assert_eq!(current.status, OrderStatus::Processing);
+        assert!(
+            current.cancel_requested,
+            "the stored cancel request is kept"
+        );
     }
 
     #[test]
