@@ -194,7 +194,7 @@ pub struct OrderStore {
     /// Orders held (store and not yet committed).
     count: AtomicUsize,
     flush_soon: Notify,
-    /// Signalled after each commit (or failed attempt).
+    /// Signalled when the writer takes a batch and after each commit (or failed attempt).
     flushed: Notify,
     /// Changes waiting for the writer (`Cache::dirty`), read without the lock.
     pending: AtomicUsize,
@@ -508,6 +508,10 @@ impl OrderStore {
         let (batch, positions) = {
             let mut cache = self.lock_cache();
             let ids = std::mem::take(&mut cache.dirty);
+            // The projector goes on while this batch is written (memory: at most two
+            // batches' worth of changes wait).
+            self.pending.store(0, Ordering::Release);
+            self.flushed.notify_waiters();
             let batch: Vec<(Uuid, u64, Arc<OrderSnapshot>)> = ids
                 .iter()
                 .filter_map(|id| {
