@@ -362,3 +362,93 @@ async fn a_websocket_follows_orders_and_a_customer_and_closes_at_shutdown() {
     };
     assert_eq!(close.unwrap().code, CloseCode::Away);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_outlast_a_cut_to_kafka_and_carry_the_next_order_after_it() {
+    // Behind a proxy: the network to the broker is cut and restored, the broker keeping its
+    // topics (a restarted memory engine would lose them, a different fault).
+    let mut broker = TestBroker::start_behind_proxy(Engine::Memory).await;
+    let mut settings = test_settings(&broker);
+    settings.http.request_timeout = Duration::from_millis(3000);
+    settings.producer.delivery_timeout = Duration::from_millis(2000);
+    settings.status_view.live_keep_alive = Duration::from_millis(500);
+    let app = TestApp::spawn(settings).await;
+    let url = app.url("/api/orders/ws").replace("http://", "ws://");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    send_json(
+        &mut socket,
+        serde_json::json!({"subscribe": {"customer_id": "cut-a"}}),
+    )
+    .await;
+    let mut feed = reqwest::Client::new()
+        .get(app.url("/api/orders/events?customer_id=cut-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+    let mut order = valid_order();
+    order["customer_id"] = "cut-a".into();
+    let before = app.place(&order).await;
+    app.wait_status(&before, "COMPLETED").await;
+
+    broker.cut_network();
+    let cut = Instant::now();
+    // While Kafka is away: intake answers 503, and both streams stay open and alive (the
+    // feed sends keep-alives, the socket still answers).
+    let refused = app.post_json("/api/orders", &order).await;
+    assert_eq!(refused.status(), 503);
+    while cut.elapsed() < Duration::from_secs(3) {
+        let chunk = tokio::time::timeout(Duration::from_secs(2), feed.chunk()).await;
+        assert!(
+            matches!(chunk, Ok(Ok(Some(_)))),
+            "the feed went quiet or ended during the cut: {chunk:?}"
+        );
+    }
+    send_json(&mut socket, serde_json::json!({"subscribe": 1})).await;
+    let mut answer = next_json(&mut socket).await;
+    while answer["type"] == "event" {
+        answer = next_json(&mut socket).await;
+    }
+    assert_eq!(answer["type"], "error", "{answer}");
+
+    broker.restore_network().await;
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let after = loop {
+        let response = app.post_json("/api/orders", &order).await;
+        if response.status() == 202 {
+            let body: Value = response.json().await.unwrap();
+            break body["order_id"].as_str().unwrap().to_string();
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "intake never came back");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    app.wait_status(&after, "COMPLETED").await;
+
+    // The same socket and the same feed carry the new order to its end.
+    let mut on_socket = Vec::new();
+    while on_socket.last().map(String::as_str) != Some("COMPLETED") {
+        let message = next_json(&mut socket).await;
+        if message["type"] == "event" && message["data"]["order_id"] == after.as_str() {
+            on_socket.push(message["event"].as_str().unwrap().to_string());
+        }
+        assert!(Instant::now() < deadline + Duration::from_secs(20));
+    }
+    assert_eq!(on_socket, ["PENDING", "PROCESSING", "COMPLETED"]);
+    let mut text = String::new();
+    loop {
+        let events: Vec<SseEvent> = parse(&text)
+            .into_iter()
+            .filter(|(_, _, data)| data["order_id"] == after.as_str())
+            .collect();
+        if events.iter().any(|(_, event, _)| event == "COMPLETED") {
+            let names: Vec<&str> = events.iter().map(|(_, e, _)| e.as_str()).collect();
+            assert_eq!(names, ["PENDING", "PROCESSING", "COMPLETED"]);
+            break;
+        }
+        match tokio::time::timeout(Duration::from_secs(20), feed.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("the feed ended before the new order completed: {other:?}"),
+        }
+    }
+}
