@@ -1,0 +1,117 @@
+//! The view's cache: recent orders, and the changes the writer has still to commit.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::Origin;
+use super::presence::Presence;
+use crate::orders::status::OrderSnapshot;
+
+/// A cached order.
+pub(super) struct Slot {
+    /// Shared with the writer's batch while it is being committed.
+    pub(super) snapshot: Arc<OrderSnapshot>,
+    /// To be committed by the writer; never evicted while set.
+    pub(super) dirty: bool,
+    /// The store holds this version.
+    pub(super) stored: bool,
+    /// Bumped on every change, so the writer knows whether what it committed is current.
+    pub(super) version: u64,
+}
+
+/// Recent orders and what the writer has still to commit.
+pub(super) struct Cache {
+    pub(super) slots: HashMap<Uuid, Slot>,
+    /// Every order the view holds (and a few it does not).
+    pub(super) presence: Presence,
+    /// Insertion order, for eviction.
+    pub(super) fifo: VecDeque<Uuid>,
+    /// Orders changed since the last commit (each once).
+    pub(super) dirty: Vec<Uuid>,
+    /// Next offsets the projector has applied, to commit with the rows.
+    pub(super) positions: HashMap<(String, i32), i64>,
+    pub(super) positions_changed: bool,
+    pub(super) next_version: u64,
+}
+
+impl Cache {
+    pub(super) fn new(presence: Presence) -> Cache {
+        Cache {
+            slots: HashMap::new(),
+            presence,
+            fifo: VecDeque::new(),
+            dirty: Vec::new(),
+            positions: HashMap::new(),
+            positions_changed: false,
+            next_version: 0,
+        }
+    }
+
+    /// Puts a changed snapshot in; one from the topics is to be committed.
+    pub(super) fn put(&mut self, snapshot: OrderSnapshot, origin: Origin) {
+        let snapshot = Arc::new(snapshot);
+        self.next_version += 1;
+        let version = self.next_version;
+        let id = snapshot.order.order_id;
+        let was_dirty = match self.slots.get(&id) {
+            Some(slot) => slot.dirty,
+            None => {
+                self.fifo.push_back(id);
+                self.presence.insert(&id);
+                false
+            }
+        };
+        // A local change to a slot already waiting for the writer is written with it.
+        let dirty = was_dirty || origin == Origin::Topic;
+        if dirty && !was_dirty {
+            self.dirty.push(id);
+        }
+        let slot = Slot {
+            snapshot,
+            dirty,
+            stored: false,
+            version,
+        };
+        self.slots.insert(id, slot);
+    }
+
+    /// Where order `id` is to be found.
+    pub(super) fn cached(&self, id: &Uuid) -> Cached<'_> {
+        match self.slots.get(id) {
+            Some(slot) => Cached::Here(slot),
+            None if self.presence.may_hold(id) => Cached::MaybeStored,
+            None => Cached::NotHeld,
+        }
+    }
+
+    /// Drops the oldest orders not waiting for the writer while over `capacity`.
+    /// Looks at up to `budget` entries (dirty ones go to the back), so a change costs
+    /// little even when many entries wait for the writer.
+    pub(super) fn evict(&mut self, capacity: usize, budget: usize) {
+        let mut tries = self.fifo.len().min(budget);
+        while self.slots.len() > capacity && tries > 0 {
+            tries -= 1;
+            let Some(id) = self.fifo.pop_front() else {
+                break;
+            };
+            match self.slots.get(&id) {
+                Some(slot) if slot.dirty => self.fifo.push_back(id),
+                Some(_) => {
+                    self.slots.remove(&id);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// What the cache knows of an order.
+pub(super) enum Cached<'a> {
+    Here(&'a Slot),
+    /// Not cached, and perhaps in the store.
+    MaybeStored,
+    /// Neither cached nor in the store.
+    NotHeld,
+}

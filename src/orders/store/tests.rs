@@ -1,0 +1,279 @@
+//! Unit tests of the order view.
+
+use super::*;
+use crate::orders::OrderRules;
+use crate::orders::model::OrderRequest;
+
+fn order(seconds: i64, customer: &str) -> Order {
+    let request: OrderRequest = serde_json::from_value(serde_json::json!({
+        "customer_id": customer, "currency": "EUR",
+        "items": [{"product_id": "p", "quantity": 1, "unit_price": "1.00"}]
+    }))
+    .unwrap();
+    let at = DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap();
+    let rules = OrderRules {
+        max_items: 10,
+        currencies: vec![],
+    };
+    request.parse(&rules, at).unwrap()
+}
+
+fn settings(dir: &tempfile::TempDir, cache_orders: usize) -> StatusViewSettings {
+    StatusViewSettings {
+        path: dir.path().join("view.db").display().to_string(),
+        cache_orders,
+        store_cache_mb: 1,
+        flush_interval: Duration::from_millis(100),
+        retain_final_days: 0,
+        max_wait: Duration::from_secs(1),
+        max_live_streams: 1,
+        live_keep_alive: Duration::from_secs(1),
+    }
+}
+
+fn completed(order: &Order) -> OrderSnapshot {
+    OrderSnapshot::pending(order.clone())
+        .advanced(OrderStatus::Processing, None, Utc::now())
+        .advanced(OrderStatus::Completed, None, Utc::now())
+}
+
+#[test]
+fn a_later_snapshot_wins_and_an_older_one_is_ignored_in_memory_and_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+    let o = order(0, "c");
+    store.apply(completed(&o), Origin::Topic);
+    store.flush().unwrap();
+    store.insert_pending(o.clone());
+    store.apply(OrderSnapshot::pending(o.clone()), Origin::Topic);
+    assert_eq!(
+        store.get(&o.order_id).unwrap().status,
+        OrderStatus::Completed
+    );
+    assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn a_change_to_an_order_only_on_disk_keeps_its_history_and_its_cancel_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 1)).unwrap();
+    let (done, waiting) = (order(0, "c"), order(1, "c"));
+    store.apply(completed(&done), Origin::Topic);
+    store.insert_unknown(waiting.clone(), Origin::Topic);
+    store.mark_cancel_requested(&waiting.order_id, Origin::Topic);
+    store.flush().unwrap();
+    for filler in (2..6).map(|i| order(i, "other")) {
+        store.insert_unknown(filler, Origin::Topic);
+        store.flush().unwrap();
+    }
+    assert!(
+        !store.lock_cache().slots.contains_key(&done.order_id)
+            && !store.lock_cache().slots.contains_key(&waiting.order_id),
+        "both only on disk"
+    );
+    store.apply(OrderSnapshot::pending(done.clone()), Origin::Topic);
+    assert_eq!(
+        store.get(&done.order_id).unwrap().status,
+        OrderStatus::Completed,
+        "an older snapshot never replaces a stored later one"
+    );
+    let processing =
+        OrderSnapshot::pending(waiting.clone()).advanced(OrderStatus::Processing, None, Utc::now());
+    store.apply(processing, Origin::Topic);
+    let current = store.get(&waiting.order_id).unwrap();
+    assert_eq!(current.status, OrderStatus::Processing);
+    assert!(
+        current.cancel_requested,
+        "the stored cancel request is kept"
+    );
+}
+
+#[test]
+fn lists_newest_first_with_a_cursor_filters_and_a_time_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 2)).unwrap();
+    let orders: Vec<Order> = (0..5)
+        .map(|i| order(i, if i % 2 == 0 { "even" } else { "odd" }))
+        .collect();
+    for o in &orders {
+        store.insert_unknown(o.clone(), Origin::Topic);
+    }
+    store.apply(completed(&orders[1]), Origin::Topic);
+    let ids = |page: &[OrderSnapshot]| page.iter().map(|s| s.order.order_id).collect::<Vec<_>>();
+    let (page, next) = store
+        .list(&ListQuery {
+            limit: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&page), [orders[4].order_id, orders[3].order_id]);
+    let (page, last) = store
+        .list(&ListQuery {
+            limit: 10,
+            cursor: next,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        ids(&page),
+        [orders[2].order_id, orders[1].order_id, orders[0].order_id]
+    );
+    assert_eq!(last, None);
+    let completed_only = ListQuery {
+        limit: 10,
+        status: Some(OrderStatus::Completed),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list(&completed_only).unwrap().0),
+        [orders[1].order_id]
+    );
+    let odd = ListQuery {
+        limit: 10,
+        customer_id: Some("odd".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list(&odd).unwrap().0),
+        [orders[3].order_id, orders[1].order_id]
+    );
+    let range = ListQuery {
+        limit: 10,
+        from: Some(orders[1].accepted_at),
+        to: Some(orders[3].accepted_at),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list(&range).unwrap().0),
+        [orders[2].order_id, orders[1].order_id]
+    );
+}
+
+#[test]
+fn memory_holds_the_cache_only_and_every_order_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 3)).unwrap();
+    let orders: Vec<Order> = (0..20).map(|i| order(i, "c")).collect();
+    for o in &orders {
+        store.insert_unknown(o.clone(), Origin::Topic);
+    }
+    store.flush().unwrap();
+    assert!(
+        store.lock_cache().slots.len() <= 3,
+        "the cache is bounded once committed"
+    );
+    for o in &orders {
+        assert_eq!(store.get(&o.order_id).unwrap().order, *o);
+    }
+    assert_eq!(store.len(), 20);
+}
+
+#[test]
+fn a_reopened_store_keeps_rows_offsets_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = order(0, "c");
+    {
+        let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+        assert_eq!(store.opened_empty(), Some(RebuildReason::Missing));
+        store.reset("cluster/orders/status").unwrap();
+        store.apply(completed(&o), Origin::Topic);
+        store.set_position("orders.status", 2, 41);
+        store.flush().unwrap();
+        // Not committed: lost with the process, and read again from the topics.
+        store.set_position("orders.status", 2, 99);
+    }
+    let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+    assert_eq!(store.opened_empty(), None);
+    assert_eq!(
+        store.source().unwrap().as_deref(),
+        Some("cluster/orders/status")
+    );
+    assert_eq!(
+        store.positions().unwrap()[&("orders.status".to_string(), 2)],
+        41
+    );
+    assert_eq!(
+        store.get(&o.order_id).unwrap().status,
+        OrderStatus::Completed
+    );
+    assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn an_unreadable_store_is_replaced_and_a_second_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&dir, 10);
+    std::fs::write(&settings.path, b"not a database at all, just bytes").unwrap();
+    let store = OrderStore::open(&settings).unwrap();
+    assert_eq!(store.opened_empty(), Some(RebuildReason::Unreadable));
+    let second = OrderStore::open(&settings)
+        .err()
+        .expect("the path is in use");
+    assert!(
+        format!("{second:#}").contains("in use by another process"),
+        "{second:#}"
+    );
+}
+
+#[test]
+fn retention_removes_only_old_final_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+    let (old, live) = (order(0, "c"), order(1, "c"));
+    let at = DateTime::from_timestamp(1_700_000_100, 0).unwrap();
+    store.apply(
+        OrderSnapshot::pending(old.clone()).advanced(OrderStatus::Completed, None, at),
+        Origin::Topic,
+    );
+    store.insert_unknown(live.clone(), Origin::Topic);
+    store.flush().unwrap();
+    assert_eq!(
+        store
+            .remove_final_older_than(Duration::from_secs(86_400))
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.len(), 1);
+    let (page, _) = store
+        .list(&ListQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].order.order_id, live.order_id);
+}
+
+#[test]
+fn a_local_change_is_committed_when_its_record_comes_back_and_is_never_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 2)).unwrap();
+    let mine = order(0, "c");
+    store.insert_pending(mine.clone());
+    store.apply(completed(&mine), Origin::Local);
+    assert_eq!(
+        store.known(&mine.order_id),
+        Some((OrderStatus::Completed, true))
+    );
+    assert_eq!(
+        store.flush().unwrap(),
+        0,
+        "nothing to commit before the record is read"
+    );
+    store.commit_local(&mine.order_id);
+    assert_eq!(store.flush().unwrap(), 1);
+    assert_eq!(
+        store.known(&mine.order_id),
+        Some((OrderStatus::Completed, false))
+    );
+    // Local changes do not hold memory: past the cache they go (the topics have them).
+    let others: Vec<Order> = (1..10).map(|i| order(i, "c")).collect();
+    for o in &others {
+        store.insert_pending(o.clone());
+    }
+    assert!(store.lock_cache().slots.len() <= 2);
+    assert_eq!(
+        store.get(&mine.order_id).unwrap().status,
+        OrderStatus::Completed
+    );
+}
