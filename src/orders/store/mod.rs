@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use cache::{Cache, Cached, Slot};
-use db::{Db, Reads, Row};
-pub use db::{RebuildReason, Summary};
+pub use db::RebuildReason;
+use db::{Db, Reads, Row, Summary};
 use notify::{Feed, Watchers};
 pub use notify::{FeedEntry, FeedFilter, FeedSubscription, OrderWatch};
 use presence::Presence;
