@@ -277,3 +277,30 @@ fn a_local_change_is_committed_when_its_record_comes_back_and_is_never_pinned() 
         OrderStatus::Completed
     );
 }
+
+#[test]
+fn a_read_after_a_commit_sees_it_though_readers_keep_their_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 1)).unwrap();
+    let o = order(0, "c");
+    let evict = |from: i64| {
+        for filler in (from..from + 3).map(|i| order(i, "other")) {
+            store.insert_unknown(filler, Origin::Topic);
+            store.flush().unwrap();
+        }
+        assert!(!store.lock_cache().slots.contains_key(&o.order_id));
+    };
+    store.insert_unknown(o.clone(), Origin::Topic);
+    store.flush().unwrap();
+    evict(10);
+    // This read leaves its reader with an open read transaction.
+    assert_eq!(store.get(&o.order_id).unwrap().status, OrderStatus::Pending);
+    store.apply(completed(&o), Origin::Topic);
+    store.flush().unwrap();
+    evict(20);
+    assert_eq!(
+        store.get(&o.order_id).unwrap().status,
+        OrderStatus::Completed,
+        "a read transaction from before the commit must not serve this read"
+    );
+}
