@@ -13,7 +13,7 @@ mod presence;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -79,41 +79,13 @@ pub enum Origin {
     Local,
 }
 
-/// A reader connection, and the commit count when its open read transaction began.
-struct Reader {
-    conn: Connection,
-    since: Option<u64>,
-}
-
-impl Reader {
-    /// Makes sure a read transaction that saw `commits` commits is open.
-    fn begin(&mut self, commits: u64) -> rusqlite::Result<()> {
-        if self.since == Some(commits) {
-            return Ok(());
-        }
-        self.end();
-        self.conn.execute_batch("BEGIN")?;
-        self.since = Some(commits);
-        Ok(())
-    }
-
-    fn end(&mut self) {
-        if self.since.take().is_some() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("COMMIT");
-        }
-    }
-}
-
 /// The order view. Shared as `Arc<OrderStore>`.
 pub struct OrderStore {
     cache: Mutex<Cache>,
     cache_capacity: usize,
     db: Mutex<Db>,
     path: std::path::PathBuf,
-    readers: Mutex<Vec<Reader>>,
-    /// Commits so far (rows, a reset, a retention sweep): a reader's open read transaction
-    /// serves reads only while no commit came after it began.
-    commits: AtomicU64,
+    readers: Mutex<Vec<Connection>>,
     /// Orders held (store and not yet committed).
     count: AtomicUsize,
     flush_soon: Notify,
@@ -142,7 +114,6 @@ impl OrderStore {
             db: Mutex::new(db),
             path: settings.path.clone().into(),
             readers: Mutex::new(Vec::new()),
-            commits: AtomicU64::new(0),
             count: AtomicUsize::new(count),
             flush_soon: Notify::new(),
             flushed: Notify::new(),
@@ -172,7 +143,6 @@ impl OrderStore {
     pub fn reset(&self, source: &str) -> anyhow::Result<()> {
         let mut db = self.lock_db();
         db.reset(source)?;
-        self.committed();
         *self.lock_cache() = Cache::new(Presence::new(0));
         self.count.store(0, Ordering::Release);
         Ok(())
@@ -461,7 +431,6 @@ impl OrderStore {
         }
         let rows: Vec<Row> = batch.iter().map(|(_, _, s)| Row::of(s)).collect();
         let written = db.write(&rows, &positions);
-        self.committed();
         let mut cache = self.lock_cache();
         if let Err(error) = written {
             // Kept for the next attempt.
@@ -516,7 +485,6 @@ impl OrderStore {
     pub fn remove_final_older_than(&self, age: Duration) -> anyhow::Result<usize> {
         let before = Utc::now() - chrono::Duration::from_std(age)?;
         let removed = self.lock_db().remove_final_before(before)?;
-        self.committed();
         self.count
             .fetch_sub(removed.min(self.len()), Ordering::AcqRel);
         Ok(removed)
@@ -555,49 +523,25 @@ impl OrderStore {
         }
     }
 
-    /// After a write (or an attempt): later reads need a read transaction that sees it, and
-    /// idle readers let go of theirs, so that the WAL can be checkpointed in full.
-    fn committed(&self) {
-        self.commits.fetch_add(1, Ordering::AcqRel);
-        for reader in self
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter_mut()
-        {
-            reader.end();
-        }
-    }
-
     /// Runs a read on a pooled reader connection; a failed read is logged and reads as
-    /// nothing. Reads between two commits share one read transaction per reader (taking
-    /// SQLite's read locks was a third of a point read's cost): it sees every commit made
-    /// before it began, and none has been made since.
+    /// nothing.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<Option<T>>) -> Option<T> {
-        // Before the transaction begins, so that it sees at least this many commits.
-        let commits = self.commits.load(Ordering::Acquire);
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut reader = match pooled {
-            Some(reader) => reader,
+        let conn = match pooled {
+            Some(conn) => conn,
             // Not through the writer's lock: a read never waits for a commit (WAL).
             None => match db::connect(&self.path, READER_CACHE_KIB) {
-                Ok(conn) => Reader { conn, since: None },
+                Ok(conn) => conn,
                 Err(error) => {
                     tracing::error!(%error, "status view store cannot be read");
                     return None;
                 }
             },
         };
-        let result = reader
-            .begin(commits)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| f(&reader.conn));
-        if result.is_err() {
-            reader.end();
-        }
+        let result = f(&conn);
         let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if readers.len() < READERS {
-            readers.push(reader);
+            readers.push(conn);
         }
         drop(readers);
         result.unwrap_or_else(|error| {
