@@ -276,7 +276,7 @@ impl OrderStore {
     /// Applies a snapshot unless the view already holds a later one.
     pub fn apply(&self, snapshot: OrderSnapshot, origin: Origin) {
         let id = snapshot.order.order_id;
-        let stored = self.summary_unless_cached(&id);
+        let stored = self.stored_unless_cached(&id, Reads::summary);
         let mut cache = self.lock_cache();
         let current = cache
             .slots
@@ -304,7 +304,7 @@ impl OrderStore {
 
     /// Notes that a cancel was requested. Returns false when the order is unknown.
     pub fn mark_cancel_requested(&self, id: &Uuid, origin: Origin) -> bool {
-        let stored = self.current_unless_cached(id);
+        let stored = self.stored_unless_cached(id, Reads::get);
         let mut cache = self.lock_cache();
         let Some(mut current) = cache
             .slots
@@ -490,21 +490,17 @@ impl OrderStore {
         Ok(removed)
     }
 
-    /// The stored snapshot when the order is not in the cache (read before taking the cache
-    /// lock; the cache, when it has the order, is never older than the store).
-    fn current_unless_cached(&self, id: &Uuid) -> Option<OrderSnapshot> {
+    /// What `read` finds in the store when the order is not in the cache (read before taking
+    /// the cache lock; the cache, when it has the order, is never older than the store).
+    fn stored_unless_cached<T>(
+        &self,
+        id: &Uuid,
+        read: impl FnOnce(&Connection, &Uuid) -> anyhow::Result<Option<T>>,
+    ) -> Option<T> {
         if !matches!(self.lock_cache().cached(id), Cached::MaybeStored) {
             return None;
         }
-        self.read(|conn| Reads::get(conn, id))
-    }
-
-    /// [`OrderStore::current_unless_cached`], the summary only.
-    fn summary_unless_cached(&self, id: &Uuid) -> Option<Summary> {
-        if !matches!(self.lock_cache().cached(id), Cached::MaybeStored) {
-            return None;
-        }
-        self.read(|conn| Reads::summary(conn, id))
+        self.read(|conn| read(conn, id))
     }
 
     /// After a change under the cache lock: keeps the cache to its size, counts a new order,
