@@ -648,6 +648,8 @@ async fn start_broker(engine: &str) -> (Guard, tempfile::TempDir, String) {
             &url,
         ])
         .args(["--storage-engine", engine])
+        // A cluster id of its own, as every real cluster has (Tansu's default is shared).
+        .args(["--kafka-cluster-id", &format!("bench-{broker_port}")])
         .current_dir(dir.path())
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
@@ -1025,6 +1027,8 @@ fn guard_work_ns(keys: usize) -> f64 {
         enabled: true,
         per_second: 1_000_000_000,
         burst: 1_000_000_000,
+        unauthenticated_per_second: 1,
+        unauthenticated_burst: 1,
     };
     let ring = KeyRing::new(&entries, |_| {
         KeyLimiter::new(limits.quota(None, None).unwrap())

@@ -134,6 +134,7 @@ impl Application {
             producer.with_type(),
             settings.topics.audit.name.clone(),
             metrics.audit_records.clone(),
+            settings.auth.audit_refusal_window,
         );
         let access = AccessControl::new(
             &settings.auth,
@@ -183,6 +184,7 @@ impl Application {
                 reader: registry_reader.clone(),
                 writer: producer.with_type(),
             },
+            settings.admin.option_policy(),
         )
         .map_err(|reason| anyhow::anyhow!("Invalid cluster settings: {reason}"))?;
         let clusters = Arc::new(clusters);
@@ -196,6 +198,10 @@ impl Application {
             operations_reader.clone(),
             producer.with_type(),
             settings.kafka.admin_timeout,
+            (
+                settings.admin.max_running_operations,
+                settings.admin.max_pending_operations,
+            ),
         ));
         let templates_reader = TableReader::new(
             client.clone(),
@@ -252,6 +258,13 @@ impl Application {
             ));
         }
         tasks.spawn(forget_idle_callers(state.clone()));
+        tasks.spawn(
+            state
+                .access
+                .audit
+                .clone()
+                .write_refusal_counts(workers.clone()),
+        );
         tasks.spawn(release_freed_memory(workers.clone()));
         let registry = clusters.clone();
         tasks.spawn(registry_reader.run(

@@ -15,7 +15,9 @@ fn millis<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration,
 }
 
 /// Reads a duration given in whole seconds (the `_secs` options).
-fn seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub(crate) fn seconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
     u64::deserialize(deserializer).map(Duration::from_secs)
 }
 
@@ -62,9 +64,33 @@ pub struct AdminSettings {
     pub max_partitions_per_topic: i32,
     /// Most partitions one request may create.
     pub max_partitions_per_request: i32,
+    /// `${NAME}` references in clusters registered through the API resolve only variables
+    /// whose names start with this. Default `ORDERFLOW_SECRET_`; empty allows none.
+    pub secret_env_prefix: String,
+    /// Further variables such references may name, exactly. Default none.
+    #[serde(deserialize_with = "text_list")]
+    pub secret_env_names: Vec<String>,
+    /// The folder whose files a registered cluster may name as TLS files
+    /// (`ssl.ca.location`, …, relative to it). Default empty: no files, PEM inline only.
+    pub cluster_files_dir: String,
+    /// Cross-cluster operations (replicate, migrate) running at once on this instance; more
+    /// wait as `pending`. Default 2.
+    pub max_running_operations: usize,
+    /// Operations waiting to run on this instance; beyond it a new one is `429`. Default 16.
+    pub max_pending_operations: usize,
 }
 
 impl AdminSettings {
+    /// The limits on definitions of clusters registered through the API.
+    pub fn option_policy(&self) -> crate::clusters::options::OptionPolicy {
+        crate::clusters::options::OptionPolicy {
+            files_dir: (!self.cluster_files_dir.trim().is_empty())
+                .then(|| PathBuf::from(&self.cluster_files_dir)),
+            env_prefix: self.secret_env_prefix.clone(),
+            env_names: self.secret_env_names.clone(),
+        }
+    }
+
     /// The limits the admin client enforces.
     pub fn limits(&self) -> crate::kafka::admin::AdminLimits {
         crate::kafka::admin::AdminLimits {
@@ -90,6 +116,13 @@ pub struct LocalBrokerSettings {
     pub cluster_port_min: u16,
     /// Highest port of local clusters' brokers.
     pub cluster_port_max: u16,
+    /// Most local clusters' brokers this instance runs at once; a registration or a start
+    /// beyond it is refused (409). Default 4.
+    pub max_clusters: usize,
+    /// The Kafka cluster id the broker reports; empty for Tansu's own default. Each local
+    /// cluster's broker gets `orderflow-local-<id>`, so that each is a cluster of its own.
+    #[serde(default)]
+    pub kafka_cluster_id: String,
 }
 
 /// Background order processing.
@@ -135,6 +168,7 @@ pub struct RulesSettings {
     /// Largest quantity per line that completes.
     pub max_quantity_per_line: u32,
     /// Customers whose orders fail.
+    #[serde(deserialize_with = "text_list")]
     pub blocked_customers: Vec<String>,
 }
 
@@ -202,10 +236,13 @@ pub struct HttpSettings {
 #[serde(deny_unknown_fields)]
 pub struct CorsSettings {
     /// Exact origins (`https://shop.example.com`); empty turns CORS off.
+    #[serde(deserialize_with = "text_list")]
     pub allowed_origins: Vec<String>,
     /// Methods those origins may use.
+    #[serde(deserialize_with = "text_list")]
     pub allowed_methods: Vec<String>,
     /// Request headers those origins may send.
+    #[serde(deserialize_with = "text_list")]
     pub allowed_headers: Vec<String>,
     /// How long a browser may cache a preflight answer, in seconds.
     #[serde(rename = "max_age_secs", deserialize_with = "seconds")]
@@ -272,6 +309,36 @@ pub struct KafkaSettings {
     /// still a string to librdkafka).
     #[serde(default, deserialize_with = "option_values")]
     pub librdkafka: BTreeMap<String, String>,
+}
+
+/// Reads a list of texts from a list (a config file), or from one text (an environment
+/// variable): a JSON array (`["EUR","USD"]`), or comma-separated (`EUR,USD`); an empty text
+/// is an empty list.
+pub(crate) fn text_list<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+        Integer(i64),
+    }
+    match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(list) => Ok(list),
+        ListOrText::Integer(i) => Ok(vec![i.to_string()]),
+        ListOrText::Text(text) if text.trim_start().starts_with('[') => serde_json::from_str(&text)
+            .map_err(|e| {
+                serde::de::Error::custom(format!("a JSON array of strings was expected: {e}"))
+            }),
+        ListOrText::Text(text) => Ok(text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(String::from)
+            .collect()),
+    }
 }
 
 /// Reads librdkafka options whatever scalar type the source gave each value.
@@ -370,6 +437,7 @@ pub struct OrderSettings {
     /// Most lines in one order.
     pub max_items: usize,
     /// Accepted ISO 4217 codes; empty accepts every known code.
+    #[serde(deserialize_with = "text_list")]
     pub currencies: Vec<String>,
 }
 

@@ -127,6 +127,13 @@ impl LocalBroker {
                 &url,
             ])
             .args(["--storage-engine", &self.settings.storage])
+            .args(
+                Some(&self.settings.kafka_cluster_id)
+                    .filter(|id| !id.is_empty())
+                    .map(|id| ["--kafka-cluster-id", id.as_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -138,17 +138,36 @@ pub struct ProduceQuery {
     pub force: bool,
 }
 
+/// A write that Kafka did not take, as the answer to a management request (not an order's:
+/// these records carry no key that makes a retry safe).
+fn produce_error(error: crate::kafka::ProduceError) -> ApiError {
+    use crate::kafka::ProduceError;
+    match error {
+        ProduceError::TooLarge => ApiError::RecordTooLarge,
+        ProduceError::QueueFull => ApiError::KafkaUnavailable {
+            retry_after: std::time::Duration::from_secs(1),
+            outcome_unknown: false,
+            orders: false,
+        },
+        error if error.is_retryable() => {
+            ApiError::write_outcome_unknown("produce through the admin API", &error.to_string())
+        }
+        error => ApiError::Internal(error.into()),
+    }
+}
+
 /// Write records to a topic.
 ///
 /// Each record with its key, headers and optional partition; answered once Kafka has
-/// acknowledged every record. The service's own topics are refused (409 `topic_protected`)
-/// unless `force=true`.
+/// acknowledged every record. The service's order topics are refused (409 `topic_protected`)
+/// unless `force=true`; its audit, registry, templates and operations topics always are, on
+/// the cluster that holds them whatever id reaches it.
 #[utoipa::path(post, path = "/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), ProduceQuery),
     request_body(content = ProduceRequest, example = json!({"records": [{"key": "k1", "value": {"hello": "world"}, "headers": {"source": "docs"}}]})),
     responses(
         (status = 200, description = "Where each record landed, in request order", body = Vec<Produced>),
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "One of the service's own topics, without `force` (`topic_protected`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 409, description = "One of the service's order topics without `force`, or one of its control topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn produce(
     State(state): State<AppState>,
     target: Target,
@@ -157,6 +176,19 @@ pub(super) async fn produce(
     JsonBody(body): JsonBody<ProduceRequest>,
 ) -> Result<(Extension<AuditDetails>, Json<Vec<Produced>>), ApiError> {
     let protected = target.is_home() && state.topic_names.contains(&name);
+    let t = &state.settings.topics;
+    let control = [&t.audit, &t.clusters, &t.operations, &t.templates];
+    if target.is_home() && control.iter().any(|topic| topic.name == name) {
+        // The audit trail, the registry, the templates and the operations are written only
+        // by the service: a forged record would read back as its own.
+        return Err(ApiError::Conflict {
+            code: "topic_protected",
+            detail: format!(
+                "{name} holds this service's own records (audit, registry, templates or \
+                 operations); it is written only by the service, force or not"
+            ),
+        });
+    }
     if protected && !query.force {
         return Err(ApiError::Conflict {
             code: "topic_protected",
@@ -207,7 +239,7 @@ pub(super) async fn produce(
     });
     let mut answers = Vec::with_capacity(prepared.len());
     for result in futures::future::join_all(sends).await {
-        let delivery = result.map_err(|e| state.orders.produce_error(e))?;
+        let delivery = result.map_err(produce_error)?;
         answers.push(Produced {
             partition: delivery.partition,
             offset: delivery.offset,

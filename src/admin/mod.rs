@@ -18,7 +18,7 @@ use crate::clusters::RegisteredCluster;
 use crate::clusters::registry::Clients;
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
-use crate::http::auth::{Scope, scoped};
+use crate::http::auth::{Principal, Scope, scoped};
 use crate::http::error::ApiError;
 use crate::kafka::admin::{AdminError, KafkaAdmin};
 use crate::local_broker::BrokerError;
@@ -84,6 +84,9 @@ pub struct Target {
     pub cluster: Arc<RegisteredCluster>,
     /// Its clients (made on its first use).
     pub clients: Clients,
+    /// Whether the Kafka cluster it reaches is the one the service runs on, judged by the
+    /// cluster id its brokers report, not by the id it was reached through.
+    holds_service_topics: bool,
 }
 
 impl Target {
@@ -92,9 +95,10 @@ impl Target {
         &self.clients.admin
     }
 
-    /// Whether it is the cluster the service runs on (whose own topics are protected).
+    /// Whether it is the cluster the service runs on (whose own topics are protected),
+    /// under whatever registry id it was reached.
     pub fn is_home(&self) -> bool {
-        self.cluster.home
+        self.holds_service_topics
     }
 }
 
@@ -112,13 +116,71 @@ impl FromRequestParts<AppState> for Target {
                     .map(|(_, value)| value.to_string())
             })
             .unwrap_or_else(|| state.clusters.home_id().to_string());
-        let cluster = state
-            .clusters
-            .get(&id)
-            .ok_or(ApiError::ClusterNotFound(id))?;
-        let clients = state.clusters.clients(&cluster)?;
-        Ok(Target { cluster, clients })
+        let registry = &state.clusters;
+        let cluster = registry.get(&id).ok_or(ApiError::ClusterNotFound(id))?;
+        let clients = registry.clients(&cluster)?;
+        // What the entry reaches decides protection and key restrictions: an entry pointed
+        // at the home cluster (or at a cluster the key does not reach) under another id is
+        // that cluster.
+        let identity = registry.identity(&cluster).await?;
+        let holds_service_topics = cluster.home || registry.home_identity().await? == identity;
+        if let Some(caller) = parts.extensions.get::<Principal>() {
+            refuse_unreached_aliases(registry, caller, &identity, holds_service_topics)?;
+        }
+        Ok(Target {
+            cluster,
+            clients,
+            holds_service_topics,
+        })
     }
+}
+
+/// Refuses a caller whose key is limited to some clusters a Kafka cluster (`identity`) that
+/// is also registered under an id the key does not reach: a key is judged by what the entry
+/// reaches, not by the name it was reached through.
+pub fn refuse_unreached_aliases(
+    registry: &crate::clusters::ClusterRegistry,
+    caller: &Principal,
+    identity: &str,
+    is_home: bool,
+) -> Result<(), ApiError> {
+    if !caller.restricted {
+        return Ok(());
+    }
+    let mut aliases = registry.aliases(identity);
+    if is_home {
+        aliases.push(registry.home_id().to_string());
+    }
+    match aliases.into_iter().find(|alias| !caller.reaches(alias)) {
+        Some(other) => Err(ApiError::ClusterForbidden(other)),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a caller whose key does not reach one of the clusters `ids` (by id, and by the
+/// Kafka cluster behind each id when its brokers tell).
+pub async fn refuse_unreached(
+    registry: &crate::clusters::ClusterRegistry,
+    caller: Option<&Principal>,
+    ids: impl IntoIterator<Item = &String>,
+) -> Result<(), ApiError> {
+    let Some(caller) = caller.filter(|c| c.restricted) else {
+        return Ok(());
+    };
+    for id in ids {
+        if !caller.reaches(id) {
+            return Err(ApiError::ClusterForbidden(id.clone()));
+        }
+        let Some(cluster) = registry.get(id) else {
+            continue;
+        };
+        if let Ok(identity) = registry.identity(&cluster).await {
+            let is_home = cluster.home
+                || registry.home_identity().await.ok().as_deref() == Some(identity.as_str());
+            refuse_unreached_aliases(registry, caller, &identity, is_home)?;
+        }
+    }
+    Ok(())
 }
 
 /// The topic named in a path.

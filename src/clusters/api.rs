@@ -13,6 +13,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::options::OptionPolicy;
 use super::registry::{
     ClusterSettings, ClusterStatus, LocalCluster, RegisteredCluster, RegistryError,
     literal_secrets, valid_cluster_id,
@@ -20,10 +21,11 @@ use super::registry::{
 use super::templates::Templates;
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
+use crate::http::auth::Principal;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
-use crate::kafka::{ClientSettings, validate_config_name, validate_config_value};
+use crate::kafka::{ClientSettings, is_secret_option, validate_config_name, validate_config_value};
 
 /// The registry's routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,9 +66,12 @@ pub struct RegisterCluster {
         pattern = r"^[A-Za-z0-9._\[\]:-]+:[0-9]{1,5}(,[A-Za-z0-9._\[\]:-]+:[0-9]{1,5})*$"
     )]
     pub bootstrap_servers: String,
-    /// Raw librdkafka options. Secret ones (`*password*`, `*secret*`, tokens, keys) must be
-    /// `${ENV_NAME}` references, resolved from each instance's environment when connecting:
-    /// no secret is ever written to Kafka.
+    /// librdkafka options from the allow-list a connection needs (security protocol, SASL,
+    /// TLS as inline PEM or files under the operator's `admin.cluster_files_dir`, timeouts,
+    /// codecs); others are `422`. Secret ones (`*password*`, `*secret*`, tokens, keys) must be
+    /// `${ENV_NAME}` references to variables the operator allows (`admin.secret_env_prefix`,
+    /// `ORDERFLOW_SECRET_` by default), resolved from each instance's environment when
+    /// connecting: no secret is ever written to Kafka.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
     /// A template (`GET /api/templates`) whose topic defaults apply to topics created on
@@ -83,6 +88,7 @@ impl RegisterCluster {
     fn parse(
         mut self,
         templates: &Templates,
+        policy: &OptionPolicy,
         local: Option<LocalCluster>,
     ) -> Result<(String, ClusterSettings), ApiError> {
         let mut errors = Vec::new();
@@ -152,6 +158,8 @@ impl RegisterCluster {
                 errors.push(FieldError::new(field, why));
             } else if name == "bootstrap.servers" {
                 errors.push(FieldError::new(field, "give it as bootstrap_servers"));
+            } else if let Some(why) = policy.refusal(name, value) {
+                errors.push(FieldError::new(field, why));
             }
         }
         for name in literal_secrets(&self.librdkafka) {
@@ -172,10 +180,25 @@ impl RegisterCluster {
             local,
         };
         if errors.is_empty() {
+            // Only once every option passed the policy: librdkafka acts on some as soon as
+            // they are set (a plugin is loaded, a file is opened).
             let client = ClientSettings {
                 bootstrap_servers: settings.bootstrap_servers.clone(),
                 client_id: "orderflow".into(),
-                librdkafka: settings.librdkafka.clone(),
+                librdkafka: policy
+                    .apply(&settings.librdkafka)
+                    .unwrap_or_else(|_| settings.librdkafka.clone())
+                    .into_iter()
+                    .map(|(name, value)| {
+                        // Secrets need not be set on this instance to check the rest.
+                        let value = if is_secret_option(&name) {
+                            "x".into()
+                        } else {
+                            value
+                        };
+                        (name, value)
+                    })
+                    .collect(),
             };
             if let Err(why) = client.check() {
                 errors.push(FieldError::new("librdkafka", why));
@@ -253,6 +276,42 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+/// Refuses a definition whose brokers belong to a Kafka cluster registered under another id
+/// (the home cluster among them): one cluster, one entry, so that what protects it and which
+/// keys reach it cannot be side-stepped through a second name. A definition whose brokers do
+/// not answer now is taken; what it reaches is judged again at each use.
+async fn refuse_alias(
+    state: &AppState,
+    id: &str,
+    settings: &ClusterSettings,
+) -> Result<(), ApiError> {
+    if settings.local.is_some() {
+        return Ok(());
+    }
+    let registry = &state.clusters;
+    let Some(identity) = registry
+        .probe_identity(&settings.bootstrap_servers, &settings.librdkafka)
+        .await
+    else {
+        return Ok(());
+    };
+    let home = registry.home_identity().await.ok();
+    let mut aliases = registry.aliases(&identity);
+    if home.as_deref() == Some(identity.as_str()) {
+        aliases.push(registry.home_id().to_string());
+    }
+    match aliases.into_iter().find(|alias| alias != id) {
+        Some(other) => Err(ApiError::Conflict {
+            code: "already_exists",
+            detail: format!(
+                "these brokers belong to the Kafka cluster already registered as {other}; \
+                 manage it through that id"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The registry entry as the answer to a change, with a health check made now.
 async fn checked_view(state: &AppState, id: &str) -> ClusterView {
     match state.clusters.get(id) {
@@ -295,11 +354,11 @@ fn audit(id: &str, settings: Option<&ClusterSettings>) -> Extension<AuditDetails
 /// reachability is checked at once and shown in `status` (an unreachable cluster may be
 /// registered).
 #[utoipa::path(post, path = "/api/clusters", tag = "clusters",
-    request_body(content = RegisterCluster, example = json!({"id": "staging", "name": "Staging", "environment": "staging", "tags": ["eu"], "bootstrap_servers": "kafka-staging:9092", "librdkafka": {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "orderflow", "sasl.password": "${STAGING_KAFKA_PASSWORD}"}})),
+    request_body(content = RegisterCluster, example = json!({"id": "staging", "name": "Staging", "environment": "staging", "tags": ["eu"], "bootstrap_servers": "kafka-staging:9092", "librdkafka": {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "orderflow", "sasl.password": "${ORDERFLOW_SECRET_STAGING_KAFKA_PASSWORD}"}})),
     responses(
         (status = 201, description = "Registered", body = ClusterView, headers(("Location" = String, description = "The cluster's URL"))),
-        (status = 409, description = "The id is taken (`already_exists`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid settings, or a literal secret (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The id is taken, or the brokers belong to a cluster registered under another id (`already_exists`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid settings, an option a registered cluster may not set, a reference to a variable the operator does not allow, or a literal secret (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn register_cluster(
     State(state): State<AppState>,
     JsonBody(mut body): JsonBody<RegisterCluster>,
@@ -316,7 +375,8 @@ pub(super) async fn register_cluster(
     } else {
         None
     };
-    let (id, settings) = body.parse(&state.templates, local)?;
+    let (id, settings) = body.parse(&state.templates, state.clusters.policy(), local)?;
+    refuse_alias(&state, &id, &settings).await?;
     let details = audit(&id, Some(&settings));
     state.clusters.register(&id, settings, false).await?;
     let view = checked_view(&state, &id).await;
@@ -340,11 +400,13 @@ pub(super) async fn register_cluster(
     responses(
         (status = 200, description = "Changed", body = ClusterView),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The home cluster or one from config (`conflict`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid settings, a literal secret, or another id in the body (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "A key limited to some clusters may not change the connection (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The home cluster or one from config (`conflict`), or the brokers belong to a cluster registered under another id (`already_exists`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid settings, an option a registered cluster may not set, a reference to a variable the operator does not allow, a literal secret, or another id in the body (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn update_cluster(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    caller: Option<Extension<Principal>>,
     JsonBody(mut body): JsonBody<RegisterCluster>,
 ) -> Result<(Extension<AuditDetails>, Json<ClusterView>), ApiError> {
     if body.id.as_ref().is_some_and(|given| *given != id) {
@@ -368,7 +430,17 @@ pub(super) async fn update_cluster(
     if local.is_some() {
         body.bootstrap_servers.clear();
     }
-    let (id, settings) = body.parse(&state.templates, local)?;
+    let (id, settings) = body.parse(&state.templates, state.clusters.policy(), local)?;
+    let repointed = settings.bootstrap_servers != existing.settings.bootstrap_servers
+        || settings.librdkafka != existing.settings.librdkafka;
+    if repointed && caller.is_some_and(|Extension(c)| c.restricted) {
+        return Err(ApiError::KeyRestricted(
+            "change a cluster's connection (bootstrap_servers, librdkafka options)",
+        ));
+    }
+    if repointed {
+        refuse_alias(&state, &id, &settings).await?;
+    }
     let details = audit(&id, Some(&settings));
     state.clusters.register(&id, settings, true).await?;
     Ok((details, Json(checked_view(&state, &id).await)))
@@ -471,6 +543,7 @@ enum StatusFilter {
         (status = 400, description = "Bad filter (`invalid_query`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list_clusters(
     State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
     QueryParams(filter): QueryParams<ClusterFilter>,
 ) -> Result<Json<Vec<ClusterView>>, ApiError> {
     let reachable = match filter.status.as_deref() {
@@ -487,6 +560,11 @@ pub(super) async fn list_clusters(
         .clusters
         .list()
         .iter()
+        .filter(|c| {
+            caller
+                .as_ref()
+                .is_none_or(|Extension(caller)| caller.reaches(&c.id))
+        })
         .map(|c| ClusterView::from(c.as_ref()))
         .filter(|c| {
             filter

@@ -24,6 +24,8 @@ use crate::local_broker::{BrokerError, BrokerStatus, LocalBroker};
 pub struct LocalClusters {
     settings: LocalBrokerSettings,
     brokers: Mutex<HashMap<String, Arc<LocalBroker>>>,
+    /// Taken by a start, so that the count of running brokers holds until it is done.
+    starting: Mutex<()>,
 }
 
 impl LocalClusters {
@@ -32,6 +34,7 @@ impl LocalClusters {
         LocalClusters {
             settings,
             brokers: Mutex::new(HashMap::new()),
+            starting: Mutex::new(()),
         }
     }
 
@@ -96,10 +99,33 @@ impl LocalClusters {
                     .join(&cluster.id)
                     .display()
                     .to_string(),
+                kafka_cluster_id: format!("orderflow-local-{}", cluster.id),
                 ..self.settings.clone()
             }))
         });
         Ok(broker.clone())
+    }
+
+    /// Starts a local cluster's broker, unless `[local_broker] max_clusters` of them run
+    /// here already.
+    async fn start(&self, cluster: &RegisteredCluster) -> Result<BrokerStatus, BrokerError> {
+        let broker = self.broker(cluster).await?;
+        // Held across the start, so two starts at once cannot both take the last place.
+        let _starting = self.starting.lock().await;
+        let brokers: Vec<_> = self.brokers.lock().await.values().cloned().collect();
+        let mut running = 0;
+        for other in brokers {
+            if other.status().await.is_ok_and(|s| s.state == "running") {
+                running += 1;
+            }
+        }
+        if running >= self.settings.max_clusters {
+            return Err(BrokerError::WrongState(format!(
+                "{running} local clusters' brokers run on this instance already, the most \
+                 [local_broker] max_clusters allows; stop one first"
+            )));
+        }
+        broker.start().await
     }
 
     /// Stops a removed cluster's broker, if this instance runs it.
@@ -154,13 +180,13 @@ pub(super) async fn local_status(
     params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
     responses((status = 200, description = "Running", body = BrokerStatus),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not a local cluster, already running, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Not a local cluster, already running, `[local_broker] max_clusters` brokers running already, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn local_start(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<BrokerStatus>, ApiError> {
     let cluster = cluster(&state, id)?;
-    let status = state.local_clusters.broker(&cluster).await?.start().await?;
+    let status = state.local_clusters.start(&cluster).await?;
     state.clusters.check(&cluster).await;
     Ok(Json(status))
 }

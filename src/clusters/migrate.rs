@@ -258,6 +258,10 @@ impl Copy<'_> {
                 ("enable.auto.commit", "false".into()),
                 ("enable.auto.offset.store", "false".into()),
                 ("fetch.wait.max.ms", "10".into()),
+                // A copy's read-ahead is bounded (librdkafka's default is 64 MiB per
+                // consumer), so that running copies cost a known few MiB each.
+                ("queued.max.messages.kbytes", "8192".into()),
+                ("queued.min.messages", "10000".into()),
             ])
             .create_with_context(ClientContext::default())
             .map_err(|e| Stop::Failed(format!("cannot read the source: {e}")))?;

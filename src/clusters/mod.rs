@@ -8,6 +8,7 @@ pub mod local;
 mod migrate;
 pub mod operations;
 pub mod operations_api;
+pub mod options;
 pub mod registry;
 pub mod templates;
 pub mod templates_api;

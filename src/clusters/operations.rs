@@ -212,6 +212,11 @@ pub struct ReplicateRequest {
 pub struct Operations {
     known: Mutex<BTreeMap<String, Operation>>,
     running: Mutex<BTreeMap<String, CancellationToken>>,
+    /// One permit per operation that may run at once on this instance.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Operations this instance took that wait for a slot.
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
     topic: String,
     reader: Arc<TableReader>,
     writer: BaseProducer<Operation>,
@@ -225,10 +230,15 @@ impl Operations {
         reader: Arc<TableReader>,
         writer: BaseProducer<Operation>,
         timeout: Duration,
+        limits: (usize, usize),
     ) -> Self {
+        let (max_running, max_waiting) = limits;
         Operations {
             known: Mutex::new(BTreeMap::new()),
             running: Mutex::new(BTreeMap::new()),
+            slots: Arc::new(tokio::sync::Semaphore::new(max_running.max(1))),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting,
             topic,
             reader,
             writer,
@@ -327,7 +337,7 @@ impl Operations {
         request: ReplicateRequest,
         registry: Arc<ClusterRegistry>,
         shutdown: &CancellationToken,
-    ) -> Result<Operation, String> {
+    ) -> Result<Operation, StartError> {
         let mut operation = Operation::new(
             "replicate",
             request.source_cluster_id,
@@ -345,7 +355,7 @@ impl Operations {
         request: MigrateRequest,
         registry: Arc<ClusterRegistry>,
         shutdown: &CancellationToken,
-    ) -> Result<Operation, String> {
+    ) -> Result<Operation, StartError> {
         let mut operation = Operation::new(
             "migrate",
             request.source_cluster_id,
@@ -363,8 +373,17 @@ impl Operations {
         operation: Operation,
         registry: Arc<ClusterRegistry>,
         shutdown: &CancellationToken,
-    ) -> Result<Operation, String> {
-        self.save(&operation).await?;
+    ) -> Result<Operation, StartError> {
+        use std::sync::atomic::Ordering;
+        let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
+        if queued >= self.max_waiting && self.slots.available_permits() == 0 {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(StartError::Busy);
+        }
+        if let Err(why) = self.save(&operation).await {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(StartError::Unavailable(why));
+        }
         let token = shutdown.child_token();
         self.running
             .lock()
@@ -374,7 +393,14 @@ impl Operations {
         let started = operation.clone();
         tokio::spawn(async move {
             let id = started.id.clone();
-            operations.run(started, registry, token).await;
+            // Waits as `pending` (beating, so it is not taken for interrupted) until a slot
+            // is free: a burst of operations runs a few at a time, not all at once.
+            let slot = operations.wait_for_slot(started.clone(), &token).await;
+            operations.waiting.fetch_sub(1, Ordering::AcqRel);
+            match slot {
+                Some(_slot) => operations.run(started, registry, token).await,
+                None => operations.end_unstarted(started).await,
+            }
             operations
                 .running
                 .lock()
@@ -382,6 +408,29 @@ impl Operations {
                 .remove(&id);
         });
         Ok(operation)
+    }
+
+    async fn wait_for_slot(
+        &self,
+        mut operation: Operation,
+        cancel: &CancellationToken,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let acquire = self.slots.clone().acquire_owned();
+        tokio::pin!(acquire);
+        loop {
+            tokio::select! {
+                permit = &mut acquire => return permit.ok(),
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(HEARTBEAT) => self.beat(&mut operation).await,
+            }
+        }
+    }
+
+    /// An operation cancelled (or stopped by shutdown) before it had a slot.
+    async fn end_unstarted(&self, mut operation: Operation) {
+        operation.status = OperationStatus::Cancelled;
+        operation.finished_at = Some(Utc::now());
+        self.beat(&mut operation).await;
     }
 
     async fn run(
@@ -460,6 +509,23 @@ impl Operation {
             preserve_timestamps: false,
             groups: vec![],
         }
+    }
+}
+
+/// Why an operation was not accepted.
+#[derive(Debug)]
+pub enum StartError {
+    /// This instance runs and queues as many as it may (`admin.max_running_operations`,
+    /// `admin.max_pending_operations`).
+    Busy,
+    /// Kafka did not take the operation's record.
+    Unavailable(String),
+}
+
+impl Operation {
+    /// Every cluster it touches: the source, then the targets.
+    pub fn clusters(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.source_cluster_id).chain(&self.target_cluster_ids)
     }
 }
 

@@ -9,9 +9,11 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::operations::{MigrateRequest, Operation, ReplicateRequest};
+use super::operations::{MigrateRequest, Operation, ReplicateRequest, StartError};
+use crate::admin::refuse_unreached;
 use crate::http::AppState;
 use crate::http::audit::AuditDetails;
+use crate::http::auth::Principal;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
@@ -30,6 +32,23 @@ fn unavailable(cause: String) -> ApiError {
     ApiError::write_outcome_unknown("operations", &cause)
 }
 
+impl From<StartError> for ApiError {
+    fn from(error: StartError) -> Self {
+        match error {
+            StartError::Busy => ApiError::Overloaded {
+                retry_after: std::time::Duration::from_secs(5),
+            },
+            StartError::Unavailable(cause) => unavailable(cause),
+        }
+    }
+}
+
+/// Whether a caller may see an operation: a key limited to some clusters sees the ones
+/// that touch only its clusters.
+fn visible(caller: Option<&Extension<Principal>>, operation: &Operation) -> bool {
+    caller.is_none_or(|Extension(c)| operation.clusters().all(|id| c.reaches(id)))
+}
+
 /// Replicate topic structure.
 ///
 /// Creates the source's topics (partitions, and the configs set on each topic) on every
@@ -41,15 +60,19 @@ fn unavailable(cause: String) -> ApiError {
     responses(
         (status = 202, description = "Accepted; follow `Location`", body = Operation, headers(("Location" = String, description = "The operation's URL"))),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This instance runs and queues as many operations as it may (`overloaded`), or Kafka is unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn replicate(
     State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
     JsonBody(request): JsonBody<ReplicateRequest>,
 ) -> Result<Response, ApiError> {
-    known_clusters(
-        &state,
-        std::iter::once(&request.source_cluster_id).chain(&request.target_cluster_ids),
-    )?;
+    let clusters: Vec<String> = std::iter::once(&request.source_cluster_id)
+        .chain(&request.target_cluster_ids)
+        .cloned()
+        .collect();
+    known_clusters(&state, &clusters)?;
+    refuse_unreached(&state.clusters, caller.as_deref(), &clusters).await?;
     let mut errors = topic_errors(&request.topics);
     if request.target_cluster_ids.is_empty() || request.target_cluster_ids.len() > 20 {
         errors.push(FieldError::new("target_cluster_ids", "1 to 20 clusters"));
@@ -75,8 +98,7 @@ pub(super) async fn replicate(
     let operation = state
         .operations
         .start_replicate(request, state.clusters.clone(), &state.shutdown)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     Ok(accepted(operation, details))
 }
 
@@ -94,15 +116,19 @@ pub(super) async fn replicate(
     responses(
         (status = 202, description = "Accepted; follow `Location`", body = Operation, headers(("Location" = String, description = "The operation's URL"))),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This instance runs and queues as many operations as it may (`overloaded`), or Kafka is unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn migrate(
     State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
     JsonBody(request): JsonBody<MigrateRequest>,
 ) -> Result<Response, ApiError> {
-    known_clusters(
-        &state,
-        [&request.source_cluster_id, &request.target_cluster_id],
-    )?;
+    let clusters = [
+        request.source_cluster_id.clone(),
+        request.target_cluster_id.clone(),
+    ];
+    known_clusters(&state, &clusters)?;
+    refuse_unreached(&state.clusters, caller.as_deref(), &clusters).await?;
     let mut errors = topic_errors(&request.topics);
     if request.target_cluster_id == request.source_cluster_id {
         errors.push(FieldError::new(
@@ -123,8 +149,7 @@ pub(super) async fn migrate(
     let operation = state
         .operations
         .start_migrate(request, state.clusters.clone(), &state.shutdown)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     Ok(accepted(operation, details))
 }
 
@@ -183,13 +208,22 @@ pub struct OperationsQuery {
         (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list_operations(
     State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
     QueryParams(query): QueryParams<OperationsQuery>,
 ) -> Result<Json<Vec<Operation>>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::InvalidQuery("limit must be 1 to 200".into()));
     }
-    Ok(Json(state.operations.recent(limit)))
+    Ok(Json(
+        state
+            .operations
+            .recent(usize::MAX)
+            .into_iter()
+            .filter(|o| visible(caller.as_ref(), o))
+            .take(limit)
+            .collect(),
+    ))
 }
 
 /// Look up an operation.
@@ -202,11 +236,13 @@ pub(super) async fn list_operations(
         (status = 404, description = "No such operation (`not_found`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn get_operation(
     State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
     Path(id): Path<String>,
 ) -> Result<Json<Operation>, ApiError> {
     state
         .operations
         .get(&id)
+        .filter(|o| visible(caller.as_ref(), o))
         .map(Json)
         .ok_or(ApiError::NotFound("operation"))
 }
@@ -221,8 +257,16 @@ pub(super) async fn get_operation(
         (status = 409, description = "It has finished already (`conflict`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn cancel_operation(
     State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
+    if !state
+        .operations
+        .get(&id)
+        .is_some_and(|o| visible(caller.as_ref(), &o))
+    {
+        return Err(ApiError::NotFound("operation"));
+    }
     let operation = state
         .operations
         .cancel(&id)

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::options::{OptionPolicy, reference};
 use crate::kafka::admin::{AdminError, AdminLimits, KafkaAdmin};
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::table::TableReader;
@@ -67,6 +68,10 @@ pub struct RegisteredCluster {
     pub source: Source,
     clients: Mutex<Option<Clients>>,
     status: Mutex<ClusterStatus>,
+    /// The Kafka cluster id its brokers report, once learned: what the cluster *is*,
+    /// whatever id it was registered under. A changed definition is a new entry, so this is
+    /// never stale for the connection it was learned from.
+    identity: std::sync::OnceLock<String>,
 }
 
 /// Where a registry entry comes from.
@@ -118,6 +123,7 @@ impl RegisteredCluster {
             source,
             clients: Mutex::new(clients),
             status: Mutex::new(ClusterStatus::default()),
+            identity: std::sync::OnceLock::new(),
         }
     }
 
@@ -162,6 +168,7 @@ pub struct ClusterRegistry {
     limits: AdminLimits,
     delivery_timeout: Duration,
     store: RegistryStore,
+    policy: OptionPolicy,
 }
 
 /// Where run-time registrations live: a compacted topic on the home cluster, read by every
@@ -210,10 +217,7 @@ pub fn resolve_references(
     options
         .iter()
         .map(|(name, value)| {
-            let resolved = match value
-                .strip_prefix("${")
-                .and_then(|rest| rest.strip_suffix('}'))
-            {
+            let resolved = match reference(value) {
                 Some(variable) => std::env::var(variable)
                     .map_err(|_| format!("{name} refers to ${{{variable}}}, which is not set"))?,
                 None => value.clone(),
@@ -238,6 +242,7 @@ impl ClusterRegistry {
         limits: AdminLimits,
         delivery_timeout: Duration,
         store: RegistryStore,
+        policy: OptionPolicy,
     ) -> Result<Self, String> {
         if !valid_cluster_id(home_id) {
             return Err(format!(
@@ -286,6 +291,7 @@ impl ClusterRegistry {
             limits,
             delivery_timeout,
             store,
+            policy,
         })
     }
 
@@ -446,7 +452,7 @@ impl ClusterRegistry {
         }
         // A reference this instance cannot resolve makes the cluster unreachable from here
         // (its status says why); it is not the request's fault, so not a 4xx.
-        let librdkafka = resolve_references(&cluster.settings.librdkafka).map_err(|why| {
+        let librdkafka = self.options_for(cluster).map_err(|why| {
             AdminError::Unavailable(format!("cluster {}: {why} on this instance", cluster.id))
         })?;
         let client = ClientSettings {
@@ -480,6 +486,71 @@ impl ClusterRegistry {
     }
 }
 
+impl ClusterRegistry {
+    /// The options a cluster's clients are made with: a registered cluster's through the
+    /// operator's [`OptionPolicy`] (checked again here, so an entry written to the registry
+    /// topic by other means is held to it too), a configured one's as the operator wrote them.
+    fn options_for(&self, cluster: &RegisteredCluster) -> Result<BTreeMap<String, String>, String> {
+        match cluster.source {
+            Source::Registered => self.policy.apply(&cluster.settings.librdkafka),
+            Source::Home | Source::Config => resolve_references(&cluster.settings.librdkafka),
+        }
+    }
+
+    /// What a definition from the API may not set, with why.
+    pub fn policy(&self) -> &OptionPolicy {
+        &self.policy
+    }
+
+    /// The Kafka cluster id of a cluster, asked of its brokers once and kept.
+    pub async fn identity(&self, cluster: &RegisteredCluster) -> Result<String, AdminError> {
+        if let Some(id) = cluster.identity.get() {
+            return Ok(id.clone());
+        }
+        let clients = self.clients(cluster)?;
+        let id = clients.admin.cluster_id().await?;
+        Ok(cluster.identity.get_or_init(|| id).clone())
+    }
+
+    /// The home cluster's Kafka cluster id.
+    pub async fn home_identity(&self) -> Result<String, AdminError> {
+        let home = self
+            .get(&self.home_id)
+            .ok_or_else(|| AdminError::Kafka("the home cluster is not in the registry".into()))?;
+        self.identity(&home).await
+    }
+
+    /// The ids of the entries known to reach the Kafka cluster `identity` (the home cluster's
+    /// is always known once asked; the others' from their health checks or their use).
+    pub fn aliases(&self, identity: &str) -> Vec<String> {
+        self.read()
+            .values()
+            .filter(|c| c.identity.get().is_some_and(|i| i == identity))
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// The Kafka cluster id behind `bootstrap_servers` with these options, asked with a
+    /// client made for the purpose (for a definition not registered yet); `None` when its
+    /// brokers do not answer in time.
+    pub async fn probe_identity(
+        &self,
+        bootstrap_servers: &str,
+        librdkafka: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        let librdkafka = self.policy.apply(librdkafka).ok()?;
+        let client = ClientSettings {
+            bootstrap_servers: bootstrap_servers.to_string(),
+            client_id: self.client_id.clone(),
+            librdkafka,
+        };
+        let admin = KafkaAdmin::new(client, CHECK_TIMEOUT, self.limits).ok()?;
+        let id = admin.cluster_id().await.ok();
+        tokio::task::spawn_blocking(move || drop(admin)).await.ok();
+        id
+    }
+}
+
 fn configured(cluster: &RegisteredCluster) -> String {
     match cluster.source {
         Source::Home => format!(
@@ -499,7 +570,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 impl ClusterRegistry {
     /// Checks one cluster now and keeps the result.
     pub async fn check(&self, cluster: &RegisteredCluster) -> ClusterStatus {
-        let status = match resolve_references(&cluster.settings.librdkafka) {
+        let status = match self.options_for(cluster) {
             // A reference this instance cannot resolve: say which, without asking a broker.
             Err(why) => ClusterStatus {
                 checked_at: Some(chrono::Utc::now()),
@@ -522,14 +593,19 @@ impl ClusterRegistry {
             Err(error) => Ok(Err(error)),
         };
         match checked {
-            Ok(Ok(info)) => ClusterStatus {
-                reachable: !info.brokers.is_empty(),
-                brokers: info.brokers.len(),
-                controller_id: info.controller_id,
-                metadata_rtt_ms: Some(info.metadata_rtt_ms),
-                checked_at: Some(chrono::Utc::now()),
-                error: None,
-            },
+            Ok(Ok(info)) => {
+                if let Some(id) = info.cluster_id.clone() {
+                    let _ = cluster.identity.set(id);
+                }
+                ClusterStatus {
+                    reachable: !info.brokers.is_empty(),
+                    brokers: info.brokers.len(),
+                    controller_id: info.controller_id,
+                    metadata_rtt_ms: Some(info.metadata_rtt_ms),
+                    checked_at: Some(chrono::Utc::now()),
+                    error: None,
+                }
+            }
             Ok(Err(error)) => ClusterStatus {
                 checked_at: Some(chrono::Utc::now()),
                 error: Some(match error {

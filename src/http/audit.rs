@@ -5,8 +5,10 @@
 //! request and trace ids. Auditing never blocks or fails the request it records: the record
 //! is sent in the background, and one that cannot be written is counted and logged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, RawPathParams, Request};
 use axum::http::request::Parts;
@@ -49,6 +51,11 @@ pub struct AuditRecord {
     pub request_id: String,
     /// The W3C trace id.
     pub trace_id: String,
+    /// On a refusal's record: how many more refusals of the same client (key, or address
+    /// without one) with the same code followed it in its window; the details are the
+    /// first's. Absent on a record of one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeated: Option<u64>,
 }
 
 /// What a handler did, for the audit record of its request (put in the response's
@@ -109,6 +116,7 @@ pub async fn begin(parts: &mut Parts, client: IpAddr, key: Option<&str>) -> Audi
             .unwrap_or_default()
             .to_string(),
         trace_id: crate::trace::TraceContext::current().trace_id(),
+        repeated: None,
     }
 }
 
@@ -176,15 +184,91 @@ pub struct AuditLog {
     topic: String,
     /// `orderflow_audit_records_total{outcome}`: written, failed.
     records: IntCounterVec,
+    refusals: Arc<RefusalWindow>,
 }
 
+/// Refusals of the current window, by client and code: the first of each is written at
+/// once, the rest counted and written as one record when the window ends. Clients beyond
+/// [`MAX_CLIENTS_PER_WINDOW`] share one count.
+struct RefusalWindow {
+    length: Duration,
+    seen: Mutex<HashMap<(String, String), (AuditRecord, u64)>>,
+}
+
+/// Most clients whose refusals are counted apart in one window.
+const MAX_CLIENTS_PER_WINDOW: usize = 1000;
+/// The client under which refusals beyond [`MAX_CLIENTS_PER_WINDOW`] are counted.
+const OTHER_CLIENTS: &str = "*";
+
 impl AuditLog {
-    /// An audit log writing through `producer` to `topic`.
-    pub fn new(producer: BaseProducer<AuditRecord>, topic: String, records: IntCounterVec) -> Self {
+    /// An audit log writing through `producer` to `topic`; refusals are aggregated per
+    /// `refusal_window`.
+    pub fn new(
+        producer: BaseProducer<AuditRecord>,
+        topic: String,
+        records: IntCounterVec,
+        refusal_window: Duration,
+    ) -> Self {
         AuditLog {
             producer,
             topic,
             records,
+            refusals: Arc::new(RefusalWindow {
+                length: refusal_window,
+                seen: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Records a refused request (401, 403): the first of its client and code in the window
+    /// at once, the others as one count at the window's end, so that a flood of refusals
+    /// cannot flood the audit topic.
+    pub fn record_refusal(&self, record: AuditRecord) {
+        let client = record.key.clone().unwrap_or_else(|| record.client.clone());
+        let code = record.code.clone().unwrap_or_default();
+        let mut seen = self.refusals.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = if seen.len() < MAX_CLIENTS_PER_WINDOW
+            || seen.contains_key(&(client.clone(), code.clone()))
+        {
+            (client, code)
+        } else {
+            (OTHER_CLIENTS.to_string(), code)
+        };
+        match seen.get_mut(&slot) {
+            Some((_, repeated)) => *repeated += 1,
+            None if slot.0 == OTHER_CLIENTS => {
+                let mut first = record;
+                first.client = OTHER_CLIENTS.into();
+                first.key = None;
+                seen.insert(slot, (first, 1));
+            }
+            None => {
+                seen.insert(slot, (record.clone(), 0));
+                drop(seen);
+                self.record(record);
+            }
+        }
+    }
+
+    /// Writes the counts of each window's repeated refusals when it ends, until shutdown
+    /// (then once more).
+    pub async fn write_refusal_counts(self, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            let stopping = tokio::select! {
+                () = shutdown.cancelled() => true,
+                () = tokio::time::sleep(self.refusals.length) => false,
+            };
+            let ended =
+                std::mem::take(&mut *self.refusals.seen.lock().unwrap_or_else(|e| e.into_inner()));
+            for (_, (mut first, repeated)) in ended {
+                if repeated > 0 {
+                    first.repeated = Some(repeated);
+                    self.record(first);
+                }
+            }
+            if stopping {
+                return;
+            }
         }
     }
 

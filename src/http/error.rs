@@ -13,6 +13,9 @@ use crate::http::auth::limit::Refusal;
 tokio::task_local! {
     /// The id of the request being handled, so that errors can name it.
     pub static REQUEST_ID: String;
+    /// Whether the request being handled only reads (GET, HEAD): a failure's advice on a
+    /// retry depends on it.
+    pub static READS_ONLY: bool;
 }
 
 /// One invalid field, named by its path in the request body (`items[2].quantity`).
@@ -133,6 +136,8 @@ pub enum ApiError {
         /// Whether a write may have happened anyway: Kafka did not acknowledge it in time,
         /// which does not mean the broker did not store it.
         outcome_unknown: bool,
+        /// Whether the request placed orders, whose retries are safe by their keys.
+        orders: bool,
     },
     /// The request's body did not arrive within `http.body_read_timeout_ms`.
     #[error("the request body did not arrive in time")]
@@ -149,6 +154,12 @@ pub enum ApiError {
     /// The key's admin scopes do not reach this cluster.
     #[error("this API key's admin scopes do not reach the cluster {0:?}")]
     ClusterForbidden(String),
+    /// The key's admin scopes are limited to some clusters, and the operation needs a key
+    /// that reaches every cluster (what it would do is named here).
+    #[error(
+        "this API key is limited to some clusters and cannot {0}; that needs a key whose admin scopes reach every cluster"
+    )]
+    KeyRestricted(&'static str),
     /// The key lacks the scope the operation needs (named here).
     #[error("this API key lacks the scope \"{0}\" that this operation needs")]
     Forbidden(&'static str),
@@ -249,7 +260,9 @@ impl ApiError {
             }
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::ClusterForbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ClusterForbidden(_) | ApiError::KeyRestricted(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -288,7 +301,7 @@ impl ApiError {
             ApiError::Overloaded { .. } => ("overloaded", "Service overloaded"),
             ApiError::RequestTimeout => ("request_timeout", "Request body too slow"),
             ApiError::Unauthenticated(_) => ("unauthenticated", "API key missing or unknown"),
-            ApiError::Forbidden(_) | ApiError::ClusterForbidden(_) => {
+            ApiError::Forbidden(_) | ApiError::ClusterForbidden(_) | ApiError::KeyRestricted(_) => {
                 ("forbidden", "API key lacks the scope")
             }
             ApiError::RateLimited(_) => ("rate_limited", "Rate limit reached"),
@@ -303,10 +316,23 @@ impl ApiError {
             ApiError::Validation(_) => "one or more fields are invalid; see errors".to_string(),
             ApiError::KafkaUnavailable {
                 outcome_unknown: true,
+                orders: true,
                 ..
             } => "Kafka did not answer in time, so the outcome of a write is unknown: it may \
                   have been stored. Retry after the Retry-After delay; resend an order with the \
                   same order_id or Idempotency-Key, and the retry never makes a second order"
+                .to_string(),
+            ApiError::KafkaUnavailable {
+                outcome_unknown: true,
+                ..
+            } if READS_ONLY.try_with(|r| *r).unwrap_or(false) => "Kafka did not answer in time; \
+                  this request only reads, so nothing changed. Retry after the Retry-After delay"
+                .to_string(),
+            ApiError::KafkaUnavailable {
+                outcome_unknown: true,
+                ..
+            } => "Kafka did not answer in time, so whether this change took effect is unknown. \
+                  Look at the resource before you repeat it, after the Retry-After delay"
                 .to_string(),
             ApiError::KafkaUnavailable {
                 outcome_unknown: false,
@@ -339,6 +365,7 @@ impl ApiError {
         ApiError::KafkaUnavailable {
             retry_after: Duration::from_secs(1),
             outcome_unknown: true,
+            orders: false,
         }
     }
 

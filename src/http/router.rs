@@ -17,7 +17,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::http::AppState;
-use crate::http::error::{ApiError, REQUEST_ID};
+use crate::http::error::{ApiError, READS_ONLY, REQUEST_ID};
 use crate::http::extract::BodyReadTimeout;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,6 +50,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            http.max_body_bytes,
+            crate::http::middleware::refuse_declared_oversize,
+        ))
         // Read by each route's access guard (`auth::scoped`).
         .layer(axum::Extension(state.access.clone()))
         .layer(axum::Extension(BodyReadTimeout(
@@ -128,5 +132,8 @@ async fn scope_request_id(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    REQUEST_ID.scope(id, next.run(request)).await
+    let reads_only = request.method().is_safe();
+    REQUEST_ID
+        .scope(id, READS_ONLY.scope(reads_only, next.run(request)))
+        .await
 }

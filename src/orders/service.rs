@@ -242,6 +242,7 @@ impl OrderService {
                 retry_after: self.retry_after,
                 // A full local queue never reached Kafka; anything else may have.
                 outcome_unknown: !matches!(error, ProduceError::QueueFull),
+                orders: true,
             }
         } else if matches!(error, ProduceError::TooLarge) {
             ApiError::RecordTooLarge

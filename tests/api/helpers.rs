@@ -33,6 +33,8 @@ pub struct TestBroker {
     /// Clients reach the broker through this proxy when it is set, so a test can cut the
     /// network without restarting the broker.
     proxy: Option<Proxy>,
+    /// The Kafka cluster id it reports, its own (and the same across its restarts).
+    pub cluster_id: String,
 }
 
 /// A TCP proxy in front of the broker; the broker advertises the proxy's port.
@@ -147,14 +149,19 @@ pub fn free_port() -> u16 {
 }
 
 impl TestBroker {
-    pub async fn start(engine: Engine) -> TestBroker {
-        let mut broker = TestBroker {
-            port: free_port(),
+    fn new(port: u16, engine: Engine, storage: tempfile::TempDir, proxy: Option<Proxy>) -> Self {
+        TestBroker {
+            port,
             engine,
-            storage: tempfile::tempdir().unwrap(),
+            storage,
             child: None,
-            proxy: None,
-        };
+            proxy,
+            cluster_id: format!("test-{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    pub async fn start(engine: Engine) -> TestBroker {
+        let mut broker = TestBroker::new(free_port(), engine, tempfile::tempdir().unwrap(), None);
         broker.spawn().await;
         broker
     }
@@ -164,13 +171,7 @@ impl TestBroker {
         let mut proxy = Proxy::new(free_port());
         let port = free_port();
         proxy.open(port).await;
-        let mut broker = TestBroker {
-            port,
-            engine,
-            storage: tempfile::tempdir().unwrap(),
-            child: None,
-            proxy: Some(proxy),
-        };
+        let mut broker = TestBroker::new(port, engine, tempfile::tempdir().unwrap(), Some(proxy));
         broker.spawn().await;
         broker
     }
@@ -197,13 +198,7 @@ impl TestBroker {
         proxy.tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
         let port = free_port();
         proxy.open(port).await;
-        let mut broker = TestBroker {
-            port,
-            engine,
-            storage,
-            child: None,
-            proxy: Some(proxy),
-        };
+        let mut broker = TestBroker::new(port, engine, storage, Some(proxy));
         broker.spawn().await;
         (broker, ca)
     }
@@ -269,6 +264,8 @@ impl TestBroker {
                 &advertised,
             ])
             .args(["--storage-engine", &self.storage_url()])
+            // Every real cluster has an id of its own; Tansu's default is the same for all.
+            .args(["--kafka-cluster-id", &self.cluster_id])
             .env("RUST_LOG", "warn")
             .current_dir(self.storage.path())
             .stdin(Stdio::null())

@@ -174,6 +174,11 @@ impl Key {
         self.scopes.contains(&scope)
     }
 
+    /// Whether its admin scopes are limited to some clusters.
+    pub fn is_restricted(&self) -> bool {
+        !self.clusters.is_empty()
+    }
+
     /// Whether its admin scopes reach the cluster `id`.
     pub fn reaches(&self, id: &str) -> bool {
         self.clusters.is_empty() || self.clusters.iter().any(|p| glob(p, id))

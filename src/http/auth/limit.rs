@@ -31,6 +31,12 @@ pub struct RateLimitSettings {
     /// Most tokens held, so the largest burst, and the largest bulk a caller may send.
     /// Default 2000.
     pub burst: u32,
+    /// With `auth.mode = "keys"`: one bucket shared by every caller without a known key
+    /// (whatever its address), so that many addresses cannot together make unlimited
+    /// refused requests. Tokens per second; default 50.
+    pub unauthenticated_per_second: u32,
+    /// Most tokens that shared bucket holds. Default 100.
+    pub unauthenticated_burst: u32,
 }
 
 impl RateLimitSettings {
@@ -242,6 +248,8 @@ mod tests {
             enabled: true,
             per_second,
             burst,
+            unauthenticated_per_second: 1,
+            unauthenticated_burst: 1,
         }
     }
 

@@ -111,6 +111,13 @@ pub struct AuthSettings {
     pub protect_metrics: bool,
     /// Default token buckets.
     pub rate_limit: RateLimitSettings,
+    /// Refusals (401, 403) are audited per client and code once per window of this many
+    /// seconds: the first at once, the rest as one count. Default 60.
+    #[serde(
+        rename = "audit_refusal_window_secs",
+        deserialize_with = "crate::config::seconds"
+    )]
+    pub audit_refusal_window: std::time::Duration,
 }
 
 impl AuthSettings {
@@ -134,9 +141,17 @@ pub struct Principal {
     pub key: Option<Arc<Key>>,
     /// The TCP peer's address.
     pub address: IpAddr,
+    /// Whether the key's admin scopes are limited to some clusters (and access control
+    /// enforces it).
+    pub restricted: bool,
 }
 
 impl Principal {
+    /// Whether the caller's admin scopes reach the cluster `id`.
+    pub fn reaches(&self, id: &str) -> bool {
+        !self.restricted || self.key.as_ref().is_none_or(|key| key.reaches(id))
+    }
+
     /// The key's name, for logs and audit records.
     pub fn key_name(&self) -> Option<&str> {
         self.key.as_deref().map(|k| &*k.name)
@@ -149,6 +164,8 @@ pub struct AccessControl {
     keys: KeyRing,
     protect_metrics: bool,
     addresses: AddressLimits,
+    /// One bucket for every caller without a known key, in `keys` mode.
+    unauthenticated: KeyLimiter,
     /// Where admin mutations and refusals are recorded.
     pub audit: AuditLog,
     /// `orderflow_access_refusals_total{key, reason}`.
@@ -193,6 +210,16 @@ impl AccessControl {
             keys,
             protect_metrics: settings.protect_metrics,
             addresses: AddressLimits::new(limits.quota(None, None).filter(|_| limits.enabled)),
+            unauthenticated: match limits
+                .quota(
+                    Some(limits.unauthenticated_per_second),
+                    Some(limits.unauthenticated_burst),
+                )
+                .filter(|_| limits.enabled && settings.mode == AuthMode::Keys)
+            {
+                Some(quota) => KeyLimiter::new(quota),
+                None => KeyLimiter::unlimited(),
+            },
             audit,
             refusals,
             home_cluster: home_cluster.to_string(),
@@ -209,11 +236,15 @@ impl AccessControl {
         self.keys.len()
     }
 
-    /// Takes `cost` tokens from the caller's bucket: its key's, or its address's.
+    /// Takes `cost` tokens from the caller's bucket: its key's, or its address's (and, in
+    /// `keys` mode, the bucket all callers without a known key share).
     pub fn charge(&self, caller: &Principal, cost: u32) -> Result<Option<Allowance>, Refusal> {
         match &caller.key {
             Some(key) => key.limiter.check(cost),
-            None => self.addresses.check(caller.address, cost),
+            None => {
+                self.unauthenticated.check(cost)?;
+                self.addresses.check(caller.address, cost)
+            }
         }
     }
 
@@ -324,6 +355,43 @@ pub fn security_requirements(scope: Scope) -> Vec<SecurityRequirement> {
     requirements
 }
 
+/// What an admin request without the whole key's reach touches, for a key limited to some
+/// clusters.
+enum Reach {
+    /// One cluster, by registry id (the Kafka cluster behind it is checked again when the
+    /// handler resolves it).
+    Cluster(String),
+    /// A list or an operation the handler narrows to the key's clusters.
+    Filtered,
+    /// Something only a key that reaches every cluster may do (named for the answer).
+    Unrestricted(&'static str),
+}
+
+fn restricted_reach(named: Option<String>, path: &str, scope: Scope, home: &str) -> Reach {
+    if let Some(cluster) = named {
+        return Reach::Cluster(cluster);
+    }
+    let write = scope == Scope::AdminWrite;
+    if path == "/api/clusters" {
+        return if write {
+            Reach::Unrestricted("define a cluster's connection")
+        } else {
+            Reach::Filtered
+        };
+    }
+    if path.starts_with("/api/templates") {
+        return if write {
+            Reach::Unrestricted("change templates, which every cluster uses")
+        } else {
+            Reach::Filtered
+        };
+    }
+    if path.starts_with("/api/operations") {
+        return Reach::Filtered;
+    }
+    Reach::Cluster(home.to_string())
+}
+
 /// Answers a refusal and audits it.
 async fn refuse(
     access: &AccessControl,
@@ -333,7 +401,7 @@ async fn refuse(
 ) -> Response {
     let (record, _) = audit::begin_request(request, caller.address, caller.key_name()).await;
     let response = error.into_response();
-    access.audit.record(record.finish(&response));
+    access.audit.record_refusal(record.finish(&response));
     response
 }
 
@@ -351,11 +419,14 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let presented = presented_key(request.headers());
+    let key = match presented {
+        Presented::Key(key) => access.keys.find(key),
+        _ => None,
+    };
     let caller = Principal {
-        key: match presented {
-            Presented::Key(key) => access.keys.find(key),
-            _ => None,
-        },
+        restricted: access.mode == AuthMode::Keys
+            && key.as_ref().is_some_and(|k| k.is_restricted()),
+        key,
         address,
     };
     // The refusal metric's `key` label: the entry's name, never the key.
@@ -376,14 +447,14 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
         return refuse(&access, error, request, &caller).await;
     }
     // A key limited to some clusters reaches the others with no admin scope.
-    if let Some(key) = caller.key.as_ref().filter(|k| {
-        access.mode == AuthMode::Keys
-            && !k.clusters.is_empty()
-            && matches!(scope, Scope::AdminRead | Scope::AdminWrite)
-    }) {
+    if let Some(key) = caller
+        .key
+        .as_ref()
+        .filter(|_| caller.restricted && matches!(scope, Scope::AdminRead | Scope::AdminWrite))
+    {
         let label = label().to_string();
         let (mut parts, body) = request.into_parts();
-        let cluster = RawPathParams::from_request_parts(&mut parts, &())
+        let named = RawPathParams::from_request_parts(&mut parts, &())
             .await
             .ok()
             .and_then(|params| {
@@ -391,12 +462,22 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
                     .iter()
                     .find(|(name, _)| *name == "cluster")
                     .map(|(_, value)| value.to_string())
-            })
-            .unwrap_or_else(|| access.home_cluster.clone());
+            });
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path().to_string(), |o| o.0.path().to_string());
+        let reach = restricted_reach(named, &path, scope, &access.home_cluster);
         request = Request::from_parts(parts, body);
-        if !key.reaches(&cluster) {
+        let refusal = match reach {
+            Reach::Cluster(cluster) if !key.reaches(&cluster) => {
+                Some(ApiError::ClusterForbidden(cluster))
+            }
+            Reach::Cluster(_) | Reach::Filtered => None,
+            Reach::Unrestricted(what) => Some(ApiError::KeyRestricted(what)),
+        };
+        if let Some(error) = refusal {
             access.count_refusal(&label, "forbidden");
-            let error = ApiError::ClusterForbidden(cluster);
             return refuse(&access, error, request, &caller).await;
         }
     }

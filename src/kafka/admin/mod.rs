@@ -209,6 +209,18 @@ impl KafkaAdmin {
         .await
     }
 
+    /// The cluster id its brokers report: what the cluster is, whatever name reaches it.
+    pub async fn cluster_id(&self) -> Result<String, AdminError> {
+        self.blocking(|consumer, timeout| {
+            consumer
+                .client()
+                .fetch_cluster_id(timeout)
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| AdminError::Unavailable("no cluster id from its brokers".into()))
+        })
+        .await
+    }
+
     /// How this client reaches its cluster.
     pub fn client_settings(&self) -> &ClientSettings {
         &self.client
