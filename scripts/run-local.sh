@@ -23,6 +23,24 @@ echo "building orderflow (release)..." >&2
 cargo build --release --locked
 
 URL="tcp://127.0.0.1:$BROKER_PORT"
+# Another broker (or another run of this script) on the port would take this run's clients
+# and its files: say who holds it and stop here, before anything is overwritten.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+holder() {
+  command -v ss >/dev/null 2>&1 && ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' | head -n 1
+}
+if port_in_use "$BROKER_PORT"; then
+  who="$(holder "$BROKER_PORT" || true)"
+  echo "port $BROKER_PORT is in use${who:+ by $who}: another broker (or another run of this script) is there." >&2
+  echo "Stop it, or run with BROKER_PORT=<free port> (and ORDERFLOW__HTTP__PORT=<free port>)." >&2
+  exit 1
+fi
+HTTP_PORT="${ORDERFLOW__HTTP__PORT:-8080}"
+if port_in_use "$HTTP_PORT"; then
+  who="$(holder "$HTTP_PORT" || true)"
+  echo "port $HTTP_PORT (the service's) is in use${who:+ by $who}; set ORDERFLOW__HTTP__PORT=<free port>." >&2
+  exit 1
+fi
 case "${BROKER_STORAGE:-memory}" in
   # Tansu resolves a sqlite path against its working directory.
   sqlite) STORAGE="sqlite://tansu.db" ;;
@@ -42,17 +60,30 @@ for _ in $(seq 1 50); do [ -s "$PID_FILE" ] && break; sleep 0.1; done
 BROKER_PID="$(cat "$PID_FILE")"
 stop_broker() {
   kill "$BROKER_PID" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$BROKER_PID" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 1 50); do
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+      echo "tansu stopped" >&2
+      return 0
+    fi
+    sleep 0.1
+  done
+  kill -KILL "$BROKER_PID" 2>/dev/null || true
+  echo "tansu killed (it did not stop within 5 s)" >&2
 }
 trap stop_broker EXIT
 
+started=""
 for _ in $(seq 1 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; then break; fi
   if ! kill -0 "$BROKER_PID" 2>/dev/null; then
     echo "tansu failed to start; see $DATA_DIR/tansu.log" >&2; exit 1
   fi
+  if port_in_use "$BROKER_PORT"; then started=1; break; fi
   sleep 0.1
 done
+# Listening, and still our own process (not one that took the port meanwhile).
+if [ -z "$started" ] || ! kill -0 "$BROKER_PID" 2>/dev/null; then
+  echo "tansu did not start listening on $BROKER_PORT; see $DATA_DIR/tansu.log" >&2; exit 1
+fi
 echo "tansu listening on 127.0.0.1:$BROKER_PORT (log: $DATA_DIR/tansu.log)" >&2
 
 export ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
@@ -64,8 +95,13 @@ SERVICE_PID=$!
 trap 'kill -TERM "$SERVICE_PID" 2>/dev/null' INT TERM
 status=0
 while kill -0 "$SERVICE_PID" 2>/dev/null; do
-  wait "$SERVICE_PID" || status=$?
+  if wait "$SERVICE_PID"; then status=0; else status=$?; fi
 done
+# A `wait` cut short by the trap reports 128+signal without reaping the service; the
+# service's own exit code is what counts (0 after a clean drain).
+if [ "$status" -gt 128 ]; then
+  if wait "$SERVICE_PID" 2>/dev/null; then status=0; else status=$?; fi
+fi
 stop_broker
 trap - EXIT
 exit "$status"

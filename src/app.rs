@@ -69,10 +69,14 @@ impl Application {
             },
         )
         .map_err(|e| {
-            anyhow::anyhow!(
-                "Failed to create the Kafka producer (check [kafka.librdkafka] options): {}",
-                client.redact(&e.to_string())
-            )
+            let reason = client.redact(&e.to_string());
+            // Name the setting that is wrong: the producer's own, or the raw options.
+            let setting = if reason.contains("compression") {
+                "producer.compression (and any compression option in [kafka.librdkafka])"
+            } else {
+                "[kafka.librdkafka] and [producer]"
+            };
+            anyhow::anyhow!("Failed to create the Kafka producer (check {setting}): {reason}")
         })?;
         let retry_after = settings.http.retry_after;
         let rules = OrderRules {
@@ -237,6 +241,7 @@ impl Application {
             )),
             projector: projector.clone(),
             processing_assignments: Arc::new(AssignmentGeneration::default()),
+            said_ready: Default::default(),
         });
 
         let tasks = TaskTracker::new();
@@ -457,6 +462,7 @@ pub fn consumer_options(settings: &Settings) -> ConsumerOptions {
         session_timeout: p.session_timeout,
         statistics_interval: p.statistics_interval,
         fetch_wait_max: p.fetch_wait_max,
+        offset_reset: p.offset_reset.clone(),
     }
 }
 
@@ -528,6 +534,8 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
                     Ok(()) => {
                         if recreating {
                             state.metrics.topics_recreated.inc_by(missing.len() as u64);
+                            // Offsets from before may be past the new logs' ends.
+                            state.processing_assignments.request_offset_check();
                         }
                         // There now: missing at the next check means deleted again.
                         present = true;

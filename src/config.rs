@@ -157,6 +157,10 @@ pub struct ProcessingSettings {
     pub fetch_wait_max: Duration,
     /// Business rules.
     pub rules: RulesSettings,
+    /// `auto.offset.reset` of the processors: where a partition without a committed offset
+    /// starts, and where a position past the end of its log (the broker lost records) is
+    /// moved: `earliest` (default), `latest`, or `error` (left there; not ready).
+    pub offset_reset: String,
 }
 
 /// Business rules of order processing.
@@ -602,6 +606,12 @@ impl Settings {
             return Err(invalid(
                 "producer.compression",
                 "must be one of none, gzip, snappy, lz4, zstd",
+            ));
+        }
+        if !["earliest", "latest", "error"].contains(&self.processing.offset_reset.as_str()) {
+            return Err(invalid(
+                "processing.offset_reset",
+                "must be \"earliest\", \"latest\" or \"error\"",
             ));
         }
         if self.processing.max_in_flight == 0 {

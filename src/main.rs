@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Parser;
 use orderflow::app::Application;
-use orderflow::cli::{self, Command};
+use orderflow::cli::{self, Cli, Command, KeysCommand};
 use orderflow::config::Settings;
 use tokio_util::sync::CancellationToken;
 
@@ -16,23 +17,17 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match cli::parse(&args) {
-        Ok(Command::Serve) => {}
-        Ok(Command::Help) => {
-            println!("{}", cli::USAGE);
-            return Ok(());
-        }
-        Ok(Command::NewKey(entry)) => {
-            let (key, entry) = cli::make_key(entry).map_err(anyhow::Error::msg)?;
+    // Help, version and usage errors (exit code 2) are clap's.
+    match Cli::parse().command {
+        None => {}
+        Some(Command::Keys {
+            command: KeysCommand::New(key),
+        }) => {
+            let (key, entry) = cli::make_key(key.into()).map_err(anyhow::Error::msg)?;
             eprintln!("API key (shown once; store it in your secret manager now):\n{key}\n");
             eprintln!("Its entry for auth.keys_file (in a config file, write [[auth.keys]]):");
             print!("{entry}");
             return Ok(());
-        }
-        Err(reason) => {
-            eprintln!("{reason}\n{}", cli::USAGE);
-            std::process::exit(2);
         }
     }
     let settings = Settings::load().context("Failed to load configuration")?;

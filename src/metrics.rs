@@ -349,6 +349,14 @@ impl Metrics {
                     ),
                     &["topic", "partition"],
                 )?)?,
+                offset_resets: r.add(IntCounterVec::new(
+                    Opts::new(
+                        "kafka_consumer_offset_resets_total",
+                        "Positions found past the end of their partition's log (records lost \
+                         on the broker), by topic and the auto.offset.reset policy applied",
+                    ),
+                    &["topic", "policy"],
+                )?)?,
             },
             producer: ProducerMetrics {
                 sent: r.add(IntCounterVec::new(

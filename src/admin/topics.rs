@@ -59,8 +59,8 @@ pub struct CreateTopic {
     )]
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub partitions: Option<i32>,
-    /// 1 to the number of brokers (409 beyond the brokers); the cluster's template's
-    /// default, or 1.
+    /// 1 to the number of brokers (422 `kafka_invalid_request` beyond them); the cluster's
+    /// template's default, or 1.
     #[serde(
         default,
         deserialize_with = "crate::http::extract::optional_whole_number"
@@ -121,8 +121,8 @@ fn config_changes_schema() -> utoipa::openapi::Object {
     request_body(content = CreateTopic, example = json!({"name": "payments", "partitions": 6, "replication_factor": 1, "configs": {"retention.ms": "604800000"}})),
     responses(
         (status = 201, description = "Created", body = TopicDetails),
-        (status = 409, description = "Exists already (`already_exists`), or more partitions than `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` or replicas than brokers (`conflict`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 409, description = "Exists already (`already_exists`), or more partitions than `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`), or one Kafka refuses, such as a replication factor above the cluster's broker count (`kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn create_topic(
     State(state): State<AppState>,
     target: Target,
@@ -158,6 +158,7 @@ pub(super) async fn create_topic(
     };
     target.admin().create_topic(&request).await?;
     let details = audit_details(json!({
+        "name": request.name,
         "partitions": request.partitions,
         "replication_factor": request.replication_factor,
         "configs": request.configs,

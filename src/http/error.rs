@@ -91,9 +91,9 @@ pub enum ApiError {
     /// A query string parameter is invalid.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
-    /// An `Idempotency-Key` or `order_id` was reused with a different body.
-    #[error("idempotency key reused with a different request")]
-    IdempotencyConflict,
+    /// An `Idempotency-Key` or `order_id` (named here) was reused with a different body.
+    #[error("{}", idempotency_detail(.0))]
+    IdempotencyConflict(Reused),
     /// A bulk request carries more orders than allowed.
     #[error("bulk request of {count} orders is over the limit of {max}")]
     BulkTooLarge {
@@ -209,6 +209,28 @@ pub const PROBLEM_CODES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct ProblemCode(pub String);
 
+/// Which field of a submit made it a repeat of an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reused {
+    /// The `Idempotency-Key` header.
+    IdempotencyKey,
+    /// The body's `order_id`.
+    OrderId,
+}
+
+fn idempotency_detail(reused: &Reused) -> &'static str {
+    match reused {
+        Reused::IdempotencyKey => {
+            "this Idempotency-Key was used before with a different request; nothing was done. \
+             Send a new key for a new order"
+        }
+        Reused::OrderId => {
+            "this order_id was used before with a different request; nothing was done. Leave \
+             order_id out (the service makes one) or send a new one for a new order"
+        }
+    }
+}
+
 fn rate_limit_detail(refusal: &Refusal) -> String {
     match refusal {
         Refusal::Wait { .. } => "rate limit reached; nothing was done. Retry after the \
@@ -242,9 +264,9 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
-            ApiError::InvalidBody(_) | ApiError::Validation(_) | ApiError::IdempotencyConflict => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::InvalidBody(_)
+            | ApiError::Validation(_)
+            | ApiError::IdempotencyConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge
             | ApiError::BulkTooLarge { .. }
@@ -280,9 +302,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => ("payload_too_large", "Request body too large"),
             ApiError::Validation(_) => ("validation_failed", "Validation failed"),
             ApiError::InvalidQuery(_) => ("invalid_query", "Invalid query parameter"),
-            ApiError::IdempotencyConflict => (
+            ApiError::IdempotencyConflict(_) => (
                 "idempotency_conflict",
-                "Idempotency key reused with another request",
+                "Idempotency key or order id reused with another request",
             ),
             ApiError::BulkTooLarge { .. } => ("bulk_too_large", "Too many orders in one request"),
             ApiError::RecordTooLarge => ("record_too_large", "Record too large for Kafka"),

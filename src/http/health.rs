@@ -72,16 +72,32 @@ async fn ready(State(state): State<AppState>) -> Response {
         }
         Ok(missing)
             if missing.is_empty()
-                && state.settings.processing.consumers > 0
-                && state.processing_assignments.current() == 0 =>
+                && state.processing_assignments.members_assigned()
+                    < state.settings.processing.consumers as u64 =>
         {
             not_ready("processors waiting for their partitions")
         }
-        Ok(missing) if missing.is_empty() => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "orders_in_view": state.store.len() })),
-        )
-            .into_response(),
+        Ok(missing) if missing.is_empty() && state.processing_assignments.stalled() > 0 => {
+            not_ready(
+                "processing cannot advance: a position is past the end of its log and processing.offset_reset is \"error\"",
+            )
+        }
+        Ok(missing) if missing.is_empty() && !state.store.is_writable() => {
+            not_ready("the status view cannot write to its disk")
+        }
+        Ok(missing) if missing.is_empty() => {
+            if !state
+                .said_ready
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                tracing::info!(orders_in_view = state.store.len(), "ready");
+            }
+            (
+                StatusCode::OK,
+                Json(json!({ "status": "ready", "orders_in_view": state.store.len() })),
+            )
+                .into_response()
+        }
         Ok(missing) => not_ready(&format!("topics missing: {}", missing.join(", "))),
         Err(error) => {
             tracing::warn!(%error, "readiness: kafka metadata request failed");

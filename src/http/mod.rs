@@ -83,4 +83,6 @@ pub struct AppParts {
     pub templates: Arc<crate::clusters::templates::Templates>,
     /// The brokers of local clusters.
     pub local_clusters: Arc<crate::clusters::local::LocalClusters>,
+    /// Whether readiness was reported once (logged then).
+    pub said_ready: std::sync::atomic::AtomicBool,
 }

@@ -335,8 +335,8 @@ pub mod examples {
 
     /// A valid order.
     pub fn order_request() -> Value {
+        // No `order_id`: the service makes one, so the example can be sent again and again.
         json!({
-            "order_id": "0b6f5a0e-3d55-4c8e-9a43-4f4f2b8b9c11",
             "customer_id": "cust-42",
             "currency": "EUR",
             "items": [

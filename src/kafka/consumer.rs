@@ -41,6 +41,10 @@ use super::producer::RawRecord;
 use super::{BaseProducer, ClientContext, ClientSettings};
 use crate::backoff::Backoff;
 
+/// How often the consumer looks whether its positions must be checked against the logs'
+/// ends (a counter read; the check itself runs only after an assignment or when asked).
+const OFFSET_CHECK_POLL: Duration = Duration::from_secs(1);
+
 /// How long shutdown waits for the consumer to commit and leave the group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,6 +73,10 @@ pub struct ConsumerOptions {
     pub statistics_interval: Duration,
     /// `fetch.wait.max.ms`.
     pub fetch_wait_max: Duration,
+    /// `auto.offset.reset`: where a partition without a committed offset starts, and where a
+    /// position past the end of the log (records lost) moves: `earliest` (default),
+    /// `latest`, or `error` (stay, count, and say not ready).
+    pub offset_reset: String,
 }
 
 /// Consumer metrics, registered by the owner of the registry.
@@ -88,6 +96,9 @@ pub struct ConsumerMetrics {
     pub commits: IntCounterVec,
     /// Last committed offset by topic and partition, from librdkafka statistics.
     pub committed: IntGaugeVec,
+    /// Positions found past the end of their partition's log and moved by
+    /// `auto.offset.reset`, by topic and the policy applied (earliest, latest, error).
+    pub offset_resets: IntCounterVec,
 }
 
 /// A decoded message with everything Kafka said about it.
@@ -148,14 +159,23 @@ pub struct AssignmentGeneration {
     /// Advanced with this one: several consumers' generations can feed one that says
     /// whether any of them has had an assignment.
     parent: Option<Arc<AssignmentGeneration>>,
+    /// On a parent: how many of its children have had an assignment (an empty one counts:
+    /// the group gave that member its share).
+    members_assigned: AtomicU64,
+    /// On a parent: asks every child's consumer to check its positions against the logs'
+    /// ends (the service's topics were made again, so offsets from before may be past them).
+    offset_checks: AtomicU64,
+    /// On a parent: partitions whose position is past the log's end and that could not be
+    /// reset (`auto.offset.reset = error`): processing cannot advance on them.
+    stalled: AtomicU64,
 }
 
 impl AssignmentGeneration {
     /// A generation that also advances `parent`.
     pub fn child_of(parent: Arc<AssignmentGeneration>) -> Self {
         AssignmentGeneration {
-            count: AtomicU64::new(0),
             parent: Some(parent),
+            ..AssignmentGeneration::default()
         }
     }
 
@@ -165,10 +185,43 @@ impl AssignmentGeneration {
     }
 
     fn advance(&self) {
-        self.count.fetch_add(1, Ordering::AcqRel);
+        let first = self.count.fetch_add(1, Ordering::AcqRel) == 0;
         if let Some(parent) = &self.parent {
             parent.advance();
+            if first {
+                parent.members_assigned.fetch_add(1, Ordering::AcqRel);
+            }
         }
+    }
+
+    /// How many consumers feeding this generation have had their first assignment.
+    pub fn members_assigned(&self) -> u64 {
+        self.members_assigned.load(Ordering::Acquire)
+    }
+
+    /// Asks the consumers feeding this generation to check their positions against the
+    /// logs' ends now.
+    pub fn request_offset_check(&self) {
+        self.root().offset_checks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn offset_checks(&self) -> u64 {
+        self.root().offset_checks.load(Ordering::Acquire)
+    }
+
+    /// Partitions on which processing cannot advance (see `stalled`).
+    pub fn stalled(&self) -> u64 {
+        self.root().stalled.load(Ordering::Acquire)
+    }
+
+    fn set_stalled(&self, before: u64, now: u64) {
+        let root = self.root();
+        root.stalled.fetch_add(now, Ordering::AcqRel);
+        root.stalled.fetch_sub(before, Ordering::AcqRel);
+    }
+
+    fn root(&self) -> &AssignmentGeneration {
+        self.parent.as_deref().unwrap_or(self)
     }
 }
 
@@ -334,10 +387,28 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         // The completion signal of the newest in-flight message of each key.
         let mut key_tails: HashMap<Vec<u8>, oneshot::Receiver<()>> = HashMap::new();
         let mut interrupted: HashSet<(String, i32)> = HashSet::new();
+        // Positions are checked against the logs' ends after each assignment and when asked
+        // (the service's topics were made again): see `reset_out_of_range`.
+        let mut checked = (0, 0);
+        let mut stalled = 0;
+        let mut ticks = tokio::time::interval(OFFSET_CHECK_POLL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                _ = ticks.tick() => {
+                    let wanted = (this.generation.current(), this.generation.offset_checks());
+                    if wanted != checked && wanted.0 > 0 {
+                        checked = wanted;
+                        let consumer = this.clone();
+                        let now = tokio::task::spawn_blocking(move || consumer.reset_out_of_range())
+                            .await
+                            .unwrap_or(stalled);
+                        this.generation.set_stalled(stalled, now);
+                        stalled = now;
+                    }
+                }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     this.store(done, &mut interrupted);
                 }
@@ -420,6 +491,77 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         self.consumer
             .as_ref()
             .expect("the client is only taken when the consumer is closed")
+    }
+
+    /// Moves every assigned partition whose position (or committed offset, before the first
+    /// fetch) is past the end of its log by the `auto.offset.reset` policy, with a warning
+    /// and a count: Apache Kafka answers a fetch there with `OFFSET_OUT_OF_RANGE` and the
+    /// client resets by itself, but a broker that lost its data and does not (Tansu) would
+    /// leave the partition unread for ever. Returns the partitions left past the end
+    /// (policy `error`). Blocking: runs on the blocking pool.
+    fn reset_out_of_range(&self) -> u64 {
+        let client = self.client();
+        let timeout = Duration::from_secs(5);
+        let Ok(assignment) = client.assignment() else {
+            return 0;
+        };
+        if assignment.count() == 0 {
+            return 0;
+        }
+        let committed = client.committed_offsets(assignment.clone(), timeout).ok();
+        let positions = client.position().ok();
+        let offset_of = |list: &Option<TopicPartitionList>, topic: &str, partition: i32| {
+            list.as_ref()
+                .and_then(|l| l.find_partition(topic, partition))
+                .and_then(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+        };
+        let policy = self.options.offset_reset.as_str();
+        let mut stalled = 0;
+        for element in assignment.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            let at = offset_of(&positions, topic, partition)
+                .or_else(|| offset_of(&committed, topic, partition));
+            let Some(at) = at else { continue };
+            let Ok((low, high)) = client.fetch_watermarks(topic, partition, timeout) else {
+                continue;
+            };
+            if at <= high {
+                continue;
+            }
+            let to = match policy {
+                "latest" | "largest" | "end" => Some(high),
+                "error" => None,
+                _ => Some(low),
+            };
+            tracing::warn!(
+                group = %self.options.group_id,
+                topic,
+                partition,
+                position = at,
+                log_end = high,
+                policy,
+                "position past the end of the log (the broker lost records); resetting"
+            );
+            if let Some(m) = &self.metrics {
+                m.offset_resets.with_label_values(&[topic, policy]).inc();
+            }
+            let Some(to) = to else {
+                stalled += 1;
+                continue;
+            };
+            let mut list = TopicPartitionList::new();
+            if list
+                .add_partition_offset(topic, partition, rdkafka::Offset::Offset(to))
+                .is_ok()
+                && let Err(error) = client.seek_partitions(list, timeout)
+            {
+                tracing::warn!(%error, topic, partition, "cannot reset the position");
+            }
+        }
+        stalled
     }
 
     /// The assignment generation handlers can watch.
@@ -643,7 +785,7 @@ fn group_config(client: &ClientSettings, options: &ConsumerOptions) -> rdkafka::
         ("group.id", options.group_id.clone()),
         ("enable.auto.commit", "true".into()),
         ("enable.auto.offset.store", "false".into()),
-        ("auto.offset.reset", "earliest".into()),
+        ("auto.offset.reset", options.offset_reset.clone()),
         ("auto.commit.interval.ms", millis(options.commit_interval)),
         ("session.timeout.ms", millis(options.session_timeout)),
         (
@@ -724,6 +866,7 @@ mod tests {
             session_timeout: Duration::from_secs(10),
             statistics_interval: Duration::ZERO,
             fetch_wait_max: Duration::from_millis(7),
+            offset_reset: "earliest".into(),
         }
     }
 

@@ -242,13 +242,17 @@ pub async fn order_feed(
         .as_deref()
         .map(super::api::parse_status)
         .transpose()?;
-    let after = last_event_id(&headers);
+    // Without `Last-Event-ID` the feed starts now: a new follower is not sent the past.
+    let after = match headers.get("last-event-id") {
+        Some(_) => last_event_id(&headers) as u64,
+        None => state.store.feed_position(),
+    };
     let open = state.live.open(&state.metrics)?;
     let filter = FeedFilter {
         customer_id: params.customer_id,
         status,
     };
-    let changes = follow_feed(&state, filter, after as u64, Some(open));
+    let changes = follow_feed(&state, filter, after, Some(open));
     Ok(state.live.respond(changes, state.metrics.clone()))
 }
 

@@ -16,7 +16,7 @@ use super::idempotency::{Claim, IdempotencyStore};
 use super::model::{Order, OrderRequest, OrderRules};
 use super::status::OrderStatus;
 use super::store::OrderStore;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, Reused};
 use crate::kafka::{BaseProducer, OutgoingRecord, ProduceError};
 use crate::metrics::Metrics;
 
@@ -96,6 +96,11 @@ impl OrderService {
         ctx: &RequestContext,
     ) -> Result<(Accepted, bool), ApiError> {
         let fingerprint = fingerprint(&request);
+        let reused = if idempotency_key.is_some() {
+            Reused::IdempotencyKey
+        } else {
+            Reused::OrderId
+        };
         let dedupe_key = match (idempotency_key, request.order_id) {
             (Some(key), given) => {
                 // Same key, same order id on every instance, so Kafka-side processing also
@@ -117,7 +122,7 @@ impl OrderService {
         };
         match self.idempotency.claim(key, fingerprint).await {
             Claim::Replay(answer) => Ok((answer, true)),
-            Claim::Conflict => Err(ApiError::IdempotencyConflict),
+            Claim::Conflict => Err(ApiError::IdempotencyConflict(reused)),
             Claim::New(guard) => {
                 let answer = self.produce(order, ctx).await?;
                 guard.complete(answer.clone());

@@ -259,10 +259,16 @@ impl AccessControl {
             .map_err(|refusal| {
                 self.count_refusal(caller.key_name().unwrap_or("anonymous"), "rate_limited");
                 ApiError::RateLimited(match refusal {
-                    Refusal::OverBurst { burst, .. } => Refusal::OverBurst {
-                        cost: orders,
-                        burst,
-                    },
+                    // A bulk of more orders than the bucket ever holds can never pass: say so,
+                    // rather than to retry (the request's own token is part of its cost).
+                    Refusal::OverBurst { burst, .. } | Refusal::Wait { burst, .. }
+                        if orders > burst =>
+                    {
+                        Refusal::OverBurst {
+                            cost: orders,
+                            burst,
+                        }
+                    }
                     wait => wait,
                 })
             })
@@ -496,7 +502,25 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
         allowance.write_headers(response.headers_mut());
     }
     if let Some(record) = record {
-        access.audit.record(record.finish(&response));
+        let mut record = record.finish(&response);
+        // Every record says which cluster it changed: `{cluster}`, or the home cluster for
+        // its short form under /api/admin.
+        if let serde_json::Value::Object(parameters) = &mut record.parameters {
+            let named = parameters
+                .get("path")
+                .and_then(|p| p.get("cluster"))
+                .cloned();
+            let cluster = named.or_else(|| {
+                record
+                    .resource
+                    .starts_with("/api/admin/")
+                    .then(|| serde_json::Value::from(access.home_cluster.as_str()))
+            });
+            if let Some(cluster) = cluster {
+                parameters.insert("cluster".into(), cluster);
+            }
+        }
+        access.audit.record(record);
     }
     response
 }

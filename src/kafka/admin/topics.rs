@@ -76,8 +76,10 @@ impl KafkaAdmin {
             ));
         }
         let brokers = self.cluster().await?.brokers.len() as i32;
+        // Kafka answers INVALID_REPLICATION_FACTOR: a request that cannot be made on this
+        // cluster as it is, whatever the cluster's state (422, not 409).
         if request.replication_factor > brokers {
-            return Err(AdminError::Conflict(format!(
+            return Err(AdminError::Invalid(format!(
                 "replication_factor {} is more than the cluster's {brokers} brokers",
                 request.replication_factor
             )));

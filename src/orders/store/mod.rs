@@ -98,7 +98,12 @@ pub struct OrderStore {
     watchers: Watchers,
     /// Every status change in the order it reached this view, for live feeds.
     feed: Feed,
+    /// False while writes to disk fail.
+    writable: std::sync::atomic::AtomicBool,
 }
+
+/// How often a failing status view writer says so.
+const WRITE_FAILURE_WARNING_EVERY: Duration = Duration::from_secs(30);
 
 impl OrderStore {
     /// Opens (or creates) the view's store at `settings.path`.
@@ -121,6 +126,7 @@ impl OrderStore {
             opened_empty,
             watchers: Watchers::default(),
             feed: Feed::new(),
+            writable: std::sync::atomic::AtomicBool::new(true),
         }))
     }
 
@@ -460,25 +466,59 @@ impl OrderStore {
 
     /// Commits changes every `interval` (sooner when many are waiting) until shutdown, then
     /// once more.
+    ///
+    /// While writes fail (a full or broken disk), it retries every second at most, says so
+    /// once per [`WRITE_FAILURE_WARNING_EVERY`], and [`OrderStore::is_writable`] is false
+    /// (readiness says not ready); nothing is lost, as the changes stay in the cache and the
+    /// view's offsets do not move past them.
     pub async fn run_writer(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        let mut last_warning: Option<std::time::Instant> = None;
         loop {
+            let failing = !self.is_writable();
+            let wait = if failing {
+                interval.max(Duration::from_secs(1))
+            } else {
+                interval
+            };
             let stop = tokio::select! {
                 () = shutdown.cancelled() => true,
-                () = tokio::time::sleep(interval) => false,
-                () = self.flush_soon.notified() => false,
+                () = tokio::time::sleep(wait) => false,
+                () = self.flush_soon.notified(), if !failing => false,
             };
             let store = self.clone();
-            match tokio::task::spawn_blocking(move || store.flush()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => {
-                    tracing::error!(error = %format!("{error:#}"), "status view write failed; retrying")
+            let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(format!("{error:#}")),
+                Err(error) => Err(format!("the writer panicked: {error}")),
+            };
+            match outcome {
+                Ok(()) if failing => {
+                    tracing::info!("status view writes again");
+                    self.writable.store(true, Ordering::Release);
+                    last_warning = None;
                 }
-                Err(error) => tracing::error!(%error, "status view writer panicked"),
+                Ok(()) => {}
+                Err(error) => {
+                    self.writable.store(false, Ordering::Release);
+                    if last_warning.is_none_or(|at| at.elapsed() >= WRITE_FAILURE_WARNING_EVERY) {
+                        tracing::warn!(
+                            %error,
+                            pending = self.pending.load(Ordering::Acquire),
+                            "status view cannot write to its disk; retrying every second (not ready until it can)"
+                        );
+                        last_warning = Some(std::time::Instant::now());
+                    }
+                }
             }
             if stop {
                 return;
             }
         }
+    }
+
+    /// Whether the last write of the view to its disk succeeded.
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Acquire)
     }
 
     /// Removes final orders whose last change is older than `age`. Blocking.
