@@ -15,14 +15,6 @@ cd "$(dirname "$0")/.."
 BROKER_PORT="${BROKER_PORT:-9092}"
 DATA_DIR="${ORDERFLOW_DATA_DIR:-$PWD/.local}"
 mkdir -p "$DATA_DIR"
-TANSU_BIN="$(bash scripts/install-tansu.sh)"
-
-bash scripts/install-build-deps.sh
-bash scripts/patch-librdkafka.sh
-echo "building orderflow (release)..." >&2
-cargo build --release --locked
-
-URL="tcp://127.0.0.1:$BROKER_PORT"
 # Another broker (or another run of this script) on the port would take this run's clients
 # and its files: say who holds it and stop here, before anything is overwritten.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -41,6 +33,14 @@ if port_in_use "$HTTP_PORT"; then
   echo "port $HTTP_PORT (the service's) is in use${who:+ by $who}; set ORDERFLOW__HTTP__PORT=<free port>." >&2
   exit 1
 fi
+TANSU_BIN="$(bash scripts/install-tansu.sh)"
+
+bash scripts/install-build-deps.sh
+bash scripts/patch-librdkafka.sh
+echo "building orderflow (release)..." >&2
+cargo build --release --locked
+
+URL="tcp://127.0.0.1:$BROKER_PORT"
 case "${BROKER_STORAGE:-memory}" in
   # Tansu resolves a sqlite path against its working directory.
   sqlite) STORAGE="sqlite://tansu.db" ;;

@@ -247,7 +247,15 @@ impl Application {
         let tasks = TaskTracker::new();
         let workers = CancellationToken::new();
         if settings.topics.create {
-            tasks.spawn(keep_ensuring_topics(state.clone(), client.clone()));
+            tasks.spawn(keep_ensuring_topics(
+                state.clone(),
+                client.clone(),
+                vec![
+                    registry_reader.clone(),
+                    templates_reader.clone(),
+                    operations_reader.clone(),
+                ],
+            ));
         }
         tasks.spawn(projector.clone().run(workers.clone()));
         tasks.spawn(
@@ -505,7 +513,11 @@ const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// at start-up, then checks every few seconds and recreates any that vanished (deleted
 /// behind the service's back, or a broker that restarted empty). Readiness reports them
 /// missing meanwhile.
-async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
+async fn keep_ensuring_topics(
+    state: AppState,
+    client: ClientSettings,
+    tables: Vec<Arc<TableReader>>,
+) {
     let specs = topic_specs(&state.settings);
     let timeout = state.settings.kafka.admin_timeout;
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
@@ -536,6 +548,8 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings) {
                             state.metrics.topics_recreated.inc_by(missing.len() as u64);
                             // Offsets from before may be past the new logs' ends.
                             state.processing_assignments.request_offset_check();
+                            state.projector.request_offset_check();
+                            tables.iter().for_each(|t| t.request_offset_check());
                         }
                         // There now: missing at the next check means deleted again.
                         present = true;

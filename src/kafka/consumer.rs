@@ -555,8 +555,15 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             let mut list = TopicPartitionList::new();
             if list
                 .add_partition_offset(topic, partition, rdkafka::Offset::Offset(to))
-                .is_ok()
-                && let Err(error) = client.seek_partitions(list, timeout)
+                .is_err()
+            {
+                continue;
+            }
+            // Stored too, so the next commit moves the group's offset as well (a later
+            // assignment would otherwise find the old one past the end again).
+            if let Err(error) = client
+                .store_offsets(&list)
+                .and_then(|()| client.seek_partitions(list, timeout).map(drop))
             {
                 tracing::warn!(%error, topic, partition, "cannot reset the position");
             }

@@ -33,6 +33,8 @@ pub struct TableReader {
     positions: Mutex<HashMap<i32, i64>>,
     progress: watch::Sender<u64>,
     caught_up: AtomicBool,
+    /// Set when the topic was made again: positions may be past its new end.
+    check_offsets: AtomicBool,
 }
 
 impl TableReader {
@@ -45,7 +47,15 @@ impl TableReader {
             positions: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
             caught_up: AtomicBool::new(false),
+            check_offsets: AtomicBool::new(false),
         })
+    }
+
+    /// Asks the reader to compare its positions with the topic's end now (the topic was made
+    /// again: the broker lost it). A position past the end would let [`TableReader::wait_past`]
+    /// report records it never read; the reader then reads the topic again from the start.
+    pub fn request_offset_check(&self) {
+        self.check_offsets.store(true, Ordering::Release);
     }
 
     /// Whether the reader has reached the end the topic had when it began.
@@ -131,6 +141,21 @@ impl TableReader {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         loop {
+            if self.check_offsets.swap(false, Ordering::AcqRel) {
+                let marks = watermarks(&self.client, &self.topic, self.timeout).await?;
+                let past = marks
+                    .iter()
+                    .any(|&(p, _, high)| self.position(p).is_some_and(|at| at > high));
+                if past {
+                    self.positions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clear();
+                    anyhow::bail!(
+                        "positions past the end of the topic (records lost); reading it again from the start"
+                    );
+                }
+            }
             if !self.is_caught_up() && self.reached(ends) {
                 tracing::debug!(topic = self.topic, "table caught up");
                 self.caught_up.store(true, Ordering::Release);

@@ -53,6 +53,9 @@ pub struct Projector {
     caught_up: AtomicBool,
     /// Whether this process has checked the store against the topics (once).
     resumed: AtomicBool,
+    /// Set when the topics were made again under the running service: the positions may
+    /// be past the new logs' ends (see [`Projector::request_offset_check`]).
+    check_offsets: AtomicBool,
 }
 
 /// The store's offsets are no longer in the topics: `auto.offset.reset` is `error`, so a
@@ -85,7 +88,16 @@ impl Projector {
             progress: watch::channel(0).0,
             caught_up: AtomicBool::new(false),
             resumed: AtomicBool::new(false),
+            check_offsets: AtomicBool::new(false),
         })
+    }
+
+    /// Asks the projector to compare its positions with the topics' ends now: the service
+    /// had to make its topics again, so the broker lost them. Apache Kafka answers a read
+    /// past the end with `OFFSET_OUT_OF_RANGE` (and the view rebuilds); a broker that does
+    /// not would leave the view reading nothing for ever.
+    pub fn request_offset_check(&self) {
+        self.check_offsets.store(true, Ordering::Release);
     }
 
     /// Whether the view has read up to where the topics ended when the service started.
@@ -276,6 +288,9 @@ impl Projector {
                     );
                 }
             }
+            if self.check_offsets.swap(false, Ordering::AcqRel) && self.past_the_end().await? {
+                return Err(OffsetsGone.into());
+            }
             // A rebuild reads faster than the store writes: wait for the writer.
             self.store.wait_for_room().await;
             let message = tokio::select! {
@@ -411,6 +426,19 @@ impl Projector {
     /// The end of every partition of both topics, 0 for an empty one.
     async fn end_offsets(&self) -> anyhow::Result<HashMap<(String, i32), i64>> {
         Ok(ends(&self.watermarks().await?))
+    }
+
+    /// Whether a position is past the end of its partition.
+    async fn past_the_end(&self) -> anyhow::Result<bool> {
+        let marks = self.watermarks().await?;
+        let positions = self
+            .positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(positions
+            .iter()
+            .any(|(tp, &next)| marks.get(tp).is_some_and(|&(_, high)| next > high)))
     }
 
     /// (low, high) watermarks of every partition of both topics.

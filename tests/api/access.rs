@@ -3,41 +3,12 @@
 
 use std::time::Duration;
 
-use orderflow::config::Settings;
 use orderflow::http::auth::Scope;
-use orderflow::http::auth::keys::{self, KeyEntry};
+use orderflow::http::auth::keys::KeyEntry;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-/// A fresh key and its entry.
-fn key(name: &str, scopes: &[Scope]) -> (String, KeyEntry) {
-    let key = keys::generate().unwrap();
-    let entry = KeyEntry {
-        name: name.into(),
-        sha256: keys::hex(&keys::digest(&key)),
-        scopes: scopes.to_vec(),
-        rate_per_second: None,
-        burst: None,
-        clusters: vec![],
-    };
-    (key, entry)
-}
-
-fn bearer(key: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
-    );
-    headers
-}
-
-fn keys_mode(settings: &mut Settings, entries: Vec<KeyEntry>) {
-    settings.auth.mode = orderflow::http::auth::AuthMode::Keys;
-    settings.auth.keys = entries;
-}
 
 async fn post(app: &TestApp, path: &str, headers: HeaderMap, body: &Value) -> reqwest::Response {
     app.client

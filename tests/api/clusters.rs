@@ -289,7 +289,7 @@ async fn clusters_registered_at_run_time_are_shared_by_instances_and_kept_across
         "name": "Dark",
         "environment": "testing",
         "bootstrap_servers": format!("127.0.0.1:{}", free_port()),
-        "librdkafka": {"sasl.password": "${ORDERFLOW_TEST_UNSET_SECRET}"},
+        "librdkafka": {"sasl.password": "${ORDERFLOW_SECRET_TEST_UNSET}"},
     });
     let (status, dark_view) = send(&first, post.clone(), "/api/clusters", Some(dark)).await;
     assert_eq!(status, 201);
@@ -298,7 +298,7 @@ async fn clusters_registered_at_run_time_are_shared_by_instances_and_kept_across
         dark_view["status"]["error"]
             .as_str()
             .unwrap()
-            .contains("ORDERFLOW_TEST_UNSET_SECRET"),
+            .contains("ORDERFLOW_SECRET_TEST_UNSET"),
         "{dark_view}"
     );
     let (_, listed) = send(&first, get.clone(), "/api/clusters", None).await;
@@ -360,7 +360,7 @@ async fn clusters_registered_at_run_time_are_shared_by_instances_and_kept_across
     let records = read_topic(&home.bootstrap(), &settings.topics.clusters.name, 3).await;
     let text = serde_json::to_string(&records.iter().map(|r| r.value.clone()).collect::<Vec<_>>())
         .unwrap();
-    assert!(text.contains("${ORDERFLOW_TEST_UNSET_SECRET}"));
+    assert!(text.contains("${ORDERFLOW_SECRET_TEST_UNSET}"));
 
     // A restart keeps every registration, known as soon as the instance is ready.
     first.stop().await;

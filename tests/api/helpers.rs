@@ -694,3 +694,34 @@ impl Scrape {
         self.0.docs.get(family).map(String::as_str)
     }
 }
+
+/// A fresh key and its entry.
+pub fn key(
+    name: &str,
+    scopes: &[orderflow::http::auth::Scope],
+) -> (String, orderflow::http::auth::keys::KeyEntry) {
+    let key = orderflow::http::auth::keys::generate().unwrap();
+    let entry = orderflow::http::auth::keys::KeyEntry {
+        name: name.into(),
+        sha256: orderflow::http::auth::keys::hex(&orderflow::http::auth::keys::digest(&key)),
+        scopes: scopes.to_vec(),
+        rate_per_second: None,
+        burst: None,
+        clusters: vec![],
+    };
+    (key, entry)
+}
+
+pub fn bearer(key: &str) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+    );
+    headers
+}
+
+pub fn keys_mode(settings: &mut Settings, entries: Vec<orderflow::http::auth::keys::KeyEntry>) {
+    settings.auth.mode = orderflow::http::auth::AuthMode::Keys;
+    settings.auth.keys = entries;
+}

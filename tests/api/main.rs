@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod attacker;
 mod clusters;
 mod deploy;
 mod docs;
@@ -10,6 +11,7 @@ mod helpers;
 mod intake;
 mod lifecycle;
 mod live;
+mod new_user;
 mod observability;
 mod processing;
 mod view;
