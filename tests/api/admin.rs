@@ -93,7 +93,7 @@ async fn topics_are_created_described_configured_and_deleted() {
             "{why}"
         );
     }
-    // More replicas than the cluster has brokers: a conflict with the cluster as it is.
+    // More replicas than the cluster has brokers: Kafka's INVALID_REPLICATION_FACTOR.
     let (status, problem) = send(
         &app,
         post.clone(),
@@ -101,7 +101,10 @@ async fn topics_are_created_described_configured_and_deleted() {
         Some(json!({"name": "ok-name", "partitions": 1, "replication_factor": 2})),
     )
     .await;
-    assert_eq!((status, problem["code"].as_str()), (409, Some("conflict")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("kafka_invalid_request"))
+    );
 
     let (status, list) = app
         .get_json(&format!("/api/admin/topics?prefix={name}"))
