@@ -498,23 +498,48 @@ pub enum ConfigError {
     },
 }
 
+/// The shipped defaults, compiled in: the base layer wherever the binary runs from.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
 impl Settings {
-    /// Loads the layered configuration from `$ORDERFLOW_CONFIG_DIR` (default `./config`).
+    /// Loads the layered configuration: the compiled-in defaults, then `default.toml` and
+    /// the `$ORDERFLOW_ENV` file from `$ORDERFLOW_CONFIG_DIR` (default `./config`, which need
+    /// not exist), then `ORDERFLOW__…` variables.
     pub fn load() -> Result<Self, ConfigError> {
-        let dir = std::env::var_os("ORDERFLOW_CONFIG_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("config"));
-        let env = std::env::var("ORDERFLOW_ENV").ok();
+        let explicit = std::env::var_os("ORDERFLOW_CONFIG_DIR").map(PathBuf::from);
+        if let Some(dir) = explicit.as_ref().filter(|dir| !dir.is_dir()) {
+            return Err(ConfigError::Invalid {
+                option: "ORDERFLOW_CONFIG_DIR",
+                reason: format!("{} is not a folder", dir.display()),
+            });
+        }
+        let dir = explicit.unwrap_or_else(|| PathBuf::from("config"));
+        let env = std::env::var("ORDERFLOW_ENV")
+            .ok()
+            .filter(|e| !e.is_empty());
         Self::load_from(&dir, env.as_deref())
     }
 
-    /// Loads `default.toml` from `dir`, the optional environment file, then the environment.
+    /// Loads the compiled-in defaults, `default.toml` from `dir` when it is there, the
+    /// environment's file (which must be there when an environment is named: its settings,
+    /// such as required API keys, must not be skipped silently), then the environment.
     pub fn load_from(dir: &Path, environment: Option<&str>) -> Result<Self, ConfigError> {
-        let mut builder =
-            config::Config::builder().add_source(config::File::from(dir.join("default.toml")));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from(dir.join("default.toml")).required(false));
         if let Some(env) = environment {
-            builder = builder
-                .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false));
+            let file = dir.join(format!("{env}.toml"));
+            if !file.is_file() {
+                return Err(ConfigError::Invalid {
+                    option: "ORDERFLOW_ENV",
+                    reason: format!(
+                        "{env:?} names {}, which is not there (set ORDERFLOW_CONFIG_DIR to the \
+                         folder that holds it)",
+                        file.display()
+                    ),
+                });
+            }
+            builder = builder.add_source(config::File::from(file));
         }
         let settings: Settings = builder
             .add_source(

@@ -309,3 +309,34 @@ async fn run_local_refuses_a_port_in_use_and_says_what_holds_it() {
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(text.contains(&format!("port {port} is in use")), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_from_any_folder_on_its_built_in_defaults() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let settings = test_settings(&broker);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut command = crate::lifecycle::service_command(&broker, &settings, port);
+    command
+        .env_remove("ORDERFLOW_CONFIG_DIR")
+        .current_dir(elsewhere.path());
+    let mut child = command.spawn().unwrap();
+    let client = reqwest::Client::new();
+    crate::lifecycle::wait_ready(&client, &format!("http://127.0.0.1:{port}")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A named environment whose file is not there is an error that names it.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .current_dir(elsewhere.path())
+        .env("ORDERFLOW_ENV", "staging")
+        .env("ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("staging.toml") && text.contains("ORDERFLOW_ENV"),
+        "{text}"
+    );
+}
