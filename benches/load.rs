@@ -81,7 +81,7 @@ impl Options {
             // One task, so the group never rebalances while the backlog is processed: Tansu's
             // memory engine answers a fetch that starts inside a record batch with nothing,
             // so a partition handed over at a committed offset mid-batch stalls for ever
-            // (README, "Known limits"). Apache Kafka serves such fetches.
+            // (docs/known-limits.md). Apache Kafka serves such fetches.
             consumers: 1,
         };
         let args: Vec<String> = std::env::args()

@@ -7,7 +7,7 @@
 //! 3. random point reads (`GET /api/orders/{id}` past the cache),
 //! 4. the newest-first filtered list (`GET /api/orders?status=` / `?customer_id=`), p50/p99.
 //!
-//! `cargo bench --bench store [-- --orders N]` (default 200,000). The README has a run.
+//! `cargo bench --bench store [-- --orders N]` (default 200,000). docs/design.md has a run.
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 # Why: librdkafka 2.12.1 (bundled by rdkafka-sys 4.10, the newest release) dereferences a
 # NULL topic name when a Fetch response reports a leader change for a topic whose id is
 # zero; a broker answering a fetch of a deleted topic that way crashed the service with
-# SIGSEGV (README, "Known limits"). Run by every script that builds; idempotent and quick
+# SIGSEGV (docs/known-limits.md). Run by every script that builds; idempotent and quick
 # once done. Needs only crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."

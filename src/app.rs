@@ -480,7 +480,7 @@ const RELEASE_FREED_MEMORY_EVERY: Duration = Duration::from_secs(10);
 /// Hands back to the operating system, every few seconds, what librdkafka and SQLite freed.
 /// They allocate through glibc's malloc (the Rust code uses mimalloc), whose per-thread
 /// arenas keep freed memory: after a 120,000-order backlog the processing instance held
-/// 320 MiB, of which `malloc_trim` returned 162 MiB (README, "Benchmarks"). A no-op on
+/// 320 MiB, of which `malloc_trim` returned 162 MiB (docs/benchmarks.md). A no-op on
 /// other C libraries.
 async fn release_freed_memory(shutdown: CancellationToken) {
     loop {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc's allocator: the intake and the processors allocate and free
 /// small objects on many threads, and glibc's arenas measured a fifth of the intake's CPU
-/// (README, "Benchmarks").
+/// (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

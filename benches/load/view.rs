@@ -1,4 +1,4 @@
-//! `cargo bench --bench load -- --view-orders N` (README: 1,000,000): the status view at
+//! `cargo bench --bench load -- --view-orders N` (docs/benchmarks.md: 1,000,000): the status view at
 //! scale, in one run against one Tansu broker (memory storage):
 //!
 //! - N orders with their final status written straight to the service's two topics (as N

@@ -117,7 +117,7 @@ fn not_ready(reason: &str) -> Response {
 /// Prometheus metrics.
 ///
 /// The text exposition format (0.0.4) of the service's own registry: HTTP, orders, Kafka
-/// producer and consumers, process, build info. See the README's Operating section.
+/// producer and consumers, process, build info. See docs/operating.md.
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain; version=0.0.4")))]
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -105,7 +105,7 @@ impl Handler<OrderEvent> for OrderProcessor {
             self.record_stages(order, message);
         }
         // Per-record lines and spans are at debug: at info they cost a large share of the
-        // processing rate (README, "Logs"). Inside the consumer's span (topic, partition,
+        // processing rate (docs/operating.md, "Logs"). Inside the consumer's span (topic, partition,
         // offset, trace_id).
         let span = tracing::debug_span!(
             "process",

@@ -169,3 +169,67 @@ async fn the_docs_ui_and_its_assets_come_from_the_service() {
         "{initializer}"
     );
 }
+
+/// The GitHub anchor of a Markdown heading.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn every_relative_link_of_the_readme_and_docs_resolves_inside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    let anchors = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .map(|l| anchor(l.trim_start_matches('#')))
+            .collect()
+    };
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.lines().count() <= 250, "the README is a front door");
+    let mut checked = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (_, rest) in text.match_indices("](").map(|(i, _)| text.split_at(i + 2)) {
+            let target = &rest[..rest.find(')').unwrap()];
+            if target.starts_with("http") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let resolved = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().unwrap().join(path)
+            };
+            let canonical = resolved
+                .canonicalize()
+                .unwrap_or_else(|_| panic!("{}: {target} does not exist", file.display()));
+            assert!(
+                canonical.starts_with(root.canonicalize().unwrap()),
+                "{}: {target} leaves the repository",
+                file.display()
+            );
+            if !fragment.is_empty() {
+                assert!(
+                    anchors(&canonical).contains(&fragment.to_string()),
+                    "{}: no heading for #{fragment} in {}",
+                    file.display(),
+                    canonical.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} links found");
+}

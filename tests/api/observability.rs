@@ -340,7 +340,7 @@ async fn one_trace_id_follows_an_order_from_post_to_final_status() {
     let mut command = service_command(&broker, &settings, port);
     command
         .env("ORDERFLOW__TELEMETRY__LOG_FORMAT", "json")
-        // Per-order lines are at debug (README, "Logs"): this is how an operator follows one.
+        // Per-order lines are at debug (docs/operating.md, "Logs"): this is how an operator follows one.
         .env("RUST_LOG", "info,librdkafka=warn,orderflow=debug")
         .stdout(Stdio::from(log));
     let mut child = command.spawn().expect("start orderflow");

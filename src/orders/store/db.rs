@@ -2,7 +2,7 @@
 //! `orders` row per order with its snapshot and the columns the list filters on, and the
 //! next offset of every topic partition the rows include, written in the same transaction.
 //! A crash loses at most the last batches, rows and offsets together; the projector reads
-//! them again. (`benches/store.rs` chose SQLite over redb; the README has the numbers.)
+//! them again. (`benches/store.rs` chose SQLite over redb; docs/design.md has the numbers.)
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
