@@ -14,6 +14,7 @@ use axum::Router;
 
 use crate::backoff::{Backoff, sleep_unless_cancelled};
 use crate::clusters::operations::Operations;
+use crate::clusters::options::OptionPolicy;
 use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::templates::Templates;
 use crate::clusters::{ClusterRegistry, ClusterSettings};
@@ -35,7 +36,7 @@ use crate::orders::group::{ProcessingParts, spawn_processors};
 use crate::orders::idempotency::IdempotencyStore;
 use crate::orders::processor::ProcessingRules;
 use crate::orders::projector::Projector;
-use crate::orders::{Currency, OrderRules, OrderService, OrderStore};
+use crate::orders::{OrderRules, OrderService, OrderStore};
 
 /// A built service, bound to its port, ready to [`run`](Application::run).
 pub struct Application {
@@ -79,15 +80,8 @@ impl Application {
             anyhow::anyhow!("Failed to create the Kafka producer (check {setting}): {reason}")
         })?;
         let retry_after = settings.http.retry_after;
-        let rules = OrderRules {
-            max_items: settings.orders.max_items,
-            currencies: settings
-                .orders
-                .currencies
-                .iter()
-                .filter_map(|c| Currency::parse(c).ok())
-                .collect(),
-        };
+        let rules = OrderRules::from_settings(&settings.orders)
+            .map_err(|why| anyhow::anyhow!("invalid configuration: orders.currencies: {why}"))?;
         let store = OrderStore::open(&settings.status_view).with_context(|| {
             format!(
                 "Failed to open the status view at {} (status_view.path)",
@@ -188,7 +182,7 @@ impl Application {
                 reader: registry_reader.clone(),
                 writer: producer.with_type(),
             },
-            settings.admin.option_policy(),
+            OptionPolicy::from(&settings.admin),
         )
         .map_err(|reason| anyhow::anyhow!("Invalid cluster settings: {reason}"))?;
         let clusters = Arc::new(clusters);

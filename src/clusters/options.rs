@@ -93,6 +93,17 @@ pub struct OptionPolicy {
     pub env_names: Vec<String>,
 }
 
+impl From<&crate::config::AdminSettings> for OptionPolicy {
+    fn from(admin: &crate::config::AdminSettings) -> Self {
+        OptionPolicy {
+            files_dir: (!admin.cluster_files_dir.trim().is_empty())
+                .then(|| PathBuf::from(&admin.cluster_files_dir)),
+            env_prefix: admin.secret_env_prefix.clone(),
+            env_names: admin.secret_env_names.clone(),
+        }
+    }
+}
+
 impl OptionPolicy {
     /// Why `value` of option `name` may not come from the API; `None` when it may.
     pub fn refusal(&self, name: &str, value: &str) -> Option<String> {

@@ -12,49 +12,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::config::clusters::{ClusterSettings, LocalCluster};
+
 use super::options::{OptionPolicy, reference};
 use crate::kafka::admin::{AdminError, AdminLimits, KafkaAdmin};
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::table::TableReader;
 use crate::kafka::{BaseProducer, ClientSettings, is_secret_option};
-
-/// `[clusters.<id>]`: a cluster managed beside the home one.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterSettings {
-    /// A name for people.
-    pub name: String,
-    /// What it is for.
-    #[serde(default)]
-    pub description: String,
-    /// `development`, `testing`, `staging`, `production`, or any word.
-    pub environment: String,
-    /// Free labels to filter by.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Comma-separated `host:port` list.
-    pub bootstrap_servers: String,
-    /// Raw librdkafka options for this cluster's clients; secret ones as `${ENV_NAME}`.
-    #[serde(default, deserialize_with = "crate::config::option_values")]
-    #[schema(value_type = BTreeMap<String, String>)]
-    pub librdkafka: BTreeMap<String, String>,
-    /// The template whose topic defaults apply to topics created here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_id: Option<String>,
-    /// Set for a cluster whose broker this service runs (`"local": true`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub local: Option<LocalCluster>,
-}
-
-/// The broker of a local cluster.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LocalCluster {
-    /// Its port on 127.0.0.1.
-    pub port: u16,
-    /// Its storage engine URL.
-    pub storage: String,
-}
 
 /// One cluster of the registry, with its clients once made.
 pub struct RegisteredCluster {

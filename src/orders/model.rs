@@ -22,6 +22,21 @@ pub struct OrderRules {
     pub currencies: Vec<Currency>,
 }
 
+impl OrderRules {
+    /// The rules `[orders]` sets, or which listed currency is not an ISO 4217 code.
+    pub fn from_settings(settings: &crate::config::OrderSettings) -> Result<Self, String> {
+        let currencies = settings
+            .currencies
+            .iter()
+            .map(|code| Currency::parse(code).map_err(|_| format!("unknown currency {code:?}")))
+            .collect::<Result<_, _>>()?;
+        Ok(OrderRules {
+            max_items: settings.max_items,
+            currencies,
+        })
+    }
+}
+
 /// An order as a client submits it. Unknown fields are refused.
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +242,20 @@ fn parse_price(text: &str, currency: Option<Currency>) -> Result<Decimal, String
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unknown_configured_currency_is_refused() {
+        let settings = crate::config::OrderSettings {
+            max_bulk: 10,
+            max_items: 10,
+            currencies: vec!["EUR".into(), "XXZ".into()],
+        };
+        assert!(
+            OrderRules::from_settings(&settings)
+                .unwrap_err()
+                .contains("XXZ")
+        );
+    }
+
     use super::*;
 
     fn rules() -> OrderRules {

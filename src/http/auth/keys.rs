@@ -4,12 +4,12 @@
 //! constant time, so neither the time taken nor an early exit tells how close a guess was.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+pub use crate::config::access::{KeyEntry, entries_from_list_or_json, read_keys_file};
 
 use super::Scope;
 use super::limit::KeyLimiter;
@@ -19,111 +19,6 @@ use super::limit::KeyLimiter;
 pub const KEY_PREFIX: &str = "ofk_";
 /// Random bytes in a key.
 const KEY_BYTES: usize = 32;
-
-/// One API key as configured: its name, the SHA-256 of the key, its scopes, and optionally
-/// its own rate limit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyEntry {
-    /// Who holds the key (`ci`, `checkout-service`); in logs, metrics and audit records.
-    pub name: String,
-    /// SHA-256 of the key, 64 hex digits.
-    pub sha256: String,
-    /// What the key may do.
-    pub scopes: Vec<Scope>,
-    /// Requests (orders, for a bulk) per second for this key; `auth.rate_limit.per_second`
-    /// when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_per_second: Option<u32>,
-    /// Largest burst for this key; `auth.rate_limit.burst` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub burst: Option<u32>,
-    /// The clusters its admin scopes reach, by id or pattern with `*` (`dev-*`); every
-    /// cluster when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub clusters: Vec<String>,
-}
-
-impl KeyEntry {
-    /// Checks the entry, naming what is wrong.
-    pub fn check(&self) -> Result<(), String> {
-        let name_ok = !self.name.is_empty()
-            && self.name.len() <= 64
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !name_ok {
-            return Err(format!(
-                "key name {:?} must be 1 to 64 letters, digits, '.', '_' or '-'",
-                self.name
-            ));
-        }
-        parse_digest(&self.sha256).map_err(|why| format!("key {:?}: sha256 {why}", self.name))?;
-        if self.scopes.is_empty() {
-            return Err(format!("key {:?} has no scopes", self.name));
-        }
-        if let Some(bad) = self.clusters.iter().find(|p| {
-            p.is_empty()
-                || !p
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-*".contains(&b))
-        }) {
-            return Err(format!(
-                "key {:?}: cluster pattern {bad:?} must be of a-z, 0-9, '-' and '*'",
-                self.name
-            ));
-        }
-        if self.rate_per_second == Some(0) || self.burst == Some(0) {
-            return Err(format!(
-                "key {:?}: rate_per_second and burst must be at least 1",
-                self.name
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Reads `keys` from config as a list of tables, or from an environment variable as a JSON
-/// array of the same entries (`ORDERFLOW__AUTH__KEYS='[{"name": …}]'`).
-pub fn entries_from_list_or_json<'de, D>(deserializer: D) -> Result<Vec<KeyEntry>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrJson {
-        List(Vec<KeyEntry>),
-        Json(String),
-    }
-    match ListOrJson::deserialize(deserializer)? {
-        ListOrJson::List(entries) => Ok(entries),
-        ListOrJson::Json(text) if text.trim().is_empty() => Ok(Vec::new()),
-        ListOrJson::Json(text) => serde_json::from_str(&text)
-            .map_err(|e| serde::de::Error::custom(format!("auth.keys as JSON: {e}"))),
-    }
-}
-
-/// The keys file (`auth.keys_file`): `[[keys]]` tables of [`KeyEntry`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeysFile {
-    #[serde(default)]
-    keys: Vec<KeyEntry>,
-}
-
-/// Reads the entries of a keys file.
-pub fn read_keys_file(path: &Path) -> Result<Vec<KeyEntry>, String> {
-    if !path.is_file() {
-        return Err(format!("{} is not a readable file", path.display()));
-    }
-    let file: KeysFile = config::Config::builder()
-        .add_source(config::File::from(path).format(config::FileFormat::Toml))
-        .build()
-        .and_then(config::Config::try_deserialize)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(file.keys)
-}
 
 /// A fresh key: `ofk_` and 256 random bits in hex.
 pub fn generate() -> Result<String, getrandom::Error> {
@@ -336,7 +231,7 @@ mod tests {
 
     #[test]
     fn keys_come_as_a_list_or_as_json_text() {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct Holder {
             #[serde(deserialize_with = "entries_from_list_or_json")]
             keys: Vec<KeyEntry>,

@@ -8,45 +8,17 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+pub use crate::config::access::RateLimitSettings;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use serde::Deserialize;
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 type ByAddress =
     RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
-
-/// `[auth.rate_limit]`: the default bucket of every key and every client address.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitSettings {
-    /// Whether requests are limited at all. Default true.
-    pub enabled: bool,
-    /// Tokens (requests, or orders in a bulk) added per second. Default 1000.
-    pub per_second: u32,
-    /// Most tokens held, so the largest burst, and the largest bulk a caller may send.
-    /// Default 2000.
-    pub burst: u32,
-    /// With `auth.mode = "keys"`: one bucket shared by every caller without a known key
-    /// (whatever its address), so that many addresses cannot together make unlimited
-    /// refused requests. Tokens per second; default 50.
-    pub unauthenticated_per_second: u32,
-    /// Most tokens that shared bucket holds. Default 100.
-    pub unauthenticated_burst: u32,
-}
-
-impl RateLimitSettings {
-    /// The quota for a key with optional overrides.
-    pub fn quota(&self, per_second: Option<u32>, burst: Option<u32>) -> Option<Quota> {
-        let rate = NonZeroU32::new(per_second.unwrap_or(self.per_second))?;
-        let burst = NonZeroU32::new(burst.unwrap_or(self.burst))?;
-        Some(Quota::per_second(rate).allow_burst(burst))
-    }
-}
 
 /// What a check allows: the quota and the tokens left, for the answer's headers.
 #[derive(Debug, Clone, Copy)]

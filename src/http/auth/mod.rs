@@ -11,7 +11,6 @@
 //! `auth.protect_metrics`) `/metrics`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request};
@@ -19,7 +18,6 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::IntCounterVec;
-use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa_axum::router::UtoipaMethodRouter;
 
@@ -30,109 +28,10 @@ use crate::http::error::ApiError;
 pub mod keys;
 pub mod limit;
 
-use keys::{Key, KeyEntry, KeyRing};
-use limit::{AddressLimits, Allowance, KeyLimiter, RateLimitSettings, Refusal};
+pub use crate::config::access::{AuthMode, AuthSettings, Scope};
 
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Scope {
-    /// Place, bulk-place and cancel orders.
-    #[serde(rename = "orders:write")]
-    OrdersWrite,
-    /// Look up and list orders.
-    #[serde(rename = "orders:read")]
-    OrdersRead,
-    /// Every `GET` under `/api/admin`, and the catalog.
-    #[serde(rename = "admin:read")]
-    AdminRead,
-    /// Every other admin method (topics, messages, groups, broker lifecycle).
-    #[serde(rename = "admin:write")]
-    AdminWrite,
-    /// `/metrics`, when `auth.protect_metrics` is on.
-    #[serde(rename = "metrics:read")]
-    MetricsRead,
-}
-
-impl Scope {
-    /// Every scope.
-    pub const ALL: [Scope; 5] = [
-        Scope::OrdersWrite,
-        Scope::OrdersRead,
-        Scope::AdminRead,
-        Scope::AdminWrite,
-        Scope::MetricsRead,
-    ];
-
-    /// The scope's name, as in config and in the OpenAPI document.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::OrdersWrite => "orders:write",
-            Scope::OrdersRead => "orders:read",
-            Scope::AdminRead => "admin:read",
-            Scope::AdminWrite => "admin:write",
-            Scope::MetricsRead => "metrics:read",
-        }
-    }
-
-    /// The scope named `name`.
-    pub fn parse(name: &str) -> Option<Scope> {
-        Scope::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
-    /// Whether every use of the scope is audited (admin mutations).
-    fn audited(self) -> bool {
-        self == Scope::AdminWrite
-    }
-}
-
-/// How callers are let in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// No key needed (local use); warned at start and in `/api/catalog`.
-    Open,
-    /// A key with the route's scope is needed.
-    Keys,
-}
-
-/// `[auth]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    /// `open` or `keys`. Default `open`; `keys` in `production.toml`.
-    pub mode: AuthMode,
-    /// Key entries (`[[auth.keys]]`), or as JSON text from `ORDERFLOW__AUTH__KEYS`.
-    #[serde(default, deserialize_with = "keys::entries_from_list_or_json")]
-    pub keys: Vec<KeyEntry>,
-    /// A TOML file of `[[keys]]` entries, read at start (for a mounted secret); empty for
-    /// none.
-    pub keys_file: String,
-    /// Whether `/metrics` needs `metrics:read`. Default false.
-    pub protect_metrics: bool,
-    /// Default token buckets.
-    pub rate_limit: RateLimitSettings,
-    /// Refusals (401, 403) are audited per client and code once per window of this many
-    /// seconds: the first at once, the rest as one count. Default 60.
-    #[serde(
-        rename = "audit_refusal_window_secs",
-        deserialize_with = "crate::config::seconds"
-    )]
-    pub audit_refusal_window: std::time::Duration,
-}
-
-impl AuthSettings {
-    /// Every key entry: from config, then from the keys file.
-    pub fn entries(&self) -> Result<Vec<KeyEntry>, String> {
-        let mut entries = self.keys.clone();
-        if !self.keys_file.is_empty() {
-            entries.extend(
-                keys::read_keys_file(Path::new(&self.keys_file))
-                    .map_err(|e| format!("auth.keys_file: {e}"))?,
-            );
-        }
-        Ok(entries)
-    }
-}
+use keys::{Key, KeyRing};
+use limit::{AddressLimits, Allowance, KeyLimiter, Refusal};
 
 /// Who is calling: the key they presented, if known, and their address.
 #[derive(Debug, Clone)]
