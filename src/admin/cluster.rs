@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 
 use super::Target;
-use crate::http::AppState;
+use crate::clusters::ClustersState;
 use crate::http::error::{ApiError, Problem};
 use crate::kafka::admin::ClusterInfo;
 use crate::local_broker::BrokerStatus;
@@ -16,7 +16,7 @@ use crate::local_broker::BrokerStatus;
 #[utoipa::path(get, path = "/api/admin/cluster/status", tag = "cluster",
     responses((status = 200, description = "Status", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn broker_status(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
 ) -> Result<Json<BrokerStatus>, ApiError> {
     Ok(Json(state.local_broker.status().await?))
 }
@@ -25,7 +25,7 @@ pub(super) async fn broker_status(
 #[utoipa::path(post, path = "/api/admin/cluster/start", tag = "cluster",
     responses((status = 200, description = "Started and accepting connections", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn broker_start(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
 ) -> Result<Json<BrokerStatus>, ApiError> {
     Ok(Json(state.local_broker.start().await?))
 }
@@ -34,7 +34,7 @@ pub(super) async fn broker_start(
 #[utoipa::path(post, path = "/api/admin/cluster/stop", tag = "cluster",
     responses((status = 200, description = "Stopped", body = BrokerStatus), (status = 409, description = "No local broker configured (`local_broker_not_configured`) or it is not in a state for this (`local_broker_state`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn broker_stop(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
 ) -> Result<Json<BrokerStatus>, ApiError> {
     Ok(Json(state.local_broker.stop().await?))
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{MAX_BROWSE, MAX_PRODUCE, audit_details};
 use super::{Target, TopicPath};
-use crate::http::AppState;
+use crate::clusters::ClustersState;
 use crate::http::audit::AuditDetails;
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
@@ -169,16 +169,14 @@ fn produce_error(error: crate::kafka::ProduceError) -> ApiError {
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "One of the service's order topics without `force`, or one of its control topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn produce(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     target: Target,
     Path(TopicPath { name }): Path<TopicPath>,
     QueryParams(query): QueryParams<ProduceQuery>,
     JsonBody(body): JsonBody<ProduceRequest>,
 ) -> Result<(Extension<AuditDetails>, Json<Vec<Produced>>), ApiError> {
     let protected = target.is_home() && state.topic_names.contains(&name);
-    let t = &state.settings.topics;
-    let control = [&t.audit, &t.clusters, &t.operations, &t.templates];
-    if target.is_home() && control.iter().any(|topic| topic.name == name) {
+    if target.is_home() && state.control_topics.contains(&name) {
         // The audit trail, the registry, the templates and the operations are written only
         // by the service: a forged record would read back as its own.
         return Err(ApiError::Conflict {

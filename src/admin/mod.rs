@@ -1,4 +1,4 @@
-//! The Kafka management API under `/api/admin`, and the service catalog at `/api/catalog`:
+//! The Kafka management API under `/api/admin` and `/api/clusters/{cluster}`:
 //! thin handlers over [`KafkaAdmin`](crate::kafka::admin::KafkaAdmin), which does the Kafka
 //! work, one file per resource. Kafka's answers map to statuses: unknown topic or group 404,
 //! topic exists 409, invalid partitions, replication or config 422, broker unreachable 503.
@@ -14,22 +14,21 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::clusters::ClustersState;
 use crate::clusters::RegisteredCluster;
 use crate::clusters::registry::Clients;
-use crate::http::AppState;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::{Principal, Scope, scoped};
 use crate::http::error::ApiError;
 use crate::kafka::admin::{AdminError, KafkaAdmin};
 use crate::local_broker::BrokerError;
+use axum::extract::FromRef;
 
-pub mod catalog;
 pub mod cluster;
 pub mod groups;
 pub mod messages;
 pub mod topics;
 
-use catalog::*;
 use cluster::*;
 use groups::*;
 use messages::*;
@@ -44,7 +43,11 @@ pub const MAX_PRODUCE: usize = 1000;
 /// resources of every registered cluster under `/api/clusters/{cluster}`, the home
 /// cluster's also under `/api/admin` (one set of handlers; [`Target`] tells them apart), the
 /// local broker's lifecycle and the catalog.
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ClustersState: FromRef<S>,
+{
     use Scope::{AdminRead as Read, AdminWrite as Write};
     OpenApiRouter::new()
         .nest("/api/admin", resources())
@@ -52,14 +55,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(scoped(Read, routes!(broker_status)))
         .routes(scoped(Write, routes!(broker_start)))
         .routes(scoped(Write, routes!(broker_stop)))
-        .routes(scoped(Read, routes!(catalog)))
 }
 
 /// Where a registered cluster's management resources live.
 pub const CLUSTER_PREFIX: &str = "/api/clusters/{cluster}";
 
 /// The management resources of one cluster, with paths relative to its prefix.
-fn resources() -> OpenApiRouter<AppState> {
+fn resources<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ClustersState: FromRef<S>,
+{
     use Scope::{AdminRead as Read, AdminWrite as Write};
     OpenApiRouter::new()
         .routes(scoped(Read, routes!(cluster)))
@@ -102,11 +108,16 @@ impl Target {
     }
 }
 
-impl FromRequestParts<AppState> for Target {
+impl<S> FromRequestParts<S> for Target
+where
+    S: Send + Sync,
+    ClustersState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let id = RawPathParams::from_request_parts(parts, state)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = ClustersState::from_ref(state);
+        let id = RawPathParams::from_request_parts(parts, &())
             .await
             .ok()
             .and_then(|params| {

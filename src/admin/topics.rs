@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::audit_details;
 use super::{Target, TopicPath};
-use crate::http::AppState;
+use crate::clusters::ClustersState;
 use crate::http::audit::AuditDetails;
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
@@ -124,7 +124,7 @@ fn config_changes_schema() -> utoipa::openapi::Object {
         (status = 409, description = "Exists already (`already_exists`), or more partitions than `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`), or one Kafka refuses, such as a replication factor above the cluster's broker count (`kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn create_topic(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     target: Target,
     JsonBody(body): JsonBody<CreateTopic>,
 ) -> Result<(StatusCode, Extension<AuditDetails>, Json<TopicDetails>), ApiError> {
@@ -274,7 +274,7 @@ fn is_internal_topic(name: &str) -> bool {
         (status = 409, description = "One of the service's own topics, or an internal one without `force` (`topic_protected`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn delete_topic(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     target: Target,
     Path(TopicPath { name }): Path<TopicPath>,
     QueryParams(query): QueryParams<DeleteQuery>,

@@ -19,16 +19,21 @@ use super::registry::{
     literal_secrets, valid_cluster_id,
 };
 use super::templates::Templates;
-use crate::http::AppState;
+use crate::clusters::ClustersState;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::Principal;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
 use crate::kafka::{ClientSettings, is_secret_option, validate_config_name, validate_config_value};
+use axum::extract::FromRef;
 
 /// The registry's routes.
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ClustersState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(scoped(Scope::AdminRead, routes!(list_clusters)))
         .routes(scoped(Scope::AdminWrite, routes!(register_cluster)))
@@ -281,7 +286,7 @@ impl From<RegistryError> for ApiError {
 /// keys reach it cannot be side-stepped through a second name. A definition whose brokers do
 /// not answer now is taken; what it reaches is judged again at each use.
 async fn refuse_alias(
-    state: &AppState,
+    state: &ClustersState,
     id: &str,
     settings: &ClusterSettings,
 ) -> Result<(), ApiError> {
@@ -313,7 +318,7 @@ async fn refuse_alias(
 }
 
 /// The registry entry as the answer to a change, with a health check made now.
-async fn checked_view(state: &AppState, id: &str) -> ClusterView {
+async fn checked_view(state: &ClustersState, id: &str) -> ClusterView {
     match state.clusters.get(id) {
         Some(cluster) => {
             state.clusters.check(&cluster).await;
@@ -360,7 +365,7 @@ fn audit(id: &str, settings: Option<&ClusterSettings>) -> Extension<AuditDetails
         (status = 409, description = "The id is taken, or the brokers belong to a cluster registered under another id (`already_exists`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid settings, an option a registered cluster may not set, a reference to a variable the operator does not allow, or a literal secret (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn register_cluster(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     JsonBody(mut body): JsonBody<RegisterCluster>,
 ) -> Result<Response, ApiError> {
     let local = if body.local {
@@ -404,7 +409,7 @@ pub(super) async fn register_cluster(
         (status = 409, description = "The home cluster or one from config (`conflict`), or the brokers belong to a cluster registered under another id (`already_exists`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid settings, an option a registered cluster may not set, a reference to a variable the operator does not allow, a literal secret, or another id in the body (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn update_cluster(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     Path(id): Path<String>,
     caller: Option<Extension<Principal>>,
     JsonBody(mut body): JsonBody<RegisterCluster>,
@@ -456,7 +461,7 @@ pub(super) async fn update_cluster(
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The home cluster or one from config (`conflict`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn remove_cluster(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Extension<AuditDetails>), ApiError> {
     state.clusters.remove(&id).await?;
@@ -542,7 +547,7 @@ enum StatusFilter {
     responses((status = 200, description = "The clusters", body = Vec<ClusterView>),
         (status = 400, description = "Bad filter (`invalid_query`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list_clusters(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     caller: Option<Extension<Principal>>,
     QueryParams(filter): QueryParams<ClusterFilter>,
 ) -> Result<Json<Vec<ClusterView>>, ApiError> {
@@ -586,7 +591,7 @@ pub(super) async fn list_clusters(
     responses((status = 200, description = "The cluster", body = ClusterView),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn describe_cluster(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     Path(id): Path<String>,
 ) -> Result<Json<ClusterView>, ApiError> {
     let cluster = state

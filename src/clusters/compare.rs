@@ -15,15 +15,20 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::clusters::ClustersState;
 use crate::clusters::registry::Clients;
-use crate::http::AppState;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::QueryParams;
 use crate::kafka::admin::{KafkaAdmin, TopicDetails, TopicSummary};
+use axum::extract::FromRef;
 
 /// The comparison's route.
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ClustersState: FromRef<S>,
+{
     OpenApiRouter::new().routes(scoped(Scope::AdminRead, routes!(compare)))
 }
 
@@ -125,7 +130,7 @@ pub struct Comparison {
         (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn compare(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     QueryParams(query): QueryParams<CompareQuery>,
 ) -> Result<Json<Comparison>, ApiError> {
     let source = clients(&state, &query.source_cluster)?;
@@ -198,7 +203,7 @@ pub(super) async fn compare(
 }
 
 /// The clients of a cluster named in the query.
-fn clients(state: &AppState, id: &str) -> Result<Clients, ApiError> {
+fn clients(state: &ClustersState, id: &str) -> Result<Clients, ApiError> {
     let cluster = state
         .clusters
         .get(id)

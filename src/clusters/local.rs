@@ -14,11 +14,12 @@ use utoipa_axum::routes;
 
 use super::registry::{ClusterRegistry, LocalCluster, RegisteredCluster};
 use super::templates::Template;
+use crate::clusters::ClustersState;
 use crate::config::LocalBrokerSettings;
-use crate::http::AppState;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, Problem};
 use crate::local_broker::{BrokerError, BrokerStatus, LocalBroker};
+use axum::extract::FromRef;
 
 /// The brokers of local clusters, made on first use.
 pub struct LocalClusters {
@@ -138,14 +139,18 @@ impl LocalClusters {
 }
 
 /// The local clusters' routes.
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ClustersState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(scoped(Scope::AdminRead, routes!(local_status)))
         .routes(scoped(Scope::AdminWrite, routes!(local_start)))
         .routes(scoped(Scope::AdminWrite, routes!(local_stop)))
 }
 
-fn cluster(state: &AppState, id: String) -> Result<Arc<RegisteredCluster>, ApiError> {
+fn cluster(state: &ClustersState, id: String) -> Result<Arc<RegisteredCluster>, ApiError> {
     state.clusters.get(&id).ok_or(ApiError::ClusterNotFound(id))
 }
 
@@ -159,7 +164,7 @@ fn cluster(state: &AppState, id: String) -> Result<Arc<RegisteredCluster>, ApiEr
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not a local cluster, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn local_status(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     Path(id): Path<String>,
 ) -> Result<Json<BrokerStatus>, ApiError> {
     let cluster = cluster(&state, id)?;
@@ -182,7 +187,7 @@ pub(super) async fn local_status(
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not a local cluster, already running, `[local_broker] max_clusters` brokers running already, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn local_start(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     Path(id): Path<String>,
 ) -> Result<Json<BrokerStatus>, ApiError> {
     let cluster = cluster(&state, id)?;
@@ -200,7 +205,7 @@ pub(super) async fn local_start(
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not a local cluster, not running, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn local_stop(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     Path(id): Path<String>,
 ) -> Result<Json<BrokerStatus>, ApiError> {
     let cluster = cluster(&state, id)?;

@@ -10,7 +10,9 @@ pub mod operations;
 pub mod operations_api;
 pub mod options;
 pub mod registry;
+mod state;
 pub mod templates;
 pub mod templates_api;
 
 pub use registry::{ClusterRegistry, ClusterSettings, RegisteredCluster};
+pub use state::{ClustersParts, ClustersState};

@@ -11,15 +11,20 @@ use utoipa_axum::routes;
 
 use super::operations::{MigrateRequest, Operation, ReplicateRequest, StartError};
 use crate::admin::refuse_unreached;
-use crate::http::AppState;
+use crate::clusters::ClustersState;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::Principal;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
+use axum::extract::FromRef;
 
 /// The operations' routes.
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ClustersState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(scoped(Scope::AdminWrite, routes!(replicate)))
         .routes(scoped(Scope::AdminWrite, routes!(migrate)))
@@ -63,7 +68,7 @@ fn visible(caller: Option<&Extension<Principal>>, operation: &Operation) -> bool
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "This instance runs and queues as many operations as it may (`overloaded`), or Kafka is unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn replicate(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     caller: Option<Extension<Principal>>,
     JsonBody(request): JsonBody<ReplicateRequest>,
 ) -> Result<Response, ApiError> {
@@ -119,7 +124,7 @@ pub(super) async fn replicate(
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "This instance runs and queues as many operations as it may (`overloaded`), or Kafka is unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn migrate(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     caller: Option<Extension<Principal>>,
     JsonBody(request): JsonBody<MigrateRequest>,
 ) -> Result<Response, ApiError> {
@@ -155,7 +160,7 @@ pub(super) async fn migrate(
 
 /// `404 cluster_not_found` for the first id the registry does not know.
 fn known_clusters<'a>(
-    state: &AppState,
+    state: &ClustersState,
     ids: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), ApiError> {
     match ids.into_iter().find(|id| state.clusters.get(id).is_none()) {
@@ -207,7 +212,7 @@ pub struct OperationsQuery {
     responses((status = 200, description = "Operations", body = Vec<Operation>),
         (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list_operations(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     caller: Option<Extension<Principal>>,
     QueryParams(query): QueryParams<OperationsQuery>,
 ) -> Result<Json<Vec<Operation>>, ApiError> {
@@ -235,7 +240,7 @@ pub(super) async fn list_operations(
     responses((status = 200, description = "The operation", body = Operation),
         (status = 404, description = "No such operation (`not_found`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn get_operation(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     caller: Option<Extension<Principal>>,
     Path(id): Path<String>,
 ) -> Result<Json<Operation>, ApiError> {
@@ -256,7 +261,7 @@ pub(super) async fn get_operation(
         (status = 404, description = "No such operation (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It has finished already (`conflict`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn cancel_operation(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     caller: Option<Extension<Principal>>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {

@@ -10,15 +10,20 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::templates::{BrokerDefaults, Template, TemplateError, TopicDefaults};
-use crate::http::AppState;
+use crate::clusters::ClustersState;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::JsonBody;
 use crate::kafka::{validate_config_name, validate_config_value};
+use axum::extract::FromRef;
 
 /// The templates' routes.
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ClustersState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(scoped(Scope::AdminRead, routes!(list_templates)))
         .routes(scoped(Scope::AdminWrite, routes!(create_template)))
@@ -113,7 +118,7 @@ impl NewTemplate {
 /// The built-in ones (`development`, `testing`, `production`) first, then the stored ones.
 #[utoipa::path(get, path = "/api/templates", tag = "clusters",
     responses((status = 200, description = "Templates", body = Vec<Template>)))]
-pub(super) async fn list_templates(State(state): State<AppState>) -> Json<Vec<Template>> {
+pub(super) async fn list_templates(State(state): State<ClustersState>) -> Json<Vec<Template>> {
     Json(state.templates.list())
 }
 
@@ -123,7 +128,7 @@ pub(super) async fn list_templates(State(state): State<AppState>) -> Json<Vec<Te
     responses((status = 200, description = "The template", body = Template),
         (status = 404, description = "No such template (`not_found`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn get_template(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     Path(id): Path<String>,
 ) -> Result<Json<Template>, ApiError> {
     state
@@ -143,7 +148,7 @@ pub(super) async fn get_template(
         (status = 409, description = "The id is taken (`already_exists`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid template (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn create_template(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     JsonBody(body): JsonBody<NewTemplate>,
 ) -> Result<Response, ApiError> {
     let template = body.parse()?;
@@ -168,7 +173,7 @@ pub(super) async fn create_template(
         (status = 404, description = "No such template (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A built-in template (`conflict`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn delete_template(
-    State(state): State<AppState>,
+    State(state): State<ClustersState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Extension<AuditDetails>), ApiError> {
     state.templates.remove(&id).await?;

@@ -14,17 +14,22 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::OrdersState;
 use super::model::{Order, OrderRequest};
 use super::service::{Accepted, RequestContext};
 use super::status::{OrderSnapshot, OrderStatus, StatusChange};
 use super::store::ListQuery;
-use crate::http::AppState;
 use crate::http::auth::{Principal, Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
+use axum::extract::FromRef;
 
 /// The order routes, each with its OpenAPI description.
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    OrdersState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(scoped(Scope::OrdersWrite, routes!(create_order)))
         .routes(scoped(Scope::OrdersRead, routes!(list_orders)))
@@ -166,18 +171,18 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
     get, path = "/api/orders/{id}", tag = "orders",
     params(("id" = Uuid, Path, description = "The order id"), GetQuery),
     responses(
-        (status = 200, description = "The order", body = OrderView, example = json!(crate::http::openapi::examples::order_view())),
+        (status = 200, description = "The order", body = OrderView, example = json!(crate::orders::examples::order_view())),
         (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_order(
-    State(state): State<AppState>,
+    State(state): State<OrdersState>,
     Path(id): Path<String>,
     QueryParams(query): QueryParams<GetQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id)?;
-    let max = state.settings.status_view.max_wait;
+    let max = state.max_wait;
     let wait = query
         .timeout
         .as_deref()
@@ -210,7 +215,7 @@ async fn get_order(
     )
 )]
 async fn list_orders(
-    State(state): State<AppState>,
+    State(state): State<OrdersState>,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let limit = params.limit.unwrap_or(20);
@@ -297,7 +302,7 @@ fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     )
 )]
 async fn cancel_order(
-    State(state): State<AppState>,
+    State(state): State<OrdersState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
@@ -436,7 +441,7 @@ fn request_context(headers: &HeaderMap) -> RequestContext {
 
 /// Counts a submission refused before it reached the order service (body, headers, bulk
 /// envelope), so `orders_rejected_total` sees every refusal by its code.
-fn refused(state: &AppState, error: ApiError) -> ApiError {
+fn refused(state: &OrdersState, error: ApiError) -> ApiError {
     state
         .metrics
         .orders_rejected
@@ -480,7 +485,7 @@ fn accepted_response(answer: &Accepted, replayed: bool) -> Response {
 /// body gets the first answer (with `Idempotent-Replayed: true`) and writes nothing.
 #[utoipa::path(
     post, path = "/api/orders", tag = "orders",
-    request_body(content = OrderRequest, example = json!(crate::http::openapi::examples::order_request())),
+    request_body(content = OrderRequest, example = json!(crate::orders::examples::order_request())),
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a repeat of the same request gets the first answer", pattern = r"^[!-~]{1,255}$"),
         crate::http::openapi::TraceHeaders,
@@ -488,17 +493,17 @@ fn accepted_response(answer: &Accepted, replayed: bool) -> Response {
     responses(
         (status = 202, description = "Accepted: durable in Kafka, processing follows", body = Accepted,
             headers(("Location" = String, description = "Where to look the order up"), ("traceparent" = String, description = "The request's W3C trace context")),
-            example = json!(crate::http::openapi::examples::accepted())),
+            example = json!(crate::orders::examples::accepted())),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over `http.max_body_bytes` (`payload_too_large`) or record over Kafka's limit (`record_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json` (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid order (`validation_failed`, with per-field `errors`; `invalid_body`; `idempotency_conflict`)", body = Problem, content_type = "application/problem+json",
-            example = json!(crate::http::openapi::examples::validation_problem())),
+            example = json!(crate::orders::examples::validation_problem())),
         (status = 503, description = "Kafka unavailable (`kafka_unavailable`) or overloaded (`overloaded`); retry after `Retry-After` with the same id", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 async fn create_order(
-    State(state): State<AppState>,
+    State(state): State<OrdersState>,
     headers: HeaderMap,
     body: Result<JsonBody<OrderRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
@@ -518,11 +523,11 @@ async fn create_order(
 /// were, 503 when none were because Kafka is unavailable.
 #[utoipa::path(
     post, path = "/api/orders/bulk", tag = "orders",
-    request_body(content = BulkBody, description = "`{\"orders\": [...]}` or the bare array of orders", example = json!({"orders": [crate::http::openapi::examples::order_request()]})),
+    request_body(content = BulkBody, description = "`{\"orders\": [...]}` or the bare array of orders", example = json!({"orders": [crate::orders::examples::order_request()]})),
     params(crate::http::openapi::TraceHeaders),
     responses(
         (status = 202, description = "Every order accepted", body = BulkResponse),
-        (status = 207, description = "Some accepted, some refused; see each result", body = BulkResponse, example = json!(crate::http::openapi::examples::bulk_response())),
+        (status = 207, description = "Some accepted, some refused; see each result", body = BulkResponse, example = json!(crate::orders::examples::bulk_response())),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "More orders than `orders.max_bulk` (`bulk_too_large`) or body too large (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json` (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
@@ -534,7 +539,7 @@ async fn create_order(
     )
 )]
 async fn create_orders_bulk(
-    State(state): State<AppState>,
+    State(state): State<OrdersState>,
     caller: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Result<JsonBody<BulkRequest, true>, ApiError>,

@@ -24,9 +24,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::OrdersState;
 use super::status::{OrderSnapshot, OrderStatus, StatusChange};
 use super::store::{FeedEntry, FeedFilter, FeedSubscription, OrderWatch};
-use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
 use crate::metrics::Metrics;
 
@@ -138,7 +138,7 @@ pub struct LiveEvent {
     )
 )]
 pub async fn order_events(
-    State(state): State<AppState>,
+    State(state): State<OrdersState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -154,7 +154,7 @@ pub async fn order_events(
 /// The changes of order `id` after the `after`-th, ending after its final status; `None`
 /// when the view does not know the order (after waiting a moment for it).
 pub(crate) async fn follow_order(
-    state: &AppState,
+    state: &OrdersState,
     id: Uuid,
     after: usize,
     open: Option<OpenStream>,
@@ -180,7 +180,7 @@ pub(crate) async fn follow_order(
 
 /// Every later change `filter` wants (after the feed position `after`, from the replay).
 pub(crate) fn follow_feed(
-    state: &AppState,
+    state: &OrdersState,
     filter: FeedFilter,
     after: u64,
     open: Option<OpenStream>,
@@ -233,7 +233,7 @@ pub struct FeedParams {
     )
 )]
 pub async fn order_feed(
-    State(state): State<AppState>,
+    State(state): State<OrdersState>,
     crate::http::extract::QueryParams(params): crate::http::extract::QueryParams<FeedParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

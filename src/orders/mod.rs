@@ -4,6 +4,7 @@
 pub mod api;
 mod currency;
 pub mod events;
+pub mod examples;
 pub mod group;
 pub mod idempotency;
 pub mod live;
@@ -12,6 +13,7 @@ pub mod processor;
 pub mod projector;
 pub mod service;
 pub mod socket;
+mod state;
 pub mod status;
 pub mod store;
 
@@ -19,5 +21,6 @@ pub use currency::Currency;
 pub use events::OrderEvent;
 pub use model::{Order, OrderLine, OrderRequest, OrderRules};
 pub use service::{Accepted, OrderService};
+pub use state::{OrdersParts, OrdersState};
 pub use status::{OrderSnapshot, OrderStatus};
 pub use store::OrderStore;

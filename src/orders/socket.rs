@@ -22,9 +22,9 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::OrdersState;
 use super::live::{Change, OpenStream, follow_feed, follow_order};
 use super::store::FeedFilter;
-use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
 
 /// Orders one socket may follow.
@@ -78,7 +78,7 @@ enum Item {
     )
 )]
 pub async fn order_socket(
-    State(state): State<AppState>,
+    State(state): State<OrdersState>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let open = state.live.open(&state.metrics)?;
@@ -87,7 +87,7 @@ pub async fn order_socket(
         .on_upgrade(move |socket| serve(socket, state, open)))
 }
 
-async fn serve(socket: WebSocket, state: AppState, _open: OpenStream) {
+async fn serve(socket: WebSocket, state: OrdersState, _open: OpenStream) {
     let (mut sink, mut incoming) = socket.split();
     let mut subscriptions: SelectAll<BoxStream<'static, Item>> = SelectAll::new();
     let mut orders = HashSet::new();
@@ -147,7 +147,7 @@ async fn serve(socket: WebSocket, state: AppState, _open: OpenStream) {
 
 /// Takes a subscribe message: the new subscriptions' streams, and what was refused.
 async fn subscribe(
-    state: &AppState,
+    state: &OrdersState,
     text: &str,
     orders: &mut HashSet<Uuid>,
     customers: &mut HashSet<String>,
@@ -194,7 +194,7 @@ fn checked(
 }
 
 async fn follow(
-    state: &AppState,
+    state: &OrdersState,
     new_orders: Vec<Uuid>,
     customer_id: Option<String>,
     orders: &mut HashSet<Uuid>,

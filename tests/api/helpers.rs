@@ -511,7 +511,7 @@ impl Drop for TestApp {
 /// The order the API documentation shows as its example (so the tests prove the example is
 /// valid), without its fixed `order_id`: each use is a new order.
 pub fn valid_order() -> serde_json::Value {
-    let mut order = orderflow::http::openapi::examples::order_request();
+    let mut order = orderflow::orders::examples::order_request();
     order.as_object_mut().expect("an object").remove("order_id");
     order
 }

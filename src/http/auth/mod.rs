@@ -21,7 +21,6 @@ use prometheus::IntCounterVec;
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa_axum::router::UtoipaMethodRouter;
 
-use crate::http::AppState;
 use crate::http::audit::{self, AuditLog};
 use crate::http::error::ApiError;
 
@@ -231,7 +230,10 @@ fn presented_key(headers: &HeaderMap) -> Presented<'_> {
 /// Declares the scope a route needs: guards it and states the requirement (and the 401,
 /// 403 and 429 answers) in its OpenAPI operations. `/metrics` is declared with
 /// [`Scope::MetricsRead`], needed only when `auth.protect_metrics` is on.
-pub fn scoped(scope: Scope, routes: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+pub fn scoped<S>(scope: Scope, routes: UtoipaMethodRouter<S>) -> UtoipaMethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     let (schemas, mut paths, method_router) = routes;
     for item in paths.paths.values_mut() {
         for operation in crate::http::openapi::operations_mut(item) {

@@ -17,12 +17,17 @@ use crate::clusters::operations::Operations;
 use crate::clusters::options::OptionPolicy;
 use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::templates::Templates;
-use crate::clusters::{ClusterRegistry, ClusterSettings};
+use crate::clusters::{ClusterRegistry, ClusterSettings, ClustersParts, ClustersState};
 use crate::config::Settings;
 use crate::http::audit::AuditLog;
 use crate::http::auth::{AccessControl, AuthMode};
 use crate::http::serve::{ServeOptions, serve};
-use crate::http::{AppParts, AppState};
+mod catalog;
+mod health;
+mod routes;
+mod stack;
+mod state;
+
 use crate::kafka::ConsumerOptions;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::consumer::AssignmentGeneration;
@@ -36,7 +41,9 @@ use crate::orders::group::{ProcessingParts, spawn_processors};
 use crate::orders::idempotency::IdempotencyStore;
 use crate::orders::processor::ProcessingRules;
 use crate::orders::projector::Projector;
-use crate::orders::{OrderRules, OrderService, OrderStore};
+use crate::orders::{OrderRules, OrderService, OrderStore, OrdersParts, OrdersState};
+pub use routes::{api_router, document, endpoints};
+pub use state::{AppParts, AppState};
 
 /// A built service, bound to its port, ready to [`run`](Application::run).
 pub struct Application {
@@ -212,30 +219,59 @@ impl Application {
             producer.with_type(),
             settings.kafka.admin_timeout,
         ));
+        let access = Arc::new(access);
+        let local_broker = Arc::new(LocalBroker::new(settings.local_broker.clone()));
+        let local_clusters = Arc::new(crate::clusters::local::LocalClusters::new(
+            settings.local_broker.clone(),
+        ));
+        let live = Arc::new(crate::orders::live::LiveStreams::new(
+            settings.status_view.max_live_streams,
+            settings.status_view.live_keep_alive,
+            retry_after,
+        ));
+        let orders_routes = OrdersState::new(OrdersParts {
+            orders: orders.clone(),
+            store: store.clone(),
+            live: live.clone(),
+            metrics: metrics.clone(),
+            access: access.clone(),
+            max_wait: settings.status_view.max_wait,
+            shutdown: shutdown.clone(),
+        });
+        let t = &settings.topics;
+        let cluster_routes = ClustersState::new(ClustersParts {
+            clusters: clusters.clone(),
+            operations: operations.clone(),
+            templates: templates.clone(),
+            local_clusters: local_clusters.clone(),
+            local_broker: local_broker.clone(),
+            topic_names: topic_names.clone(),
+            control_topics: [&t.audit, &t.clusters, &t.operations, &t.templates]
+                .iter()
+                .map(|topic| topic.name.clone())
+                .collect(),
+            shutdown: shutdown.clone(),
+        });
         let state = AppState::new(AppParts {
-            local_clusters: Arc::new(crate::clusters::local::LocalClusters::new(
-                settings.local_broker.clone(),
-            )),
+            local_clusters,
             templates: templates.clone(),
             operations: operations.clone(),
             clusters: clusters.clone(),
-            access: Arc::new(access),
+            access,
             admin,
-            local_broker: Arc::new(LocalBroker::new(settings.local_broker.clone())),
+            local_broker,
             settings: settings.clone(),
             orders,
             metrics: metrics.clone(),
             topic_names,
             shutdown,
             store: store.clone(),
-            live: Arc::new(crate::orders::live::LiveStreams::new(
-                settings.status_view.max_live_streams,
-                settings.status_view.live_keep_alive,
-                retry_after,
-            )),
+            live,
             projector: projector.clone(),
             processing_assignments: Arc::new(AssignmentGeneration::default()),
             said_ready: Default::default(),
+            orders_routes,
+            cluster_routes,
         });
 
         let tasks = TaskTracker::new();
@@ -320,7 +356,7 @@ impl Application {
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("Failed to bind {address} (http.host, http.port)"))?;
-        let router = crate::http::router::router(state.clone());
+        let router = stack::router(state.clone());
         Ok(Application {
             listener,
             router,

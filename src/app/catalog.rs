@@ -4,10 +4,17 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::http::AppState;
-use crate::http::auth::AuthMode;
+use super::AppState;
+use crate::http::auth::{AuthMode, Scope, scoped};
 use crate::http::error::ApiError;
 use crate::kafka::admin::AdminError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The catalog's route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(scoped(Scope::AdminRead, routes!(catalog)))
+}
 
 /// Service catalog.
 ///
@@ -15,7 +22,7 @@ use crate::kafka::admin::AdminError;
 /// processing group, the status view, and every endpoint. The page to read first.
 #[utoipa::path(get, path = "/api/catalog", tag = "service",
     responses((status = 200, description = "The catalog", body = Object)))]
-pub(super) async fn catalog(State(state): State<AppState>) -> Json<Value> {
+async fn catalog(State(state): State<AppState>) -> Json<Value> {
     let cluster = match state.admin.cluster().await {
         Ok(c) => json!(c),
         Err(e) => json!({ "health": "unreachable", "error": ApiError::from(e).problem().detail }),
@@ -52,7 +59,7 @@ pub(super) async fn catalog(State(state): State<AppState>) -> Json<Value> {
         "access": access_summary(&state),
         "docs": crate::http::openapi::UI_PATH,
         "openapi": crate::http::openapi::DOCUMENT_PATH,
-        "endpoints": crate::http::openapi::endpoints(),
+        "endpoints": super::routes::endpoints(),
     }))
 }
 

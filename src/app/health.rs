@@ -12,7 +12,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::AppState;
+use super::AppState;
 use crate::http::auth::{Scope, scoped};
 use crate::kafka::topics::missing_topics;
 

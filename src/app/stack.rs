@@ -16,7 +16,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::http::AppState;
+use super::AppState;
 use crate::http::error::{ApiError, READS_ONLY, REQUEST_ID};
 use crate::http::extract::BodyReadTimeout;
 
@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .concurrency_limit(http.max_concurrent_requests)
         .timeout(backstop);
 
-    crate::http::openapi::router()
+    super::routes::router()
         .route_layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track_http,
