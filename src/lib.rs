@@ -4,14 +4,14 @@
 //! - [`config`]: layered settings (file, environment file, environment variables).
 //! - [`kafka`]: the generic Kafka wrappers, [`kafka::BaseProducer`] and topic helpers.
 //! - [`orders`]: the order domain, its HTTP API and the intake service.
-//! - [`admin`]: the Kafka management API over [`kafka::admin::KafkaAdmin`], and the catalog;
-//!   [`clusters`]: the registry of the clusters it manages.
-//! - [`app`]: building every part from the settings, running, and graceful shutdown.
-//! - [`http`]: the handlers' state, the router and its middleware (access control, limits),
-//!   the listener, the problem+json error type, the OpenAPI document and the probes.
+//! - [`clusters`]: Kafka management of the home cluster and of the clusters registered beside
+//!   it (registry, topics, groups, messages, operations, templates, local brokers).
+//! - [`app`]: the composition root: state, routes, middleware stack, probes, catalog;
+//!   building every part from the settings, running, and graceful shutdown.
+//! - [`http`]: the toolkit below the features: access control, audit, the problem+json
+//!   error type, extractors, the listener, OpenAPI helpers.
 //! - [`metrics`], [`telemetry`]: what operators watch.
 
-pub mod admin;
 pub mod app;
 pub mod backoff;
 pub mod cli;
@@ -19,7 +19,6 @@ pub mod clusters;
 pub mod config;
 pub mod http;
 pub mod kafka;
-pub mod local_broker;
 pub mod metrics;
 pub mod orders;
 pub mod shutdown;

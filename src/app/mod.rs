@@ -28,6 +28,7 @@ mod routes;
 mod stack;
 mod state;
 
+use crate::clusters::broker::LocalBroker;
 use crate::kafka::ConsumerOptions;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::consumer::AssignmentGeneration;
@@ -35,7 +36,6 @@ use crate::kafka::producer::ProducerOptions;
 use crate::kafka::table::TableReader;
 use crate::kafka::topics::{TopicSpec, ensure_topics, missing_topics};
 use crate::kafka::{BaseProducer, ClientSettings};
-use crate::local_broker::LocalBroker;
 use crate::metrics::Metrics;
 use crate::orders::group::{ProcessingParts, spawn_processors};
 use crate::orders::idempotency::IdempotencyStore;

@@ -58,12 +58,7 @@ struct ApiDoc;
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::orders::api::router())
-        .merge(crate::admin::router())
-        .merge(crate::clusters::api::router())
-        .merge(crate::clusters::compare::router())
-        .merge(crate::clusters::operations_api::router())
-        .merge(crate::clusters::templates_api::router())
-        .merge(crate::clusters::local::router())
+        .merge(crate::clusters::routes::router())
         .merge(super::health::router())
         .merge(super::catalog::router())
 }
@@ -86,7 +81,7 @@ pub fn document() -> &'static Document {
 fn describe_cluster_routes(document: &mut Document) {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
     use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
-    let prefix = crate::admin::CLUSTER_PREFIX;
+    let prefix = crate::clusters::routes::CLUSTER_PREFIX;
     for (path, item) in document.paths.paths.iter_mut() {
         if !path.starts_with(prefix) {
             continue;

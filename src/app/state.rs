@@ -7,12 +7,12 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 
+use crate::clusters::broker::LocalBroker;
 use crate::clusters::{ClusterRegistry, ClustersState};
 use crate::config::Settings;
 use crate::http::auth::AccessControl;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::consumer::AssignmentGeneration;
-use crate::local_broker::LocalBroker;
 use crate::metrics::Metrics;
 use crate::orders::projector::Projector;
 use crate::orders::{OrderService, OrderStore, OrdersState};

@@ -6,20 +6,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path, State};
 use tokio::sync::Mutex;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
+use super::broker::{BrokerError, BrokerStatus, LocalBroker};
 use super::registry::{ClusterRegistry, LocalCluster, RegisteredCluster};
 use super::templates::Template;
-use crate::clusters::ClustersState;
 use crate::config::LocalBrokerSettings;
-use crate::http::auth::{Scope, scoped};
-use crate::http::error::{ApiError, Problem};
-use crate::local_broker::{BrokerError, BrokerStatus, LocalBroker};
-use axum::extract::FromRef;
+use crate::http::error::ApiError;
 
 /// The brokers of local clusters, made on first use.
 pub struct LocalClusters {
@@ -83,7 +76,10 @@ impl LocalClusters {
     }
 
     /// The broker of a local cluster.
-    async fn broker(&self, cluster: &RegisteredCluster) -> Result<Arc<LocalBroker>, BrokerError> {
+    pub async fn broker(
+        &self,
+        cluster: &RegisteredCluster,
+    ) -> Result<Arc<LocalBroker>, BrokerError> {
         let Some(local) = &cluster.settings.local else {
             return Err(BrokerError::WrongState(format!(
                 "cluster {} is not local: its broker is not run by this service",
@@ -109,7 +105,7 @@ impl LocalClusters {
 
     /// Starts a local cluster's broker, unless `[local_broker] max_clusters` of them run
     /// here already.
-    async fn start(&self, cluster: &RegisteredCluster) -> Result<BrokerStatus, BrokerError> {
+    pub async fn start(&self, cluster: &RegisteredCluster) -> Result<BrokerStatus, BrokerError> {
         let broker = self.broker(cluster).await?;
         // Held across the start, so two starts at once cannot both take the last place.
         let _starting = self.starting.lock().await;
@@ -136,80 +132,4 @@ impl LocalClusters {
             let _ = broker.stop().await;
         }
     }
-}
-
-/// The local clusters' routes.
-pub fn router<S>() -> OpenApiRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-    ClustersState: FromRef<S>,
-{
-    OpenApiRouter::new()
-        .routes(scoped(Scope::AdminRead, routes!(local_status)))
-        .routes(scoped(Scope::AdminWrite, routes!(local_start)))
-        .routes(scoped(Scope::AdminWrite, routes!(local_stop)))
-}
-
-fn cluster(state: &ClustersState, id: String) -> Result<Arc<RegisteredCluster>, ApiError> {
-    state.clusters.get(&id).ok_or(ApiError::ClusterNotFound(id))
-}
-
-/// A local cluster's broker.
-///
-/// Running or stopped, with pid, port, storage and uptime; `409` for a cluster that is not
-/// local.
-#[utoipa::path(get, path = "/api/clusters/{cluster}/status", tag = "clusters",
-    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
-    responses((status = 200, description = "Status", body = BrokerStatus),
-        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not a local cluster, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
-pub(super) async fn local_status(
-    State(state): State<ClustersState>,
-    Path(id): Path<String>,
-) -> Result<Json<BrokerStatus>, ApiError> {
-    let cluster = cluster(&state, id)?;
-    Ok(Json(
-        state
-            .local_clusters
-            .broker(&cluster)
-            .await?
-            .status()
-            .await?,
-    ))
-}
-
-/// Start a local cluster's broker.
-///
-/// Answers once its port accepts connections.
-#[utoipa::path(post, path = "/api/clusters/{cluster}/start", tag = "clusters",
-    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
-    responses((status = 200, description = "Running", body = BrokerStatus),
-        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not a local cluster, already running, `[local_broker] max_clusters` brokers running already, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
-pub(super) async fn local_start(
-    State(state): State<ClustersState>,
-    Path(id): Path<String>,
-) -> Result<Json<BrokerStatus>, ApiError> {
-    let cluster = cluster(&state, id)?;
-    let status = state.local_clusters.start(&cluster).await?;
-    state.clusters.check(&cluster).await;
-    Ok(Json(status))
-}
-
-/// Stop a local cluster's broker.
-///
-/// SIGTERM, then SIGKILL after five seconds.
-#[utoipa::path(post, path = "/api/clusters/{cluster}/stop", tag = "clusters",
-    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
-    responses((status = 200, description = "Stopped", body = BrokerStatus),
-        (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not a local cluster, not running, or no local broker configured (`local_broker_state`, `local_broker_not_configured`)", body = Problem, content_type = "application/problem+json")))]
-pub(super) async fn local_stop(
-    State(state): State<ClustersState>,
-    Path(id): Path<String>,
-) -> Result<Json<BrokerStatus>, ApiError> {
-    let cluster = cluster(&state, id)?;
-    Ok(Json(
-        state.local_clusters.broker(&cluster).await?.stop().await?,
-    ))
 }

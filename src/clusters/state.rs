@@ -10,7 +10,7 @@ use super::ClusterRegistry;
 use super::local::LocalClusters;
 use super::operations::Operations;
 use super::templates::Templates;
-use crate::local_broker::LocalBroker;
+use crate::clusters::broker::LocalBroker;
 
 /// The cluster management routes' state.
 #[derive(Clone)]

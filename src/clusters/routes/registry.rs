@@ -13,13 +13,14 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::options::OptionPolicy;
-use super::registry::{
+use super::ClusterPath;
+use crate::clusters::ClustersState;
+use crate::clusters::options::OptionPolicy;
+use crate::clusters::registry::{
     ClusterSettings, ClusterStatus, LocalCluster, RegisteredCluster, RegistryError,
     literal_secrets, valid_cluster_id,
 };
-use super::templates::Templates;
-use crate::clusters::ClustersState;
+use crate::clusters::templates::Templates;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::Principal;
 use crate::http::auth::{Scope, scoped};
@@ -332,7 +333,7 @@ async fn checked_view(state: &ClustersState, id: &str) -> ClusterView {
             tags: vec![],
             bootstrap_servers: String::new(),
             default: false,
-            source: super::registry::Source::Registered,
+            source: crate::clusters::registry::Source::Registered,
             local: false,
             template_id: None,
             status: ClusterStatus::default(),
@@ -400,7 +401,7 @@ pub(super) async fn register_cluster(
 /// Replaces its settings (its clients are made again on next use). The home cluster and
 /// clusters from config are `409`.
 #[utoipa::path(put, path = "/api/clusters/{cluster}", tag = "clusters",
-    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
+    params(ClusterPath),
     request_body(content = RegisterCluster),
     responses(
         (status = 200, description = "Changed", body = ClusterView),
@@ -410,7 +411,7 @@ pub(super) async fn register_cluster(
         (status = 422, description = "Invalid settings, an option a registered cluster may not set, a reference to a variable the operator does not allow, a literal secret, or another id in the body (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn update_cluster(
     State(state): State<ClustersState>,
-    Path(id): Path<String>,
+    Path(ClusterPath { cluster: id }): Path<ClusterPath>,
     caller: Option<Extension<Principal>>,
     JsonBody(mut body): JsonBody<RegisterCluster>,
 ) -> Result<(Extension<AuditDetails>, Json<ClusterView>), ApiError> {
@@ -455,14 +456,14 @@ pub(super) async fn update_cluster(
 ///
 /// Its clients are closed. The home cluster and clusters from config are `409`.
 #[utoipa::path(delete, path = "/api/clusters/{cluster}", tag = "clusters",
-    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
+    params(ClusterPath),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The home cluster or one from config (`conflict`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn remove_cluster(
     State(state): State<ClustersState>,
-    Path(id): Path<String>,
+    Path(ClusterPath { cluster: id }): Path<ClusterPath>,
 ) -> Result<(StatusCode, Extension<AuditDetails>), ApiError> {
     state.clusters.remove(&id).await?;
     state.local_clusters.forget(&id).await;
@@ -487,7 +488,7 @@ pub struct ClusterView {
     /// Whether it is the home cluster (the service's own; it cannot be removed).
     pub default: bool,
     /// `home`, `config` or `registered` (only registered ones change through the API).
-    pub source: super::registry::Source,
+    pub source: crate::clusters::registry::Source,
     /// Whether the service runs its broker (local development clusters).
     pub local: bool,
     /// The template it was made from, if any.
@@ -587,12 +588,12 @@ pub(super) async fn list_clusters(
 ///
 /// The registry's entry with a health check made now.
 #[utoipa::path(get, path = "/api/clusters/{cluster}", tag = "clusters",
-    params(("cluster" = String, Path, description = "Cluster id", pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")),
+    params(ClusterPath),
     responses((status = 200, description = "The cluster", body = ClusterView),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn describe_cluster(
     State(state): State<ClustersState>,
-    Path(id): Path<String>,
+    Path(ClusterPath { cluster: id }): Path<ClusterPath>,
 ) -> Result<Json<ClusterView>, ApiError> {
     let cluster = state
         .clusters

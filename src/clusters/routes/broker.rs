@@ -5,9 +5,9 @@ use axum::extract::State;
 
 use super::Target;
 use crate::clusters::ClustersState;
+use crate::clusters::broker::BrokerStatus;
 use crate::http::error::{ApiError, Problem};
 use crate::kafka::admin::ClusterInfo;
-use crate::local_broker::BrokerStatus;
 
 /// Local broker status.
 ///

@@ -1,6 +1,8 @@
-//! The Kafka management API under `/api/admin` and `/api/clusters/{cluster}`:
-//! thin handlers over [`KafkaAdmin`](crate::kafka::admin::KafkaAdmin), which does the Kafka
-//! work, one file per resource. Kafka's answers map to statuses: unknown topic or group 404,
+//! The cluster management routes, one file per resource: the registry (`/api/clusters`),
+//! each cluster's resources under `/api/clusters/{cluster}/…` and, for the home cluster,
+//! `/api/admin/…` (one set of handlers; [`Target`] resolves the cluster), compare,
+//! operations, templates, and the brokers this service runs. The handlers are thin over
+//! [`KafkaAdmin`](crate::kafka::admin::KafkaAdmin), which does the Kafka work. Kafka's answers map to statuses: unknown topic or group 404,
 //! topic exists 409, invalid partitions, replication or config 422, broker unreachable 503.
 //! The service's own topics are protected (see [`topics`] and [`messages`]).
 
@@ -16,20 +18,25 @@ use utoipa_axum::routes;
 
 use crate::clusters::ClustersState;
 use crate::clusters::RegisteredCluster;
+use crate::clusters::broker::BrokerError;
 use crate::clusters::registry::Clients;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::{Principal, Scope, scoped};
 use crate::http::error::ApiError;
 use crate::kafka::admin::{AdminError, KafkaAdmin};
-use crate::local_broker::BrokerError;
 use axum::extract::FromRef;
 
-pub mod cluster;
+pub mod broker;
+pub mod compare;
 pub mod groups;
+pub mod local;
 pub mod messages;
+pub mod operations;
+pub mod registry;
+pub mod templates;
 pub mod topics;
 
-use cluster::*;
+use broker::*;
 use groups::*;
 use messages::*;
 use topics::*;
@@ -39,10 +46,7 @@ pub const MAX_BROWSE: usize = 500;
 /// Most records one produce request carries.
 pub const MAX_PRODUCE: usize = 1000;
 
-/// The admin and catalog routes, each with its OpenAPI description: the management
-/// resources of every registered cluster under `/api/clusters/{cluster}`, the home
-/// cluster's also under `/api/admin` (one set of handlers; [`Target`] tells them apart), the
-/// local broker's lifecycle and the catalog.
+/// Every cluster management route, each with its OpenAPI description.
 pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -55,6 +59,11 @@ where
         .routes(scoped(Read, routes!(broker_status)))
         .routes(scoped(Write, routes!(broker_start)))
         .routes(scoped(Write, routes!(broker_stop)))
+        .merge(registry::router())
+        .merge(compare::router())
+        .merge(operations::router())
+        .merge(templates::router())
+        .merge(local::router())
 }
 
 /// Where a registered cluster's management resources live.
@@ -192,6 +201,17 @@ pub async fn refuse_unreached(
         }
     }
     Ok(())
+}
+
+/// The cluster named in a path (`/api/clusters/{cluster}`): the one place its pattern is
+/// written for the document (the registry checks ids with `valid_cluster_id`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ClusterPath {
+    /// A cluster's id in the registry (`GET /api/clusters`); the home cluster's is
+    /// `kafka.cluster_id`.
+    #[param(pattern = r"^[a-z0-9][a-z0-9-]{0,63}$", example = "default")]
+    pub cluster: String,
 }
 
 /// The topic named in a path.

@@ -9,8 +9,8 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::templates::{BrokerDefaults, Template, TemplateError, TopicDefaults};
 use crate::clusters::ClustersState;
+use crate::clusters::templates::{BrokerDefaults, Template, TemplateError, TopicDefaults};
 use crate::http::audit::AuditDetails;
 use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, FieldError, Problem};
@@ -73,7 +73,11 @@ pub struct NewTemplate {
 
 impl NewTemplate {
     fn parse(self) -> Result<Template, ApiError> {
-        let mut errors = super::api::entry_errors(&self.id, &self.name, &self.description);
+        let mut errors = crate::clusters::routes::registry::entry_errors(
+            &self.id,
+            &self.name,
+            &self.description,
+        );
         let d = &self.topic_defaults;
         if !(1..=1000).contains(&d.partitions) {
             errors.push(FieldError::new("topic_defaults.partitions", "1 to 1000"));

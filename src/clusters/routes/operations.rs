@@ -9,9 +9,9 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::operations::{MigrateRequest, Operation, ReplicateRequest, StartError};
-use crate::admin::refuse_unreached;
 use crate::clusters::ClustersState;
+use crate::clusters::operations::{MigrateRequest, Operation, ReplicateRequest, StartError};
+use crate::clusters::routes::refuse_unreached;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::Principal;
 use crate::http::auth::{Scope, scoped};
