@@ -156,9 +156,14 @@ impl Application {
         } else {
             tracing::info!(keys = access.key_count(), "API keys required");
         }
-        let registry_reader = TableReader::new(
+        // The service's compacted topics, read by one consumer.
+        let tables = TableReader::new(
             client.clone(),
-            settings.topics.clusters.name.clone(),
+            vec![
+                settings.topics.clusters.name.clone(),
+                settings.topics.templates.name.clone(),
+                settings.topics.operations.name.clone(),
+            ],
             settings.kafka.admin_timeout,
         );
         let home = ClusterSettings {
@@ -186,21 +191,16 @@ impl Application {
             settings.producer.delivery_timeout,
             RegistryStore {
                 topic: settings.topics.clusters.name.clone(),
-                reader: registry_reader.clone(),
+                reader: tables.clone(),
                 writer: producer.with_type(),
             },
             OptionPolicy::from(&settings.admin),
         )
         .map_err(|reason| anyhow::anyhow!("Invalid cluster settings: {reason}"))?;
         let clusters = Arc::new(clusters);
-        let operations_reader = TableReader::new(
-            client.clone(),
-            settings.topics.operations.name.clone(),
-            settings.kafka.admin_timeout,
-        );
         let operations = Arc::new(Operations::new(
             settings.topics.operations.name.clone(),
-            operations_reader.clone(),
+            tables.clone(),
             producer.with_type(),
             settings.kafka.admin_timeout,
             (
@@ -208,14 +208,9 @@ impl Application {
                 settings.admin.max_pending_operations,
             ),
         ));
-        let templates_reader = TableReader::new(
-            client.clone(),
-            settings.topics.templates.name.clone(),
-            settings.kafka.admin_timeout,
-        );
         let templates = Arc::new(Templates::new(
             settings.topics.templates.name.clone(),
-            templates_reader.clone(),
+            tables.clone(),
             producer.with_type(),
             settings.kafka.admin_timeout,
         ));
@@ -280,11 +275,7 @@ impl Application {
             tasks.spawn(keep_ensuring_topics(
                 state.clone(),
                 client.clone(),
-                vec![
-                    registry_reader.clone(),
-                    templates_reader.clone(),
-                    operations_reader.clone(),
-                ],
+                tables.clone(),
             ));
         }
         tasks.spawn(projector.clone().run(workers.clone()));
@@ -310,16 +301,20 @@ impl Application {
         );
         tasks.spawn(release_freed_memory(workers.clone()));
         let registry = clusters.clone();
-        tasks.spawn(registry_reader.run(
-            Arc::new(move |id: &str, value: Option<&[u8]>| registry.apply(id, value)),
-            workers.clone(),
-        ));
-        tasks.spawn(templates_reader.run(
-            Arc::new(move |id: &str, value: Option<&[u8]>| templates.apply(id, value)),
-            workers.clone(),
-        ));
-        tasks.spawn(operations_reader.run(
-            Arc::new(move |id: &str, value: Option<&[u8]>| operations.apply(id, value)),
+        let (clusters_topic, templates_topic) = (
+            settings.topics.clusters.name.clone(),
+            settings.topics.templates.name.clone(),
+        );
+        tasks.spawn(tables.run(
+            Arc::new(move |topic: &str, id: &str, value: Option<&[u8]>| {
+                if topic == clusters_topic {
+                    registry.apply(id, value);
+                } else if topic == templates_topic {
+                    templates.apply(id, value);
+                } else {
+                    operations.apply(id, value);
+                }
+            }),
             workers.clone(),
         ));
         tasks.spawn(crate::clusters::registry::keep_checking(
@@ -543,11 +538,7 @@ const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// at start-up, then checks every few seconds and recreates any that vanished (deleted
 /// behind the service's back, or a broker that restarted empty). Readiness reports them
 /// missing meanwhile.
-async fn keep_ensuring_topics(
-    state: AppState,
-    client: ClientSettings,
-    tables: Vec<Arc<TableReader>>,
-) {
+async fn keep_ensuring_topics(state: AppState, client: ClientSettings, tables: Arc<TableReader>) {
     let specs = topic_specs(&state.settings);
     let timeout = state.settings.kafka.admin_timeout;
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
@@ -579,7 +570,7 @@ async fn keep_ensuring_topics(
                             // Offsets from before may be past the new logs' ends.
                             state.processing_assignments.request_offset_check();
                             state.projector.request_offset_check();
-                            tables.iter().for_each(|t| t.request_offset_check());
+                            tables.request_offset_check();
                         }
                         // There now: missing at the next check means deleted again.
                         present = true;

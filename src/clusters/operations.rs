@@ -304,7 +304,12 @@ impl Operations {
             .await
             .map_err(|e| e.to_string())?;
         self.reader
-            .wait_past(delivery.partition, delivery.offset, self.timeout)
+            .wait_past(
+                &self.topic,
+                delivery.partition,
+                delivery.offset,
+                self.timeout,
+            )
             .await;
         Ok(())
     }

@@ -328,7 +328,12 @@ impl ClusterRegistry {
         let read = self
             .store
             .reader
-            .wait_past(delivery.partition, delivery.offset, self.timeout)
+            .wait_past(
+                &self.store.topic,
+                delivery.partition,
+                delivery.offset,
+                self.timeout,
+            )
             .await;
         if !read {
             tracing::warn!(

@@ -215,7 +215,12 @@ impl Templates {
             .await
             .map_err(|e| TemplateError::Unavailable(e.to_string()))?;
         self.reader
-            .wait_past(delivery.partition, delivery.offset, self.timeout)
+            .wait_past(
+                &self.topic,
+                delivery.partition,
+                delivery.offset,
+                self.timeout,
+            )
             .await;
         Ok(())
     }
@@ -240,7 +245,12 @@ impl Templates {
             .await
             .map_err(|e| TemplateError::Unavailable(e.to_string()))?;
         self.reader
-            .wait_past(delivery.partition, delivery.offset, self.timeout)
+            .wait_past(
+                &self.topic,
+                delivery.partition,
+                delivery.offset,
+                self.timeout,
+            )
             .await;
         Ok(())
     }

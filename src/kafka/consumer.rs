@@ -101,6 +101,15 @@ pub struct ConsumerMetrics {
     pub offset_resets: IntCounterVec,
 }
 
+/// Why [`BaseConsumer::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Shutdown was asked for.
+    Shutdown,
+    /// The topics were lost and made again: start a new consumer.
+    TopicsMadeAgain,
+}
+
 /// A decoded message with everything Kafka said about it.
 #[derive(Debug, Clone)]
 pub struct Received<T> {
@@ -168,6 +177,20 @@ pub struct AssignmentGeneration {
     /// On a parent: partitions whose position is past the log's end and that could not be
     /// reset (`auto.offset.reset = error`): processing cannot advance on them.
     stalled: AtomicU64,
+    /// On a parent: until when (milliseconds since the Unix epoch) every assignment starts
+    /// its partitions again from the policy's start, after the topics were lost and made
+    /// again (see [`AssignmentGeneration::request_offset_check`]).
+    recovering_until_ms: AtomicU64,
+}
+
+/// How long after the topics were made again every assignment starts its partitions again:
+/// long enough for the group to settle after the broker's loss.
+const RECOVERY_WINDOW: Duration = Duration::from_secs(120);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl AssignmentGeneration {
@@ -201,8 +224,23 @@ impl AssignmentGeneration {
 
     /// Asks the consumers feeding this generation to check their positions against the
     /// logs' ends now.
+    ///
+    /// The topics were lost and made again, so offsets committed before are meaningless,
+    /// even where they are not past the new logs' ends (new records may already have filled
+    /// the log beyond them): for a while every assignment, and every partition held now,
+    /// starts again from the policy's start (`earliest`: records read again are skipped by
+    /// idempotent processing).
     pub fn request_offset_check(&self) {
-        self.root().offset_checks.fetch_add(1, Ordering::AcqRel);
+        let root = self.root();
+        root.recovering_until_ms.store(
+            now_ms() + RECOVERY_WINDOW.as_millis() as u64,
+            Ordering::Release,
+        );
+        root.offset_checks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn recovering(&self) -> bool {
+        now_ms() < self.root().recovering_until_ms.load(Ordering::Acquire)
     }
 
     fn offset_checks(&self) -> u64 {
@@ -377,12 +415,20 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
 
     /// Runs until `shutdown` is cancelled: finishes the messages in hand, stores and commits
     /// their offsets, and leaves the group.
+    ///
+    /// Also returns, with [`Ended::TopicsMadeAgain`], once its topics were lost and made
+    /// again ([`AssignmentGeneration::request_offset_check`]): the caller starts a new
+    /// consumer, whose fresh metadata knows the new topics (a client keeps fetching a
+    /// topic it knew by its old id), and whose assignment starts again from the policy's
+    /// start.
     pub async fn run<H: Handler<T>>(
         self,
         handler: Arc<H>,
         shutdown: CancellationToken,
-    ) -> KafkaResult<()> {
+    ) -> KafkaResult<Ended> {
         let this = Arc::new(self);
+        let made_at_start = this.generation.offset_checks();
+        let mut ended = Ended::Shutdown;
         let mut in_flight = FuturesOrdered::new();
         // The completion signal of the newest in-flight message of each key.
         let mut key_tails: HashMap<Vec<u8>, oneshot::Receiver<()>> = HashMap::new();
@@ -398,6 +444,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 biased;
                 () = shutdown.cancelled() => break,
                 _ = ticks.tick() => {
+                    if this.generation.offset_checks() != made_at_start {
+                        tracing::warn!(group = %this.options.group_id, "the topics were made again; starting a new consumer");
+                        ended = Ended::TopicsMadeAgain;
+                        break;
+                    }
                     let wanted = (this.generation.current(), this.generation.offset_checks());
                     if wanted != checked && wanted.0 > 0 {
                         checked = wanted;
@@ -480,7 +531,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             Ok(_) => tracing::info!(%group, "consumer closed"),
             Err(_) => tracing::warn!(%group, "consumer close still waiting for Kafka; moving on"),
         }
-        Ok(())
+        Ok(ended)
     }
 
     fn backoff(&self) -> Backoff {
@@ -519,6 +570,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 })
         };
         let policy = self.options.offset_reset.as_str();
+        let restart = self.generation.recovering() && policy == "earliest";
         let mut stalled = 0;
         for element in assignment.elements() {
             let (topic, partition) = (element.topic(), element.partition());
@@ -528,7 +580,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             let Ok((low, high)) = client.fetch_watermarks(topic, partition, timeout) else {
                 continue;
             };
-            if at <= high {
+            if at <= high && !(restart && at > low) {
                 continue;
             }
             let to = match policy {
@@ -543,7 +595,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 position = at,
                 log_end = high,
                 policy,
-                "position past the end of the log (the broker lost records); resetting"
+                "position from before the broker lost records; resetting"
             );
             if let Some(m) = &self.metrics {
                 m.offset_resets.with_label_values(&[topic, policy]).inc();

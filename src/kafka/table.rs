@@ -1,9 +1,10 @@
-//! A compacted topic read as a table: every instance reads every partition from the
-//! beginning, without a consumer group and without committing, and hands each record (key,
-//! and value or tombstone) to the caller in order. It says when it has reached the end the
-//! topic had when reading began ([`TableReader::is_caught_up`]), and lets a writer wait
-//! until its own record has been read back ([`TableReader::wait_past`]), so a change made
-//! through one request is visible to the next.
+//! Compacted topics read as tables: every instance reads every partition of them from the
+//! beginning, with one consumer for all of them (an idle consumer still costs the broker its
+//! fetches), without a consumer group and without committing, and hands each record (topic,
+//! key, and value or tombstone) to the caller in order. It says when it has reached the ends
+//! the topics had when reading began ([`TableReader::is_caught_up`]), and lets a writer
+//! wait until its own record has been read back ([`TableReader::wait_past`]), so a change
+//! made through one request is visible to the next.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,16 +22,20 @@ use super::{ClientContext, ClientSettings};
 
 use crate::backoff::Backoff;
 
-/// What the reader does with each record: the key, and the value (`None` for a tombstone).
-pub type Apply = dyn Fn(&str, Option<&[u8]>) + Send + Sync;
+/// What the reader does with each record: the topic, the key, and the value (`None` for a
+/// tombstone).
+pub type Apply = dyn Fn(&str, &str, Option<&[u8]>) + Send + Sync;
 
-/// Reads one compacted topic into the caller's state.
+/// A topic and partition.
+type Partition = (String, i32);
+
+/// Reads compacted topics into the caller's state.
 pub struct TableReader {
     client: ClientSettings,
-    topic: String,
+    topics: Vec<String>,
     timeout: Duration,
-    /// Next offset to read, by partition.
-    positions: Mutex<HashMap<i32, i64>>,
+    /// Next offset to read, by topic and partition.
+    positions: Mutex<HashMap<Partition, i64>>,
     progress: watch::Sender<u64>,
     caught_up: AtomicBool,
     /// Set when the topic was made again: positions may be past its new end.
@@ -38,11 +43,11 @@ pub struct TableReader {
 }
 
 impl TableReader {
-    /// A reader of `topic`; start it with [`TableReader::run`].
-    pub fn new(client: ClientSettings, topic: String, timeout: Duration) -> Arc<Self> {
+    /// A reader of `topics`; start it with [`TableReader::run`].
+    pub fn new(client: ClientSettings, topics: Vec<String>, timeout: Duration) -> Arc<Self> {
         Arc::new(TableReader {
             client,
-            topic,
+            topics,
             timeout,
             positions: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
@@ -51,24 +56,33 @@ impl TableReader {
         })
     }
 
-    /// Asks the reader to compare its positions with the topic's end now (the topic was made
-    /// again: the broker lost it). A position past the end would let [`TableReader::wait_past`]
-    /// report records it never read; the reader then reads the topic again from the start.
+    /// Tells the reader that its topics were made again (the broker lost them): it reads
+    /// them again from the start. Its positions are from logs that are gone: past the new
+    /// ends they would let [`TableReader::wait_past`] report records it never read, and
+    /// within them they would skip new records.
     pub fn request_offset_check(&self) {
         self.check_offsets.store(true, Ordering::Release);
     }
 
-    /// Whether the reader has reached the end the topic had when it began.
+    /// Whether the reader has reached the ends the topics had when it began.
     pub fn is_caught_up(&self) -> bool {
         self.caught_up.load(Ordering::Acquire)
     }
 
-    /// Waits until the record at `offset` of `partition` has been applied; false on timeout.
-    pub async fn wait_past(&self, partition: i32, offset: i64, timeout: Duration) -> bool {
+    /// Waits until the record at `offset` of `partition` of `topic` has been applied; false
+    /// on timeout.
+    pub async fn wait_past(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timeout: Duration,
+    ) -> bool {
+        let partition = (topic.to_string(), partition);
         let mut progress = self.progress.subscribe();
         tokio::time::timeout(timeout, async {
             loop {
-                if self.position(partition).is_some_and(|p| p > offset) {
+                if self.position(&partition).is_some_and(|p| p > offset) {
                     return;
                 }
                 if progress.changed().await.is_err() {
@@ -78,7 +92,7 @@ impl TableReader {
         })
         .await
         .is_ok()
-            && self.position(partition).is_some_and(|p| p > offset)
+            && self.position(&partition).is_some_and(|p| p > offset)
     }
 
     /// Reads until shutdown, starting again (from where it was) after an error.
@@ -88,7 +102,7 @@ impl TableReader {
             match self.read(&apply, &shutdown).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::warn!(topic = self.topic, %error, "table reader restarting");
+                    tracing::warn!(topics = ?self.topics, %error, "table reader restarting");
                 }
             }
             if !backoff.wait(&shutdown).await {
@@ -98,12 +112,17 @@ impl TableReader {
     }
 
     async fn read(&self, apply: &Arc<Apply>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let marks = watermarks(&self.client, &self.topic, self.timeout).await?;
-        anyhow::ensure!(!marks.is_empty(), "topic {} does not exist yet", self.topic);
-        let ends: HashMap<i32, i64> = marks
-            .iter()
-            .map(|&(partition, low, high)| (partition, if high > low { high } else { 0 }))
-            .collect();
+        let mut ends: HashMap<Partition, i64> = HashMap::new();
+        for topic in &self.topics {
+            let marks = watermarks(&self.client, topic, self.timeout).await?;
+            anyhow::ensure!(!marks.is_empty(), "topic {topic} does not exist yet");
+            ends.extend(marks.iter().map(|&(partition, low, high)| {
+                (
+                    (topic.clone(), partition),
+                    if high > low { high } else { 0 },
+                )
+            }));
+        }
         let consumer: StreamConsumer<ClientContext> = self
             .client
             .client_config(&[
@@ -119,9 +138,9 @@ impl TableReader {
         let mut assignment = TopicPartitionList::new();
         for partition in ends.keys() {
             let start = self
-                .position(*partition)
+                .position(partition)
                 .map_or(Offset::Beginning, Offset::Offset);
-            assignment.add_partition_offset(&self.topic, *partition, start)?;
+            assignment.add_partition_offset(&partition.0, partition.1, start)?;
         }
         consumer.assign(&assignment)?;
         let consumer = Arc::new(consumer);
@@ -137,27 +156,21 @@ impl TableReader {
         &self,
         consumer: &StreamConsumer<ClientContext>,
         apply: &Arc<Apply>,
-        ends: &HashMap<i32, i64>,
+        ends: &HashMap<Partition, i64>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         loop {
             if self.check_offsets.swap(false, Ordering::AcqRel) {
-                let marks = watermarks(&self.client, &self.topic, self.timeout).await?;
-                let past = marks
-                    .iter()
-                    .any(|&(p, _, high)| self.position(p).is_some_and(|at| at > high));
-                if past {
-                    self.positions
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clear();
-                    anyhow::bail!(
-                        "positions past the end of the topic (records lost); reading it again from the start"
-                    );
-                }
+                self.positions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                anyhow::bail!(
+                    "the topics were made again (records lost); reading them from the start"
+                );
             }
             if !self.is_caught_up() && self.reached(ends) {
-                tracing::debug!(topic = self.topic, "table caught up");
+                tracing::debug!(topics = ?self.topics, "tables caught up");
                 self.caught_up.store(true, Ordering::Release);
             }
             let message = tokio::select! {
@@ -167,16 +180,21 @@ impl TableReader {
             match message {
                 Ok(Ok(message)) => {
                     if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                        apply(key, message.payload());
+                        apply(message.topic(), key, message.payload());
                     }
-                    self.advance(message.partition(), message.offset() + 1);
+                    self.advance(
+                        (message.topic().to_string(), message.partition()),
+                        message.offset() + 1,
+                    );
                 }
-                Ok(Err(error)) => tracing::debug!(topic = self.topic, %error, "table read error"),
+                Ok(Err(error)) => {
+                    tracing::debug!(topics = ?self.topics, %error, "table read error")
+                }
                 Err(_idle) => {
                     if let Ok(positions) = consumer.position() {
                         for e in positions.elements() {
                             if let Offset::Offset(o) = e.offset() {
-                                self.advance(e.partition(), o);
+                                self.advance((e.topic().to_string(), e.partition()), o);
                             }
                         }
                     }
@@ -185,7 +203,7 @@ impl TableReader {
         }
     }
 
-    fn advance(&self, partition: i32, next: i64) {
+    fn advance(&self, partition: Partition, next: i64) {
         let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
         let entry = positions.entry(partition).or_insert(0);
         if next > *entry {
@@ -195,15 +213,15 @@ impl TableReader {
         }
     }
 
-    fn position(&self, partition: i32) -> Option<i64> {
+    fn position(&self, partition: &Partition) -> Option<i64> {
         self.positions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&partition)
+            .get(partition)
             .copied()
     }
 
-    fn reached(&self, ends: &HashMap<i32, i64>) -> bool {
+    fn reached(&self, ends: &HashMap<Partition, i64>) -> bool {
         let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
         ends.iter()
             .all(|(p, &end)| end <= 0 || positions.get(p).is_some_and(|&at| at >= end))

@@ -16,7 +16,7 @@ use super::projector::Projector;
 use super::status::OrderSnapshot;
 use super::store::OrderStore;
 use crate::backoff::Backoff;
-use crate::kafka::consumer::AssignmentGeneration;
+use crate::kafka::consumer::{AssignmentGeneration, Ended};
 use crate::kafka::{BaseConsumer, BaseProducer, ClientSettings, ConsumerOptions};
 use crate::metrics::Metrics;
 
@@ -65,8 +65,10 @@ async fn supervise(index: usize, parts: ProcessingParts, shutdown: CancellationT
             Ok((consumer, processor)) => {
                 let run = tokio::spawn(consumer.run(processor, shutdown.clone()));
                 match run.await {
-                    Ok(Ok(())) if shutdown.is_cancelled() => return,
-                    Ok(Ok(())) => "ended unexpectedly".to_string(),
+                    Ok(Ok(_)) if shutdown.is_cancelled() => return,
+                    // Started again at once, not counted as a failure.
+                    Ok(Ok(Ended::TopicsMadeAgain)) => continue,
+                    Ok(Ok(Ended::Shutdown)) => "ended unexpectedly".to_string(),
                     Ok(Err(error)) => format!("failed: {error}"),
                     Err(join) if join.is_panic() => "panicked".to_string(),
                     Err(join) => format!("was aborted: {join}"),

@@ -92,10 +92,11 @@ impl Projector {
         })
     }
 
-    /// Asks the projector to compare its positions with the topics' ends now: the service
-    /// had to make its topics again, so the broker lost them. Apache Kafka answers a read
-    /// past the end with `OFFSET_OUT_OF_RANGE` (and the view rebuilds); a broker that does
-    /// not would leave the view reading nothing for ever.
+    /// Tells the projector that the service had to make its topics again (the broker lost
+    /// them): the view rebuilds from the new topics. Its offsets are from logs that are gone;
+    /// where they are past the new ends, a broker that does not answer such a read with
+    /// `OFFSET_OUT_OF_RANGE` would leave the view reading nothing for ever, and where new
+    /// records have already filled the logs beyond them, the view would skip those.
     pub fn request_offset_check(&self) {
         self.check_offsets.store(true, Ordering::Release);
     }
@@ -288,7 +289,9 @@ impl Projector {
                     );
                 }
             }
-            if self.check_offsets.swap(false, Ordering::AcqRel) && self.past_the_end().await? {
+            // The topics were lost and made again: the view's offsets are from logs that are
+            // gone, even where new records have already filled the logs beyond them.
+            if self.check_offsets.swap(false, Ordering::AcqRel) {
                 return Err(OffsetsGone.into());
             }
             // A rebuild reads faster than the store writes: wait for the writer.
@@ -426,19 +429,6 @@ impl Projector {
     /// The end of every partition of both topics, 0 for an empty one.
     async fn end_offsets(&self) -> anyhow::Result<HashMap<(String, i32), i64>> {
         Ok(ends(&self.watermarks().await?))
-    }
-
-    /// Whether a position is past the end of its partition.
-    async fn past_the_end(&self) -> anyhow::Result<bool> {
-        let marks = self.watermarks().await?;
-        let positions = self
-            .positions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        Ok(positions
-            .iter()
-            .any(|(tp, &next)| marks.get(tp).is_some_and(|&(_, high)| next > high)))
     }
 
     /// (low, high) watermarks of every partition of both topics.
