@@ -239,3 +239,15 @@ mod tests {
         );
     }
 }
+
+/// The value of the path parameter `name` of the matched route, if it has one (for the
+/// guards and extractors that need one parameter before the handler's own extractors run).
+pub async fn path_param(parts: &mut axum::http::request::Parts, name: &str) -> Option<String> {
+    use axum::extract::{FromRequestParts, RawPathParams};
+    RawPathParams::from_request_parts(parts, &())
+        .await
+        .ok()?
+        .iter()
+        .find(|(param, _)| *param == name)
+        .map(|(_, value)| value.to_string())
+}

@@ -345,19 +345,9 @@ async fn operations_beyond_the_bound_wait_as_pending_and_then_are_refused() {
     settings.admin.max_running_operations = 1;
     settings.admin.max_pending_operations = 1;
     // A target that never answers keeps an operation running for the admin timeout.
-    settings.clusters.insert(
-        "dark".into(),
-        orderflow::clusters::ClusterSettings {
-            name: "Dark".into(),
-            description: String::new(),
-            environment: "testing".into(),
-            tags: vec![],
-            bootstrap_servers: format!("127.0.0.1:{}", free_port()),
-            librdkafka: Default::default(),
-            template_id: None,
-            local: None,
-        },
-    );
+    settings
+        .clusters
+        .insert("dark".into(), unreachable_cluster());
     let app = TestApp::spawn(settings).await;
     let body = json!({"source_cluster_id": "default", "target_cluster_ids": ["dark"]});
     let first = app.post_json("/api/operations/replicate", &body).await;

@@ -725,3 +725,17 @@ pub fn keys_mode(settings: &mut Settings, entries: Vec<orderflow::http::auth::ke
     settings.auth.mode = orderflow::http::auth::AuthMode::Keys;
     settings.auth.keys = entries;
 }
+
+/// A cluster definition whose brokers never answer (a free port nobody listens on).
+pub fn unreachable_cluster() -> orderflow::clusters::ClusterSettings {
+    orderflow::clusters::ClusterSettings {
+        name: "Dark".into(),
+        description: String::new(),
+        environment: "testing".into(),
+        tags: vec![],
+        bootstrap_servers: format!("127.0.0.1:{}", free_port()),
+        librdkafka: Default::default(),
+        template_id: None,
+        local: None,
+    }
+}

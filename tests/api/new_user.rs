@@ -144,19 +144,9 @@ async fn a_503_from_an_unreachable_cluster_says_what_a_retry_does() {
     let mut settings = test_settings(&home);
     settings.processing.consumers = 0;
     settings.kafka.admin_timeout = Duration::from_millis(1_500);
-    settings.clusters.insert(
-        "dark".into(),
-        orderflow::clusters::ClusterSettings {
-            name: "Dark".into(),
-            description: String::new(),
-            environment: "testing".into(),
-            tags: vec![],
-            bootstrap_servers: format!("127.0.0.1:{}", free_port()),
-            librdkafka: Default::default(),
-            template_id: None,
-            local: None,
-        },
-    );
+    settings
+        .clusters
+        .insert("dark".into(), unreachable_cluster());
     let app = TestApp::spawn(settings).await;
     let read = app
         .client

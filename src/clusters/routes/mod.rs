@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde_json::Value;
@@ -126,15 +126,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let state = ClustersState::from_ref(state);
-        let id = RawPathParams::from_request_parts(parts, &())
+        let id = crate::http::extract::path_param(parts, "cluster")
             .await
-            .ok()
-            .and_then(|params| {
-                params
-                    .iter()
-                    .find(|(name, _)| *name == "cluster")
-                    .map(|(_, value)| value.to_string())
-            })
             .unwrap_or_else(|| state.clusters.home_id().to_string());
         let registry = &state.clusters;
         let cluster = registry.get(&id).ok_or(ApiError::ClusterNotFound(id))?;

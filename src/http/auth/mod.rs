@@ -13,7 +13,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -361,15 +361,7 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
     {
         let label = label().to_string();
         let (mut parts, body) = request.into_parts();
-        let named = RawPathParams::from_request_parts(&mut parts, &())
-            .await
-            .ok()
-            .and_then(|params| {
-                params
-                    .iter()
-                    .find(|(name, _)| *name == "cluster")
-                    .map(|(_, value)| value.to_string())
-            });
+        let named = crate::http::extract::path_param(&mut parts, "cluster").await;
         let path = parts
             .extensions
             .get::<axum::extract::OriginalUri>()

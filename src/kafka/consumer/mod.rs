@@ -19,26 +19,28 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec};
-use rdkafka::consumer::{
-    BaseConsumer as RdBaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance,
-    StreamConsumer,
-};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Statistics, TopicPartitionList};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod generation;
+mod group;
+mod positions;
+
+pub use generation::{AssignmentGeneration, Ended};
+pub use group::GroupContext;
+
 use super::producer::RawRecord;
-use super::{BaseProducer, ClientContext, ClientSettings};
+use super::{BaseProducer, ClientSettings};
 use crate::backoff::Backoff;
 
 /// How often the consumer looks whether its positions must be checked against the logs'
@@ -101,15 +103,6 @@ pub struct ConsumerMetrics {
     pub offset_resets: IntCounterVec,
 }
 
-/// Why [`BaseConsumer::run`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// Shutdown was asked for.
-    Shutdown,
-    /// The topics were lost and made again: start a new consumer.
-    TopicsMadeAgain,
-}
-
 /// A decoded message with everything Kafka said about it.
 #[derive(Debug, Clone)]
 pub struct Received<T> {
@@ -158,211 +151,6 @@ pub trait Handler<T>: Send + Sync + 'static {
         &self,
         message: &Received<T>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
-}
-
-/// Tracks group assignment changes so handlers can tell that they may now see partitions
-/// another member handled before.
-#[derive(Debug, Default)]
-pub struct AssignmentGeneration {
-    count: AtomicU64,
-    /// Advanced with this one: several consumers' generations can feed one that says
-    /// whether any of them has had an assignment.
-    parent: Option<Arc<AssignmentGeneration>>,
-    /// On a parent: how many of its children have had an assignment (an empty one counts:
-    /// the group gave that member its share).
-    members_assigned: AtomicU64,
-    /// On a parent: asks every child's consumer to check its positions against the logs'
-    /// ends (the service's topics were made again, so offsets from before may be past them).
-    offset_checks: AtomicU64,
-    /// On a parent: partitions whose position is past the log's end and that could not be
-    /// reset (`auto.offset.reset = error`): processing cannot advance on them.
-    stalled: AtomicU64,
-    /// On a parent: until when (milliseconds since the Unix epoch) every assignment starts
-    /// its partitions again from the policy's start, after the topics were lost and made
-    /// again (see [`AssignmentGeneration::request_offset_check`]).
-    recovering_until_ms: AtomicU64,
-}
-
-/// How long after the topics were made again every assignment starts its partitions again:
-/// long enough for the group to settle after the broker's loss.
-const RECOVERY_WINDOW: Duration = Duration::from_secs(120);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-impl AssignmentGeneration {
-    /// A generation that also advances `parent`.
-    pub fn child_of(parent: Arc<AssignmentGeneration>) -> Self {
-        AssignmentGeneration {
-            parent: Some(parent),
-            ..AssignmentGeneration::default()
-        }
-    }
-
-    /// Increases at every assignment received.
-    pub fn current(&self) -> u64 {
-        self.count.load(Ordering::Acquire)
-    }
-
-    fn advance(&self) {
-        let first = self.count.fetch_add(1, Ordering::AcqRel) == 0;
-        if let Some(parent) = &self.parent {
-            parent.advance();
-            if first {
-                parent.members_assigned.fetch_add(1, Ordering::AcqRel);
-            }
-        }
-    }
-
-    /// How many consumers feeding this generation have had their first assignment.
-    pub fn members_assigned(&self) -> u64 {
-        self.members_assigned.load(Ordering::Acquire)
-    }
-
-    /// Asks the consumers feeding this generation to check their positions against the
-    /// logs' ends now.
-    ///
-    /// The topics were lost and made again, so offsets committed before are meaningless,
-    /// even where they are not past the new logs' ends (new records may already have filled
-    /// the log beyond them): for a while every assignment, and every partition held now,
-    /// starts again from the policy's start (`earliest`: records read again are skipped by
-    /// idempotent processing).
-    pub fn request_offset_check(&self) {
-        let root = self.root();
-        root.recovering_until_ms.store(
-            now_ms() + RECOVERY_WINDOW.as_millis() as u64,
-            Ordering::Release,
-        );
-        root.offset_checks.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn recovering(&self) -> bool {
-        now_ms() < self.root().recovering_until_ms.load(Ordering::Acquire)
-    }
-
-    fn offset_checks(&self) -> u64 {
-        self.root().offset_checks.load(Ordering::Acquire)
-    }
-
-    /// Partitions on which processing cannot advance (see `stalled`).
-    pub fn stalled(&self) -> u64 {
-        self.root().stalled.load(Ordering::Acquire)
-    }
-
-    fn set_stalled(&self, before: u64, now: u64) {
-        let root = self.root();
-        root.stalled.fetch_add(now, Ordering::AcqRel);
-        root.stalled.fetch_sub(before, Ordering::AcqRel);
-    }
-
-    fn root(&self) -> &AssignmentGeneration {
-        self.parent.as_deref().unwrap_or(self)
-    }
-}
-
-/// Logs and counts rebalances, commits and statistics.
-pub struct GroupContext {
-    metrics: Option<ConsumerMetrics>,
-    generation: Arc<AssignmentGeneration>,
-    group_id: String,
-}
-
-impl rdkafka::ClientContext for GroupContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        rdkafka::ClientContext::log(&ClientContext::default(), level, fac, message);
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        rdkafka::ClientContext::error(&ClientContext::default(), error, reason);
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        let Some(metrics) = &self.metrics else { return };
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in &stats.partitions {
-                // -1 is librdkafka's "unknown" partition; lag -1 means not yet known.
-                if *partition < 0 {
-                    continue;
-                }
-                let labels = [topic.as_str(), &partition.to_string()];
-                if p.consumer_lag >= 0 {
-                    metrics.lag.with_label_values(&labels).set(p.consumer_lag);
-                }
-                // Offsets below 0 are librdkafka's "none yet".
-                if p.committed_offset >= 0 {
-                    metrics
-                        .committed
-                        .with_label_values(&labels)
-                        .set(p.committed_offset);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &RdBaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            tracing::info!(group = %self.group_id, partitions = partitions.count(), "partitions revoked; committing stored offsets");
-            self.count("revoke");
-            // Commit what is stored before another member takes these partitions over. This
-            // callback runs inside the async recv(), so the commit must not block.
-            if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
-                tracing::debug!(%error, "commit on revoke (nothing stored is fine)");
-            }
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &RdBaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(partitions) => {
-                self.generation.advance();
-                let list: Vec<String> = partitions
-                    .elements()
-                    .iter()
-                    .map(|e| format!("{}/{}", e.topic(), e.partition()))
-                    .collect();
-                tracing::info!(group = %self.group_id, partitions = ?list, "partitions assigned");
-                self.count("assign");
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(error) => {
-                tracing::warn!(group = %self.group_id, %error, "rebalance error");
-                self.count("error");
-            }
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        let outcome = match &result {
-            Ok(()) => "ok",
-            // librdkafka reports "no offset to commit" as an error; it is not one.
-            Err(e)
-                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) =>
-            {
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(group = %self.group_id, %error, "offset commit failed");
-                "error"
-            }
-        };
-        tracing::trace!(group = %self.group_id, count = offsets.count(), outcome, "offsets committed");
-        if let Some(m) = &self.metrics {
-            m.commits.with_label_values(&[outcome]).inc();
-        }
-    }
-}
-
-impl GroupContext {
-    fn count(&self, kind: &str) {
-        if let Some(m) = &self.metrics {
-            m.rebalances.with_label_values(&[kind]).inc();
-        }
-    }
 }
 
 /// The outcome of one message, in receive order.
@@ -542,85 +330,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         self.consumer
             .as_ref()
             .expect("the client is only taken when the consumer is closed")
-    }
-
-    /// Moves every assigned partition whose position (or committed offset, before the first
-    /// fetch) is past the end of its log by the `auto.offset.reset` policy, with a warning
-    /// and a count: Apache Kafka answers a fetch there with `OFFSET_OUT_OF_RANGE` and the
-    /// client resets by itself, but a broker that lost its data and does not (Tansu) would
-    /// leave the partition unread for ever. Returns the partitions left past the end
-    /// (policy `error`). Blocking: runs on the blocking pool.
-    fn reset_out_of_range(&self) -> u64 {
-        let client = self.client();
-        let timeout = Duration::from_secs(5);
-        let Ok(assignment) = client.assignment() else {
-            return 0;
-        };
-        if assignment.count() == 0 {
-            return 0;
-        }
-        let committed = client.committed_offsets(assignment.clone(), timeout).ok();
-        let positions = client.position().ok();
-        let offset_of = |list: &Option<TopicPartitionList>, topic: &str, partition: i32| {
-            list.as_ref()
-                .and_then(|l| l.find_partition(topic, partition))
-                .and_then(|e| match e.offset() {
-                    rdkafka::Offset::Offset(o) => Some(o),
-                    _ => None,
-                })
-        };
-        let policy = self.options.offset_reset.as_str();
-        let restart = self.generation.recovering() && policy == "earliest";
-        let mut stalled = 0;
-        for element in assignment.elements() {
-            let (topic, partition) = (element.topic(), element.partition());
-            let at = offset_of(&positions, topic, partition)
-                .or_else(|| offset_of(&committed, topic, partition));
-            let Some(at) = at else { continue };
-            let Ok((low, high)) = client.fetch_watermarks(topic, partition, timeout) else {
-                continue;
-            };
-            if at <= high && !(restart && at > low) {
-                continue;
-            }
-            let to = match policy {
-                "latest" | "largest" | "end" => Some(high),
-                "error" => None,
-                _ => Some(low),
-            };
-            tracing::warn!(
-                group = %self.options.group_id,
-                topic,
-                partition,
-                position = at,
-                log_end = high,
-                policy,
-                "position from before the broker lost records; resetting"
-            );
-            if let Some(m) = &self.metrics {
-                m.offset_resets.with_label_values(&[topic, policy]).inc();
-            }
-            let Some(to) = to else {
-                stalled += 1;
-                continue;
-            };
-            let mut list = TopicPartitionList::new();
-            if list
-                .add_partition_offset(topic, partition, rdkafka::Offset::Offset(to))
-                .is_err()
-            {
-                continue;
-            }
-            // Stored too, so the next commit moves the group's offset as well (a later
-            // assignment would otherwise find the old one past the end again).
-            if let Err(error) = client
-                .store_offsets(&list)
-                .and_then(|()| client.seek_partitions(list, timeout).map(drop))
-            {
-                tracing::warn!(%error, topic, partition, "cannot reset the position");
-            }
-        }
-        stalled
     }
 
     /// The assignment generation handlers can watch.
