@@ -317,7 +317,7 @@ impl Application {
             }),
             workers.clone(),
         ));
-        tasks.spawn(crate::clusters::registry::keep_checking(
+        tasks.spawn(crate::clusters::health::keep_checking(
             state.clusters.clone(),
             state.shutdown.clone(),
         ));

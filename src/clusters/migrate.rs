@@ -20,9 +20,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::ClusterRegistry;
-use super::operations::{
-    GroupResult, Operation, Operations, Stop, admin_of, replicate_topic, safe,
-};
+use super::operations::{GroupResult, Operation, Operations, Stop, admin_of, safe};
+use super::replicate::replicate_topic;
 use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::{ClientContext, RawRecord, utf8_headers};
 

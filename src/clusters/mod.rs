@@ -3,11 +3,13 @@
 //! operations across clusters.
 
 pub mod broker;
+pub mod health;
 pub mod local;
 mod migrate;
 pub mod operations;
 pub mod options;
 pub mod registry;
+mod replicate;
 pub mod routes;
 mod state;
 pub mod templates;

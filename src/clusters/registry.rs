@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub use crate::config::clusters::{ClusterSettings, LocalCluster};
 
+use super::health::CHECK_TIMEOUT;
 use super::options::{OptionPolicy, reference};
 use crate::kafka::admin::{AdminError, AdminLimits, KafkaAdmin};
 use crate::kafka::producer::ProducerOptions;
@@ -31,11 +32,11 @@ pub struct RegisteredCluster {
     /// Where the entry comes from.
     pub source: Source,
     clients: Mutex<Option<Clients>>,
-    status: Mutex<ClusterStatus>,
+    pub(super) status: Mutex<ClusterStatus>,
     /// The Kafka cluster id its brokers report, once learned: what the cluster *is*,
     /// whatever id it was registered under. A changed definition is a new entry, so this is
     /// never stale for the connection it was learned from.
-    identity: std::sync::OnceLock<String>,
+    pub(super) identity: std::sync::OnceLock<String>,
 }
 
 /// Where a registry entry comes from.
@@ -459,7 +460,10 @@ impl ClusterRegistry {
     /// The options a cluster's clients are made with: a registered cluster's through the
     /// operator's [`OptionPolicy`] (checked again here, so an entry written to the registry
     /// topic by other means is held to it too), a configured one's as the operator wrote them.
-    fn options_for(&self, cluster: &RegisteredCluster) -> Result<BTreeMap<String, String>, String> {
+    pub(super) fn options_for(
+        &self,
+        cluster: &RegisteredCluster,
+    ) -> Result<BTreeMap<String, String>, String> {
         match cluster.source {
             Source::Registered => self.policy.apply(&cluster.settings.librdkafka),
             Source::Home | Source::Config => resolve_references(&cluster.settings.librdkafka),
@@ -530,88 +534,6 @@ fn configured(cluster: &RegisteredCluster) -> String {
             "{} is defined in config ([clusters.{}]); change it there",
             cluster.id, cluster.id
         ),
-    }
-}
-
-/// How long one health check may take.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
-
-impl ClusterRegistry {
-    /// Checks one cluster now and keeps the result.
-    pub async fn check(&self, cluster: &RegisteredCluster) -> ClusterStatus {
-        let status = match self.options_for(cluster) {
-            // A reference this instance cannot resolve: say which, without asking a broker.
-            Err(why) => ClusterStatus {
-                checked_at: Some(chrono::Utc::now()),
-                error: Some(why),
-                ..ClusterStatus::default()
-            },
-            Ok(_) => self.ask(cluster).await,
-        };
-        *cluster
-            .status
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = status.clone();
-        status
-    }
-
-    /// Asks the cluster for its metadata, within [`CHECK_TIMEOUT`].
-    async fn ask(&self, cluster: &RegisteredCluster) -> ClusterStatus {
-        let checked = match self.clients(cluster) {
-            Ok(clients) => tokio::time::timeout(CHECK_TIMEOUT, clients.admin.cluster()).await,
-            Err(error) => Ok(Err(error)),
-        };
-        match checked {
-            Ok(Ok(info)) => {
-                if let Some(id) = info.cluster_id.clone() {
-                    let _ = cluster.identity.set(id);
-                }
-                ClusterStatus {
-                    reachable: !info.brokers.is_empty(),
-                    brokers: info.brokers.len(),
-                    controller_id: info.controller_id,
-                    metadata_rtt_ms: Some(info.metadata_rtt_ms),
-                    checked_at: Some(chrono::Utc::now()),
-                    error: None,
-                }
-            }
-            Ok(Err(error)) => ClusterStatus {
-                checked_at: Some(chrono::Utc::now()),
-                error: Some(match error {
-                    AdminError::Invalid(why) => why,
-                    _ => "no metadata from its brokers".into(),
-                }),
-                ..ClusterStatus::default()
-            },
-            Err(_) => ClusterStatus {
-                checked_at: Some(chrono::Utc::now()),
-                error: Some(format!("no answer within {CHECK_TIMEOUT:?}")),
-                ..ClusterStatus::default()
-            },
-        }
-    }
-
-    /// Checks every cluster, at once.
-    pub async fn check_all(&self) {
-        let clusters = self.list();
-        futures::future::join_all(clusters.iter().map(|c| self.check(c))).await;
-    }
-}
-
-/// How often every cluster's health is checked.
-pub const CHECK_INTERVAL: Duration = Duration::from_secs(15);
-
-/// Checks every cluster's health until shutdown.
-pub async fn keep_checking(
-    registry: Arc<ClusterRegistry>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        registry.check_all().await;
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(CHECK_INTERVAL) => {}
-        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod socket;
 mod state;
 pub mod status;
 pub mod store;
+pub mod views;
 
 pub use currency::Currency;
 pub use events::OrderEvent;

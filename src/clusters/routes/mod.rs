@@ -20,9 +20,10 @@ use crate::clusters::ClustersState;
 use crate::clusters::RegisteredCluster;
 use crate::clusters::broker::BrokerError;
 use crate::clusters::registry::Clients;
+use crate::clusters::registry::valid_cluster_id;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::{Principal, Scope, scoped};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, FieldError};
 use crate::kafka::admin::{AdminError, KafkaAdmin};
 use axum::extract::FromRef;
 
@@ -267,4 +268,49 @@ impl From<BrokerError> for ApiError {
 /// What an admin change did, for its audit record.
 fn audit_details(details: Value) -> Extension<AuditDetails> {
     Extension(AuditDetails(details))
+}
+
+/// What is wrong with the id, name and description of a registry entry (a cluster or a
+/// template).
+pub(super) fn entry_errors(id: &str, name: &str, description: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !valid_cluster_id(id) {
+        errors.push(FieldError::new(
+            "id",
+            "1 to 64 of a-z, 0-9 and '-', not starting with '-'",
+        ));
+    }
+    let text_ok =
+        |t: &str, max: usize| t.chars().count() <= max && !t.chars().any(char::is_control);
+    if name.trim().is_empty() || !text_ok(name, 128) {
+        errors.push(FieldError::new(
+            "name",
+            "1 to 128 characters, no control characters",
+        ));
+    }
+    if !text_ok(description, 1024) {
+        errors.push(FieldError::new(
+            "description",
+            "up to 1024 characters, no control characters",
+        ));
+    }
+    errors
+}
+
+/// An id from a name: lower case, runs of other characters as one '-'.
+pub(super) fn id_from(name: &str) -> String {
+    let mut id = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            id.push(c);
+        } else if !id.ends_with('-') && !id.is_empty() {
+            id.push('-');
+        }
+    }
+    id.trim_end_matches('-')
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ClusterPath;
+use super::{ClusterPath, entry_errors, id_from};
 use crate::clusters::ClustersState;
 use crate::clusters::options::OptionPolicy;
 use crate::clusters::registry::{
@@ -216,51 +216,6 @@ impl RegisterCluster {
             Err(ApiError::Validation(errors))
         }
     }
-}
-
-/// What is wrong with the id, name and description of a registry entry (a cluster or a
-/// template).
-pub(super) fn entry_errors(id: &str, name: &str, description: &str) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    if !valid_cluster_id(id) {
-        errors.push(FieldError::new(
-            "id",
-            "1 to 64 of a-z, 0-9 and '-', not starting with '-'",
-        ));
-    }
-    let text_ok =
-        |t: &str, max: usize| t.chars().count() <= max && !t.chars().any(char::is_control);
-    if name.trim().is_empty() || !text_ok(name, 128) {
-        errors.push(FieldError::new(
-            "name",
-            "1 to 128 characters, no control characters",
-        ));
-    }
-    if !text_ok(description, 1024) {
-        errors.push(FieldError::new(
-            "description",
-            "up to 1024 characters, no control characters",
-        ));
-    }
-    errors
-}
-
-/// An id from a name: lower case, runs of other characters as one '-'.
-fn id_from(name: &str) -> String {
-    let mut id = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            id.push(c);
-        } else if !id.ends_with('-') && !id.is_empty() {
-            id.push('-');
-        }
-    }
-    id.trim_end_matches('-')
-        .chars()
-        .take(64)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string()
 }
 
 impl From<RegistryError> for ApiError {

@@ -73,11 +73,7 @@ pub struct NewTemplate {
 
 impl NewTemplate {
     fn parse(self) -> Result<Template, ApiError> {
-        let mut errors = crate::clusters::routes::registry::entry_errors(
-            &self.id,
-            &self.name,
-            &self.description,
-        );
+        let mut errors = super::entry_errors(&self.id, &self.name, &self.description);
         let d = &self.topic_defaults;
         if !(1..=1000).contains(&d.partitions) {
             errors.push(FieldError::new("topic_defaults.partitions", "1 to 1000"));

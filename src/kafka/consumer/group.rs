@@ -10,8 +10,11 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaResult;
 use rdkafka::{Statistics, TopicPartitionList};
 
-use super::{AssignmentGeneration, ConsumerMetrics};
+use std::time::Duration;
+
+use super::{AssignmentGeneration, ConsumerMetrics, ConsumerOptions};
 use crate::kafka::ClientContext;
+use crate::kafka::ClientSettings;
 
 /// Logs and counts rebalances, commits and statistics.
 pub struct GroupContext {
@@ -113,4 +116,25 @@ impl GroupContext {
             m.rebalances.with_label_values(&[kind]).inc();
         }
     }
+}
+
+/// The librdkafka configuration of a group member with these options.
+pub(super) fn group_config(
+    client: &ClientSettings,
+    options: &ConsumerOptions,
+) -> rdkafka::ClientConfig {
+    let millis = |d: Duration| d.as_millis().to_string();
+    client.client_config(&[
+        ("group.id", options.group_id.clone()),
+        ("enable.auto.commit", "true".into()),
+        ("enable.auto.offset.store", "false".into()),
+        ("auto.offset.reset", options.offset_reset.clone()),
+        ("auto.commit.interval.ms", millis(options.commit_interval)),
+        ("session.timeout.ms", millis(options.session_timeout)),
+        (
+            "statistics.interval.ms",
+            millis(options.statistics_interval),
+        ),
+        ("fetch.wait.max.ms", millis(options.fetch_wait_max)),
+    ])
 }

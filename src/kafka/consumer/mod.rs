@@ -26,7 +26,6 @@ use futures::stream::FuturesOrdered;
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{BorrowedMessage, Message};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -35,9 +34,12 @@ use tracing::Instrument;
 mod generation;
 mod group;
 mod positions;
+mod record;
 
 pub use generation::{AssignmentGeneration, Ended};
 pub use group::GroupContext;
+use group::group_config;
+use record::{Incoming, Source, decode, find_header};
 
 use super::producer::RawRecord;
 use super::{BaseProducer, ClientSettings};
@@ -544,77 +546,6 @@ impl<T> Drop for BaseConsumer<T> {
             }
         }
     }
-}
-
-/// The librdkafka configuration of a group member with these options.
-fn group_config(client: &ClientSettings, options: &ConsumerOptions) -> rdkafka::ClientConfig {
-    let millis = |d: Duration| d.as_millis().to_string();
-    client.client_config(&[
-        ("group.id", options.group_id.clone()),
-        ("enable.auto.commit", "true".into()),
-        ("enable.auto.offset.store", "false".into()),
-        ("auto.offset.reset", options.offset_reset.clone()),
-        ("auto.commit.interval.ms", millis(options.commit_interval)),
-        ("session.timeout.ms", millis(options.session_timeout)),
-        (
-            "statistics.interval.ms",
-            millis(options.statistics_interval),
-        ),
-        ("fetch.wait.max.ms", millis(options.fetch_wait_max)),
-    ])
-}
-
-/// A record taken from librdkafka, copied once into owned memory. (rdkafka's `detach` also
-/// copies every header through librdkafka's C API, and the headers were then copied again
-/// as text: together about a tenth of the processors' CPU.)
-struct Incoming {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-    headers: Vec<(String, String)>,
-    timestamp_ms: Option<i64>,
-}
-
-impl Incoming {
-    fn copy(message: &BorrowedMessage<'_>) -> Self {
-        Incoming {
-            topic: message.topic().to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers: super::utf8_headers(message),
-            timestamp_ms: message.timestamp().to_millis(),
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-}
-
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Where a dead letter comes from, and what it carried.
-struct Source<'a> {
-    topic: &'a str,
-    partition: i32,
-    offset: i64,
-    key: Option<&'a [u8]>,
-    payload: Option<&'a [u8]>,
-    headers: &'a [(String, String)],
-}
-
-fn decode<T: DeserializeOwned>(payload: Option<&[u8]>) -> Result<T, String> {
-    let payload = payload.ok_or_else(|| "record has no value".to_string())?;
-    serde_json::from_slice(payload).map_err(|e| format!("cannot decode value: {e}"))
 }
 
 #[cfg(test)]
