@@ -227,6 +227,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         // (the service's topics were made again): see `reset_out_of_range`.
         let mut checked = (0, 0);
         let mut stalled = 0;
+        // A check asks the coordinator and the partitions' leaders (seconds on a slow
+        // broker): it runs beside the loop, which goes on handling messages meanwhile.
+        let (checked_tx, mut checked_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let mut ticks = tokio::time::interval(OFFSET_CHECK_POLL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -242,13 +245,15 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                     let wanted = (this.generation.current(), this.generation.offset_checks());
                     if wanted != checked && wanted.0 > 0 {
                         checked = wanted;
-                        let consumer = this.clone();
-                        let now = tokio::task::spawn_blocking(move || consumer.reset_out_of_range())
-                            .await
-                            .unwrap_or(stalled);
-                        this.generation.set_stalled(stalled, now);
-                        stalled = now;
+                        let (consumer, answer) = (this.clone(), checked_tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let _ = answer.send(consumer.reset_out_of_range());
+                        });
                     }
+                }
+                Some(now) = checked_rx.recv() => {
+                    this.generation.set_stalled(stalled, now);
+                    stalled = now;
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     this.store(done, &mut interrupted);
