@@ -352,8 +352,9 @@ impl Metrics {
                 offset_resets: r.add(IntCounterVec::new(
                     Opts::new(
                         "kafka_consumer_offset_resets_total",
-                        "Positions found past the end of their partition's log (records lost \
-                         on the broker), by topic and the auto.offset.reset policy applied",
+                        "Positions from before the broker lost records (past the end of an \
+                         empty log, or abandoned when the service had to make its topics again), \
+                         moved by the auto.offset.reset policy, by topic and policy",
                     ),
                     &["topic", "policy"],
                 )?)?,

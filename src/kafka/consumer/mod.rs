@@ -238,7 +238,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 () = shutdown.cancelled() => break,
                 _ = ticks.tick() => {
                     if this.generation.offset_checks() != made_at_start {
-                        tracing::warn!(group = %this.options.group_id, "the topics were made again; starting a new consumer");
+                        tracing::warn!(group = %this.options.group_id, "the topics were made again; leaving the positions from before and starting a new consumer");
+                        // Every position from before the loss is abandoned: counted as a reset
+                        // of each topic by the policy the new consumer starts from.
+                        if let Some(m) = &this.metrics {
+                            for topic in &this.options.topics {
+                                m.offset_resets
+                                    .with_label_values(&[topic, &this.options.offset_reset])
+                                    .inc();
+                            }
+                        }
                         ended = Ended::TopicsMadeAgain;
                         break;
                     }
