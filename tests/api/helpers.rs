@@ -421,7 +421,9 @@ impl TestApp {
     }
 
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: under the full suite on two cores a group's first rebalance has taken
+        // over 30 s.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let response = self.client.get(self.url("/health/ready")).send().await;
             if matches!(&response, Ok(r) if r.status() == 200) {

@@ -119,6 +119,8 @@ async fn every_offered_codec_carries_orders_end_to_end_and_a_wrong_one_is_named(
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let mut settings = test_settings(&broker);
         settings.producer.compression = codec.into();
+        // One processor: this is about the codec, not the group's rebalance at each start.
+        settings.processing.consumers = 1;
         let mut app = TestApp::spawn(settings).await;
         let id = app.place(&valid_order()).await;
         app.wait_status(&id, "COMPLETED").await;
