@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clusters;
 pub mod config;
 pub mod http;
+pub mod input;
 pub mod kafka;
 pub mod metrics;
 pub mod orders;

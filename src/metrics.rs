@@ -25,6 +25,22 @@ pub const ORDER_STAGES: [&str; 5] = [
     "status_record_to_view",
 ];
 
+/// The codes an order submission can be refused with (`orders_rejected_total{code}`).
+pub const ORDER_REFUSAL_CODES: &[&str] = &[
+    "malformed_json",
+    "invalid_body",
+    "unsupported_media_type",
+    "payload_too_large",
+    "validation_failed",
+    "idempotency_conflict",
+    "bulk_too_large",
+    "record_too_large",
+    "kafka_unavailable",
+    "request_timeout",
+    "rate_limited",
+    "internal",
+];
+
 /// Every metric the service exports, registered in [`Metrics::registry`].
 pub struct Metrics {
     /// The owned registry `/metrics` renders.
@@ -482,7 +498,7 @@ impl Metrics {
         for stage in ORDER_STAGES {
             self.order_stage.with_label_values(&[stage]);
         }
-        for code in crate::http::error::ORDER_REFUSAL_CODES {
+        for code in ORDER_REFUSAL_CODES {
             self.orders_rejected.with_label_values(&[code]);
         }
         let c = &self.consumer;

@@ -41,7 +41,7 @@ use crate::orders::group::{ProcessingParts, spawn_processors};
 use crate::orders::idempotency::IdempotencyStore;
 use crate::orders::processor::ProcessingRules;
 use crate::orders::projector::Projector;
-use crate::orders::{OrderRules, OrderService, OrderStore, OrdersParts, OrdersState};
+use crate::orders::{Intake, OrderRules, OrderStore, OrdersParts, OrdersState};
 pub use routes::{api_router, document, endpoints};
 pub use state::{AppParts, AppState};
 
@@ -104,7 +104,7 @@ impl Application {
             settings.processing.fetch_wait_max,
             metrics.clone(),
         );
-        let orders = Arc::new(OrderService {
+        let orders = Arc::new(Intake {
             producer: producer.clone(),
             store: store.clone(),
             orders_topic: settings.topics.orders.name.clone(),

@@ -15,7 +15,7 @@ use crate::kafka::admin::KafkaAdmin;
 use crate::kafka::consumer::AssignmentGeneration;
 use crate::metrics::Metrics;
 use crate::orders::projector::Projector;
-use crate::orders::{OrderService, OrderStore, OrdersState};
+use crate::orders::{Intake, OrderStore, OrdersState};
 
 /// Shared state of the service's parts. Cloned for every request by the router and several
 /// layers, so it is one `Arc` (a clone is one atomic increment; a struct of many `Arc`s
@@ -43,7 +43,7 @@ pub struct AppParts {
     /// The loaded settings.
     pub settings: Arc<Settings>,
     /// Order intake.
-    pub orders: Arc<OrderService>,
+    pub orders: Arc<Intake>,
     /// Metrics handles.
     pub metrics: Arc<Metrics>,
     /// Names of the service's own topics, for readiness.

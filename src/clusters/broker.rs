@@ -37,6 +37,12 @@ pub enum BrokerError {
     /// `[local_broker].command` is empty.
     #[error("no local broker is configured ([local_broker].command is empty)")]
     NotConfigured,
+    /// The template of a new local cluster has no `broker` settings.
+    #[error("template {0} has no broker settings for a local cluster")]
+    NoBrokerTemplate(String),
+    /// Every port of `cluster_port_min..=cluster_port_max` is taken.
+    #[error("no free port left in [local_broker] cluster_port_min..=cluster_port_max")]
+    NoFreePort,
     /// Start while running, or stop while stopped.
     #[error("{0}")]
     WrongState(String),

@@ -12,7 +12,6 @@ use super::broker::{BrokerError, BrokerStatus, LocalBroker};
 use super::registry::{ClusterRegistry, LocalCluster, RegisteredCluster};
 use super::templates::Template;
 use crate::config::LocalBrokerSettings;
-use crate::http::error::ApiError;
 
 /// The brokers of local clusters, made on first use.
 pub struct LocalClusters {
@@ -38,24 +37,14 @@ impl LocalClusters {
         &self,
         registry: &ClusterRegistry,
         template: &Template,
-    ) -> Result<LocalCluster, ApiError> {
+    ) -> Result<LocalCluster, BrokerError> {
         if self.settings.command.trim().is_empty() {
             return Err(BrokerError::NotConfigured.into());
         }
         let storage = match template.broker.as_ref().map(|b| b.storage.as_str()) {
             Some("memory") => "memory://tansu/",
             Some("sqlite") => "sqlite://tansu.db",
-            _ => {
-                return Err(ApiError::Validation(vec![
-                    crate::http::error::FieldError::new(
-                        "template_id",
-                        format!(
-                            "template {} has no broker settings for a local cluster",
-                            template.id
-                        ),
-                    ),
-                ]));
-            }
+            _ => return Err(BrokerError::NoBrokerTemplate(template.id.clone())),
         };
         let taken: Vec<u16> = registry
             .list()
@@ -64,11 +53,7 @@ impl LocalClusters {
             .collect();
         let port = (self.settings.cluster_port_min..=self.settings.cluster_port_max)
             .find(|p| !taken.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .ok_or_else(|| ApiError::Conflict {
-                code: "conflict",
-                detail: "no free port left in [local_broker] cluster_port_min..=cluster_port_max"
-                    .into(),
-            })?;
+            .ok_or(BrokerError::NoFreePort)?;
         Ok(LocalCluster {
             port,
             storage: storage.into(),

@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+pub use crate::input::{FieldError, field_errors};
+
 use crate::http::auth::limit::Refusal;
 
 tokio::task_local! {
@@ -16,25 +18,6 @@ tokio::task_local! {
     /// Whether the request being handled only reads (GET, HEAD): a failure's advice on a
     /// retry depends on it.
     pub static READS_ONLY: bool;
-}
-
-/// One invalid field, named by its path in the request body (`items[2].quantity`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FieldError {
-    /// Path of the field in the JSON body.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field error.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
 }
 
 /// The OpenAPI schema of `Problem.code`: every code the service uses.
@@ -91,9 +74,10 @@ pub enum ApiError {
     /// A query string parameter is invalid.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
-    /// An `Idempotency-Key` or `order_id` (named here) was reused with a different body.
-    #[error("{}", idempotency_detail(.0))]
-    IdempotencyConflict(Reused),
+    /// An idempotency key was reused with a different body; the detail says which and what
+    /// to do.
+    #[error("{0}")]
+    IdempotencyConflict(&'static str),
     /// A bulk request carries more orders than allowed.
     #[error("bulk request of {count} orders is over the limit of {max}")]
     BulkTooLarge {
@@ -209,28 +193,6 @@ pub const PROBLEM_CODES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct ProblemCode(pub String);
 
-/// Which field of a submit made it a repeat of an earlier one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reused {
-    /// The `Idempotency-Key` header.
-    IdempotencyKey,
-    /// The body's `order_id`.
-    OrderId,
-}
-
-fn idempotency_detail(reused: &Reused) -> &'static str {
-    match reused {
-        Reused::IdempotencyKey => {
-            "this Idempotency-Key was used before with a different request; nothing was done. \
-             Send a new key for a new order"
-        }
-        Reused::OrderId => {
-            "this order_id was used before with a different request; nothing was done. Leave \
-             order_id out (the service makes one) or send a new one for a new order"
-        }
-    }
-}
-
 fn rate_limit_detail(refusal: &Refusal) -> String {
     match refusal {
         Refusal::Wait { .. } => "rate limit reached; nothing was done. Retry after the \
@@ -242,22 +204,6 @@ fn rate_limit_detail(refusal: &Refusal) -> String {
         ),
     }
 }
-
-/// The codes an order submission can be refused with (`orders_rejected_total{code}`).
-pub const ORDER_REFUSAL_CODES: &[&str] = &[
-    "malformed_json",
-    "invalid_body",
-    "unsupported_media_type",
-    "payload_too_large",
-    "validation_failed",
-    "idempotency_conflict",
-    "bulk_too_large",
-    "record_too_large",
-    "kafka_unavailable",
-    "request_timeout",
-    "rate_limited",
-    "internal",
-];
 
 impl ApiError {
     /// The HTTP status of this error.
@@ -448,34 +394,4 @@ pub fn problem_response(problem: Problem, retry_after: Option<Duration>) -> Resp
         );
     }
     response
-}
-
-/// Flattens `validator`'s nested errors into `path: message` pairs.
-pub fn field_errors(errors: &validator::ValidationErrors) -> Vec<FieldError> {
-    let mut out = Vec::new();
-    collect(errors, "", &mut out);
-    out
-}
-
-fn collect(errors: &validator::ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
-    use validator::ValidationErrorsKind as Kind;
-    for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() {
-            field.to_string()
-        } else {
-            format!("{prefix}.{field}")
-        };
-        match kind {
-            Kind::Field(list) => out.extend(list.iter().map(|e| {
-                let message = e.message.as_deref().unwrap_or(&e.code).to_string();
-                FieldError::new(path.clone(), message)
-            })),
-            Kind::Struct(inner) => collect(inner, &path, out),
-            Kind::List(items) => {
-                for (i, inner) in items {
-                    collect(inner, &format!("{path}[{i}]"), out);
-                }
-            }
-        }
-    }
 }

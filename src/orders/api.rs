@@ -15,8 +15,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::OrdersState;
+use super::error::{OrderError, Reused};
+use super::intake::{Accepted, RequestContext};
 use super::model::OrderRequest;
-use super::service::{Accepted, RequestContext};
 use super::status::OrderStatus;
 use super::store::ListQuery;
 pub use super::views::{CancelAccepted, GetQuery, ListParams, OrderPage, OrderView};
@@ -233,7 +234,7 @@ async fn cancel_order(
 }
 
 /// A bulk submission: `{"orders": [...]}`, or the bare array of orders. Each order is kept
-/// as its own JSON text and read once, by [`OrderService::submit_bulk`] (reading the body
+/// as its own JSON text and read once, by [`Intake::submit_bulk`] (reading the body
 /// into a `serde_json::Value` first cost an allocation per field of every order).
 #[derive(Debug, utoipa::ToSchema)]
 pub struct BulkRequest {
@@ -350,8 +351,60 @@ fn request_context(headers: &HeaderMap) -> RequestContext {
     }
 }
 
-/// Counts a submission refused before it reached the order service (body, headers, bulk
-/// envelope), so `orders_rejected_total` sees every refusal by its code.
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        match error {
+            OrderError::Invalid(errors) => ApiError::Validation(errors),
+            OrderError::NotAnOrder(words) => ApiError::InvalidBody(words),
+            OrderError::Reused(Reused::IdempotencyKey) => ApiError::IdempotencyConflict(
+                "this Idempotency-Key was used before with a different request; nothing was \
+                 done. Send a new key for a new order",
+            ),
+            OrderError::Reused(Reused::OrderId) => ApiError::IdempotencyConflict(
+                "this order_id was used before with a different request; nothing was done. \
+                 Leave order_id out (the service makes one) or send a new one for a new order",
+            ),
+            OrderError::BulkTooLarge { count, max } => ApiError::BulkTooLarge { count, max },
+            OrderError::NotFound => ApiError::NotFound("order"),
+            OrderError::Final(status) => ApiError::Conflict {
+                code: "order_final",
+                detail: format!("the order is already {status}"),
+            },
+            OrderError::KafkaUnavailable {
+                retry_after,
+                outcome_unknown,
+            } => ApiError::KafkaUnavailable {
+                retry_after,
+                outcome_unknown,
+                orders: true,
+            },
+            OrderError::TooLarge => ApiError::RecordTooLarge,
+            OrderError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+/// One submission's answer as the client sees it, counted in `orders_accepted_total`,
+/// `orders_replayed_total` or `orders_rejected_total{code}`.
+fn counted(
+    state: &OrdersState,
+    result: Result<(Accepted, bool), OrderError>,
+) -> Result<(Accepted, bool), ApiError> {
+    match result {
+        Ok((answer, false)) => {
+            state.metrics.orders_accepted.inc();
+            Ok((answer, false))
+        }
+        Ok((answer, true)) => {
+            state.metrics.orders_replayed.inc();
+            Ok((answer, true))
+        }
+        Err(error) => Err(refused(state, error.into())),
+    }
+}
+
+/// Counts a refused submission by its code (`orders_rejected_total`), whether the body, the
+/// headers, the bulk envelope or intake refused it.
 fn refused(state: &OrdersState, error: ApiError) -> ApiError {
     state
         .metrics
@@ -420,10 +473,11 @@ async fn create_order(
 ) -> Result<Response, ApiError> {
     let JsonBody(request) = body.map_err(|e| refused(&state, e))?;
     let key = idempotency_key(&headers).map_err(|e| refused(&state, e))?;
-    let (answer, replayed) = state
+    let submitted = state
         .orders
         .submit(request, key, &request_context(&headers))
-        .await?;
+        .await;
+    let (answer, replayed) = counted(&state, submitted)?;
     Ok(accepted_response(&answer, replayed))
 }
 
@@ -475,13 +529,13 @@ async fn create_orders_bulk(
         .orders
         .submit_bulk(&request.orders, &request_context(&headers))
         .await
-        .map_err(|e| refused(&state, e))?;
+        .map_err(|e| refused(&state, e.into()))?;
     let mut retryable = None;
     let results: Vec<BulkItem> = results
         .into_iter()
         .zip(&request.orders)
         .enumerate()
-        .map(|(index, (result, text))| match result {
+        .map(|(index, (result, text))| match counted(&state, result) {
             Ok((answer, _)) => BulkItem {
                 index,
                 outcome: "accepted".into(),

@@ -3,15 +3,16 @@
 
 pub mod api;
 mod currency;
+pub mod error;
 pub mod events;
 pub mod examples;
 pub mod group;
 pub mod idempotency;
+pub mod intake;
 pub mod live;
 pub mod model;
 pub mod processor;
 pub mod projector;
-pub mod service;
 pub mod socket;
 mod state;
 pub mod status;
@@ -19,9 +20,10 @@ pub mod store;
 pub mod views;
 
 pub use currency::Currency;
+pub use error::OrderError;
 pub use events::OrderEvent;
+pub use intake::{Accepted, Intake};
 pub use model::{Order, OrderLine, OrderRequest, OrderRules};
-pub use service::{Accepted, OrderService};
 pub use state::{OrdersParts, OrdersState};
 pub use status::{OrderSnapshot, OrderStatus};
 pub use store::OrderStore;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::currency::Currency;
-use crate::http::error::FieldError;
+use crate::input::FieldError;
 
 /// Limits applied to every order, from `[orders]` in the configuration.
 #[derive(Debug, Clone)]
@@ -84,7 +84,7 @@ pub struct LineRequest {
     pub product_id: String,
     /// How many; at least 1.
     #[validate(range(min = 1, message = "must be at least 1"))]
-    #[serde(deserialize_with = "crate::http::extract::whole_number")]
+    #[serde(deserialize_with = "crate::input::whole_number")]
     #[schema(minimum = 1)]
     pub quantity: u32,
     /// Price of one unit as a decimal string, e.g. `"19.99"`: positive, with no more
@@ -157,7 +157,7 @@ impl OrderRequest {
     pub fn parse(self, rules: &OrderRules, now: DateTime<Utc>) -> Result<Order, Vec<FieldError>> {
         let mut errors = match self.validate() {
             Ok(()) => Vec::new(),
-            Err(e) => crate::http::error::field_errors(&e),
+            Err(e) => crate::input::field_errors(&e),
         };
         if self.items.len() > rules.max_items {
             errors.push(FieldError::new(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::live::LiveStreams;
-use super::{OrderService, OrderStore};
+use super::{Intake, OrderStore};
 use crate::http::auth::AccessControl;
 use crate::metrics::Metrics;
 
@@ -33,7 +33,7 @@ impl std::ops::Deref for OrdersState {
 /// What [`OrdersState`] shares.
 pub struct OrdersParts {
     /// Order intake.
-    pub orders: Arc<OrderService>,
+    pub orders: Arc<Intake>,
     /// The status view.
     pub store: Arc<OrderStore>,
     /// Open live status streams, bounded.

@@ -254,6 +254,13 @@ impl From<BrokerError> for ApiError {
                 code: "local_broker_not_configured",
                 detail: error.to_string(),
             },
+            BrokerError::NoBrokerTemplate(_) => {
+                ApiError::Validation(vec![FieldError::new("template_id", error.to_string())])
+            }
+            BrokerError::NoFreePort => ApiError::Conflict {
+                code: "conflict",
+                detail: error.to_string(),
+            },
             BrokerError::WrongState(detail) => ApiError::Conflict {
                 code: "local_broker_state",
                 detail,

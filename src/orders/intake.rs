@@ -11,12 +11,12 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::error::{OrderError, Reused};
 use super::events::{OrderEvent, SCHEMA_VERSION};
 use super::idempotency::{Claim, IdempotencyStore};
 use super::model::{Order, OrderRequest, OrderRules};
 use super::status::OrderStatus;
 use super::store::OrderStore;
-use crate::http::error::{ApiError, Reused};
 use crate::kafka::{BaseProducer, OutgoingRecord, ProduceError};
 use crate::metrics::Metrics;
 
@@ -55,7 +55,7 @@ pub struct RequestContext {
 }
 
 /// What intake needs; built once by the application.
-pub struct OrderService {
+pub struct Intake {
     /// Producer of `orders` records.
     pub producer: BaseProducer<OrderEvent>,
     /// The `orders` topic.
@@ -64,17 +64,17 @@ pub struct OrderService {
     pub rules: OrderRules,
     /// Most orders in one bulk request.
     pub max_bulk: usize,
-    /// Answered submissions by key.
-    pub idempotency: IdempotencyStore<Accepted>,
     /// Metrics registry handles.
     pub metrics: Arc<Metrics>,
+    /// Answered submissions by key.
+    pub idempotency: IdempotencyStore<Accepted>,
     /// `Retry-After` for 503 answers.
     pub retry_after: Duration,
     /// The status view, written through so this instance answers at once for its orders.
     pub store: Arc<OrderStore>,
 }
 
-impl OrderService {
+impl Intake {
     /// Validates and submits one order. `idempotency_key` is the `Idempotency-Key` header.
     /// Returns the answer and whether it is a replay of an earlier one.
     #[tracing::instrument(level = "debug", skip_all, fields(order_id))]
@@ -83,10 +83,8 @@ impl OrderService {
         request: OrderRequest,
         idempotency_key: Option<&str>,
         ctx: &RequestContext,
-    ) -> Result<(Accepted, bool), ApiError> {
-        let result = self.submit_inner(request, idempotency_key, ctx).await;
-        self.count(&result);
-        result
+    ) -> Result<(Accepted, bool), OrderError> {
+        self.submit_inner(request, idempotency_key, ctx).await
     }
 
     async fn submit_inner(
@@ -94,7 +92,7 @@ impl OrderService {
         mut request: OrderRequest,
         idempotency_key: Option<&str>,
         ctx: &RequestContext,
-    ) -> Result<(Accepted, bool), ApiError> {
+    ) -> Result<(Accepted, bool), OrderError> {
         let fingerprint = fingerprint(&request);
         let reused = if idempotency_key.is_some() {
             Reused::IdempotencyKey
@@ -115,14 +113,14 @@ impl OrderService {
         };
         let order = request
             .parse(&self.rules, Utc::now())
-            .map_err(ApiError::Validation)?;
+            .map_err(OrderError::Invalid)?;
         tracing::Span::current().record("order_id", tracing::field::display(order.order_id));
         let Some(key) = dedupe_key else {
             return self.produce(order, ctx).await.map(|a| (a, false));
         };
         match self.idempotency.claim(key, fingerprint).await {
             Claim::Replay(answer) => Ok((answer, true)),
-            Claim::Conflict => Err(ApiError::IdempotencyConflict(reused)),
+            Claim::Conflict => Err(OrderError::Reused(reused)),
             Claim::New(guard) => {
                 let answer = self.produce(order, ctx).await?;
                 guard.complete(answer.clone());
@@ -137,26 +135,24 @@ impl OrderService {
         &self,
         items: &[Box<serde_json::value::RawValue>],
         ctx: &RequestContext,
-    ) -> Result<Vec<Result<(Accepted, bool), ApiError>>, ApiError> {
+    ) -> Result<Vec<Result<(Accepted, bool), OrderError>>, OrderError> {
         if items.len() > self.max_bulk {
-            return Err(ApiError::BulkTooLarge {
+            return Err(OrderError::BulkTooLarge {
                 count: items.len(),
                 max: self.max_bulk,
             });
         }
         self.metrics.bulk_size.observe(items.len() as f64);
         let submissions = items.iter().map(|item| async move {
-            let result = match crate::http::extract::object_from_str::<OrderRequest>(item.get()) {
+            match crate::input::object_from_str::<OrderRequest>(item.get()) {
                 Ok(request) => self.submit_inner(request, None, ctx).await,
-                Err(e) => Err(ApiError::InvalidBody(e.to_string())),
-            };
-            self.count(&result);
-            result
+                Err(e) => Err(OrderError::NotAnOrder(e)),
+            }
         });
         Ok(futures::future::join_all(submissions).await)
     }
 
-    async fn produce(&self, order: Order, ctx: &RequestContext) -> Result<Accepted, ApiError> {
+    async fn produce(&self, order: Order, ctx: &RequestContext) -> Result<Accepted, OrderError> {
         let key = order.order_id.to_string();
         let event = OrderEvent::OrderPlaced { order };
         let delivery = self
@@ -192,16 +188,10 @@ impl OrderService {
         &self,
         order_id: Uuid,
         ctx: &RequestContext,
-    ) -> Result<OrderStatus, ApiError> {
-        let current = self
-            .store
-            .get(&order_id)
-            .ok_or(ApiError::NotFound("order"))?;
+    ) -> Result<OrderStatus, OrderError> {
+        let current = self.store.get(&order_id).ok_or(OrderError::NotFound)?;
         if current.status.is_final() {
-            return Err(ApiError::Conflict {
-                code: "order_final",
-                detail: format!("the order is already {}", current.status.as_str()),
-            });
+            return Err(OrderError::Final(current.status.as_str()));
         }
         let key = order_id.to_string();
         let event = OrderEvent::CancelRequested {
@@ -239,32 +229,19 @@ impl OrderService {
         }
     }
 
-    /// Maps a producer failure to what the client sees; the cause is logged here.
-    pub fn produce_error(&self, error: ProduceError) -> ApiError {
+    /// What a producer failure means for the order; the cause is logged here.
+    fn produce_error(&self, error: ProduceError) -> OrderError {
         if error.is_retryable() {
             tracing::warn!(%error, "order not acknowledged by kafka");
-            ApiError::KafkaUnavailable {
+            OrderError::KafkaUnavailable {
                 retry_after: self.retry_after,
                 // A full local queue never reached Kafka; anything else may have.
                 outcome_unknown: !matches!(error, ProduceError::QueueFull),
-                orders: true,
             }
         } else if matches!(error, ProduceError::TooLarge) {
-            ApiError::RecordTooLarge
+            OrderError::TooLarge
         } else {
-            ApiError::Internal(error.into())
-        }
-    }
-
-    fn count(&self, result: &Result<(Accepted, bool), ApiError>) {
-        match result {
-            Ok((_, false)) => self.metrics.orders_accepted.inc(),
-            Ok((_, true)) => self.metrics.orders_replayed.inc(),
-            Err(e) => self
-                .metrics
-                .orders_rejected
-                .with_label_values(&[e.code_and_title().0])
-                .inc(),
+            OrderError::Internal(error.into())
         }
     }
 }
