@@ -14,15 +14,16 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Offset;
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::ClusterRegistry;
 use super::operations::{GroupResult, Operation, Operations, Stop, admin_of, safe};
 use super::replicate::replicate_topic;
 use crate::kafka::admin::KafkaAdmin;
+use crate::kafka::reader::{self, ReaderOptions};
 use crate::kafka::{ClientContext, RawRecord, utf8_headers};
 
 /// Most records sent to the target and not yet acknowledged.
@@ -249,32 +250,24 @@ impl Copy<'_> {
         }
         let consumer: StreamConsumer<ClientContext> = source
             .client_settings()
-            .client_config(&[
-                (
-                    "group.id",
-                    format!("orderflow-migrate-{}", uuid::Uuid::new_v4()),
-                ),
-                ("enable.auto.commit", "false".into()),
-                ("enable.auto.offset.store", "false".into()),
-                ("fetch.wait.max.ms", "10".into()),
-                // A copy's read-ahead is bounded (librdkafka's default is 64 MiB per
-                // consumer), so that running copies cost a known few MiB each.
-                ("queued.max.messages.kbytes", "8192".into()),
-                ("queued.min.messages", "10000".into()),
-            ])
-            .create_with_context(ClientContext::default())
+            .reader(
+                "migrate",
+                &ReaderOptions {
+                    fetch_wait_ms: Some(10),
+                    // Running copies cost a known few MiB each.
+                    read_ahead_kib: Some(8192),
+                    offset_reset: None,
+                },
+            )
             .map_err(|e| Stop::Failed(format!("cannot read the source: {e}")))?;
-        let mut assignment = TopicPartitionList::new();
-        for &(partition, low, high) in self.marks {
-            if high > low {
-                assignment
-                    .add_partition_offset(self.topic, partition, Offset::Offset(low))
-                    .map_err(|e| Stop::Failed(e.to_string()))?;
-            }
-        }
-        consumer
-            .assign(&assignment)
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        reader::assign(
+            &consumer,
+            self.marks
+                .iter()
+                .filter(|(_, low, high)| high > low)
+                .map(|&(partition, low, _)| (self.topic, partition, Offset::Offset(low))),
+        )
+        .map_err(|e| Stop::Failed(e.to_string()))?;
         let consumer = std::sync::Arc::new(consumer);
         let result = self
             .pump(
@@ -289,10 +282,7 @@ impl Copy<'_> {
                 started,
             )
             .await;
-        // Closing a client blocks; never on the runtime's threads.
-        tokio::task::spawn_blocking(move || drop(consumer))
-            .await
-            .ok();
+        reader::close(consumer).await;
         result
     }
 

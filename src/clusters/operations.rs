@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::ClusterRegistry;
+use crate::kafka::BaseProducer;
 use crate::kafka::admin::{AdminError, KafkaAdmin};
-use crate::kafka::table::TableReader;
-use crate::kafka::{BaseProducer, OutgoingRecord};
+use crate::kafka::table::{Row, Table, TableReader};
 
 /// How often a running operation says it is alive.
 pub(super) const HEARTBEAT: Duration = Duration::from_secs(3);
@@ -76,13 +76,23 @@ pub struct TopicResult {
     pub error: Option<String>,
 }
 
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationKind {
+    /// Copies topic structure (partitions, configs) to the targets.
+    Replicate,
+    /// Copies topics with their records, and optionally consumer group offsets.
+    Migrate,
+}
+
 /// A tracked operation: the design's `CrossClusterOperation`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Operation {
     /// Its id.
     pub id: String,
-    /// `replicate` (and, later, `migrate`).
-    pub operation_type: String,
+    /// What it does.
+    pub operation_type: OperationKind,
     /// Where topics come from.
     pub source_cluster_id: String,
     /// Where they go.
@@ -210,17 +220,21 @@ pub struct ReplicateRequest {
 
 /// Operations known to this instance (all of them, from the topic) and the ones it runs.
 pub struct Operations {
-    known: Mutex<BTreeMap<String, Operation>>,
+    known: Table<Operation>,
     running: Mutex<BTreeMap<String, CancellationToken>>,
     /// One permit per operation that may run at once on this instance.
     slots: Arc<tokio::sync::Semaphore>,
     /// Operations this instance took that wait for a slot.
     waiting: std::sync::atomic::AtomicUsize,
     max_waiting: usize,
-    topic: String,
-    reader: Arc<TableReader>,
-    writer: BaseProducer<Operation>,
-    timeout: Duration,
+}
+
+impl Row for Operation {
+    type Record = Operation;
+
+    fn from_record(_id: &str, operation: Operation) -> Option<Operation> {
+        Some(operation)
+    }
 }
 
 impl Operations {
@@ -234,58 +248,47 @@ impl Operations {
     ) -> Self {
         let (max_running, max_waiting) = limits;
         Operations {
-            known: Mutex::new(BTreeMap::new()),
+            known: Table::new("operation", topic, reader, writer, timeout),
             running: Mutex::new(BTreeMap::new()),
             slots: Arc::new(tokio::sync::Semaphore::new(max_running.max(1))),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             max_waiting,
-            topic,
-            reader,
-            writer,
-            timeout,
         }
     }
 
     /// Whether every operation stored before this instance started is known.
     pub fn is_caught_up(&self) -> bool {
-        self.reader.is_caught_up()
+        self.known.is_caught_up()
     }
 
-    /// Applies one record of the operations topic.
+    /// Applies one record of the operations topic; a cancel asked through it stops the
+    /// operation if this instance runs it.
     pub fn apply(&self, id: &str, value: Option<&[u8]>) {
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        match value.map(serde_json::from_slice::<Operation>) {
-            Some(Ok(operation)) => {
-                if operation.cancel_requested
-                    && let Some(token) = self
-                        .running
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(id)
-                {
-                    token.cancel();
-                }
-                known.insert(id.to_string(), operation);
-            }
-            Some(Err(error)) => {
-                tracing::warn!(operation = id, %error, "undecodable operation record")
-            }
-            None => {
-                known.remove(id);
-            }
+        if let Some(operation) = self.known.apply(id, value)
+            && operation.cancel_requested
+            && let Some(token) = self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+        {
+            token.cancel();
         }
     }
 
     /// One operation as it stands.
     pub fn get(&self, id: &str) -> Option<Operation> {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(id).cloned().map(Operation::seen_now)
+        self.known.get(id).map(Operation::seen_now)
     }
 
     /// The newest `limit` operations, newest first.
     pub fn recent(&self, limit: usize) -> Vec<Operation> {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<Operation> = known.values().cloned().map(Operation::seen_now).collect();
+        let mut all: Vec<Operation> = self
+            .known
+            .rows()
+            .into_iter()
+            .map(Operation::seen_now)
+            .collect();
         all.sort_by_key(|o| std::cmp::Reverse(o.created_at));
         all.truncate(limit);
         all
@@ -293,25 +296,10 @@ impl Operations {
 
     /// Writes the operation's state and waits until this instance has read it back.
     async fn save(&self, operation: &Operation) -> Result<(), String> {
-        let delivery = self
-            .writer
-            .send(OutgoingRecord {
-                topic: &self.topic,
-                key: &operation.id,
-                value: operation,
-                headers: vec![],
-            })
+        self.known
+            .put(&operation.id, operation)
             .await
-            .map_err(|e| e.to_string())?;
-        self.reader
-            .wait_past(
-                &self.topic,
-                delivery.partition,
-                delivery.offset,
-                self.timeout,
-            )
-            .await;
-        Ok(())
+            .map_err(|e| e.to_string())
     }
 
     /// Asks an operation to stop: at once if this instance runs it, through the topic
@@ -344,7 +332,7 @@ impl Operations {
         shutdown: &CancellationToken,
     ) -> Result<Operation, StartError> {
         let mut operation = Operation::new(
-            "replicate",
+            OperationKind::Replicate,
             request.source_cluster_id,
             request.target_cluster_ids,
         );
@@ -362,7 +350,7 @@ impl Operations {
         shutdown: &CancellationToken,
     ) -> Result<Operation, StartError> {
         let mut operation = Operation::new(
-            "migrate",
+            OperationKind::Migrate,
             request.source_cluster_id,
             vec![request.target_cluster_id],
         );
@@ -447,16 +435,15 @@ impl Operations {
         operation.status = OperationStatus::Running;
         operation.started_at = Some(Utc::now());
         self.beat(&mut operation).await;
-        let outcome = if operation.operation_type == "migrate" {
-            tokio::select! {
+        let outcome = match operation.operation_type {
+            OperationKind::Migrate => tokio::select! {
                 result = super::migrate::migrate(&mut operation, &registry, self, &cancel) => result,
                 () = cancel.cancelled() => Err(Stop::Cancelled),
-            }
-        } else {
-            tokio::select! {
+            },
+            OperationKind::Replicate => tokio::select! {
                 result = super::replicate::replicate(&mut operation, &registry, self, &cancel) => result,
                 () = cancel.cancelled() => Err(Stop::Cancelled),
-            }
+            },
         };
         match outcome {
             Ok(()) => {
@@ -488,11 +475,11 @@ impl Operations {
 }
 
 impl Operation {
-    pub(super) fn new(kind: &str, source: String, targets: Vec<String>) -> Self {
+    pub(super) fn new(kind: OperationKind, source: String, targets: Vec<String>) -> Self {
         let now = Utc::now();
         Operation {
             id: uuid::Uuid::new_v4().to_string(),
-            operation_type: kind.into(),
+            operation_type: kind,
             source_cluster_id: source,
             target_cluster_ids: targets,
             topics: vec![],

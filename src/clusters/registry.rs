@@ -18,7 +18,7 @@ use super::health::CHECK_TIMEOUT;
 use super::options::{OptionPolicy, reference};
 use crate::kafka::admin::{AdminError, AdminLimits, KafkaAdmin};
 use crate::kafka::producer::ProducerOptions;
-use crate::kafka::table::TableReader;
+use crate::kafka::table::{Row, Table, TableReader};
 use crate::kafka::{BaseProducer, ClientSettings, is_secret_option};
 
 /// One cluster of the registry, with its clients once made.
@@ -115,6 +115,27 @@ impl RegisteredCluster {
     }
 }
 
+impl Row for Arc<RegisteredCluster> {
+    type Record = StoredCluster;
+
+    fn from_record(id: &str, stored: StoredCluster) -> Option<Self> {
+        if !valid_cluster_id(id) {
+            tracing::warn!(cluster = id, "registry record with an unusable id ignored");
+            return None;
+        }
+        Some(Arc::new(RegisteredCluster::new(
+            id,
+            stored.settings,
+            Source::Registered,
+            None,
+        )))
+    }
+
+    fn retired(&self) {
+        self.close();
+    }
+}
+
 /// A cluster's clients.
 #[derive(Clone)]
 pub struct Clients {
@@ -127,12 +148,14 @@ pub struct Clients {
 /// Every cluster this instance manages.
 pub struct ClusterRegistry {
     home_id: String,
-    clusters: std::sync::RwLock<BTreeMap<String, Arc<RegisteredCluster>>>,
+    /// The home cluster and those of config: fixed for the process's life.
+    configured: BTreeMap<String, Arc<RegisteredCluster>>,
+    /// Those registered at run time, from the registry topic.
+    registered: Table<Arc<RegisteredCluster>>,
     client_id: String,
     timeout: Duration,
     limits: AdminLimits,
     delivery_timeout: Duration,
-    store: RegistryStore,
     policy: OptionPolicy,
 }
 
@@ -250,19 +273,19 @@ impl ClusterRegistry {
         }
         Ok(ClusterRegistry {
             home_id: home_id.to_string(),
-            clusters: std::sync::RwLock::new(clusters),
+            configured: clusters,
+            registered: Table::new("cluster", store.topic, store.reader, store.writer, timeout),
             client_id: "orderflow".into(),
             timeout,
             limits,
             delivery_timeout,
-            store,
             policy,
         })
     }
 
     /// Whether every run-time registration made before this instance started is known.
     pub fn is_caught_up(&self) -> bool {
-        self.store.reader.is_caught_up()
+        self.registered.is_caught_up()
     }
 
     /// Registers a cluster (or changes a registered one): writes it to the registry topic
@@ -285,19 +308,10 @@ impl ClusterRegistry {
             settings,
             changed_at: chrono::Utc::now(),
         };
-        let delivery = self
-            .store
-            .writer
-            .send(crate::kafka::OutgoingRecord {
-                topic: &self.store.topic,
-                key: id,
-                value: &stored,
-                headers: vec![],
-            })
+        self.registered
+            .put(id, &stored)
             .await
-            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-        self.wait_applied(delivery).await;
-        Ok(())
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))
     }
 
     /// Removes a registered cluster: a tombstone on the registry topic.
@@ -308,40 +322,10 @@ impl ClusterRegistry {
         if existing.source != Source::Registered {
             return Err(RegistryError::Configured(configured(&existing)));
         }
-        let delivery = self
-            .store
-            .writer
-            .send_raw(crate::kafka::RawRecord {
-                topic: &self.store.topic,
-                key: Some(id.as_bytes()),
-                payload: None,
-                headers: &[],
-                partition: None,
-                timestamp: None,
-            })
+        self.registered
+            .delete(id)
             .await
-            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-        self.wait_applied(delivery).await;
-        Ok(())
-    }
-
-    async fn wait_applied(&self, delivery: crate::kafka::Delivery) {
-        let read = self
-            .store
-            .reader
-            .wait_past(
-                &self.store.topic,
-                delivery.partition,
-                delivery.offset,
-                self.timeout,
-            )
-            .await;
-        if !read {
-            tracing::warn!(
-                topic = self.store.topic,
-                "a registry change was written but not read back in time"
-            );
-        }
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))
     }
 
     /// The home cluster's id.
@@ -351,64 +335,35 @@ impl ClusterRegistry {
 
     /// The cluster with this id.
     pub fn get(&self, id: &str) -> Option<Arc<RegisteredCluster>> {
-        self.read().get(id).cloned()
+        self.configured
+            .get(id)
+            .cloned()
+            .or_else(|| self.registered.get(id))
     }
 
     /// Every cluster, home first then by id.
     pub fn list(&self) -> Vec<Arc<RegisteredCluster>> {
-        let mut list: Vec<_> = self.read().values().cloned().collect();
+        let mut list: Vec<_> = self
+            .configured
+            .values()
+            .cloned()
+            .chain(self.registered.rows())
+            .collect();
         list.sort_by_key(|c| (!c.home, c.id.clone()));
         list
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<RegisteredCluster>>> {
-        self.clusters
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Applies one record of the registry topic: a registration, a change, or (`None`) a
     /// removal. Entries of the home cluster and of config are never replaced from Kafka.
     pub fn apply(&self, id: &str, value: Option<&[u8]>) {
-        let mut clusters = self
-            .clusters
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if clusters
-            .get(id)
-            .is_some_and(|c| c.source != Source::Registered)
-        {
+        if self.configured.contains_key(id) {
             tracing::warn!(
                 cluster = id,
                 "registry record for a configured cluster ignored"
             );
             return;
         }
-        let stored = match value.map(serde_json::from_slice::<StoredCluster>) {
-            None => None,
-            Some(Ok(stored)) => Some(stored),
-            Some(Err(error)) => {
-                tracing::warn!(cluster = id, %error, "undecodable registry record ignored");
-                return;
-            }
-        };
-        let replaced = match stored {
-            Some(stored) if valid_cluster_id(id) => clusters.insert(
-                id.to_string(),
-                Arc::new(RegisteredCluster::new(
-                    id,
-                    stored.settings,
-                    Source::Registered,
-                    None,
-                )),
-            ),
-            Some(_) => None,
-            None => clusters.remove(id),
-        };
-        drop(clusters);
-        if let Some(old) = replaced {
-            old.close();
-        }
+        self.registered.apply(id, value);
     }
 
     /// The cluster's clients, made on first use.
@@ -496,8 +451,8 @@ impl ClusterRegistry {
     /// The ids of the entries known to reach the Kafka cluster `identity` (the home cluster's
     /// is always known once asked; the others' from their health checks or their use).
     pub fn aliases(&self, identity: &str) -> Vec<String> {
-        self.read()
-            .values()
+        self.list()
+            .iter()
             .filter(|c| c.identity.get().is_some_and(|i| i == identity))
             .map(|c| c.id.clone())
             .collect()

@@ -197,7 +197,11 @@ mod tests {
     #[test]
     fn a_running_operation_without_a_beat_is_shown_interrupted() {
         let now = Utc::now();
-        let mut operation = Operation::new("replicate", "a".into(), vec!["b".into()]);
+        let mut operation = Operation::new(
+            crate::clusters::operations::OperationKind::Replicate,
+            "a".into(),
+            vec!["b".into()],
+        );
         operation.status = OperationStatus::Running;
         operation.heartbeat_at = now;
         assert_eq!(

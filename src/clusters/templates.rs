@@ -6,13 +6,13 @@
 //! whatever the request leaves out.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::table::TableReader;
-use crate::kafka::{BaseProducer, OutgoingRecord, RawRecord};
+use crate::kafka::BaseProducer;
+use crate::kafka::table::{Row, Table, TableReader};
 
 /// What a topic gets when its request leaves it out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -130,13 +130,22 @@ pub enum TemplateError {
     Unavailable(String),
 }
 
+impl Row for Template {
+    type Record = Template;
+
+    fn from_record(id: &str, mut template: Template) -> Option<Template> {
+        if builtins().iter().any(|b| b.id == id) {
+            tracing::warn!(template = id, "record for a built-in template ignored");
+            return None;
+        }
+        template.builtin = false;
+        Some(template)
+    }
+}
+
 /// The built-in templates and the stored ones.
 pub struct Templates {
-    stored: Mutex<BTreeMap<String, Template>>,
-    topic: String,
-    reader: Arc<TableReader>,
-    writer: BaseProducer<Template>,
-    timeout: Duration,
+    stored: Table<Template>,
 }
 
 impl Templates {
@@ -148,55 +157,31 @@ impl Templates {
         timeout: Duration,
     ) -> Self {
         Templates {
-            stored: Mutex::new(BTreeMap::new()),
-            topic,
-            reader,
-            writer,
-            timeout,
+            stored: Table::new("template", topic, reader, writer, timeout),
         }
     }
 
     /// Whether every template stored before this instance started is known.
     pub fn is_caught_up(&self) -> bool {
-        self.reader.is_caught_up()
+        self.stored.is_caught_up()
     }
 
     /// Applies one record of the templates topic.
     pub fn apply(&self, id: &str, value: Option<&[u8]>) {
-        let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
-        match value.map(serde_json::from_slice::<Template>) {
-            Some(Ok(mut template)) if builtins().iter().all(|b| b.id != id) => {
-                template.builtin = false;
-                stored.insert(id.to_string(), template);
-            }
-            Some(Ok(_)) => tracing::warn!(template = id, "record for a built-in template ignored"),
-            Some(Err(error)) => {
-                tracing::warn!(template = id, %error, "undecodable template record")
-            }
-            None => {
-                stored.remove(id);
-            }
-        }
+        self.stored.apply(id, value);
     }
 
     /// Every template: built-in ones first, then the stored ones by id.
     pub fn list(&self) -> Vec<Template> {
-        let stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
-        builtins()
-            .into_iter()
-            .chain(stored.values().cloned())
-            .collect()
+        builtins().into_iter().chain(self.stored.rows()).collect()
     }
 
     /// The template with this id.
     pub fn get(&self, id: &str) -> Option<Template> {
-        builtins().into_iter().find(|t| t.id == id).or_else(|| {
-            self.stored
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(id)
-                .cloned()
-        })
+        builtins()
+            .into_iter()
+            .find(|t| t.id == id)
+            .or_else(|| self.stored.get(id))
     }
 
     /// Stores a new template and waits until this instance has read it back.
@@ -204,25 +189,10 @@ impl Templates {
         if self.get(&template.id).is_some() {
             return Err(TemplateError::Taken(template.id));
         }
-        let delivery = self
-            .writer
-            .send(OutgoingRecord {
-                topic: &self.topic,
-                key: &template.id,
-                value: &template,
-                headers: vec![],
-            })
+        self.stored
+            .put(&template.id, &template)
             .await
-            .map_err(|e| TemplateError::Unavailable(e.to_string()))?;
-        self.reader
-            .wait_past(
-                &self.topic,
-                delivery.partition,
-                delivery.offset,
-                self.timeout,
-            )
-            .await;
-        Ok(())
+            .map_err(|e| TemplateError::Unavailable(e.to_string()))
     }
 
     /// Deletes a stored template (a tombstone).
@@ -232,27 +202,10 @@ impl Templates {
             Some(t) if t.builtin => return Err(TemplateError::Builtin(id.into())),
             Some(_) => {}
         }
-        let delivery = self
-            .writer
-            .send_raw(RawRecord {
-                topic: &self.topic,
-                key: Some(id.as_bytes()),
-                payload: None,
-                headers: &[],
-                partition: None,
-                timestamp: None,
-            })
+        self.stored
+            .delete(id)
             .await
-            .map_err(|e| TemplateError::Unavailable(e.to_string()))?;
-        self.reader
-            .wait_past(
-                &self.topic,
-                delivery.partition,
-                delivery.offset,
-                self.timeout,
-            )
-            .await;
-        Ok(())
+            .map_err(|e| TemplateError::Unavailable(e.to_string()))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod consumer;
 mod context;
 pub mod producer;
+pub mod reader;
 pub mod table;
 pub mod topics;
 

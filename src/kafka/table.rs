@@ -11,14 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::Offset;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::reader::{self, ReaderOptions};
 use super::topics::watermarks;
-use super::{ClientContext, ClientSettings};
+use super::{
+    BaseProducer, ClientContext, ClientSettings, Delivery, OutgoingRecord, ProduceError, RawRecord,
+};
 
 use crate::backoff::Backoff;
 
@@ -123,32 +126,25 @@ impl TableReader {
                 )
             }));
         }
-        let consumer: StreamConsumer<ClientContext> = self
-            .client
-            .client_config(&[
-                (
-                    "group.id",
-                    format!("orderflow-table-{}", uuid::Uuid::new_v4()),
-                ),
-                ("enable.auto.commit", "false".into()),
-                ("enable.auto.offset.store", "false".into()),
-                ("fetch.wait.max.ms", "50".into()),
-            ])
-            .create_with_context(ClientContext::default())?;
-        let mut assignment = TopicPartitionList::new();
-        for partition in ends.keys() {
-            let start = self
-                .position(partition)
-                .map_or(Offset::Beginning, Offset::Offset);
-            assignment.add_partition_offset(&partition.0, partition.1, start)?;
-        }
-        consumer.assign(&assignment)?;
+        let consumer: StreamConsumer<ClientContext> = self.client.reader(
+            "table",
+            &ReaderOptions {
+                fetch_wait_ms: Some(50),
+                ..ReaderOptions::default()
+            },
+        )?;
+        reader::assign(
+            &consumer,
+            ends.keys().map(|partition| {
+                let start = self
+                    .position(partition)
+                    .map_or(Offset::Beginning, Offset::Offset);
+                (partition.0.as_str(), partition.1, start)
+            }),
+        )?;
         let consumer = Arc::new(consumer);
         let result = self.consume(&consumer, apply, &ends, shutdown).await;
-        // Closing a client blocks; never on the runtime's threads.
-        tokio::task::spawn_blocking(move || drop(consumer))
-            .await
-            .ok();
+        reader::close(consumer).await;
         result
     }
 
@@ -225,5 +221,146 @@ impl TableReader {
         let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
         ends.iter()
             .all(|(p, &end)| end <= 0 || positions.get(p).is_some_and(|&at| at >= end))
+    }
+}
+
+/// What a record of a [`Table`]'s topic becomes.
+pub trait Row: Clone + Send + Sync + 'static {
+    /// What the topic's records hold (JSON).
+    type Record: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static;
+
+    /// The row a record of `key` makes; `None` leaves the table as it is (the implementor
+    /// says why in the log).
+    fn from_record(key: &str, record: Self::Record) -> Option<Self>;
+
+    /// Called with a row that a newer record or a tombstone took out of the table.
+    fn retired(&self) {}
+}
+
+/// A compacted topic as a map from key to row, fed by a [`TableReader`]: every instance
+/// holds every row, a write waits until this instance has read it back (so the next request
+/// sees it), and a tombstone deletes.
+pub struct Table<R: Row> {
+    /// What a row is, for the log ("template", "operation", …).
+    what: &'static str,
+    rows: std::sync::RwLock<std::collections::BTreeMap<String, R>>,
+    topic: String,
+    reader: Arc<TableReader>,
+    writer: BaseProducer<R::Record>,
+    timeout: Duration,
+}
+
+impl<R: Row> Table<R> {
+    /// The table of `topic`, read by `reader` (which must be given its records through
+    /// [`Table::apply`]) and written by `writer`; a write waits up to `timeout` to be read
+    /// back.
+    pub fn new(
+        what: &'static str,
+        topic: String,
+        reader: Arc<TableReader>,
+        writer: BaseProducer<R::Record>,
+        timeout: Duration,
+    ) -> Self {
+        Table {
+            what,
+            rows: std::sync::RwLock::new(std::collections::BTreeMap::new()),
+            topic,
+            reader,
+            writer,
+            timeout,
+        }
+    }
+
+    /// Whether every row stored before this instance started is known.
+    pub fn is_caught_up(&self) -> bool {
+        self.reader.is_caught_up()
+    }
+
+    /// Applies one record of the topic: a row, or (`None`) a tombstone. Returns the row the
+    /// record made.
+    pub fn apply(&self, key: &str, value: Option<&[u8]>) -> Option<R> {
+        let row = match value.map(serde_json::from_slice::<R::Record>) {
+            None => None,
+            Some(Ok(record)) => Some(R::from_record(key, record)?),
+            Some(Err(error)) => {
+                tracing::warn!(what = self.what, key, %error, "undecodable record ignored");
+                return None;
+            }
+        };
+        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
+        let old = match &row {
+            Some(row) => rows.insert(key.to_string(), row.clone()),
+            None => rows.remove(key),
+        };
+        drop(rows);
+        if let Some(old) = old {
+            old.retired();
+        }
+        row
+    }
+
+    /// The row of `key`.
+    pub fn get(&self, key: &str) -> Option<R> {
+        self.read().get(key).cloned()
+    }
+
+    /// Every row, by key.
+    pub fn rows(&self) -> Vec<R> {
+        self.read().values().cloned().collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, std::collections::BTreeMap<String, R>> {
+        self.rows.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the row of `key` and waits until this instance has read it back.
+    pub async fn put(&self, key: &str, record: &R::Record) -> Result<(), ProduceError> {
+        let delivery = self
+            .writer
+            .send(OutgoingRecord {
+                topic: &self.topic,
+                key,
+                value: record,
+                headers: vec![],
+            })
+            .await?;
+        self.read_back(delivery).await;
+        Ok(())
+    }
+
+    /// Deletes the row of `key` (a tombstone) and waits until this instance has read it back.
+    pub async fn delete(&self, key: &str) -> Result<(), ProduceError> {
+        let delivery = self
+            .writer
+            .send_raw(RawRecord {
+                topic: &self.topic,
+                key: Some(key.as_bytes()),
+                payload: None,
+                headers: &[],
+                partition: None,
+                timestamp: None,
+            })
+            .await?;
+        self.read_back(delivery).await;
+        Ok(())
+    }
+
+    async fn read_back(&self, delivery: Delivery) {
+        let read = self
+            .reader
+            .wait_past(
+                &self.topic,
+                delivery.partition,
+                delivery.offset,
+                self.timeout,
+            )
+            .await;
+        if !read {
+            tracing::warn!(
+                what = self.what,
+                topic = self.topic,
+                "a change was written but not read back in time"
+            );
+        }
     }
 }

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use rdkafka::Offset;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -27,6 +27,7 @@ use super::events::OrderEvent;
 use super::status::{OrderSnapshot, OrderStatus};
 use super::store::{OrderStore, Origin, RebuildReason};
 use crate::backoff::Backoff;
+use crate::kafka::reader::{self, ReaderOptions};
 use crate::kafka::topics::watermarks;
 use crate::kafka::{ClientContext, ClientSettings};
 use crate::metrics::Metrics;
@@ -149,42 +150,33 @@ impl Projector {
         let targets = ends(&marks);
         let consumer: StreamConsumer<ClientContext> = self
             .client
-            .client_config(&[
-                (
-                    "group.id",
-                    format!("orderflow-view-{}", uuid::Uuid::new_v4()),
-                ),
-                ("enable.auto.commit", "false".into()),
-                ("enable.auto.offset.store", "false".into()),
-                (
-                    "fetch.wait.max.ms",
-                    self.fetch_wait_max.as_millis().to_string(),
-                ),
-                ("auto.offset.reset", "error".into()),
-                // librdkafka prefetches up to 64 MiB by default; the view's memory is bounded
-                // by what it holds, not by how far ahead the client reads.
-                ("queued.max.messages.kbytes", "8192".into()),
-                ("queued.min.messages", "10000".into()),
-            ])
-            .create_with_context(ClientContext::default())
+            .reader(
+                "view",
+                &ReaderOptions {
+                    fetch_wait_ms: Some(self.fetch_wait_max.as_millis() as u64),
+                    // The view's memory is bounded by what it holds, not by how far ahead
+                    // the client reads.
+                    read_ahead_kib: Some(8192),
+                    offset_reset: Some("error"),
+                },
+            )
             .context("creating the projector consumer")?;
         let consumer = Arc::new(consumer);
         if !self.resumed.load(Ordering::Acquire) {
             self.resume_or_rebuild(&consumer, &marks, &targets).await?;
             self.resumed.store(true, Ordering::Release);
         }
-        let mut assignment = TopicPartitionList::new();
-        for (topic, partition) in targets.keys() {
-            let start = self
-                .position(topic, *partition)
-                .map_or(Offset::Beginning, Offset::Offset);
-            assignment.add_partition_offset(topic, *partition, start)?;
-        }
-        consumer.assign(&assignment)?;
+        reader::assign(
+            &*consumer,
+            targets.keys().map(|(topic, partition)| {
+                let start = self
+                    .position(topic, *partition)
+                    .map_or(Offset::Beginning, Offset::Offset);
+                (topic.as_str(), *partition, start)
+            }),
+        )?;
         let result = self.consume(&consumer, &targets, shutdown).await;
-        tokio::task::spawn_blocking(move || drop(consumer))
-            .await
-            .ok();
+        reader::close(consumer).await;
         result
     }
 

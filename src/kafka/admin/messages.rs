@@ -2,12 +2,13 @@
 
 use std::time::Instant;
 
+use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer as RdBaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::*;
 use crate::kafka::ClientContext;
+use crate::kafka::reader::ReaderOptions;
 
 impl KafkaAdmin {
     /// Reads up to `limit` records of one partition from `offset` (or the last `limit`
@@ -25,17 +26,8 @@ impl KafkaAdmin {
                 "partition and offset must not be negative".into(),
             ));
         }
-        let reader: RdBaseConsumer<ClientContext> = self
-            .client
-            .client_config(&[
-                (
-                    "group.id",
-                    format!("orderflow-browse-{}", uuid::Uuid::new_v4()),
-                ),
-                ("enable.auto.commit", "false".into()),
-                ("enable.auto.offset.store", "false".into()),
-            ])
-            .create_with_context(ClientContext::default())?;
+        let reader: RdBaseConsumer<ClientContext> =
+            self.client.reader("browse", &ReaderOptions::default())?;
         let topic = topic.to_string();
         self.blocking(move |consumer, timeout| {
             let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
@@ -53,9 +45,10 @@ impl KafkaAdmin {
                 .clamp(low, high.max(low));
             let mut records = Vec::new();
             if start < high && limit > 0 {
-                let mut assignment = TopicPartitionList::new();
-                assignment.add_partition_offset(&topic, partition, Offset::Offset(start))?;
-                reader.assign(&assignment)?;
+                crate::kafka::reader::assign(
+                    &reader,
+                    [(topic.as_str(), partition, Offset::Offset(start))],
+                )?;
                 let deadline = Instant::now() + timeout;
                 while records.len() < limit && Instant::now() < deadline {
                     match reader.poll(Duration::from_millis(200)) {
