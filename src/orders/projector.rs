@@ -27,6 +27,7 @@ use super::events::OrderEvent;
 use super::status::{OrderSnapshot, OrderStatus};
 use super::store::{OrderStore, Origin, RebuildReason};
 use crate::backoff::Backoff;
+use crate::config::Settings;
 use crate::kafka::reader::{self, ReaderOptions};
 use crate::kafka::topics::watermarks;
 use crate::kafka::{ClientContext, ClientSettings};
@@ -69,21 +70,18 @@ struct OffsetsGone;
 impl Projector {
     /// A projector for the two topics; start it with [`Projector::run`].
     pub fn new(
+        settings: &Settings,
         client: ClientSettings,
-        orders_topic: String,
-        status_topic: String,
         store: Arc<OrderStore>,
-        timeout: Duration,
-        fetch_wait_max: Duration,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Projector {
             client,
-            orders_topic,
-            status_topic,
+            orders_topic: settings.topics.orders.name.clone(),
+            status_topic: settings.topics.status.name.clone(),
             store,
-            timeout,
-            fetch_wait_max,
+            timeout: settings.kafka.admin_timeout,
+            fetch_wait_max: settings.processing.fetch_wait_max,
             metrics,
             positions: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
