@@ -16,7 +16,6 @@
 //! Nothing in this module knows what the messages mean.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -33,13 +32,15 @@ use tracing::Instrument;
 
 mod generation;
 mod group;
+mod handler;
 mod positions;
 mod record;
 
 pub use generation::{AssignmentGeneration, Ended};
 pub use group::GroupContext;
 use group::group_config;
-use record::{Incoming, Source, decode, find_header};
+pub use handler::{Handler, HandlerError, Received};
+use record::{Incoming, Source, decode};
 
 use super::producer::RawRecord;
 use super::{BaseProducer, ClientSettings};
@@ -103,56 +104,6 @@ pub struct ConsumerMetrics {
     /// Positions found past the end of their partition's log and moved by
     /// `auto.offset.reset`, by topic and the policy applied (earliest, latest, error).
     pub offset_resets: IntCounterVec,
-}
-
-/// A decoded message with everything Kafka said about it.
-#[derive(Debug, Clone)]
-pub struct Received<T> {
-    /// The decoded value.
-    pub value: T,
-    /// The record key, if any, as UTF-8.
-    pub key: Option<String>,
-    /// Headers with UTF-8 values.
-    pub headers: Vec<(String, String)>,
-    /// Source topic.
-    pub topic: String,
-    /// Source partition.
-    pub partition: i32,
-    /// Offset in the partition.
-    pub offset: i64,
-    /// Record timestamp in milliseconds since the epoch, when the broker gave one.
-    pub timestamp_ms: Option<i64>,
-    /// When this consumer took the record from librdkafka (before it waited for earlier
-    /// records of its key or for a free handler slot).
-    pub received_at: SystemTime,
-}
-
-impl<T> Received<T> {
-    /// The value of the first header named `name`.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-}
-
-/// Why a handler did not finish a message.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// May succeed if tried again (e.g. Kafka unavailable); retried with backoff.
-    #[error("transient: {0}")]
-    Transient(#[source] anyhow::Error),
-    /// Will fail the same way every time; dead-lettered at once.
-    #[error("permanent: {0}")]
-    Permanent(#[source] anyhow::Error),
-}
-
-/// What a consumer does with each message. The returned future must only resolve once
-/// everything the handler produced is acknowledged.
-pub trait Handler<T>: Send + Sync + 'static {
-    /// Handles one message.
-    fn handle(
-        &self,
-        message: &Received<T>,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 /// The outcome of one message, in receive order.
