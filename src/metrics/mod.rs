@@ -9,12 +9,14 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::kafka::ConsumerMetrics;
 use crate::kafka::producer::ProducerMetrics;
+
+mod kafka;
 
 /// The stages of `orderflow_order_stage_seconds`, in the order an order passes them.
 pub const ORDER_STAGES: [&str; 5] = [
@@ -111,7 +113,7 @@ pub struct Metrics {
 
 /// Registers collectors and hands them back, so each metric is declared in one place, and
 /// remembers the family names.
-struct Registrar<'a> {
+pub(crate) struct Registrar<'a> {
     registry: &'a Registry,
     families: std::cell::RefCell<Vec<String>>,
 }
@@ -133,6 +135,26 @@ impl Registrar<'_> {
     }
 }
 
+/// Latency buckets from half a millisecond to ten seconds.
+fn seconds_buckets() -> Vec<f64> {
+    vec![
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
+}
+
+/// Fine enough below a second that a quantile is not an artefact of bucket widths.
+fn latency_buckets() -> Vec<f64> {
+    vec![
+        0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125,
+        0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ]
+}
+
+/// 64 B to 16 MiB, by powers of four.
+fn size_buckets() -> Result<Vec<f64>, prometheus::Error> {
+    prometheus::exponential_buckets(64.0, 4.0, 10)
+}
+
 impl Metrics {
     /// Creates and registers every metric, including the process collector and build info.
     pub fn new() -> Result<Self, prometheus::Error> {
@@ -141,22 +163,6 @@ impl Metrics {
             registry: &registry,
             families: Default::default(),
         };
-        let seconds_buckets = || {
-            vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]
-        };
-        // Fine enough below a second that a quantile is not an artefact of bucket widths.
-        let latency_buckets = || {
-            vec![
-                0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.075,
-                0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]
-        };
-        // 64 B to 16 MiB, by powers of four.
-        let size_buckets = || prometheus::exponential_buckets(64.0, 4.0, 10);
-
         let build_info = r.add(IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -318,151 +324,8 @@ impl Metrics {
                 "consumer_task_restarts_total",
                 "Consumer tasks restarted after an unexpected end",
             )?)?,
-            consumer: ConsumerMetrics {
-                consumed: r.add(IntCounterVec::new(
-                    Opts::new(
-                        "kafka_consumer_records_total",
-                        "Records received by the processing consumers, by topic",
-                    ),
-                    &["topic"],
-                )?)?,
-                retries: r.add(IntCounter::new(
-                    "kafka_consumer_retries_total",
-                    "Handler retries",
-                )?)?,
-                dead_lettered: r.add(IntCounterVec::new(
-                    Opts::new(
-                        "kafka_consumer_dead_lettered_total",
-                        "Records written to the dead-letter topic, by source topic and reason",
-                    ),
-                    &["topic", "reason"],
-                )?)?,
-                rebalances: r.add(IntCounterVec::new(
-                    Opts::new(
-                        "kafka_consumer_rebalances_total",
-                        "Consumer group rebalances, by kind (assign, revoke, error)",
-                    ),
-                    &["kind"],
-                )?)?,
-                lag: r.add(IntGaugeVec::new(
-                    Opts::new(
-                        "kafka_consumer_lag_records",
-                        "Consumer lag in records, by topic and partition (librdkafka statistics)",
-                    ),
-                    &["topic", "partition"],
-                )?)?,
-                commits: r.add(IntCounterVec::new(
-                    Opts::new(
-                        "kafka_consumer_commits_total",
-                        "Offset commits, by result (ok, error)",
-                    ),
-                    &["result"],
-                )?)?,
-                committed: r.add(IntGaugeVec::new(
-                    Opts::new(
-                        "kafka_consumer_committed_offset",
-                        "Last committed offset, by topic and partition (librdkafka statistics)",
-                    ),
-                    &["topic", "partition"],
-                )?)?,
-                offset_resets: r.add(IntCounterVec::new(
-                    Opts::new(
-                        "kafka_consumer_offset_resets_total",
-                        "Positions from before the broker lost records (past the end of an \
-                         empty log, or abandoned when the service had to make its topics again), \
-                         moved by the auto.offset.reset policy, by topic and policy",
-                    ),
-                    &["topic", "policy"],
-                )?)?,
-            },
-            producer: ProducerMetrics {
-                sent: r.add(IntCounterVec::new(
-                    Opts::new(
-                        "kafka_producer_records_sent_total",
-                        "Records acknowledged by Kafka, by topic",
-                    ),
-                    &["topic"],
-                )?)?,
-                failed: r.add(IntCounterVec::new(
-                    Opts::new(
-                        "kafka_producer_records_failed_total",
-                        "Records Kafka did not acknowledge, by topic and reason",
-                    ),
-                    &["topic", "reason"],
-                )?)?,
-                delivery_seconds: r.add(HistogramVec::new(
-                    HistogramOpts::new(
-                        "kafka_producer_delivery_seconds",
-                        "Seconds from send to Kafka's acknowledgement or failure, by topic",
-                    )
-                    .buckets(seconds_buckets()),
-                    &["topic"],
-                )?)?,
-                bytes: r.add(IntCounterVec::new(
-                    Opts::new(
-                        "kafka_producer_bytes_total",
-                        "Key and value bytes acknowledged by Kafka, by topic",
-                    ),
-                    &["topic"],
-                )?)?,
-                queue_messages: r.add(IntGauge::new(
-                    "kafka_producer_queue_records",
-                    "Records in the producer's local queue, not yet acknowledged",
-                )?)?,
-                queue_bytes: r.add(IntGauge::new(
-                    "kafka_producer_queue_bytes",
-                    "Bytes in the producer's local queue (librdkafka statistics)",
-                )?)?,
-                broker_rtt_seconds: r.add(GaugeVec::new(
-                    Opts::new(
-                        "kafka_producer_broker_rtt_seconds",
-                        "Broker round-trip time in seconds over the last statistics window, by broker and statistic (avg, p99)",
-                    ),
-                    &["broker", "stat"],
-                )?)?,
-                broker_requests: r.add(IntGaugeVec::new(
-                    Opts::new(
-                        "kafka_producer_broker_requests",
-                        "Requests sent to the broker since the client started (librdkafka tx); rate() is the request rate",
-                    ),
-                    &["broker"],
-                )?)?,
-                broker_request_errors: r.add(IntGaugeVec::new(
-                    Opts::new(
-                        "kafka_producer_broker_request_errors",
-                        "Request errors towards the broker since the client started (librdkafka txerrs)",
-                    ),
-                    &["broker"],
-                )?)?,
-                broker_outbuf_requests: r.add(IntGaugeVec::new(
-                    Opts::new(
-                        "kafka_producer_broker_outbuf_requests",
-                        "Requests waiting to be sent to the broker (librdkafka outbuf_cnt)",
-                    ),
-                    &["broker"],
-                )?)?,
-                broker_waitresp_requests: r.add(IntGaugeVec::new(
-                    Opts::new(
-                        "kafka_producer_broker_waitresp_requests",
-                        "Requests sent and awaiting the broker's answer (librdkafka waitresp_cnt)",
-                    ),
-                    &["broker"],
-                )?)?,
-                topic_batch_bytes: r.add(GaugeVec::new(
-                    Opts::new(
-                        "kafka_producer_batch_size_bytes",
-                        "Average produce batch size in bytes over the last statistics window, by topic",
-                    ),
-                    &["topic"],
-                )?)?,
-                topic_batch_records: r.add(GaugeVec::new(
-                    Opts::new(
-                        "kafka_producer_batch_records",
-                        "Average records per produce batch over the last statistics window, by topic",
-                    ),
-                    &["topic"],
-                )?)?,
-            },
+            consumer: kafka::consumer(&r)?,
+            producer: kafka::producer(&r)?,
             build_info,
             registry: registry.clone(),
             families: Vec::new(),
