@@ -25,8 +25,6 @@
 //! Benchmarked instances raise the rate limits out of the way (they measure the service, not
 //! the limit); `--quick-start` runs the service as shipped.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +39,18 @@ use serde_json::{Value, json};
 
 #[path = "load/view.rs"]
 mod view;
+
+/// The integration tests' broker harness: a Tansu process per broker, its own port, storage
+/// and Kafka cluster id.
+#[allow(dead_code)]
+#[path = "../tests/api/helpers/broker.rs"]
+mod broker;
+/// The integration tests' "poll until" helpers.
+#[allow(dead_code)]
+#[path = "../tests/api/helpers/polling.rs"]
+mod polling;
+
+use broker::{Engine, TestBroker, free_port};
 
 struct Options {
     single_orders: usize,
@@ -115,23 +125,6 @@ impl Options {
         }
         o
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn tansu_bin() -> PathBuf {
-    std::env::var_os("TANSU_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-            home.join(".cargo/orderflow-tools/tansu-0.6.0/bin/tansu")
-        })
 }
 
 /// A child process killed when dropped.
@@ -300,17 +293,10 @@ fn spawn_service_with(
     Guard(child)
 }
 
+/// Waits until the service at `base` is ready (a first start builds its topics and joins
+/// its group).
 async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "service never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    polling::wait_ready(client, base, Duration::from_secs(120)).await
 }
 
 async fn metrics(client: &reqwest::Client, base: &str) -> String {
@@ -633,44 +619,14 @@ async fn wait_processed(client: &reqwest::Client, base: &str, target: f64) -> In
 /// The quick start's load: Tansu on `storage` (as `scripts/run-local.sh` starts it), one
 /// service with two consumer tasks, single POSTs paced at `rate` for `seconds`; prints, per
 /// 5-second window, orders answered 202 and 503 and the 202 latency percentiles.
-/// A Tansu broker on a free port with `engine` storage in a fresh folder: the process, the
-/// folder, and the bootstrap address, once it accepts connections.
-async fn start_broker(engine: &str) -> (Guard, tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let broker_port = free_port();
-    let url = format!("tcp://127.0.0.1:{broker_port}");
-    let broker = Command::new(tansu_bin())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", engine])
-        // A cluster id of its own, as every real cluster has (Tansu's default is shared).
-        .args(["--kafka-cluster-id", &format!("bench-{broker_port}")])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu (run scripts/install-tansu.sh or set TANSU_BIN)");
-    let broker = Guard(broker);
-    while std::net::TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (broker, dir, format!("127.0.0.1:{broker_port}"))
-}
-
 async fn quick_start(storage_kind: &str, rate: usize, seconds: u64) {
     let engine = match storage_kind {
-        "sqlite" => "sqlite://tansu.db",
-        "memory" => "memory://tansu/",
+        "sqlite" => Engine::Sqlite,
+        "memory" => Engine::Memory,
         other => panic!("--quick-start sqlite or memory, not {other}"),
     };
-    let (_broker, _storage, bootstrap) = start_broker(engine).await;
+    let broker = TestBroker::start(engine).await;
+    let bootstrap = broker.bootstrap();
     let client = reqwest::Client::new();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -743,8 +699,9 @@ async fn main() {
         quick_start(storage, options.paced_rate, options.paced_seconds).await;
         return;
     }
-    let (broker, _storage, bootstrap) = start_broker("memory://tansu/").await;
-    let broker_pid = broker.0.id();
+    let broker = TestBroker::start(Engine::Memory).await;
+    let bootstrap = broker.bootstrap();
+    let broker_pid = broker.pid().expect("the broker runs");
     if options.access_only {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
@@ -1069,8 +1026,9 @@ fn print_access(open_side: &mut AccessSide, keys_side: &mut AccessSide, concurre
 /// producer settings as the service's: idempotent, `acks=all`, `linger.ms=5`, at most 20,000
 /// in flight), once by the service's `POST /api/operations/migrate`.
 async fn migrate_phase(records: usize) {
-    let (_source_broker, _source_dir, source) = start_broker("memory://tansu/").await;
-    let (_target_broker, _target_dir, target) = start_broker("memory://tansu/").await;
+    let source_broker = TestBroker::start(Engine::Memory).await;
+    let target_broker = TestBroker::start(Engine::Memory).await;
+    let (source, target) = (source_broker.bootstrap(), target_broker.bootstrap());
     let topic = "bench.migrate";
     create_topic(&source, topic, 6).await;
     create_topic(&target, "bench.rawcopy", 6).await;

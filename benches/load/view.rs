@@ -23,9 +23,10 @@ use orderflow::orders::{Order, OrderEvent, OrderRequest, OrderRules, OrderSnapsh
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
+use super::broker::{Engine, TestBroker};
 use super::{
     Access, create_topic, free_port, metrics, percentile, raw_consume, rss_bytes, sample,
-    single_phase, spawn_service_with, start_broker, wait_ready,
+    single_phase, spawn_service_with, wait_ready,
 };
 
 const PARTITIONS: i32 = 6;
@@ -158,7 +159,8 @@ fn mib(bytes: u64) -> f64 {
 }
 
 pub async fn view_phase(count: usize) {
-    let (broker, _storage, bootstrap) = start_broker("memory://tansu/").await;
+    let broker = TestBroker::start(Engine::Memory).await;
+    let bootstrap = broker.bootstrap();
     println!(
         "status view at {count} orders: {} cores, tansu memory storage, {PARTITIONS} partitions per topic",
         std::thread::available_parallelism().map_or(0, |n| n.get())

@@ -13,5 +13,7 @@ mod lifecycle;
 mod live;
 mod new_user;
 mod observability;
+mod operations;
 mod processing;
+mod templates;
 mod view;

@@ -1,0 +1,19 @@
+//! Test harness: a real Tansu broker per test (own port, own storage), the service started
+//! on port 0 against it with its own topics, and a plain rdkafka reader to see what landed.
+//! Split by concern: the broker, the app, Kafka clients, metrics, access, polling.
+
+mod access;
+mod app;
+pub mod broker;
+mod clusters;
+mod kafka;
+mod metrics;
+mod polling;
+
+pub use access::*;
+pub use app::*;
+pub use broker::*;
+pub use clusters::*;
+pub use kafka::*;
+pub use metrics::*;
+pub use polling::*;
