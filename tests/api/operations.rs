@@ -10,6 +10,21 @@ use crate::helpers::*;
 const SECONDS_10: Duration = Duration::from_secs(10);
 const TENTH: Duration = Duration::from_millis(100);
 
+/// Starts an operation of `kind` (`replicate`, `migrate`): 202, where to follow it, and the
+/// operation as accepted.
+async fn start_operation(app: &TestApp, kind: &str, request: &Value) -> (String, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/operations/{kind}")))
+        .json(request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    (location, response.json().await.unwrap())
+}
+
 async fn wait_finished(app: &TestApp, location: &str) -> Value {
     poll_until(
         "operation never finished",
@@ -52,16 +67,7 @@ async fn replicate_creates_the_topic_structure_on_the_targets_as_a_tracked_opera
     }
 
     let request = json!({"source_cluster_id": "default", "target_cluster_ids": ["second"], "topics": [wide, narrow]});
-    let response = app
-        .client
-        .post(app.url("/api/operations/replicate"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_string();
-    let accepted: Value = response.json().await.unwrap();
+    let (location, accepted) = start_operation(&app, "replicate", &request).await;
     assert_eq!(accepted["operation_type"], "replicate");
     assert!(["pending", "running", "completed"].contains(&accepted["status"].as_str().unwrap()));
     let done = wait_finished(&app, &location).await;
@@ -206,29 +212,13 @@ async fn replicate_creates_the_topic_structure_on_the_targets_as_a_tracked_opera
 
 #[tokio::test]
 async fn a_cancelled_operation_stops_and_says_so() {
-    let home = TestBroker::start(Engine::Memory).await;
     // The target's broker takes requests but its answers are held back, so the operation
     // is still at work when the cancel arrives.
-    let target = TestBroker::start_behind_proxy(Engine::Memory).await;
-    let mut settings = test_settings(&home);
-    settings.processing.consumers = 0;
-    settings.kafka.admin_timeout = Duration::from_millis(3_000);
-    settings.clusters.insert(
-        "slow".into(),
-        cluster("Slow", "testing", target.bootstrap()),
-    );
+    let (_home, target, settings) = slow_target().await;
     let app = TestApp::spawn(settings).await;
     target.hold_answers(true);
     let request = json!({"source_cluster_id": "default", "target_cluster_ids": ["slow"]});
-    let response = app
-        .client
-        .post(app.url("/api/operations/replicate"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let (location, _) = start_operation(&app, "replicate", &request).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, cancelling) = send(&app, reqwest::Method::DELETE, &location, None).await;
     assert_eq!(status, 202, "{cancelling}");
@@ -317,15 +307,7 @@ async fn migrate_copies_every_record_and_translates_group_offsets() {
 
     let request = json!({"source_cluster_id": "default", "target_cluster_id": "second",
         "topics": [topic], "include_consumer_groups": true});
-    let response = app
-        .client
-        .post(app.url("/api/operations/migrate"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let (location, _) = start_operation(&app, "migrate", &request).await;
     let done = wait_finished(&app, &location).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["records_total"], records);
@@ -370,15 +352,7 @@ async fn migrate_copies_every_record_and_translates_group_offsets() {
 
 #[tokio::test]
 async fn a_cancelled_migrate_stops_and_says_how_far_it_got() {
-    let home = TestBroker::start(Engine::Memory).await;
-    let target = TestBroker::start_behind_proxy(Engine::Memory).await;
-    let mut settings = test_settings(&home);
-    settings.processing.consumers = 0;
-    settings.kafka.admin_timeout = Duration::from_millis(3_000);
-    settings.clusters.insert(
-        "slow".into(),
-        cluster("Slow", "testing", target.bootstrap()),
-    );
+    let (home, target, settings) = slow_target().await;
     let app = TestApp::spawn(settings).await;
     let topic = format!("mig-cancel-{}", uuid::Uuid::new_v4().simple());
     for cluster_id in ["default", "slow"] {
@@ -419,15 +393,7 @@ async fn a_cancelled_migrate_stops_and_says_how_far_it_got() {
 
     let request =
         json!({"source_cluster_id": "default", "target_cluster_id": "slow", "topics": [topic]});
-    let response = app
-        .client
-        .post(app.url("/api/operations/migrate"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let (location, _) = start_operation(&app, "migrate", &request).await;
     // Once some records are across, the target stops answering and the migrate is cancelled.
     poll_until(
         "nothing was copied",

@@ -53,3 +53,19 @@ pub async fn two_clusters() -> (TestBroker, TestBroker, Settings) {
     );
     (home, second, settings)
 }
+
+/// A home broker and a target registered as cluster `slow`, reached through a proxy whose
+/// answers the test can hold back ([`TestBroker::hold_answers`]); admin calls give up after
+/// 3 s.
+pub async fn slow_target() -> (TestBroker, TestBroker, Settings) {
+    let home = TestBroker::start(Engine::Memory).await;
+    let target = TestBroker::start_behind_proxy(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.processing.consumers = 0;
+    settings.kafka.admin_timeout = std::time::Duration::from_millis(3_000);
+    settings.clusters.insert(
+        "slow".into(),
+        cluster("Slow", "testing", target.bootstrap()),
+    );
+    (home, target, settings)
+}
