@@ -14,7 +14,9 @@ use crate::clusters::operations::Operations;
 use crate::clusters::options::OptionPolicy;
 use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::templates::Templates;
-use crate::clusters::{ClusterRegistry, ClusterSettings, ClustersParts, ClustersState};
+use crate::clusters::{
+    ClusterRegistry, ClusterSettings, ClustersParts, ClustersState, MessageLimits,
+};
 use crate::config::Settings;
 use crate::http::audit::AuditLog;
 use crate::http::auth::{AccessControl, AuthMode};
@@ -309,6 +311,7 @@ impl Clusters {
                 .map(|topic| topic.name.clone())
                 .collect(),
             shutdown: shutdown.clone(),
+            messages: MessageLimits::new(&settings.admin, settings.http.retry_after),
         })
     }
 

@@ -3,6 +3,7 @@
 //! operations across clusters.
 
 pub mod broker;
+pub mod filter;
 pub mod health;
 pub mod local;
 mod migrate;
@@ -15,4 +16,4 @@ mod state;
 pub mod templates;
 
 pub use registry::{ClusterRegistry, ClusterSettings, RegisteredCluster};
-pub use state::{ClustersParts, ClustersState};
+pub use state::{ClustersParts, ClustersState, MessageLimits};

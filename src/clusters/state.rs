@@ -50,4 +50,41 @@ pub struct ClustersParts {
     pub control_topics: Vec<String>,
     /// Cancelled when the service is stopping (operations stop).
     pub shutdown: CancellationToken,
+    /// What message searches and streams may take.
+    pub messages: MessageLimits,
+}
+
+/// What message searches may read, and the bound on message streams (streamed searches,
+/// exports, live tails) open at once on this instance.
+pub struct MessageLimits {
+    /// `admin.max_scan`.
+    pub max_scan: u64,
+    /// `admin.scan_budget_ms`.
+    pub scan_budget: std::time::Duration,
+    /// `admin.stream_budget_ms`.
+    pub stream_budget: std::time::Duration,
+    permits: Arc<tokio::sync::Semaphore>,
+    retry_after: std::time::Duration,
+}
+
+impl MessageLimits {
+    /// From `[admin]`; a refused stream says `Retry-After: retry_after`.
+    pub fn new(settings: &crate::config::AdminSettings, retry_after: std::time::Duration) -> Self {
+        MessageLimits {
+            max_scan: settings.max_scan,
+            scan_budget: settings.scan_budget,
+            stream_budget: settings.stream_budget,
+            permits: Arc::new(tokio::sync::Semaphore::new(settings.max_message_streams)),
+            retry_after,
+        }
+    }
+
+    /// A place for one more stream, or `503 overloaded`.
+    pub fn open(&self) -> Result<tokio::sync::OwnedSemaphorePermit, crate::http::error::ApiError> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            crate::http::error::ApiError::Overloaded {
+                retry_after: self.retry_after,
+            }
+        })
+    }
 }

@@ -82,6 +82,19 @@ pub struct AdminSettings {
     pub max_running_operations: usize,
     /// Operations waiting to run on this instance; beyond it a new one is `429`. Default 16.
     pub max_pending_operations: usize,
+    /// Most records one message search reads (its `max_scan` is capped here). Default
+    /// 1,000,000.
+    pub max_scan: u64,
+    /// How long a message search answered as one JSON body may read (less than
+    /// `http.request_timeout_ms`). Default 4,000 ms.
+    #[serde(rename = "scan_budget_ms", deserialize_with = "millis")]
+    pub scan_budget: Duration,
+    /// How long a streamed search or export (SSE, NDJSON) may read. Default 300,000 ms.
+    #[serde(rename = "stream_budget_ms", deserialize_with = "millis")]
+    pub stream_budget: Duration,
+    /// Message streams (streamed searches, exports, live tails) open at once on this
+    /// instance; beyond it a new one is `503 overloaded`. Default 16.
+    pub max_message_streams: usize,
 }
 
 impl AdminSettings {

@@ -150,6 +150,25 @@ fn status_view(s: &Settings) -> Result<(), ConfigError> {
 }
 
 fn admin(s: &Settings) -> Result<(), ConfigError> {
+    ensure(s.admin.max_scan > 0, "admin.max_scan", ABOVE_ZERO)?;
+    ensure(
+        !s.admin.scan_budget.is_zero() && s.admin.scan_budget < s.http.request_timeout,
+        "admin.scan_budget_ms",
+        format!(
+            "must be greater than 0 and less than http.request_timeout_ms ({})",
+            s.http.request_timeout.as_millis()
+        ),
+    )?;
+    ensure(
+        !s.admin.stream_budget.is_zero(),
+        "admin.stream_budget_ms",
+        ABOVE_ZERO,
+    )?;
+    ensure(
+        s.admin.max_message_streams > 0,
+        "admin.max_message_streams",
+        ABOVE_ZERO,
+    )?;
     ensure(
         s.admin.max_partitions_per_topic >= 1 && s.admin.max_partitions_per_request >= 1,
         "admin.max_partitions_per_topic, admin.max_partitions_per_request",

@@ -222,7 +222,12 @@ async fn messages_are_produced_and_browsed_without_a_group() {
         ))
         .await;
     assert_eq!(status, 200);
-    let page = page.as_array().unwrap();
+    assert_eq!(page["stopped"], "end", "{page}");
+    assert_eq!(
+        (page["scanned"].as_u64(), page["matched"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let page = page["records"].as_array().unwrap();
     assert_eq!(page.len(), 3);
     assert_eq!(page[0]["value"], json!({"n": 1}));
     assert_eq!(page[0]["key"], "a");
@@ -235,11 +240,12 @@ async fn messages_are_produced_and_browsed_without_a_group() {
             "/api/admin/topics/{topic}/messages?partition=0&from=end&limit=1"
         ))
         .await;
-    assert_eq!(last.as_array().unwrap().len(), 1);
-    assert_eq!(last[0]["offset"], 2);
+    assert_eq!(last["records"].as_array().unwrap().len(), 1);
+    assert_eq!(last["records"][0]["offset"], 2);
+    assert_eq!(last["stopped"], "limit");
 
     let (status, problem) = app
-        .get_json(&format!("/api/admin/topics/{topic}/messages?limit=501"))
+        .get_json(&format!("/api/admin/topics/{topic}/messages?limit=1001"))
         .await;
     assert_eq!(
         (status, problem["code"].as_str()),

@@ -101,7 +101,7 @@ async fn a_registered_cluster_is_managed_beside_the_home_one() {
         None,
     )
     .await;
-    assert_eq!(browsed[0]["key"], "k1");
+    assert_eq!(browsed["records"][0]["key"], "k1", "{browsed}");
 
     // The service's own topics are protected on its home cluster only.
     let orders = app.settings.topics.orders.name.clone();

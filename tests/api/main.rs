@@ -11,6 +11,7 @@ mod helpers;
 mod intake;
 mod lifecycle;
 mod live;
+mod messages;
 mod new_user;
 mod observability;
 mod operations;

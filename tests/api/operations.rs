@@ -333,10 +333,11 @@ async fn migrate_copies_every_record_and_translates_group_offsets() {
             "/api/clusters/second/topics/{topic}/messages?partition=1&offset=10&limit=1"
         ))
         .await;
-    assert_eq!(first[0]["key"], "k1");
-    assert_eq!(first[0]["value"], json!({"n": 1}));
-    assert_eq!(first[0]["headers"]["origin"], "home");
-    assert_eq!(first[0]["timestamp_ms"], 1_700_000_000_001_i64);
+    let first = &first["records"][0];
+    assert_eq!(first["key"], "k1");
+    assert_eq!(first["value"], json!({"n": 1}));
+    assert_eq!(first["headers"]["origin"], "home");
+    assert_eq!(first["timestamp_ms"], 1_700_000_000_001_i64);
     // The group resumes where it stopped: source offset 100 is target offset 110.
     let (_, group) = app
         .get_json("/api/clusters/second/consumer-groups/mig-readers")

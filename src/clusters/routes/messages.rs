@@ -1,5 +1,5 @@
-//! Messages: browse a partition without committing, and produce records (to the
-//! service's own topics only with `force=true`).
+//! Messages written: produce records (to the service's own topics only with
+//! `force=true`). Reading them is `search.rs`.
 
 use std::collections::BTreeMap;
 
@@ -8,85 +8,13 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{MAX_BROWSE, MAX_PRODUCE, audit_details};
+use super::{MAX_PRODUCE, audit_details};
 use super::{Target, TopicPath};
 use crate::clusters::ClustersState;
 use crate::http::audit::AuditDetails;
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
 use crate::kafka::RawRecord;
-use crate::kafka::admin::BrowsedRecord;
-
-/// Query of `GET /api/admin/topics/{name}/messages`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct BrowseQuery {
-    /// Partition to read (default 0).
-    #[serde(default)]
-    #[param(minimum = 0)]
-    pub partition: i32,
-    /// First offset to read; without it (or with `from=end`) the last `limit` records.
-    #[param(minimum = 0)]
-    pub offset: Option<i64>,
-    /// `end` to read the newest records.
-    #[param(value_type = Option<BrowseFrom>, inline)]
-    pub from: Option<String>,
-    /// How many, 1 to 500 (default 20).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<usize>,
-}
-
-/// Where a browse starts without an offset.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum BrowseFrom {
-    /// The newest `limit` records.
-    End,
-}
-
-/// Read records of a topic.
-///
-/// From one partition, starting at `offset` or the newest `limit` records; nothing is
-/// committed, no group is joined.
-#[utoipa::path(get, path = "/topics/{name}/messages", tag = "messages", params(("name" = String, Path, description = "Topic name"), BrowseQuery),
-    responses(
-        (status = 200, description = "The records, oldest first", body = Vec<BrowsedRecord>),
-        (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
-pub(super) async fn browse(
-    target: Target,
-    Path(TopicPath { name }): Path<TopicPath>,
-    QueryParams(query): QueryParams<BrowseQuery>,
-) -> Result<Json<Vec<BrowsedRecord>>, ApiError> {
-    let limit = query.limit.unwrap_or(20);
-    if query.partition < 0 || query.offset.is_some_and(|o| o < 0) {
-        return Err(ApiError::InvalidQuery(
-            "partition and offset must not be negative".into(),
-        ));
-    }
-    if !(1..=MAX_BROWSE).contains(&limit) {
-        return Err(ApiError::InvalidQuery(format!(
-            "limit must be 1 to {MAX_BROWSE}"
-        )));
-    }
-    let offset = match query.from.as_deref() {
-        Some("end") => None,
-        Some(other) => {
-            return Err(ApiError::InvalidQuery(format!(
-                "from={other:?}: only \"end\" is known"
-            )));
-        }
-        None => query.offset,
-    };
-    Ok(Json(
-        target
-            .admin()
-            .browse(&name, query.partition, offset, limit)
-            .await?,
-    ))
-}
 
 /// One record to produce.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -34,16 +34,16 @@ pub mod local;
 pub mod messages;
 pub mod operations;
 pub mod registry;
+pub mod search;
 pub mod templates;
 pub mod topics;
 
 use broker::*;
 use groups::*;
 use messages::*;
+use search::*;
 use topics::*;
 
-/// Most records one browse request returns.
-pub const MAX_BROWSE: usize = 500;
 /// Most records one produce request carries.
 pub const MAX_PRODUCE: usize = 1000;
 
@@ -85,7 +85,8 @@ where
         .routes(scoped(Write, routes!(delete_topic)))
         .routes(scoped(Write, routes!(alter_configs)))
         .routes(scoped(Write, routes!(add_partitions)))
-        .routes(scoped(Read, routes!(browse)))
+        .routes(scoped(Read, routes!(search)))
+        .routes(scoped(Read, routes!(tail)))
         .routes(scoped(Write, routes!(produce)))
         .routes(scoped(Read, routes!(list_groups)))
         .routes(scoped(Read, routes!(describe_group)))

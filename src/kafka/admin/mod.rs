@@ -85,10 +85,13 @@ fn from_code(code: Option<RDKafkaErrorCode>, text: String) -> AdminError {
 }
 
 mod groups;
-mod messages;
+mod scan;
 mod topics;
 mod types;
 
+pub use scan::{
+    Direction, RecordView, ScanEvent, ScanOutcome, ScanProgress, ScanRequest, ScanStart, StopReason,
+};
 pub use types::*;
 
 /// Partitions no request may ask for, whatever the configured limits: the bound the API
