@@ -342,6 +342,17 @@ async fn consumer_group_lag_reset_and_delete() {
     let path = format!("/api/admin/consumer-groups/{group}/offsets");
     let (status, problem) = send(&app, reqwest::Method::POST, &path, Some(reset.clone())).await;
     assert_eq!((status, problem["code"].as_str()), (409, Some("conflict")));
+    // A dry run changes nothing, so it answers even with members.
+    let dry = json!({"topic": topic, "to": "earliest", "dry_run": true});
+    let (status, preview) = send(&app, reqwest::Method::POST, &path, Some(dry)).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        (
+            preview[0]["previous_offset"].as_i64(),
+            preview[0]["committed_offset"].as_i64()
+        ),
+        (Some(4), Some(0))
+    );
 
     tokio::task::spawn_blocking(move || drop(consumer))
         .await

@@ -14,6 +14,7 @@ mod live;
 mod messages;
 mod new_user;
 mod observability;
+mod offsets;
 mod operations;
 mod processing;
 mod templates;

@@ -1,17 +1,19 @@
 //! Consumer groups: list, describe with lag, reset offsets, delete.
 
+use std::collections::BTreeMap;
+
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::audit_details;
 use super::{GroupPath, Target};
 use crate::http::audit::AuditDetails;
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::JsonBody;
-use crate::kafka::admin::{GroupDetails, GroupSummary, PartitionLag, ResetTo};
+use crate::kafka::admin::{GroupDetails, GroupSummary, OffsetMove, ResetTo};
 
 /// List consumer groups.
 #[utoipa::path(get, path = "/consumer-groups", tag = "consumer-groups",
@@ -50,49 +52,97 @@ pub(super) async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Body of `POST /api/admin/consumer-groups/{id}/offsets`.
+/// Body of `POST …/consumer-groups/{id}/offsets`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResetOffsets {
-    /// The topic whose offsets move (every partition).
+    /// The topic whose offsets move.
     pub topic: String,
-    /// `earliest`, `latest`, or `offset` (then `offset` is required).
-    pub to: String,
-    /// The offset for `to = "offset"`, clamped to each partition's watermarks.
+    /// `earliest`, `latest`, `offset`, `timestamp`, `shift` or `group`; absent with explicit
+    /// per-partition offsets.
+    pub to: Option<String>,
+    /// For `to = "offset"`: this offset on every partition.
     #[serde(
         default,
         deserialize_with = "crate::http::extract::optional_whole_number"
     )]
     pub offset: Option<i64>,
+    /// For `to = "timestamp"` (RFC 3339): each partition to its first record at or after it.
+    pub timestamp: Option<String>,
+    /// For `to = "shift"`: move each committed offset by this many (±).
+    #[serde(
+        default,
+        deserialize_with = "crate::http::extract::optional_whole_number"
+    )]
+    pub by: Option<i64>,
+    /// For `to = "group"`: copy this group's committed offsets.
+    pub group: Option<String>,
+    /// Only these partitions (numbers), or explicit offsets (`{"partition", "offset"}`).
+    pub partitions: Option<Vec<PartitionChoice>>,
+    /// Say where the offsets would go; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A partition of `partitions`: its number, or its number and an offset.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PartitionChoice {
+    /// Only this partition.
+    Number(i32),
+    /// This partition to this offset.
+    Offset {
+        /// Partition.
+        partition: i32,
+        /// Offset (clamped to the partition's watermarks).
+        offset: i64,
+    },
 }
 
 impl utoipa::PartialSchema for ResetOffsets {
-    /// Either `{"topic", "to": "earliest" | "latest"}` or `{"topic", "to": "offset",
-    /// "offset"}`: the rule the handler applies, stated so that clients and fuzzers see it.
+    /// One shape per way to move the offsets: the rule the handler applies, stated so that
+    /// clients and fuzzers see it.
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let topic = json!({"type": "string", "description": "The topic whose offsets move (every partition)"});
+        let topic = json!({"type": "string", "description": "The topic whose offsets move"});
+        let only = json!({"type": "array", "description": "Only these partitions",
+            "items": {"type": "integer", "format": "int32", "minimum": 0}});
+        let dry_run = json!({"type": "boolean", "description": "Say where the offsets would go; change nothing"});
+        let shape = |to: Value, required: &[&str], extra: Value| {
+            let mut properties = json!({"topic": topic, "partitions": only, "dry_run": dry_run});
+            if !to.is_null() {
+                properties["to"] = to;
+            }
+            for (name, schema) in extra.as_object().into_iter().flatten() {
+                properties[name] = schema.clone();
+            }
+            json!({"type": "object", "required": required, "properties": properties,
+                   "additionalProperties": false})
+        };
+        let explicit = json!({"type": "object", "required": ["topic", "partitions"],
+            "properties": {
+                "topic": topic, "dry_run": dry_run,
+                "partitions": {"type": "array", "minItems": 1, "description": "Each partition to its offset",
+                    "items": {"type": "object", "required": ["partition", "offset"], "additionalProperties": false,
+                        "properties": {"partition": {"type": "integer", "format": "int32", "minimum": 0},
+                                       "offset": {"type": "integer", "format": "int64", "minimum": 0}}}}
+            },
+            "additionalProperties": false});
         let schema = json!({
             "oneOf": [
-                {
-                    "type": "object",
-                    "required": ["topic", "to"],
-                    "properties": {
-                        "topic": topic,
-                        "to": {"type": "string", "enum": ["earliest", "latest"]}
-                    },
-                    "additionalProperties": false
-                },
-                {
-                    "type": "object",
-                    "required": ["topic", "to", "offset"],
-                    "properties": {
-                        "topic": topic,
-                        "to": {"type": "string", "enum": ["offset"]},
-                        "offset": {"type": "integer", "format": "int64", "minimum": 0,
-                                   "description": "Clamped to each partition's watermarks"}
-                    },
-                    "additionalProperties": false
-                }
+                shape(json!({"type": "string", "enum": ["earliest", "latest"]}), &["topic", "to"], json!({})),
+                shape(json!({"type": "string", "enum": ["offset"]}), &["topic", "to", "offset"],
+                    json!({"offset": {"type": "integer", "format": "int64", "minimum": 0,
+                                      "description": "Clamped to each partition's watermarks"}})),
+                shape(json!({"type": "string", "enum": ["timestamp"]}), &["topic", "to", "timestamp"],
+                    json!({"timestamp": {"type": "string", "format": "date-time",
+                                         "description": "Each partition to its first record at or after it"}})),
+                shape(json!({"type": "string", "enum": ["shift"]}), &["topic", "to", "by"],
+                    json!({"by": {"type": "integer", "format": "int64",
+                                  "description": "Moves each committed offset by this many, clamped to the log"}})),
+                shape(json!({"type": "string", "enum": ["group"]}), &["topic", "to", "group"],
+                    json!({"group": {"type": "string", "minLength": 1, "maxLength": 255,
+                                     "description": "The group whose committed offsets are copied"}})),
+                explicit,
             ]
         });
         serde_json::from_value(schema).unwrap_or_default()
@@ -103,39 +153,122 @@ impl utoipa::ToSchema for ResetOffsets {}
 
 /// Reset a group's offsets on a topic.
 ///
-/// Moves every partition of the topic to the earliest or latest offset, or to a given one
-/// (clamped to the watermarks). Refused while the group has members.
+/// Moves the partitions of the topic (all, or `partitions`) to the earliest or latest
+/// offset, a given offset, the first record at or after a time, the committed offset
+/// shifted by ±N, or another group's committed offsets; or each partition to its own
+/// offset. Every new offset is clamped to its partition's watermarks. `dry_run` answers
+/// each partition's current and new offset and changes nothing. Refused while the group has
+/// members (a dry run is not).
 #[utoipa::path(post, path = "/consumer-groups/{id}/offsets", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
-    request_body(content = ResetOffsets, example = json!({"topic": "orders", "to": "earliest"})),
+    request_body(content = ResetOffsets, example = json!({"topic": "orders", "to": "timestamp", "timestamp": "2026-11-30T10:00:00Z", "dry_run": true})),
     responses(
-        (status = 200, description = "The new committed offsets and lag", body = Vec<PartitionLag>),
-        (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Each partition's previous and new committed offset, and lag", body = Vec<OffsetMove>),
+        (status = 404, description = "No such group, topic or partition (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The group has active members (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn reset_offsets(
     target: Target,
     Path(GroupPath { id }): Path<GroupPath>,
     JsonBody(body): JsonBody<ResetOffsets>,
-) -> Result<(Extension<AuditDetails>, Json<Vec<PartitionLag>>), ApiError> {
-    let to = match (body.to.as_str(), body.offset) {
-        ("earliest", None) => ResetTo::Earliest,
-        ("latest", None) => ResetTo::Latest,
-        ("offset", Some(o)) if o >= 0 => ResetTo::Offset(o),
-        _ => {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                "to",
-                "must be \"earliest\", \"latest\", or \"offset\" with a non-negative offset",
-            )]));
-        }
-    };
-    let lag = target
+) -> Result<(Extension<AuditDetails>, Json<Vec<OffsetMove>>), ApiError> {
+    let (to, only) = reset_plan(&body)?;
+    let moves = target
         .admin()
-        .reset_group_offsets(&id, &body.topic, to)
+        .reset_group_offsets(&id, &body.topic, to, only, body.dry_run)
         .await?;
     let details = audit_details(json!({
         "topic": body.topic,
-        "to": body.to,
-        "offset": body.offset,
+        "to": body.to.as_deref().unwrap_or("offsets"),
+        "dry_run": body.dry_run,
+        "moved": moves.iter().filter(|m| m.previous_offset != m.committed_offset).count(),
     }));
-    Ok((details, Json(lag)))
+    Ok((details, Json(moves)))
+}
+
+/// What a reset asks for, or which field is wrong.
+fn reset_plan(body: &ResetOffsets) -> Result<(ResetTo, Option<Vec<i32>>), ApiError> {
+    let refuse = |field: &str, why: &str| ApiError::Validation(vec![FieldError::new(field, why)]);
+    let mut numbers = Vec::new();
+    let mut explicit = BTreeMap::new();
+    for choice in body.partitions.iter().flatten() {
+        match *choice {
+            PartitionChoice::Number(p) if p >= 0 => numbers.push(p),
+            PartitionChoice::Offset { partition, offset } if partition >= 0 && offset >= 0 => {
+                explicit.insert(partition, offset);
+            }
+            _ => {
+                return Err(refuse(
+                    "partitions",
+                    "partitions and offsets must not be negative",
+                ));
+            }
+        }
+    }
+    if !numbers.is_empty() && !explicit.is_empty() {
+        return Err(refuse(
+            "partitions",
+            "either partition numbers (which to move) or {partition, offset} objects (where to), not both",
+        ));
+    }
+    let given = [
+        ("offset", body.offset.is_some()),
+        ("timestamp", body.timestamp.is_some()),
+        ("by", body.by.is_some()),
+        ("group", body.group.is_some()),
+    ];
+    let needs = match body.to.as_deref() {
+        None | Some("earliest" | "latest") => None,
+        Some("offset") => Some("offset"),
+        Some("timestamp") => Some("timestamp"),
+        Some("shift") => Some("by"),
+        Some("group") => Some("group"),
+        Some(_) => {
+            return Err(refuse(
+                "to",
+                "must be earliest, latest, offset, timestamp, shift or group (or absent with {partition, offset} objects)",
+            ));
+        }
+    };
+    for (field, present) in given {
+        if present && needs != Some(field) {
+            return Err(refuse(field, "does not go with this \"to\""));
+        }
+        if !present && needs == Some(field) {
+            return Err(refuse(field, "is required with this \"to\""));
+        }
+    }
+    let to = match body.to.as_deref() {
+        None if explicit.is_empty() => {
+            return Err(refuse(
+                "to",
+                "is required unless partitions gives {partition, offset} objects",
+            ));
+        }
+        None => ResetTo::Explicit(explicit),
+        Some(_) if !explicit.is_empty() => {
+            return Err(refuse(
+                "partitions",
+                "{partition, offset} objects go without \"to\"",
+            ));
+        }
+        Some("earliest") => ResetTo::Earliest,
+        Some("latest") => ResetTo::Latest,
+        Some("offset") => match body.offset {
+            Some(o) if o >= 0 => ResetTo::Offset(o),
+            _ => return Err(refuse("offset", "must not be negative")),
+        },
+        Some("timestamp") => {
+            let text = body.timestamp.as_deref().unwrap_or_default();
+            let at = chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| refuse("timestamp", "must be an RFC 3339 time"))?;
+            ResetTo::Timestamp(at.timestamp_millis())
+        }
+        Some("shift") => ResetTo::Shift(body.by.unwrap_or_default()),
+        Some(_) => {
+            let group = body.group.clone().unwrap_or_default();
+            crate::kafka::validate_group_id(&group).map_err(|why| refuse("group", &why))?;
+            ResetTo::Group(group)
+        }
+    };
+    Ok((to, (!numbers.is_empty()).then_some(numbers)))
 }

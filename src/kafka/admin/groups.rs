@@ -120,43 +120,126 @@ impl KafkaAdmin {
             .create_with_context(ClientContext::default())?)
     }
 
-    /// Moves the group's committed offsets on `topic` (every partition). Refused while the
-    /// group has members: they would overwrite it at their next commit.
+    /// Moves the group's committed offsets on `topic` (every partition, or those in
+    /// `only`), each clamped to its partition's watermarks; with `dry_run`, only says where
+    /// they would go. Refused while the group has members (unless a dry run): they would
+    /// overwrite it at their next commit.
     pub async fn reset_group_offsets(
         &self,
         group_id: &str,
         topic: &str,
         to: ResetTo,
-    ) -> Result<Vec<PartitionLag>, AdminError> {
+        only: Option<Vec<i32>>,
+        dry_run: bool,
+    ) -> Result<Vec<OffsetMove>, AdminError> {
         named_group(group_id)?;
         named_topic(topic)?;
-        self.refuse_active_group(group_id).await?;
+        if let ResetTo::Group(other) = &to {
+            named_group(other)?;
+        }
+        if !dry_run {
+            self.refuse_active_group(group_id).await?;
+        }
         let group = self.group_client(group_id)?;
+        let source = match &to {
+            ResetTo::Group(other) => Some(self.group_client(other)?),
+            _ => None,
+        };
         let topic = topic.to_string();
         self.blocking(move |consumer, timeout| {
             let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
             let t = existing_topic(&metadata, &topic)?;
-            let mut target = TopicPartitionList::new();
-            let mut result = Vec::new();
-            for p in t.partitions() {
-                let (low, high) = consumer.fetch_watermarks(&topic, p.id(), timeout)?;
-                let offset = match to {
-                    ResetTo::Earliest => low,
-                    ResetTo::Latest => high,
-                    ResetTo::Offset(o) => o.clamp(low, high),
+            let partitions: Vec<i32> = t
+                .partitions()
+                .iter()
+                .map(|p| p.id())
+                .filter(|p| only.as_ref().is_none_or(|o| o.contains(p)))
+                .collect();
+            if let Some(missing) = only
+                .iter()
+                .flatten()
+                .chain(match &to {
+                    ResetTo::Explicit(offsets) => offsets.keys().collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                })
+                .find(|p| !t.partitions().iter().any(|q| q.id() == **p))
+            {
+                return Err(AdminError::NotFound(format!(
+                    "partition {missing} of {topic}"
+                )));
+            }
+            let committed =
+                |client: &RdBaseConsumer<ClientContext>| -> Result<BTreeMap<i32, i64>, AdminError> {
+                    let mut wanted = TopicPartitionList::new();
+                    for p in &partitions {
+                        wanted.add_partition(&topic, *p);
+                    }
+                    Ok(client
+                        .committed_offsets(wanted, timeout)?
+                        .elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            Offset::Offset(o) => Some((e.partition(), o)),
+                            _ => None,
+                        })
+                        .collect())
                 };
-                target.add_partition_offset(&topic, p.id(), Offset::Offset(offset))?;
-                result.push(PartitionLag {
+            let previous = committed(&group)?;
+            let copied = source.as_ref().map(committed).transpose()?;
+            let times = match to {
+                ResetTo::Timestamp(ms) => {
+                    let mut list = TopicPartitionList::new();
+                    for p in &partitions {
+                        list.add_partition_offset(&topic, *p, Offset::Offset(ms))?;
+                    }
+                    consumer
+                        .offsets_for_times(list, timeout)?
+                        .elements()
+                        .iter()
+                        .map(|e| (e.partition(), e.offset()))
+                        .collect()
+                }
+                _ => BTreeMap::new(),
+            };
+            let mut target = TopicPartitionList::new();
+            let mut moves = Vec::new();
+            for p in partitions {
+                let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+                let before = previous.get(&p).copied();
+                let wanted = match &to {
+                    ResetTo::Earliest => Some(low),
+                    ResetTo::Latest => Some(high),
+                    ResetTo::Offset(o) => Some(*o),
+                    ResetTo::Timestamp(_) => Some(match times.get(&p) {
+                        Some(Offset::Offset(o)) => *o,
+                        // No record at or after the time: the end.
+                        _ => high,
+                    }),
+                    ResetTo::Shift(by) => Some(before.unwrap_or(low).saturating_add(*by)),
+                    ResetTo::Group(_) => copied.as_ref().and_then(|c| c.get(&p).copied()),
+                    ResetTo::Explicit(offsets) => offsets.get(&p).copied().or(before),
+                };
+                let after = wanted.map(|o| o.clamp(low, high.max(low)));
+                if let Some(offset) = after
+                    && after != before
+                {
+                    target.add_partition_offset(&topic, p, Offset::Offset(offset))?;
+                }
+                moves.push(OffsetMove {
                     topic: topic.clone(),
-                    partition: p.id(),
-                    committed_offset: Some(offset),
+                    partition: p,
+                    previous_offset: before,
+                    committed_offset: after.or(before),
                     end_offset: high,
-                    lag: high - offset,
+                    lag: (high - after.or(before).unwrap_or(low)).max(0),
                 });
             }
-            group.commit(&target, CommitMode::Sync)?;
+            if !dry_run && target.count() > 0 {
+                group.commit(&target, CommitMode::Sync)?;
+            }
             drop(group);
-            Ok(result)
+            drop(source);
+            Ok(moves)
         })
         .await
     }

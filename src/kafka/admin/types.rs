@@ -163,7 +163,7 @@ pub struct GroupDetails {
 }
 
 /// Where to move a group's offsets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResetTo {
     /// The low watermark.
     Earliest,
@@ -171,6 +171,34 @@ pub enum ResetTo {
     Latest,
     /// This offset on every partition.
     Offset(i64),
+    /// The first offset whose timestamp is at or after this (milliseconds); the end where
+    /// none is.
+    Timestamp(i64),
+    /// The committed offset moved by this many (the low watermark where nothing is
+    /// committed).
+    Shift(i64),
+    /// Another group's committed offsets (partitions it has none for stay as they are).
+    Group(String),
+    /// These offsets, by partition.
+    Explicit(BTreeMap<i32, i64>),
+}
+
+/// One partition of an offset reset: where the group was and where it is (or would be).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OffsetMove {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The group's committed offset before, when it had one.
+    pub previous_offset: Option<i64>,
+    /// Its committed offset after (for a dry run: what it would be); unset where the reset
+    /// leaves none.
+    pub committed_offset: Option<i64>,
+    /// High watermark.
+    pub end_offset: i64,
+    /// End minus the new committed offset.
+    pub lag: i64,
 }
 
 /// A record read while browsing.
