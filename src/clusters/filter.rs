@@ -77,12 +77,19 @@ impl RecordFilter {
         self.uses.headers || self.contains.is_some()
     }
 
-    /// A matcher for one scan, made on the thread that runs it (CEL's context is not
-    /// `Send`).
+    /// A matcher for one scan.
     pub fn matcher(&self) -> impl FnMut(&RecordView<'_>) -> bool + use<> {
         let filter = self.clone();
-        let root = Context::default();
-        move |record| filter.matches(&root, record)
+        move |record| filter.keeps(record)
+    }
+
+    /// Whether the record passes (CEL's root context is made once per thread: it is not
+    /// `Send`, and making one registers every standard function).
+    pub fn keeps(&self, record: &RecordView<'_>) -> bool {
+        thread_local! {
+            static ROOT: Context<'static, 'static> = Context::default();
+        }
+        ROOT.with(|root| self.matches(root, record))
     }
 
     fn matches(&self, root: &Context<'_, '_>, record: &RecordView<'_>) -> bool {

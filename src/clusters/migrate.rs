@@ -6,6 +6,9 @@
 //! translated to the offset its next record got on the target and committed there, so a
 //! consumer moved across resumes where it stopped.
 //!
+//! A slice can be replayed: only the records a CEL filter keeps (as in message search),
+//! only those of a time window, into a topic of another name on the target.
+//!
 //! Up to [`IN_FLIGHT`] records are in flight to the target at once; progress, records per
 //! second and a heartbeat are saved every few seconds.
 
@@ -20,9 +23,10 @@ use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::ClusterRegistry;
+use super::filter::RecordFilter;
 use super::operations::{GroupResult, Operation, Operations, Stop, admin_of, safe};
 use super::replicate::replicate_topic;
-use crate::kafka::admin::KafkaAdmin;
+use crate::kafka::admin::{KafkaAdmin, record_view};
 use crate::kafka::reader::{self, ReaderOptions};
 use crate::kafka::{ClientContext, RawRecord, utf8_headers};
 
@@ -59,9 +63,11 @@ pub(super) async fn migrate(
     } else {
         operation.topics.clone()
     };
+    let filter = RecordFilter::new(operation.filter.as_deref(), None)
+        .map_err(|e| Stop::Failed(e.to_string()))?;
     let mut ends = BTreeMap::new();
     for topic in &topics {
-        let marks = source.watermarks(topic).await?;
+        let marks = window(&source, topic, operation).await?;
         operation.records_total += marks
             .iter()
             .map(|(_, low, high)| (high - low).max(0) as u64)
@@ -99,10 +105,15 @@ pub(super) async fn migrate(
             .map(|(_, low, high)| (high - low).max(0) as u64)
             .sum();
         // The topic is made on the target as replicate makes it (configs never overwritten).
+        let target_topic = operation
+            .target_topic
+            .clone()
+            .unwrap_or_else(|| topic.clone());
         let mut result = replicate_topic(
             &source,
             &target,
             topic,
+            &target_topic,
             &target_id,
             brokers,
             false,
@@ -117,7 +128,7 @@ pub(super) async fn migrate(
             operation.results.push(result);
             continue;
         }
-        let target_partitions = target.describe_topic(topic).await?.partitions.len();
+        let target_partitions = target.describe_topic(&target_topic).await?.partitions.len();
         let same = target_partitions == marks.len();
         let mut wanted = committed.remove(topic).unwrap_or_default();
         if !same {
@@ -132,6 +143,8 @@ pub(super) async fn migrate(
         }
         let copy = Copy {
             topic,
+            target_topic: &target_topic,
+            filter: &filter,
             marks,
             same_partitions: same,
             preserve_timestamps: operation.preserve_timestamps,
@@ -150,7 +163,7 @@ pub(super) async fn migrate(
         // Offsets at or past the copied end resume at the target's end of the partition.
         if !wanted.values().all(VecDeque::is_empty) {
             let target_ends: HashMap<i32, i64> = target
-                .watermarks(topic)
+                .watermarks(&target_topic)
                 .await?
                 .into_iter()
                 .map(|(p, _, high)| (p, high))
@@ -158,10 +171,11 @@ pub(super) async fn migrate(
             for (partition, groups) in wanted {
                 for (_, group) in groups {
                     let end = target_ends.get(&partition).copied().unwrap_or(0);
-                    translated
-                        .entry(group)
-                        .or_default()
-                        .push((topic.clone(), partition, end));
+                    translated.entry(group).or_default().push((
+                        target_topic.clone(),
+                        partition,
+                        end,
+                    ));
                 }
             }
         }
@@ -215,12 +229,47 @@ fn progress(operation: &Operation) -> f64 {
     if operation.records_total == 0 {
         return 0.0;
     }
-    (operation.records_copied as f64 * 100.0 / operation.records_total as f64).min(100.0)
+    // With a filter, not every record read is copied: the share read is the progress.
+    let done = if operation.filter.is_some() {
+        operation.records_read
+    } else {
+        operation.records_copied
+    };
+    (done as f64 * 100.0 / operation.records_total as f64).min(100.0)
+}
+
+/// Each partition's range to copy, `(partition, first, end)`: the whole log, or the part
+/// within the operation's time window.
+async fn window(
+    source: &KafkaAdmin,
+    topic: &str,
+    operation: &Operation,
+) -> Result<Vec<(i32, i64, i64)>, Stop> {
+    let mut marks = source.watermarks(topic).await?;
+    if let Some(from) = operation.from_time {
+        let starts = source.offsets_at(topic, from.timestamp_millis()).await?;
+        for (p, low, _) in &mut marks {
+            *low = starts.get(p).copied().unwrap_or(*low).max(*low);
+        }
+    }
+    if let Some(until) = operation.until_time {
+        let ends = source
+            .offsets_at(topic, until.timestamp_millis().saturating_add(1))
+            .await?;
+        for (p, _, high) in &mut marks {
+            *high = ends.get(p).copied().unwrap_or(*high).min(*high);
+        }
+    }
+    Ok(marks)
 }
 
 /// One topic's copy.
 struct Copy<'a> {
     topic: &'a str,
+    /// Where the records go on the target.
+    target_topic: &'a str,
+    /// Which records are copied.
+    filter: &'a RecordFilter,
     marks: &'a [(i32, i64, i64)],
     same_partitions: bool,
     preserve_timestamps: bool,
@@ -315,7 +364,7 @@ impl Copy<'_> {
                     if let Some(groups) = wanted.get_mut(&partition) {
                         while groups.front().is_some_and(|(c, _)| *c <= offset) {
                             if let Some((_, group)) = groups.pop_front() {
-                                translated.entry(group).or_default().push((self.topic.to_string(), partition, delivery.offset));
+                                translated.entry(group).or_default().push((self.target_topic.to_string(), partition, delivery.offset));
                             }
                         }
                     }
@@ -331,13 +380,17 @@ impl Copy<'_> {
                     if offset >= end {
                         continue;
                     }
+                    operation.records_read += 1;
+                    if !self.filter.keeps(&record_view(&message, self.filter.needs_headers())) {
+                        continue;
+                    }
                     let key = message.key().map(<[u8]>::to_vec);
                     let payload = message.payload().map(<[u8]>::to_vec);
                     let headers = utf8_headers(&message);
                     let timestamp = if self.preserve_timestamps { message.timestamp().to_millis() } else { None };
                     let to_partition = self.same_partitions.then_some(partition);
                     let producer = producer.clone();
-                    let topic = self.topic.to_string();
+                    let topic = self.target_topic.to_string();
                     in_flight.push_back(async move {
                         let sent = producer
                             .send_raw(RawRecord {

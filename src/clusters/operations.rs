@@ -142,6 +142,22 @@ pub struct Operation {
     /// Migrate: the groups whose offsets were committed on the target.
     #[serde(default)]
     pub groups: Vec<GroupResult>,
+    /// Migrate: records read from the source (copied or not, by the filter).
+    #[serde(default)]
+    pub records_read: u64,
+    /// Migrate: only records this CEL expression keeps are copied (see message search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Migrate: only records at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_time: Option<DateTime<Utc>>,
+    /// Migrate: only records at or before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_time: Option<DateTime<Utc>>,
+    /// Migrate: the topic the records go to on the target (one source topic only); the
+    /// source topic's name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_topic: Option<String>,
 }
 
 /// A consumer group's offsets, translated to the target (migrate).
@@ -179,6 +195,17 @@ pub struct MigrateRequest {
     /// Report what would be copied; change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Copy only the records this CEL expression keeps (as in message search), e.g.
+    /// `headers["event-type"] == "OrderFailed"`.
+    #[schema(max_length = 2000)]
+    pub filter: Option<String>,
+    /// Copy only records at or after this time.
+    pub from_time: Option<DateTime<Utc>>,
+    /// Copy only records at or before this time.
+    pub until_time: Option<DateTime<Utc>>,
+    /// Write to this topic on the target (with exactly one source topic; not with
+    /// `include_consumer_groups`), made like the source's when missing.
+    pub target_topic: Option<String>,
 }
 
 fn yes() -> bool {
@@ -357,6 +384,10 @@ impl Operations {
         operation.topics = request.topics;
         operation.include_consumer_groups = request.include_consumer_groups;
         operation.preserve_timestamps = request.preserve_timestamps;
+        operation.filter = request.filter;
+        operation.from_time = request.from_time;
+        operation.until_time = request.until_time;
+        operation.target_topic = request.target_topic;
         operation.dry_run = request.dry_run;
         self.start(operation, registry, shutdown).await
     }
@@ -500,6 +531,11 @@ impl Operation {
             include_consumer_groups: false,
             preserve_timestamps: false,
             groups: vec![],
+            records_read: 0,
+            filter: None,
+            from_time: None,
+            until_time: None,
+            target_topic: None,
         }
     }
 }

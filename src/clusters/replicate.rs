@@ -40,6 +40,7 @@ pub(super) async fn replicate(
                 &source,
                 &target,
                 topic,
+                topic,
                 target_id,
                 brokers,
                 operation.overwrite_configs,
@@ -73,6 +74,7 @@ pub(super) async fn replicate_topic(
     source: &KafkaAdmin,
     target: &KafkaAdmin,
     topic: &str,
+    target_topic: &str,
     target_id: &str,
     brokers: usize,
     overwrite_configs: bool,
@@ -104,7 +106,7 @@ pub(super) async fn replicate_topic(
     result.replication_factor = wanted.min(brokers);
     result.replication_clamped = wanted > brokers;
     result.configs = set_on_topic(described.configs);
-    let exists = match target.describe_topic(topic).await {
+    let exists = match target.describe_topic(target_topic).await {
         Ok(_) => true,
         Err(AdminError::NotFound(_)) => false,
         Err(error) => {
@@ -132,13 +134,13 @@ pub(super) async fn replicate_topic(
                 .map(|(k, v)| (k.clone(), Some(v.clone())))
                 .collect();
             target
-                .alter_topic_configs(topic, &changes)
+                .alter_topic_configs(target_topic, &changes)
                 .await
                 .map(|()| "updated")
         }
         (false, _, false) => target
             .create_topic(&TopicRequest {
-                name: topic.to_string(),
+                name: target_topic.to_string(),
                 partitions: result.partitions as i32,
                 replication_factor: result.replication_factor as i32,
                 configs: result.configs.clone(),

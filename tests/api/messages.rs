@@ -9,108 +9,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use rdkafka::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-/// The first record's timestamp.
-const BASE: i64 = 1_764_000_000_000;
-/// Records in the searched topics.
-const RECORDS: i64 = 24;
-
-/// The value of record `i`: its customer, total and number.
-fn value(i: i64) -> Value {
-    json!({"customer_id": format!("cust-{}", i % 4), "total": i as f64 * 10.0, "n": i})
-}
-
-fn event_type(i: i64) -> &'static str {
-    if i % 5 == 0 {
-        "OrderFailed"
-    } else {
-        "OrderCompleted"
-    }
-}
-
-/// Creates `topic` with `partitions` and writes the records `0..RECORDS`: record `i` on
-/// partition `i % partitions`, key `o-{i}`, at `BASE + i` seconds, one per request.
-async fn write_records(app: &TestApp, bootstrap: &str, topic: &str, partitions: i32) {
-    let (status, body) = send(
-        app,
-        reqwest::Method::POST,
-        "/api/admin/topics",
-        Some(json!({"name": topic, "partitions": partitions})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    for i in 0..RECORDS {
-        let (key, payload) = (format!("o-{i}"), value(i).to_string());
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "event-type",
-            value: Some(event_type(i)),
-        });
-        producer
-            .send(
-                FutureRecord::to(topic)
-                    .key(&key)
-                    .payload(&payload)
-                    .headers(headers)
-                    .partition((i % i64::from(partitions)) as i32)
-                    .timestamp(BASE + i * 1_000),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("record written");
-    }
-}
-
-/// The keys of a page's records, in its order.
-fn keys(page: &Value) -> Vec<String> {
-    page["records"]
-        .as_array()
-        .unwrap_or_else(|| panic!("a page: {page}"))
-        .iter()
-        .map(|r| r["key"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn keys_of(numbers: impl IntoIterator<Item = i64>) -> Vec<String> {
-    numbers.into_iter().map(|i| format!("o-{i}")).collect()
-}
-
-/// A query string from pairs, encoded.
-fn query(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn search(app: &TestApp, topic: &str, pairs: &[(&str, &str)]) -> Value {
-    let path = format!("/api/admin/topics/{topic}/messages?{}", query(pairs));
-    let (status, page) = app.get_json(&path).await;
-    assert_eq!(status, 200, "{path}: {page}");
-    page
-}
 
 async fn search_app() -> (TestBroker, TestApp) {
     let broker = TestBroker::start(Engine::Sqlite).await;
@@ -125,7 +26,7 @@ async fn a_search_finds_records_on_every_partition_by_filter_in_timestamp_order(
     let (broker, app) = search_app().await;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let topic = format!("search-{run}");
-    write_records(&app, &broker.bootstrap(), &topic, 3).await;
+    write_records(&app, "/api/admin", &broker.bootstrap(), &topic, 3).await;
 
     // A record on any partition, found by its value without knowing where it is.
     let page = search(
@@ -200,8 +101,8 @@ async fn pages_and_early_stops_continue_by_cursor_without_loss_or_repeat_whateve
     let (broker, app) = search_app().await;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let (one, six) = (format!("one-{run}"), format!("six-{run}"));
-    write_records(&app, &broker.bootstrap(), &one, 1).await;
-    write_records(&app, &broker.bootstrap(), &six, 6).await;
+    write_records(&app, "/api/admin", &broker.bootstrap(), &one, 1).await;
+    write_records(&app, "/api/admin", &broker.bootstrap(), &six, 6).await;
     let even = r#"value.n % 2 == 0"#;
     let expected = keys_of((0..RECORDS).step_by(2));
     for topic in [&one, &six] {
@@ -330,7 +231,7 @@ async fn a_streamed_search_ends_with_done_and_an_export_round_trips_into_another
     let app = TestApp::spawn(settings).await;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let (source, copy) = (format!("exp-{run}"), format!("copy-{run}"));
-    write_records(&app, &broker.bootstrap(), &source, 3).await;
+    write_records(&app, "/api/admin", &broker.bootstrap(), &source, 3).await;
 
     let url = app.url(&format!(
         "/api/admin/topics/{source}/messages?{}",

@@ -429,3 +429,97 @@ async fn a_cancelled_migrate_stops_and_says_how_far_it_got() {
     );
     assert!(stopped["progress_percent"].as_f64().unwrap() < 100.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_time_window_is_replayed_into_another_topic_and_never_into_the_services_own() {
+    // The source is on SQLite: Tansu's memory engine answers offsets for times with 0.
+    let home = TestBroker::start(Engine::Memory).await;
+    let source = TestBroker::start(Engine::Sqlite).await;
+    let mut settings = test_settings(&home);
+    settings.processing.consumers = 0;
+    settings.clusters.insert(
+        "second".into(),
+        cluster("Second", "testing", source.bootstrap()),
+    );
+    let app = TestApp::spawn(settings).await;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (topic, replay) = (format!("orders-{run}"), format!("orders-replay-{run}"));
+    write_records(&app, "/api/clusters/second", &source.bootstrap(), &topic, 3).await;
+
+    // The failed orders of 16:00:05-16:00:15 into the home cluster's replay topic.
+    let request = json!({
+        "source_cluster_id": "second", "target_cluster_id": "default", "topics": [topic],
+        "filter": r#"headers["event-type"] == "OrderFailed""#,
+        "from_time": "2025-11-24T16:00:05Z", "until_time": "2025-11-24T16:00:15Z",
+        "target_topic": replay,
+    });
+    let (location, accepted) = start_operation(&app, "migrate", &request).await;
+    assert_eq!(accepted["target_topic"], replay.as_str());
+    let done = wait_finished(&app, &location).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["records_total"], 11, "{done}");
+    assert_eq!(done["records_read"], 11);
+    assert_eq!(done["records_copied"], 3);
+    assert_eq!(done["progress_percent"], 100.0);
+    let copied = search(&app, &replay, &[("from", "beginning")]).await;
+    assert_eq!(keys(&copied), keys_of([5, 10, 15]), "{copied}");
+    assert_eq!(copied["records"][0]["value"], value(5));
+    assert_eq!(copied["records"][0]["headers"]["event-type"], "OrderFailed");
+
+    // Never into the service's own topics on the cluster it runs on, and never every topic.
+    let orders = app.settings.topics.orders.name.clone();
+    let forged = json!({"source_cluster_id": "second", "target_cluster_id": "default",
+        "topics": [topic], "target_topic": orders});
+    let (status, problem) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/operations/migrate",
+        Some(forged),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("topic_protected")),
+        "{problem}"
+    );
+    let everything = json!({"source_cluster_id": "second", "target_cluster_id": "default"});
+    let (status, problem) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/operations/migrate",
+        Some(everything),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "topics");
+    // A slice's options are checked before anything runs.
+    for (body, field) in [
+        (json!({"filter": "value >"}), "filter"),
+        (
+            json!({"target_topic": replay, "topics": [topic, "other"]}),
+            "target_topic",
+        ),
+        (
+            json!({"filter": "true", "include_consumer_groups": true}),
+            "include_consumer_groups",
+        ),
+        (
+            json!({"from_time": "2025-11-24T16:00:15Z", "until_time": "2025-11-24T16:00:05Z"}),
+            "from_time",
+        ),
+    ] {
+        let mut request = json!({"source_cluster_id": "default", "target_cluster_id": "second", "topics": [topic]});
+        for (k, v) in body.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        let (status, problem) = send(
+            &app,
+            reqwest::Method::POST,
+            "/api/operations/migrate",
+            Some(request),
+        )
+        .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+}

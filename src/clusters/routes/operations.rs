@@ -114,13 +114,16 @@ pub(super) async fn replicate(
 /// `preserve_timestamps` is false, timestamp; into the same partition when both sides have
 /// as many, by key otherwise. Missing topics are created first. With
 /// `include_consumer_groups`, each group's committed offsets are translated to the copied
-/// positions and committed on the target. Answers at once; the operation runs in the
-/// background with progress and records per second.
+/// positions and committed on the target. A slice is replayed with `filter` (CEL, as in
+/// message search), `from_time` / `until_time` and `target_topic` (one source topic). The
+/// service's own topics on the cluster it runs on are never written. Answers at once; the
+/// operation runs in the background with progress and records per second.
 #[utoipa::path(post, path = "/api/operations/migrate", tag = "operations",
-    request_body(content = MigrateRequest, example = json!({"source_cluster_id": "default", "target_cluster_id": "staging", "topics": ["payments"], "include_consumer_groups": true})),
+    request_body(content = MigrateRequest, example = json!({"source_cluster_id": "default", "target_cluster_id": "staging", "topics": ["orders"], "filter": "headers[\"event-type\"] == \"OrderFailed\"", "from_time": "2026-11-30T10:00:00Z", "until_time": "2026-11-30T10:15:00Z", "target_topic": "orders-replay"})),
     responses(
         (status = 202, description = "Accepted; follow `Location`", body = Operation, headers(("Location" = String, description = "The operation's URL"))),
         (status = 404, description = "No such cluster (`cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A destination is one of the service's own topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "This instance runs and queues as many operations as it may (`overloaded`), or Kafka is unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(super) async fn migrate(
@@ -135,27 +138,114 @@ pub(super) async fn migrate(
     known_clusters(&state, &clusters)?;
     refuse_unreached(&state.clusters, caller.as_deref(), &clusters).await?;
     let mut errors = topic_errors(&request.topics);
-    if request.target_cluster_id == request.source_cluster_id {
+    errors.extend(slice_errors(&request));
+    if request.target_cluster_id == request.source_cluster_id
+        && request
+            .target_topic
+            .as_ref()
+            .is_none_or(|t| request.topics.contains(t))
+    {
         errors.push(FieldError::new(
             "target_cluster_id",
-            "must not be the source",
+            "must not be the source (unless target_topic names another topic)",
         ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    refuse_service_topics(&state, &request).await?;
     let details = Extension(AuditDetails(json!({
         "source": request.source_cluster_id,
         "target": request.target_cluster_id,
         "topics": request.topics.len(),
         "include_consumer_groups": request.include_consumer_groups,
         "dry_run": request.dry_run,
+        "filter": request.filter,
+        "from_time": request.from_time,
+        "until_time": request.until_time,
+        "target_topic": request.target_topic,
     })));
     let operation = state
         .operations
         .start_migrate(request, state.clusters.clone(), &state.shutdown)
         .await?;
     Ok(accepted(operation, details))
+}
+
+/// A migrate into the cluster this service runs on (judged by the Kafka cluster id its
+/// brokers report) never writes the service's own topics, and names the topics it copies.
+async fn refuse_service_topics(
+    state: &ClustersState,
+    request: &MigrateRequest,
+) -> Result<(), ApiError> {
+    let registry = &state.clusters;
+    let cluster = registry
+        .get(&request.target_cluster_id)
+        .ok_or_else(|| ApiError::ClusterNotFound(request.target_cluster_id.clone()))?;
+    if !cluster.home && registry.identity(&cluster).await? != registry.home_identity().await? {
+        return Ok(());
+    }
+    if request.topics.is_empty() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "topics",
+            "name the topics to copy into the cluster this service runs on",
+        )]));
+    }
+    let destinations = match &request.target_topic {
+        Some(topic) => vec![topic],
+        None => request.topics.iter().collect(),
+    };
+    match destinations
+        .into_iter()
+        .find(|t| state.topic_names.contains(t) || state.control_topics.contains(t))
+    {
+        Some(topic) => Err(ApiError::Conflict {
+            code: "topic_protected",
+            detail: format!(
+                "{topic} is one of this service's own topics; a migrate never writes it"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with a migrate's slice: its filter, time window and target topic.
+fn slice_errors(request: &MigrateRequest) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Some(filter) = &request.filter {
+        if filter.len() > crate::clusters::filter::MAX_FILTER_LEN {
+            errors.push(FieldError::new("filter", "at most 2000 characters"));
+        } else if let Err(error) = crate::clusters::filter::RecordFilter::new(Some(filter), None) {
+            errors.push(FieldError::new("filter", error.to_string()));
+        }
+    }
+    if let (Some(from), Some(until)) = (request.from_time, request.until_time)
+        && from > until
+    {
+        errors.push(FieldError::new("from_time", "must not be after until_time"));
+    }
+    if let Some(target) = &request.target_topic {
+        if let Err(why) = crate::kafka::validate_topic_name(target) {
+            errors.push(FieldError::new("target_topic", why));
+        }
+        if request.topics.len() != 1 {
+            errors.push(FieldError::new(
+                "target_topic",
+                "needs exactly one topic in topics",
+            ));
+        }
+    }
+    let sliced = request.filter.is_some()
+        || request.from_time.is_some()
+        || request.until_time.is_some()
+        || request.target_topic.is_some();
+    if sliced && request.include_consumer_groups {
+        errors.push(FieldError::new(
+            "include_consumer_groups",
+            "offsets cannot be translated for a slice (filter, time window or target_topic)",
+        ));
+    }
+    errors
 }
 
 /// `404 cluster_not_found` for the first id the registry does not know.

@@ -153,6 +153,32 @@ const POLL: Duration = Duration::from_millis(100);
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl KafkaAdmin {
+    /// The first offset of each partition of `topic` whose timestamp is at or after `ms`
+    /// (Kafka's offsets for times); the partition's end where no record is.
+    pub async fn offsets_at(&self, topic: &str, ms: i64) -> Result<BTreeMap<i32, i64>, AdminError> {
+        named_topic(topic)?;
+        let request = ScanRequest {
+            topic: topic.to_string(),
+            partition: None,
+            direction: Direction::Forward,
+            start: ScanStart::Time(ms),
+            from_ms: None,
+            until_ms: None,
+            limit: 0,
+            max_scan: 0,
+            budget: Duration::ZERO,
+            needs_headers: false,
+            follow: false,
+        };
+        self.blocking(move |consumer, timeout| {
+            Ok(bounds(consumer, &request, timeout)?
+                .into_iter()
+                .map(|(p, b)| (p, b.start))
+                .collect())
+        })
+        .await
+    }
+
     /// Scans `request.topic`: each record in order is offered to the matcher that
     /// `make_matcher` makes (on the scan's own thread); matches (and progress) go to
     /// `sink`, which answers false to stop the scan.
@@ -377,7 +403,7 @@ where
             self.request.from_ms.is_none_or(|from| t >= from)
                 && self.request.until_ms.is_none_or(|until| t <= until)
         });
-        if in_window && (self.matcher)(&view(message, self.request.needs_headers)) {
+        if in_window && (self.matcher)(&record_view(message, self.request.needs_headers)) {
             self.progress.matched += 1;
             if !(self.sink)(ScanEvent::Match(browsed(message))) {
                 return Step::Stop(StopReason::Cancelled);
@@ -614,7 +640,8 @@ where
     }
 }
 
-fn view<M: Message>(message: &M, with_headers: bool) -> RecordView<'_> {
+/// A record as a matcher sees it; headers only when `with_headers`.
+pub fn record_view<M: Message>(message: &M, with_headers: bool) -> RecordView<'_> {
     let headers = match message.headers() {
         Some(headers) if with_headers => headers
             .iter()

@@ -7,6 +7,7 @@ mod app;
 pub mod broker;
 mod clusters;
 mod kafka;
+mod messages;
 mod metrics;
 mod polling;
 
@@ -15,5 +16,6 @@ pub use app::*;
 pub use broker::*;
 pub use clusters::*;
 pub use kafka::*;
+pub use messages::*;
 pub use metrics::*;
 pub use polling::*;
