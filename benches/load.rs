@@ -19,6 +19,9 @@
 //!
 //! `--view-orders N` instead measures the status view at N orders (see `load/view.rs`).
 //!
+//! `--search-records N` instead measures message search and the live tail over N records
+//! (see `load/search.rs`).
+//!
 //! `--migrate-records N` instead measures only `POST /api/operations/migrate` against a raw
 //! rdkafka copy of the same N records between two brokers.
 //!
@@ -37,6 +40,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
+#[path = "load/search.rs"]
+mod search;
 #[path = "load/view.rs"]
 mod view;
 
@@ -69,6 +74,9 @@ struct Options {
     migrate_records: Option<usize>,
     /// `--view-orders N`: with it, only the status view at N orders (see `view`).
     view_orders: Option<usize>,
+    /// `--search-records N`: with it, only message search and the live tail over N records
+    /// (see `search`).
+    search_records: Option<usize>,
     /// `--consumers N`: consumer tasks of the processing instance (default 1; see
     /// [`Options::parse`]).
     consumers: usize,
@@ -88,6 +96,7 @@ impl Options {
             access_only: false,
             migrate_records: None,
             view_orders: None,
+            search_records: None,
             // One task, so the group never rebalances while the backlog is processed: Tansu's
             // memory engine answers a fetch that starts inside a record batch with nothing,
             // so a partition handed over at a committed offset mid-batch stalls for ever
@@ -120,6 +129,7 @@ impl Options {
                 "--migrate-records" => o.migrate_records = Some(value()),
                 "--consumers" => o.consumers = value(),
                 "--view-orders" => o.view_orders = Some(value()),
+                "--search-records" => o.search_records = Some(value()),
                 other => panic!("unknown option {other}"),
             }
         }
@@ -689,6 +699,10 @@ async fn main() {
     let options = Options::parse();
     if let Some(records) = options.migrate_records {
         migrate_phase(records).await;
+        return;
+    }
+    if let Some(records) = options.search_records {
+        search::search_phase(records).await;
         return;
     }
     if let Some(orders) = options.view_orders {

@@ -154,8 +154,34 @@ fn whole<T: TryFrom<i64>>(number: &serde_json::Number) -> Option<T> {
     T::try_from(value).ok()
 }
 
+/// Whether `text` matches `pattern`, where `*` matches any run of characters and everything
+/// else matches itself (cluster patterns of keys, topic patterns of masking rules).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            tail.char_indices()
+                .map(|(at, _)| at)
+                .chain([tail.len()])
+                .any(|at| glob(rest, &tail[at..]))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_star_matches_any_run_of_characters() {
+        use super::glob;
+        assert!(glob("dev-*", "dev-1") && glob("*", "") && glob("a*c*e", "abcde"));
+        assert!(glob("orders*", "orders") && glob("*.orders", "t1.orders"));
+        assert!(!glob("dev-*", "prod-1") && !glob("a*c", "ab") && !glob("é*", "e"));
+        assert!(glob("*ß", "straße".trim_end_matches("e")));
+    }
+
     use super::plain_words;
 
     #[test]

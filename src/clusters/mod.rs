@@ -6,6 +6,7 @@ pub mod broker;
 pub mod filter;
 pub mod health;
 pub mod local;
+pub mod masking;
 mod migrate;
 pub mod operations;
 pub mod options;

@@ -63,6 +63,8 @@ pub struct MessageLimits {
     pub scan_budget: std::time::Duration,
     /// `admin.stream_budget_ms`.
     pub stream_budget: std::time::Duration,
+    /// `[[admin.masking]]`.
+    pub masking: super::masking::Masking,
     permits: Arc<tokio::sync::Semaphore>,
     retry_after: std::time::Duration,
 }
@@ -74,6 +76,7 @@ impl MessageLimits {
             max_scan: settings.max_scan,
             scan_budget: settings.scan_budget,
             stream_budget: settings.stream_budget,
+            masking: super::masking::Masking::new(&settings.masking),
             permits: Arc::new(tokio::sync::Semaphore::new(settings.max_message_streams)),
             retry_after,
         }

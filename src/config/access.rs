@@ -25,16 +25,20 @@ pub enum Scope {
     /// `/metrics`, when `auth.protect_metrics` is on.
     #[serde(rename = "metrics:read")]
     MetricsRead,
+    /// Record values unmasked in message search, export and tail (`[[admin.masking]]`).
+    #[serde(rename = "admin:read-unmasked")]
+    AdminReadUnmasked,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::OrdersWrite,
         Scope::OrdersRead,
         Scope::AdminRead,
         Scope::AdminWrite,
         Scope::MetricsRead,
+        Scope::AdminReadUnmasked,
     ];
 
     /// The scope's name, as in config and in the OpenAPI document.
@@ -45,6 +49,7 @@ impl Scope {
             Scope::AdminRead => "admin:read",
             Scope::AdminWrite => "admin:write",
             Scope::MetricsRead => "metrics:read",
+            Scope::AdminReadUnmasked => "admin:read-unmasked",
         }
     }
 

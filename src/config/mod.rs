@@ -95,6 +95,19 @@ pub struct AdminSettings {
     /// Message streams (streamed searches, exports, live tails) open at once on this
     /// instance; beyond it a new one is `503 overloaded`. Default 16.
     pub max_message_streams: usize,
+    /// Fields of record values shown as `"***"` to keys without `admin:read-unmasked`.
+    #[serde(default)]
+    pub masking: Vec<MaskRule>,
+}
+
+/// One masking rule: which topics, which fields of their JSON values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskRule {
+    /// Topic names, `*` for any run of characters.
+    pub topics: String,
+    /// Field paths in the value, dot-separated; `*` for every field at that level.
+    pub fields: Vec<String>,
 }
 
 impl AdminSettings {

@@ -169,6 +169,18 @@ fn admin(s: &Settings) -> Result<(), ConfigError> {
         "admin.max_message_streams",
         ABOVE_ZERO,
     )?;
+    for rule in &s.admin.masking {
+        ensure(
+            !rule.topics.is_empty()
+                && !rule.fields.is_empty()
+                && rule
+                    .fields
+                    .iter()
+                    .all(|f| !f.is_empty() && f.split('.').all(|p| !p.is_empty())),
+            "admin.masking",
+            "each rule needs topics and fields, each a dot-separated path without empty parts",
+        )?;
+    }
     ensure(
         s.admin.max_partitions_per_topic >= 1 && s.admin.max_partitions_per_request >= 1,
         "admin.max_partitions_per_topic, admin.max_partitions_per_request",

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 use super::{Target, TopicPath};
 use crate::clusters::ClustersState;
 use crate::clusters::filter::{MAX_FILTER_LEN, RecordFilter};
+use crate::clusters::masking::mask;
+use crate::http::auth::{Principal, Scope};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::QueryParams;
 use crate::kafka::admin::{
@@ -152,12 +154,14 @@ pub(super) async fn search(
     target: Target,
     Path(TopicPath { name }): Path<TopicPath>,
     headers: HeaderMap,
+    caller: Option<Extension<Principal>>,
     QueryParams(query): QueryParams<SearchQuery>,
 ) -> Result<Response, ApiError> {
     let shape = shape(&headers);
+    let masked = masked_paths(&state, caller.as_deref(), &name);
     let (request, filter) = plan(&state, name, &query, shape)?;
     if shape == Shape::Page {
-        return page(&target, request, filter).await;
+        return page(&target, request, filter, masked).await;
     }
     let permit = state.messages.open()?;
     let (sender, receiver) = mpsc::channel::<Item>(256);
@@ -168,7 +172,10 @@ pub(super) async fn search(
         let events = sender.clone();
         let sink = move |event: ScanEvent<'_>| match event {
             ScanEvent::Started(_) => true,
-            ScanEvent::Match(record) => events.blocking_send(Item::Record(record)).is_ok(),
+            ScanEvent::Match(mut record) => {
+                mask(&mut record.value, &masked);
+                events.blocking_send(Item::Record(record)).is_ok()
+            }
             ScanEvent::Progress(progress) => events
                 .blocking_send(Item::Progress(progress.clone()))
                 .is_ok(),
@@ -207,12 +214,14 @@ async fn page(
     target: &Target,
     request: ScanRequest,
     filter: RecordFilter,
+    masked: Vec<Vec<String>>,
 ) -> Result<Response, ApiError> {
     let direction = request.direction;
     let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let into = found.clone();
     let sink = move |event: ScanEvent<'_>| {
-        if let ScanEvent::Match(record) = event {
+        if let ScanEvent::Match(mut record) = event {
+            mask(&mut record.value, &masked);
             into.lock().unwrap_or_else(|e| e.into_inner()).push(record);
         }
         true
@@ -271,6 +280,23 @@ fn received<T: Send + 'static>(
     mut receiver: mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// The field paths hidden from this caller on `topic`: none for a key with
+/// `admin:read-unmasked`.
+fn masked_paths(
+    state: &ClustersState,
+    caller: Option<&Principal>,
+    topic: &str,
+) -> Vec<Vec<String>> {
+    let unmasked = caller
+        .and_then(|c| c.key.as_ref())
+        .is_some_and(|key| key.allows(Scope::AdminReadUnmasked));
+    if unmasked {
+        Vec::new()
+    } else {
+        state.messages.masking.paths(topic)
+    }
 }
 
 fn shape(headers: &HeaderMap) -> Shape {
@@ -503,8 +529,10 @@ pub(super) async fn tail(
     target: Target,
     Path(TopicPath { name }): Path<TopicPath>,
     headers: HeaderMap,
+    caller: Option<Extension<Principal>>,
     QueryParams(query): QueryParams<TailQuery>,
 ) -> Result<Response, ApiError> {
+    let masked = masked_paths(&state, caller.as_deref(), &name);
     let filter = RecordFilter::new(query.filter.as_deref(), query.contains.as_deref())
         .map_err(filter_refused)?;
     if query.partition.is_some_and(|p| p < 0) {
@@ -547,7 +575,8 @@ pub(super) async fn tail(
                 at = positions.clone();
                 true
             }
-            ScanEvent::Match(record) => {
+            ScanEvent::Match(mut record) => {
+                mask(&mut record.value, &masked);
                 at.insert(record.partition, record.offset + 1);
                 let id = at
                     .iter()

@@ -76,18 +76,7 @@ impl Key {
 
     /// Whether its admin scopes reach the cluster `id`.
     pub fn reaches(&self, id: &str) -> bool {
-        self.clusters.is_empty() || self.clusters.iter().any(|p| glob(p, id))
-    }
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            text.starts_with(head)
-                && (0..=text.len() - head.len()).any(|skip| glob(rest, &text[head.len() + skip..]))
-        }
+        self.clusters.is_empty() || self.clusters.iter().any(|p| crate::input::glob(p, id))
     }
 }
 
@@ -179,7 +168,7 @@ mod tests {
             ("staging", "staging", true),
             ("staging", "staging-2", false),
         ] {
-            assert_eq!(glob(pattern, id), matches, "{pattern} {id}");
+            assert_eq!(crate::input::glob(pattern, id), matches, "{pattern} {id}");
         }
     }
 
