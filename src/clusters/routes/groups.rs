@@ -141,7 +141,8 @@ impl utoipa::PartialSchema for ResetOffsets {
                                   "description": "Moves each committed offset by this many, clamped to the log"}})),
                 shape(json!({"type": "string", "enum": ["group"]}), &["topic", "to", "group"],
                     json!({"group": {"type": "string", "minLength": 1, "maxLength": 255,
-                                     "description": "The group whose committed offsets are copied"}})),
+                                     "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+                                     "description": "The group whose committed offsets are copied (at most 255 bytes, no control characters)"}})),
                 explicit,
             ]
         });
