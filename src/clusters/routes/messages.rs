@@ -179,3 +179,195 @@ pub(super) async fn produce(
     }));
     Ok((details, Json(answers)))
 }
+
+/// Body of `POST …/topics/{name}/messages/copy`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRequest {
+    /// The topic the records go to (it must exist).
+    pub target_topic: String,
+    /// The cluster it is on; the source's when absent.
+    pub target_cluster_id: Option<String>,
+    /// Copy only the records this CEL expression keeps (as in message search).
+    #[schema(max_length = 2000)]
+    pub filter: Option<String>,
+    /// Copy only records at or after this time (the copy starts there).
+    pub from_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Copy only records at or before this time.
+    pub until_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Most records copied, 1 to 1,000 (default 100).
+    #[serde(
+        default,
+        deserialize_with = "crate::http::extract::optional_whole_number"
+    )]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+/// What a copy did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CopyAnswer {
+    /// Each record copied: where it was read and where it was written, oldest first.
+    pub copied: Vec<CopiedTo>,
+    /// Records read.
+    pub scanned: u64,
+    /// Why the read stopped (see message search).
+    pub stopped: crate::kafka::admin::StopReason,
+}
+
+/// One copied record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CopiedTo {
+    /// Source partition.
+    pub from_partition: i32,
+    /// Source offset.
+    pub from_offset: i64,
+    /// Target partition.
+    pub partition: i32,
+    /// Target offset.
+    pub offset: i64,
+}
+
+/// Copy a handful of records to another topic.
+///
+/// Reads the topic oldest first (from `from_time`, or the beginning) through `filter` and
+/// writes up to `limit` matching records — key, value, headers and timestamp — to
+/// `target_topic`, on this cluster or `target_cluster_id`; answered once the target has
+/// acknowledged every one. The service's own topics on the cluster it runs on are never
+/// written. For a whole slice, tracked and cancellable, use `POST /api/operations/migrate`.
+#[utoipa::path(post, path = "/topics/{name}/messages/copy", tag = "messages", params(("name" = String, Path, description = "Topic name")),
+    request_body(content = CopyRequest, example = json!({"target_topic": "orders-replay", "filter": "headers[\"event-type\"] == \"OrderFailed\"", "from_time": "2026-11-30T10:00:00Z", "limit": 20})),
+    responses(
+        (status = 200, description = "The records copied", body = CopyAnswer),
+        (status = 403, description = "The key does not reach the target cluster (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic, target topic or cluster (`not_found`, `cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The target is one of the service's own topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+pub(super) async fn copy(
+    State(state): State<ClustersState>,
+    target: Target,
+    caller: Option<Extension<crate::http::auth::Principal>>,
+    Path(TopicPath { name }): Path<TopicPath>,
+    JsonBody(body): JsonBody<CopyRequest>,
+) -> Result<(Extension<AuditDetails>, Json<CopyAnswer>), ApiError> {
+    use crate::kafka::admin::{Direction, ScanEvent, ScanRequest, ScanStart};
+    let mut errors = Vec::new();
+    let filter = match crate::clusters::filter::RecordFilter::new(body.filter.as_deref(), None) {
+        Ok(filter) => Some(filter),
+        Err(error) => {
+            errors.push(FieldError::new("filter", error.to_string()));
+            None
+        }
+    };
+    if body
+        .filter
+        .as_ref()
+        .is_some_and(|f| f.len() > crate::clusters::filter::MAX_FILTER_LEN)
+    {
+        errors.push(FieldError::new("filter", "at most 2000 characters"));
+    }
+    if let Err(why) = crate::kafka::validate_topic_name(&body.target_topic) {
+        errors.push(FieldError::new("target_topic", why));
+    }
+    let limit = body.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        errors.push(FieldError::new("limit", "1 to 1000"));
+    }
+    if let (Some(from), Some(until)) = (body.from_time, body.until_time)
+        && from > until
+    {
+        errors.push(FieldError::new("from_time", "must not be after until_time"));
+    }
+    let (Some(filter), true) = (filter, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let to_id = body
+        .target_cluster_id
+        .clone()
+        .unwrap_or_else(|| target.cluster.id.clone());
+    super::refuse_unreached(&state.clusters, caller.as_deref(), [&to_id]).await?;
+    let to = state
+        .clusters
+        .get(&to_id)
+        .ok_or_else(|| ApiError::ClusterNotFound(to_id.clone()))?;
+    let registry = &state.clusters;
+    let to_home = to.home || registry.identity(&to).await? == registry.home_identity().await?;
+    if to_home
+        && (state.topic_names.contains(&body.target_topic)
+            || state.control_topics.contains(&body.target_topic))
+    {
+        return Err(ApiError::Conflict {
+            code: "topic_protected",
+            detail: format!(
+                "{} is one of this service's own topics; a copy never writes it",
+                body.target_topic
+            ),
+        });
+    }
+    let clients = registry.clients(&to)?;
+    clients.admin.describe_topic(&body.target_topic).await?;
+    let request = ScanRequest {
+        topic: name.clone(),
+        partition: None,
+        direction: Direction::Forward,
+        start: body.from_time.map_or(ScanStart::Beginning, |t| {
+            ScanStart::Time(t.timestamp_millis())
+        }),
+        from_ms: body.from_time.map(|t| t.timestamp_millis()),
+        until_ms: body.until_time.map(|t| t.timestamp_millis()),
+        limit,
+        max_scan: state.messages.max_scan,
+        budget: state.messages.scan_budget,
+        needs_headers: filter.needs_headers(),
+        follow: false,
+        raw: true,
+    };
+    let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = found.clone();
+    let sink = move |event: ScanEvent<'_>| {
+        if let ScanEvent::Raw(record) = event {
+            into.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+        }
+        true
+    };
+    let outcome = target
+        .admin()
+        .scan(request, move || filter.matcher(), sink)
+        .await?;
+    let records = std::mem::take(&mut *found.lock().unwrap_or_else(|e| e.into_inner()));
+    let sends = records.iter().map(|r| {
+        clients.producer.send_raw(RawRecord {
+            topic: &body.target_topic,
+            key: r.key.as_deref(),
+            payload: r.value.as_deref(),
+            headers: &r.headers,
+            partition: None,
+            timestamp: r.timestamp_ms,
+        })
+    });
+    let mut copied = Vec::with_capacity(records.len());
+    for (record, result) in records.iter().zip(futures::future::join_all(sends).await) {
+        let delivery = result.map_err(produce_error)?;
+        copied.push(CopiedTo {
+            from_partition: record.partition,
+            from_offset: record.offset,
+            partition: delivery.partition,
+            offset: delivery.offset,
+        });
+    }
+    let details = audit_details(json!({
+        "target_cluster": to_id,
+        "target_topic": body.target_topic,
+        "copied": copied.len(),
+        "filter": body.filter,
+    }));
+    Ok((
+        details,
+        Json(CopyAnswer {
+            copied,
+            scanned: outcome.scanned,
+            stopped: outcome.stopped,
+        }),
+    ))
+}

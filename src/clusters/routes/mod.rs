@@ -88,6 +88,7 @@ where
         .routes(scoped(Read, routes!(search)))
         .routes(scoped(Read, routes!(tail)))
         .routes(scoped(Write, routes!(produce)))
+        .routes(scoped(Write, routes!(copy)))
         .routes(scoped(Read, routes!(list_groups)))
         .routes(scoped(Read, routes!(describe_group)))
         .routes(scoped(Write, routes!(delete_group)))

@@ -171,7 +171,7 @@ pub(super) async fn search(
         let _permit = permit;
         let events = sender.clone();
         let sink = move |event: ScanEvent<'_>| match event {
-            ScanEvent::Started(_) => true,
+            ScanEvent::Started(_) | ScanEvent::Raw(_) => true,
             ScanEvent::Match(mut record) => {
                 mask(&mut record.value, &masked);
                 events.blocking_send(Item::Record(record)).is_ok()
@@ -453,6 +453,7 @@ fn plan(
         },
         needs_headers: filter.needs_headers(),
         follow: false,
+        raw: false,
     };
     Ok((request, filter))
 }
@@ -558,6 +559,7 @@ pub(super) async fn tail(
         budget: Duration::MAX,
         needs_headers: filter.needs_headers(),
         follow: true,
+        raw: false,
     };
     let permit = state.messages.open()?;
     let (sender, receiver) = mpsc::channel::<Event>(256);
@@ -571,6 +573,7 @@ pub(super) async fn tail(
         let lagging = dropped.clone();
         let stopping = shutdown.clone();
         let sink = move |event: ScanEvent<'_>| match event {
+            ScanEvent::Raw(_) => true,
             ScanEvent::Started(positions) => {
                 at = positions.clone();
                 true

@@ -90,8 +90,8 @@ mod topics;
 mod types;
 
 pub use scan::{
-    Direction, RecordView, ScanEvent, ScanOutcome, ScanProgress, ScanRequest, ScanStart,
-    StopReason, record_view,
+    CopiedRecord, Direction, RecordView, ScanEvent, ScanOutcome, ScanProgress, ScanRequest,
+    ScanStart, StopReason, record_view,
 };
 pub use types::*;
 

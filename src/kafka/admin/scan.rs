@@ -73,6 +73,25 @@ pub struct ScanRequest {
     /// Forward only: read on past the end, as records arrive, each as soon as it arrives
     /// (a live tail: no order across partitions, no end).
     pub follow: bool,
+    /// Hand matches over as their bytes ([`ScanEvent::Raw`]), for copying.
+    pub raw: bool,
+}
+
+/// A matched record's bytes, for writing it elsewhere.
+#[derive(Debug, Clone)]
+pub struct CopiedRecord {
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Offset it was read from.
+    pub offset: i64,
+    /// Timestamp in milliseconds, when set.
+    pub timestamp_ms: Option<i64>,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub value: Option<Vec<u8>>,
+    /// Headers as text.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Why a scan stopped.
@@ -125,6 +144,8 @@ pub enum ScanEvent<'a> {
     Started(&'a BTreeMap<i32, i64>),
     /// A record that matched.
     Match(BrowsedRecord),
+    /// A record that matched, as its bytes (with [`ScanRequest::raw`]).
+    Raw(CopiedRecord),
     /// At least once a second while it runs.
     Progress(&'a ScanProgress),
 }
@@ -169,6 +190,7 @@ impl KafkaAdmin {
             budget: Duration::ZERO,
             needs_headers: false,
             follow: false,
+            raw: false,
         };
         self.blocking(move |consumer, timeout| {
             Ok(bounds(consumer, &request, timeout)?
@@ -405,7 +427,19 @@ where
         });
         if in_window && (self.matcher)(&record_view(message, self.request.needs_headers)) {
             self.progress.matched += 1;
-            if !(self.sink)(ScanEvent::Match(browsed(message))) {
+            let event = if self.request.raw {
+                ScanEvent::Raw(CopiedRecord {
+                    partition,
+                    offset: message.offset(),
+                    timestamp_ms: timestamp,
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers: crate::kafka::utf8_headers(message),
+                })
+            } else {
+                ScanEvent::Match(browsed(message))
+            };
+            if !(self.sink)(event) {
                 return Step::Stop(StopReason::Cancelled);
             }
             if self.progress.matched >= self.request.limit {
