@@ -145,7 +145,8 @@ fn whole<T: TryFrom<i64>>(number: &serde_json::Number) -> Option<T> {
         None => {
             let f = number.as_f64()?;
             // i64::MAX as f64 rounds up to 2^63, which is out of range.
-            if f.fract() != 0.0 || f < i64::MIN as f64 || f >= i64::MAX as f64 {
+            // Both ends exclusive: i64::MIN as f64 is also what -(2^63 + 1) rounds to.
+            if f.fract() != 0.0 || f <= i64::MIN as f64 || f >= i64::MAX as f64 {
                 return None;
             }
             f as i64
@@ -215,6 +216,15 @@ mod tests {
         assert!(parse(r#"{"n": 12.5}"#).is_err());
         assert!(parse(r#"{"n": -1}"#).is_err());
         assert!(parse(r#"{"n": 1e30}"#).is_err());
+        #[derive(serde::Deserialize)]
+        struct Wide {
+            #[serde(deserialize_with = "super::whole_number")]
+            n: i64,
+        }
+        let wide = |json: &str| serde_json::from_str::<Wide>(json).map(|v| v.n);
+        assert_eq!(wide(r#"{"n": -9223372036854775808}"#).unwrap(), i64::MIN);
+        assert!(wide(r#"{"n": -9223372036854775809}"#).is_err(), "below i64");
+        assert!(wide(r#"{"n": 9223372036854775808}"#).is_err(), "above i64");
         assert!(parse(r#"{"n": "12"}"#).is_err());
     }
 

@@ -60,33 +60,52 @@ pub struct ResetOffsets {
     pub topic: String,
     /// `earliest`, `latest`, `offset`, `timestamp`, `shift` or `group`; absent with explicit
     /// per-partition offsets.
+    #[serde(default, deserialize_with = "a_string")]
     pub to: Option<String>,
     /// For `to = "offset"`: this offset on every partition.
-    #[serde(
-        default,
-        deserialize_with = "crate::http::extract::optional_whole_number"
-    )]
+    #[serde(default, deserialize_with = "a_whole_number")]
     pub offset: Option<i64>,
     /// For `to = "timestamp"` (RFC 3339): each partition to its first record at or after it.
+    #[serde(default, deserialize_with = "a_string")]
     pub timestamp: Option<String>,
     /// For `to = "shift"`: move each committed offset by this many (±).
-    #[serde(
-        default,
-        deserialize_with = "crate::http::extract::optional_whole_number"
-    )]
+    #[serde(default, deserialize_with = "a_whole_number")]
     pub by: Option<i64>,
     /// For `to = "group"`: copy this group's committed offsets.
+    #[serde(default, deserialize_with = "a_string")]
     pub group: Option<String>,
     /// Only these partitions (numbers), or explicit offsets (`{"partition", "offset"}`).
+    #[serde(default, deserialize_with = "a_list")]
     pub partitions: Option<Vec<PartitionChoice>>,
     /// Say where the offsets would go; change nothing.
     #[serde(default)]
     pub dry_run: bool,
 }
 
+// Present fields are never `null` here: the documented shapes have no nullable field.
+
+/// A string when present.
+fn a_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
+}
+
+/// A whole number when present.
+fn a_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    crate::http::extract::whole_number(deserializer).map(Some)
+}
+
+/// A list when present.
+fn a_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<PartitionChoice>>, D::Error> {
+    Vec::deserialize(deserializer).map(Some)
+}
+
 /// A partition of `partitions`: its number, or its number and an offset.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum PartitionChoice {
     /// Only this partition.
     Number(i32),

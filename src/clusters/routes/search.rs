@@ -163,6 +163,7 @@ pub(super) async fn search(
     if shape == Shape::Page {
         return page(&target, request, filter, masked).await;
     }
+    exists(&target, &request).await?;
     let permit = state.messages.open()?;
     let (sender, receiver) = mpsc::channel::<Item>(256);
     let admin = target.admin().clone();
@@ -241,6 +242,18 @@ async fn page(
         },
     })
     .into_response())
+}
+
+/// A stream answers `200` before it reads anything: a topic or partition that does not
+/// exist is `404` first, not an `error` event after.
+async fn exists(target: &Target, request: &ScanRequest) -> Result<(), ApiError> {
+    let topic = target.admin().describe_topic(&request.topic).await?;
+    match request.partition {
+        Some(p) if !topic.partitions.iter().any(|q| q.partition == p) => Err(
+            ApiError::KafkaNotFound(format!("partition {p} of {}", request.topic)),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// What a streamed search sends, in order.
@@ -561,6 +574,7 @@ pub(super) async fn tail(
         follow: true,
         raw: false,
     };
+    exists(&target, &request).await?;
     let permit = state.messages.open()?;
     let (sender, receiver) = mpsc::channel::<Event>(256);
     let admin = target.admin().clone();

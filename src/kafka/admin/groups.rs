@@ -190,7 +190,8 @@ impl KafkaAdmin {
                 ResetTo::Timestamp(ms) => {
                     let mut list = TopicPartitionList::new();
                     for p in &partitions {
-                        list.add_partition_offset(&topic, *p, Offset::Offset(ms))?;
+                        // No record is older than the epoch: before it means the start.
+                        list.add_partition_offset(&topic, *p, Offset::Offset(ms.max(0)))?;
                     }
                     consumer
                         .offsets_for_times(list, timeout)?

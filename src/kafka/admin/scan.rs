@@ -298,7 +298,8 @@ fn bounds(
     let times = |ms: i64| -> Result<BTreeMap<i32, i64>, AdminError> {
         let mut list = TopicPartitionList::new();
         for &p in &chosen {
-            list.add_partition_offset(topic, p, Offset::Offset(ms))?;
+            // No record is older than the epoch: a time before it means the log's start.
+            list.add_partition_offset(topic, p, Offset::Offset(ms.max(0)))?;
         }
         let found = consumer.offsets_for_times(list, timeout)?;
         Ok(found
