@@ -306,6 +306,7 @@ impl Copy<'_> {
                     // Running copies cost a known few MiB each.
                     read_ahead_kib: Some(8192),
                     offset_reset: None,
+                    min_messages: None,
                 },
             )
             .map_err(|e| Stop::Failed(format!("cannot read the source: {e}")))?;

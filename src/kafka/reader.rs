@@ -22,6 +22,9 @@ pub struct ReaderOptions {
     /// `auto.offset.reset` for a position outside the log (librdkafka's default:
     /// `latest`).
     pub offset_reset: Option<&'static str>,
+    /// `queued.min.messages` with a read-ahead: how many records librdkafka tries to keep
+    /// queued (10,000 unless set). With partition queues both bounds apply per partition.
+    pub min_messages: Option<u32>,
 }
 
 impl ClientSettings {
@@ -49,7 +52,8 @@ impl ClientSettings {
         }
         if let Some(kib) = options.read_ahead_kib {
             overrides.push(("queued.max.messages.kbytes", kib.to_string()));
-            overrides.push(("queued.min.messages", "10000".to_string()));
+            let min = options.min_messages.unwrap_or(10_000);
+            overrides.push(("queued.min.messages", min.to_string()));
         }
         if let Some(reset) = options.offset_reset {
             overrides.push(("auto.offset.reset", reset.to_string()));
@@ -90,6 +94,7 @@ mod tests {
             fetch_wait_ms: Some(50),
             read_ahead_kib: Some(8192),
             offset_reset: Some("error"),
+            min_messages: None,
         };
         let one = client.reader_config("view", &options);
         let two = client.reader_config("view", &options);

@@ -156,6 +156,7 @@ impl Projector {
                     // the client reads.
                     read_ahead_kib: Some(8192),
                     offset_reset: Some("error"),
+                    min_messages: None,
                 },
             )
             .context("creating the projector consumer")?;

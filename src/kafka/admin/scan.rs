@@ -216,18 +216,22 @@ impl KafkaAdmin {
         S: FnMut(ScanEvent<'_>) -> bool + Send + 'static,
     {
         named_topic(&request.topic)?;
-        let reader: RdBaseConsumer<ClientContext> = self.client.reader(
-            "scan",
-            &ReaderOptions {
-                fetch_wait_ms: Some(10),
-                // A scan's memory is its read-ahead, whatever the topic's size.
-                read_ahead_kib: Some(16 * 1024),
-                offset_reset: Some("earliest"),
-            },
-        )?;
-        let reader = Arc::new(reader);
+        let client = self.client.clone();
         self.blocking(move |metadata, timeout| {
             let bounds = bounds(metadata, &request, timeout)?;
+            // A scan's memory is its read-ahead, whatever the topic's size: 16 MiB in all
+            // (librdkafka bounds each partition queue on its own).
+            let per_partition = (16 * 1024 / bounds.len().max(1) as u32).max(1024);
+            let reader: RdBaseConsumer<ClientContext> = client.reader(
+                "scan",
+                &ReaderOptions {
+                    fetch_wait_ms: Some(10),
+                    read_ahead_kib: Some(per_partition),
+                    offset_reset: Some("earliest"),
+                    min_messages: Some(1_000),
+                },
+            )?;
+            let reader = Arc::new(reader);
             let mut scan = Scan {
                 request: &request,
                 matcher: make_matcher(),
