@@ -40,6 +40,8 @@ struct Uses {
     value: bool,
     headers: bool,
     timestamp: bool,
+    partition: bool,
+    offset: bool,
 }
 
 impl RecordFilter {
@@ -63,6 +65,8 @@ impl RecordFilter {
                 value: refs.has_variable("value"),
                 headers: refs.has_variable("headers"),
                 timestamp: refs.has_variable("timestamp"),
+                partition: refs.has_variable("partition"),
+                offset: refs.has_variable("offset"),
             }
         });
         Ok(RecordFilter {
@@ -102,8 +106,12 @@ impl RecordFilter {
             return true;
         };
         let mut context = root.new_inner_scope();
-        context.add_variable_from_value("partition", Value::Int(i64::from(record.partition)));
-        context.add_variable_from_value("offset", Value::Int(record.offset));
+        if self.uses.partition {
+            context.add_variable_from_value("partition", Value::Int(i64::from(record.partition)));
+        }
+        if self.uses.offset {
+            context.add_variable_from_value("offset", Value::Int(record.offset));
+        }
         if self.uses.key {
             let key = record.key.map_or(Value::Null, |k| {
                 Value::String(Arc::new(String::from_utf8_lossy(k).into_owned()))
@@ -142,31 +150,68 @@ fn value_of(bytes: Option<&[u8]>) -> Value {
     let Some(bytes) = bytes else {
         return Value::Null;
     };
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(json) => from_json(json),
-        Err(_) => Value::String(Arc::new(String::from_utf8_lossy(bytes).into_owned())),
+    use serde::de::DeserializeSeed;
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    match JsonAsCel.deserialize(&mut reader) {
+        Ok(value) if reader.end().is_ok() => value,
+        _ => Value::String(Arc::new(String::from_utf8_lossy(bytes).into_owned())),
     }
 }
 
-/// JSON as CEL values: a whole number is an `int` (so `value.n % 2 == 0` works as written;
-/// CEL does not mix `int` and `uint`), unless only a `uint` holds it.
-fn from_json(json: serde_json::Value) -> Value {
-    use serde_json::Value as Json;
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(b),
-        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Value::Int(i),
-            (None, Some(u)) => Value::UInt(u),
-            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::String(Arc::new(s)),
-        Json::Array(items) => Value::List(Arc::new(items.into_iter().map(from_json).collect())),
-        Json::Object(fields) => fields
-            .into_iter()
-            .map(|(k, v)| (k, from_json(v)))
-            .collect::<std::collections::HashMap<String, Value>>()
-            .into(),
+/// JSON read straight into CEL values (no JSON tree in between): a whole number is an
+/// `int` (so `value.n % 2 == 0` works as written; CEL does not mix `int` and `uint`),
+/// unless only a `uint` holds it.
+struct JsonAsCel;
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonAsCel {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonAsCel {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u).map_or(Value::UInt(u), Value::Int))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(Arc::new(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(Arc::new(s)))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
+        let mut list = Vec::with_capacity(items.size_hint().unwrap_or(0));
+        while let Some(item) = items.next_element_seed(JsonAsCel)? {
+            list.push(item);
+        }
+        Ok(Value::List(Arc::new(list)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut fields: A) -> Result<Value, A::Error> {
+        let mut map = std::collections::HashMap::with_capacity(fields.size_hint().unwrap_or(0));
+        while let Some(key) = fields.next_key::<String>()? {
+            let value = fields.next_value_seed(JsonAsCel)?;
+            map.insert(cel::objects::Key::String(Arc::new(key)), value);
+        }
+        Ok(Value::Map(cel::objects::Map { map: Arc::new(map) }))
     }
 }
 

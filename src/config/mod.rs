@@ -92,8 +92,9 @@ pub struct AdminSettings {
     /// How long a streamed search or export (SSE, NDJSON) may read. Default 300,000 ms.
     #[serde(rename = "stream_budget_ms", deserialize_with = "millis")]
     pub stream_budget: Duration,
-    /// Message streams (streamed searches, exports, live tails) open at once on this
-    /// instance; beyond it a new one is `503 overloaded`. Default 16.
+    /// Message reads (searches, streamed or not, exports, live tails, copies) at once on
+    /// this instance, each holding a read-ahead; beyond it a new one is `503 overloaded`.
+    /// Default 16.
     pub max_message_streams: usize,
     /// Fields of record values shown as `"***"` to keys without `admin:read-unmasked`.
     #[serde(default)]

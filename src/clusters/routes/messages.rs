@@ -307,6 +307,8 @@ pub(super) async fn copy(
     }
     let clients = registry.clients(&to)?;
     clients.admin.describe_topic(&body.target_topic).await?;
+    // The copy's scan holds a read-ahead: it counts with the message streams.
+    let _permit = state.messages.open()?;
     let request = ScanRequest {
         topic: name.clone(),
         partition: None,

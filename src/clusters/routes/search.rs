@@ -161,6 +161,8 @@ pub(super) async fn search(
     let masked = masked_paths(&state, caller.as_deref(), &name);
     let (request, filter) = plan(&state, name, &query, shape)?;
     if shape == Shape::Page {
+        // A page's scan holds a read-ahead too: it counts with the streams.
+        let _permit = state.messages.open()?;
         return page(&target, request, filter, masked).await;
     }
     exists(&target, &request).await?;
