@@ -325,19 +325,14 @@ pub(super) async fn copy(
         follow: false,
         raw: true,
     };
-    let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let into = found.clone();
-    let sink = move |event: ScanEvent<'_>| {
-        if let ScanEvent::Raw(record) = event {
-            into.lock().unwrap_or_else(|e| e.into_inner()).push(record);
-        }
-        true
+    let keep = |event: ScanEvent<'_>| match event {
+        ScanEvent::Raw(record) => Some(record),
+        _ => None,
     };
-    let outcome = target
+    let (records, outcome) = target
         .admin()
-        .scan(request, move || filter.matcher(), sink)
+        .scan_into(request, move || filter.matcher(), keep)
         .await?;
-    let records = std::mem::take(&mut *found.lock().unwrap_or_else(|e| e.into_inner()));
     let sends = records.iter().map(|r| {
         clients.producer.send_raw(RawRecord {
             topic: &body.target_topic,

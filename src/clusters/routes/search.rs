@@ -220,20 +220,17 @@ async fn page(
     masked: Vec<Vec<String>>,
 ) -> Result<Response, ApiError> {
     let direction = request.direction;
-    let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let into = found.clone();
-    let sink = move |event: ScanEvent<'_>| {
-        if let ScanEvent::Match(mut record) = event {
+    let keep = move |event: ScanEvent<'_>| match event {
+        ScanEvent::Match(mut record) => {
             mask(&mut record.value, &masked);
-            into.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+            Some(record)
         }
-        true
+        _ => None,
     };
-    let outcome = target
+    let (records, outcome) = target
         .admin()
-        .scan(request, move || filter.matcher(), sink)
+        .scan_into(request, move || filter.matcher(), keep)
         .await?;
-    let records = std::mem::take(&mut *found.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(Json(SearchPage {
         records,
         summary: SearchSummary {

@@ -201,6 +201,31 @@ impl KafkaAdmin {
         .await
     }
 
+    /// [`KafkaAdmin::scan`] into a list: what `keep` makes of each event it keeps.
+    pub async fn scan_into<F, M, T>(
+        &self,
+        request: ScanRequest,
+        make_matcher: F,
+        mut keep: impl FnMut(ScanEvent<'_>) -> Option<T> + Send + 'static,
+    ) -> Result<(Vec<T>, ScanOutcome), AdminError>
+    where
+        F: FnOnce() -> M + Send + 'static,
+        M: FnMut(&RecordView<'_>) -> bool,
+        T: Send + 'static,
+    {
+        let found = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = found.clone();
+        let sink = move |event: ScanEvent<'_>| {
+            if let Some(item) = keep(event) {
+                into.lock().unwrap_or_else(|e| e.into_inner()).push(item);
+            }
+            true
+        };
+        let outcome = self.scan(request, make_matcher, sink).await?;
+        let items = std::mem::take(&mut *found.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok((items, outcome))
+    }
+
     /// Scans `request.topic`: each record in order is offered to the matcher that
     /// `make_matcher` makes (on the scan's own thread); matches (and progress) go to
     /// `sink`, which answers false to stop the scan.
@@ -705,19 +730,7 @@ pub(super) fn browsed<M: Message>(message: &M) -> BrowsedRecord {
         serde_json::from_slice(p)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(p).into_owned()))
     });
-    let headers = message
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| {
-                    (
-                        h.key.to_string(),
-                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = crate::kafka::utf8_headers(message).into_iter().collect();
     BrowsedRecord {
         partition: message.partition(),
         offset: message.offset(),
