@@ -44,7 +44,7 @@ pub(super) async fn broker_stop(
 /// Cluster id, controller, brokers, topic and partition counts, health, and the metadata
 /// round-trip time.
 #[utoipa::path(get, path = "/cluster", tag = "cluster",
-    responses((status = 200, description = "The cluster", body = ClusterInfo), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+    responses((status = 200, description = "The cluster", body = ClusterInfo)))]
 pub(super) async fn cluster(target: Target) -> Result<Json<ClusterInfo>, ApiError> {
     Ok(Json(target.admin().cluster().await?))
 }

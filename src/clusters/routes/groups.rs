@@ -17,7 +17,7 @@ use crate::kafka::admin::{GroupDetails, GroupSummary, OffsetMove, ResetTo};
 
 /// List consumer groups.
 #[utoipa::path(get, path = "/consumer-groups", tag = "consumer-groups",
-    responses((status = 200, description = "Groups with state and member count", body = Vec<GroupSummary>), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+    responses((status = 200, description = "Groups with state and member count", body = Vec<GroupSummary>)))]
 pub(super) async fn list_groups(target: Target) -> Result<Json<Vec<GroupSummary>>, ApiError> {
     Ok(Json(target.admin().list_groups().await?))
 }
@@ -27,7 +27,7 @@ pub(super) async fn list_groups(target: Target) -> Result<Json<Vec<GroupSummary>
 /// Members with their assignments, and per partition the committed offset, the end offset
 /// and the lag, with the total lag.
 #[utoipa::path(get, path = "/consumer-groups/{id}", tag = "consumer-groups", params(("id" = String, Path, description = "Consumer group id")),
-    responses((status = 200, description = "The group", body = GroupDetails), (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+    responses((status = 200, description = "The group", body = GroupDetails), (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn describe_group(
     target: Target,
     Path(GroupPath { id }): Path<GroupPath>,
@@ -42,8 +42,7 @@ pub(super) async fn describe_group(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such group (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The group has active members (`conflict`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 409, description = "The group has active members (`conflict`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn delete_group(
     target: Target,
     Path(GroupPath { id }): Path<GroupPath>,
@@ -185,7 +184,7 @@ impl utoipa::ToSchema for ResetOffsets {}
         (status = 200, description = "Each partition's previous and new committed offset, and lag", body = Vec<OffsetMove>),
         (status = 404, description = "No such group, topic or partition (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The group has active members (`conflict`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn reset_offsets(
     target: Target,
     Path(GroupPath { id }): Path<GroupPath>,

@@ -95,7 +95,7 @@ fn produce_error(error: crate::kafka::ProduceError) -> ApiError {
     responses(
         (status = 200, description = "Where each record landed, in request order", body = Vec<Produced>),
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "One of the service's order topics without `force`, or one of its control topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 409, description = "One of the service's order topics without `force`, or one of its control topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn produce(
     State(state): State<ClustersState>,
     target: Target,
@@ -242,8 +242,7 @@ pub struct CopiedTo {
         (status = 403, description = "The key does not reach the target cluster (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic, target topic or cluster (`not_found`, `cluster_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The target is one of the service's own topics (`topic_protected`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn copy(
     State(state): State<ClustersState>,
     target: Target,

@@ -31,7 +31,7 @@ pub struct TopicListQuery {
 
 /// List topics.
 #[utoipa::path(get, path = "/topics", tag = "topics", params(TopicListQuery),
-    responses((status = 200, description = "Topics with partition and message counts", body = Vec<TopicSummary>), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+    responses((status = 200, description = "Topics with partition and message counts", body = Vec<TopicSummary>)))]
 pub(super) async fn list_topics(
     target: Target,
     QueryParams(query): QueryParams<TopicListQuery>,
@@ -122,7 +122,7 @@ fn config_changes_schema() -> utoipa::openapi::Object {
     responses(
         (status = 201, description = "Created", body = TopicDetails),
         (status = 409, description = "Exists already (`already_exists`), or more partitions than `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` (`conflict`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`), or one Kafka refuses, such as a replication factor above the cluster's broker count (`kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`), or one Kafka refuses, such as a replication factor above the cluster's broker count (`kafka_invalid_request`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn create_topic(
     State(state): State<ClustersState>,
     target: Target,
@@ -174,7 +174,7 @@ pub(super) async fn create_topic(
 ///
 /// Partitions with leader, replicas, in-sync replicas and watermarks, and the configs.
 #[utoipa::path(get, path = "/topics/{name}", tag = "topics", params(("name" = String, Path, description = "Topic name")),
-    responses((status = 200, description = "The topic", body = TopicDetails), (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+    responses((status = 200, description = "The topic", body = TopicDetails), (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn describe_topic(
     target: Target,
     Path(TopicPath { name }): Path<TopicPath>,
@@ -199,8 +199,7 @@ pub struct AlterConfigs {
     responses(
         (status = 200, description = "The topic after the change", body = TopicDetails),
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn alter_configs(
     target: Target,
     Path(TopicPath { name }): Path<TopicPath>,
@@ -234,8 +233,7 @@ pub struct AddPartitions {
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not more than the topic has, or over `admin.max_partitions_per_topic` / `admin.max_partitions_per_request` (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (`validation_failed`, `invalid_body`, `kafka_invalid_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 501, description = "The cluster does not support it (`kafka_unsupported`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn add_partitions(
     target: Target,
     Path(TopicPath { name }): Path<TopicPath>,
@@ -271,8 +269,7 @@ fn is_internal_topic(name: &str) -> bool {
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such topic (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "One of the service's own topics, or an internal one without `force` (`topic_protected`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Kafka unavailable (`kafka_unavailable`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))))]
+        (status = 409, description = "One of the service's own topics, or an internal one without `force` (`topic_protected`)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn delete_topic(
     State(state): State<ClustersState>,
     target: Target,
