@@ -53,16 +53,7 @@ pub(super) async fn migrate(
             .ok_or_else(|| Stop::Failed(format!("no cluster {target_id:?} is registered")))?;
         registry.clients(&cluster)?.producer
     };
-    let topics: Vec<String> = if operation.topics.is_empty() {
-        source
-            .list_topics(None, false)
-            .await?
-            .into_iter()
-            .map(|t| t.name)
-            .collect()
-    } else {
-        operation.topics.clone()
-    };
+    let topics = super::replicate::topics_of(&source, operation).await?;
     let filter = RecordFilter::new(operation.filter.as_deref(), None)
         .map_err(|e| Stop::Failed(e.to_string()))?;
     let mut ends = BTreeMap::new();

@@ -16,16 +16,7 @@ pub(super) async fn replicate(
     cancel: &CancellationToken,
 ) -> Result<(), Stop> {
     let source = admin_of(registry, &operation.source_cluster_id)?;
-    let topics = if operation.topics.is_empty() {
-        source
-            .list_topics(None, false)
-            .await?
-            .into_iter()
-            .map(|t| t.name)
-            .collect()
-    } else {
-        operation.topics.clone()
-    };
+    let topics = topics_of(&source, operation).await?;
     let targets = operation.target_cluster_ids.clone();
     let total = (topics.len() * targets.len()).max(1);
     let mut last_beat = std::time::Instant::now();
@@ -66,6 +57,23 @@ fn set_on_topic(configs: BTreeMap<String, ConfigValue>) -> BTreeMap<String, Stri
         .filter(|(_, c)| (c.source == "topic" || !c.is_default) && !c.is_sensitive)
         .filter_map(|(name, c)| c.value.map(|v| (name, v)))
         .collect()
+}
+
+/// The topics an operation works on: those it names, or every topic of its source (Kafka's
+/// internal ones left out).
+pub(super) async fn topics_of(
+    source: &KafkaAdmin,
+    operation: &Operation,
+) -> Result<Vec<String>, Stop> {
+    if !operation.topics.is_empty() {
+        return Ok(operation.topics.clone());
+    }
+    Ok(source
+        .list_topics(None, false)
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect())
 }
 
 /// Makes one topic's structure on a target: created when missing, its configs changed to

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -13,19 +12,7 @@ use crate::helpers::*;
 /// A topic of 3 partitions with 10 records each, written one per request at `BASE + n` s.
 async fn topic_with_records(app: &TestApp, bootstrap: &str) -> String {
     let topic = format!("offsets-{}", uuid::Uuid::new_v4().simple());
-    let (status, body) = send(
-        app,
-        reqwest::Method::POST,
-        "/api/admin/topics",
-        Some(json!({"name": topic, "partitions": 3})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
+    let producer = create_for_writing(app, "/api/admin", bootstrap, &topic, 3).await;
     for n in 0..30_i64 {
         producer
             .send(

@@ -41,19 +41,7 @@ pub async fn write_records(
     topic: &str,
     partitions: i32,
 ) {
-    let (status, body) = send(
-        app,
-        reqwest::Method::POST,
-        &format!("{prefix}/topics"),
-        Some(json!({"name": topic, "partitions": partitions})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
+    let producer = create_for_writing(app, prefix, bootstrap, topic, partitions).await;
     for i in 0..RECORDS {
         let (key, payload) = (format!("o-{i}"), value(i).to_string());
         let headers = OwnedHeaders::new().insert(Header {
@@ -73,6 +61,30 @@ pub async fn write_records(
             .await
             .expect("record written");
     }
+}
+
+/// Creates `topic` through the API (`prefix`: `/api/admin` or `/api/clusters/{id}`) and
+/// answers a plain producer that sends each record on its own (`linger.ms` 0).
+pub async fn create_for_writing(
+    app: &TestApp,
+    prefix: &str,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> FutureProducer {
+    let (status, body) = send(
+        app,
+        reqwest::Method::POST,
+        &format!("{prefix}/topics"),
+        Some(json!({"name": topic, "partitions": partitions})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap()
 }
 
 /// The keys of a page's records, in its order.
