@@ -22,6 +22,7 @@ pub mod input;
 pub mod kafka;
 pub mod metrics;
 pub mod orders;
+pub mod schemas;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;

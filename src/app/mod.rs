@@ -56,7 +56,11 @@ impl Application {
         let orders = parts::Orders::build(&settings, &kafka, &metrics)?;
         let access = parts::access_control(&settings, &kafka, &metrics)?;
         let clusters = parts::Clusters::build(&settings, &kafka)?;
+        let schemas = parts::Schemas::build(&settings, &kafka, &clusters.tables)?;
         let state = AppState::new(AppParts {
+            schema_routes: schemas.routes(&settings),
+            schemas: schemas.registries.clone(),
+            wire: kafka.wire.clone(),
             orders_routes: orders.routes(&settings, &metrics, &access, &shutdown),
             cluster_routes: clusters.routes(&settings, &kafka, &shutdown),
             settings: settings.clone(),
@@ -78,7 +82,7 @@ impl Application {
             said_ready: Default::default(),
         });
         let workers = CancellationToken::new();
-        let tasks = tasks::spawn(&state, &kafka, &orders, &clusters, &workers)?;
+        let tasks = tasks::spawn(&state, &kafka, &orders, &clusters, &schemas, &workers)?;
         let address = format!("{}:{}", settings.http.host, settings.http.port);
         let listener = TcpListener::bind(&address)
             .await

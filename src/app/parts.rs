@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clusters::broker::LocalBroker;
 use crate::clusters::local::LocalClusters;
 use crate::clusters::operations::Operations;
-use crate::clusters::options::OptionPolicy;
+use crate::clusters::options::{OptionPolicy, reference};
 use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::templates::Templates;
 use crate::clusters::{
@@ -33,6 +33,10 @@ use crate::orders::live::LiveStreams;
 use crate::orders::processor::ProcessingRules;
 use crate::orders::projector::Projector;
 use crate::orders::{Intake, OrderRules, OrderStore, OrdersParts, OrdersState};
+use crate::schemas::registry::{Registries, Registry};
+use crate::schemas::remote::RemoteRegistry;
+use crate::schemas::routes::{SchemasParts, SchemasState};
+use crate::schemas::store::SchemaStore;
 
 /// The home cluster's clients, shared by every part.
 pub(super) struct Kafka {
@@ -42,6 +46,8 @@ pub(super) struct Kafka {
     pub admin: KafkaAdmin,
     /// The service's own topics, for readiness and their upkeep.
     pub topic_names: Arc<Vec<String>>,
+    /// The schemas the service's records are written with, in the wire format.
+    pub wire: Arc<crate::kafka::wire::TopicSchemas>,
 }
 
 impl Kafka {
@@ -90,6 +96,7 @@ impl Kafka {
             producer,
             admin,
             topic_names,
+            wire: Arc::default(),
         })
     }
 }
@@ -133,6 +140,7 @@ impl Orders {
             idempotency: IdempotencyStore::new(settings.idempotency.capacity),
             metrics: metrics.clone(),
             retry_after: settings.http.retry_after,
+            schemas: kafka.wire.clone(),
         });
         let live = Arc::new(LiveStreams::new(
             settings.status_view.max_live_streams,
@@ -233,6 +241,7 @@ impl Clusters {
                 t.clusters.name.clone(),
                 t.templates.name.clone(),
                 t.operations.name.clone(),
+                t.schemas.name.clone(),
             ],
             timeout,
         );
@@ -306,34 +315,108 @@ impl Clusters {
             local_clusters: self.local_clusters.clone(),
             local_broker: self.local_broker.clone(),
             topic_names: kafka.topic_names.clone(),
-            control_topics: [&t.audit, &t.clusters, &t.operations, &t.templates]
-                .iter()
-                .map(|topic| topic.name.clone())
-                .collect(),
+            control_topics: [
+                &t.audit,
+                &t.clusters,
+                &t.operations,
+                &t.templates,
+                &t.schemas,
+            ]
+            .iter()
+            .map(|topic| topic.name.clone())
+            .collect(),
             shutdown: shutdown.clone(),
             messages: MessageLimits::new(&settings.admin, settings.http.retry_after),
         })
     }
 
-    /// Hands each record of the compacted topics to its table.
-    pub fn apply_tables(&self, settings: &Settings) -> Arc<crate::kafka::table::Apply> {
+    /// Hands each record of the compacted topics to its table (the schema registry's to
+    /// the built-in registry, when it is the one in use).
+    pub fn apply_tables(
+        &self,
+        settings: &Settings,
+        schemas: Option<Arc<SchemaStore>>,
+    ) -> Arc<crate::kafka::table::Apply> {
         let (registry, templates, operations) = (
             self.registry.clone(),
             self.templates.clone(),
             self.operations.clone(),
         );
-        let (clusters_topic, templates_topic) = (
-            settings.topics.clusters.name.clone(),
-            settings.topics.templates.name.clone(),
+        let t = &settings.topics;
+        let (clusters_topic, templates_topic, operations_topic) = (
+            t.clusters.name.clone(),
+            t.templates.name.clone(),
+            t.operations.name.clone(),
         );
         Arc::new(move |topic: &str, id: &str, value: Option<&[u8]>| {
             if topic == clusters_topic {
                 registry.apply(id, value);
             } else if topic == templates_topic {
                 templates.apply(id, value);
-            } else {
+            } else if topic == operations_topic {
                 operations.apply(id, value);
+            } else if let Some(store) = &schemas {
+                store.apply(id, value);
             }
+        })
+    }
+}
+
+/// The schema registry's parts.
+pub(super) struct Schemas {
+    /// The built-in registry, unless an external one is configured.
+    pub store: Option<Arc<SchemaStore>>,
+    /// The service's registry, and clients of the ones other clusters name.
+    pub registries: Arc<Registries>,
+}
+
+impl Schemas {
+    /// The built-in registry on `topics.schemas` (read by `tables`), or a client of
+    /// `[schema_registry] url`.
+    pub fn build(
+        settings: &Settings,
+        kafka: &Kafka,
+        tables: &Arc<TableReader>,
+    ) -> anyhow::Result<Schemas> {
+        let r = &settings.schema_registry;
+        let (store, home) = if r.url.is_empty() {
+            let store = Arc::new(SchemaStore::new(
+                settings.topics.schemas.name.clone(),
+                tables.clone(),
+                kafka.producer.with_type(),
+                settings.kafka.admin_timeout,
+            ));
+            (Some(store.clone()), Registry::Builtin(store))
+        } else {
+            let secret = |option: &str, value: &str| -> anyhow::Result<String> {
+                match reference(value) {
+                    None => Ok(value.to_string()),
+                    Some(name) => std::env::var(name).map_err(|_| {
+                        anyhow::anyhow!("{option} names ${{{name}}}, which is not set")
+                    }),
+                }
+            };
+            let user = secret("schema_registry.username", &r.username)?;
+            let password = secret("schema_registry.password", &r.password)?;
+            let credentials =
+                (!user.is_empty() || !password.is_empty()).then_some((user, password));
+            let remote = RemoteRegistry::new(&r.url, credentials, r.request_timeout)
+                .map_err(|why| anyhow::anyhow!("schema_registry.url: {why}"))?;
+            (None, Registry::Remote(Arc::new(remote)))
+        };
+        Ok(Schemas {
+            store,
+            registries: Arc::new(Registries::new(home, r.request_timeout)),
+        })
+    }
+
+    /// What the registry routes use.
+    pub fn routes(&self, settings: &Settings) -> SchemasState {
+        let url = &settings.schema_registry.url;
+        SchemasState::new(SchemasParts {
+            store: self.store.clone(),
+            external: (!url.is_empty()).then(|| url.clone()),
+            retry_after: settings.http.retry_after,
         })
     }
 }
@@ -369,6 +452,7 @@ pub fn topic_specs(settings: &Settings) -> Vec<TopicSpec> {
         spec(&t.clusters, compacted()),
         spec(&t.operations, compacted()),
         spec(&t.templates, compacted()),
+        spec(&t.schemas, compacted()),
     ]
 }
 

@@ -44,6 +44,7 @@ use crate::http::openapi::{
         (name = "topics", description = "Topic management"),
         (name = "consumer-groups", description = "Consumer groups, their lag and offsets"),
         (name = "messages", description = "Write and read records of any topic"),
+        (name = "schemas", description = "The schema registry, in Confluent's REST API (`/schema-registry`)"),
         (name = "service", description = "Health, metrics and the service catalog"),
     ),
     components(schemas(
@@ -59,6 +60,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::orders::api::router())
         .merge(crate::clusters::routes::router())
+        .merge(crate::schemas::routes::router())
         .merge(super::health::router())
         .merge(super::catalog::router())
 }

@@ -16,6 +16,7 @@ use crate::kafka::consumer::AssignmentGeneration;
 use crate::metrics::Metrics;
 use crate::orders::projector::Projector;
 use crate::orders::{Intake, OrderStore, OrdersState};
+use crate::schemas::routes::SchemasState;
 
 /// Shared state of the service's parts. Cloned for every request by the router and several
 /// layers, so it is one `Arc` (a clone is one atomic increment; a struct of many `Arc`s
@@ -78,6 +79,18 @@ pub struct AppParts {
     pub orders_routes: OrdersState,
     /// What the cluster management routes use.
     pub cluster_routes: ClustersState,
+    /// What the schema registry routes use.
+    pub schema_routes: SchemasState,
+    /// The service's schema registry and clients of others.
+    pub schemas: Arc<crate::schemas::registry::Registries>,
+    /// The schemas the service's own records are written with (`[schemas] wire_format`).
+    pub wire: Arc<crate::kafka::wire::TopicSchemas>,
+}
+
+impl FromRef<AppState> for SchemasState {
+    fn from_ref(state: &AppState) -> Self {
+        state.schema_routes.clone()
+    }
 }
 
 impl FromRef<AppState> for OrdersState {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::AppState;
-use super::parts::{Clusters, Kafka, Orders, consumer_options, topic_specs};
+use super::parts::{Clusters, Kafka, Orders, Schemas, consumer_options, topic_specs};
 use crate::backoff::{Backoff, sleep_unless_cancelled};
 use crate::kafka::ClientSettings;
 use crate::kafka::table::TableReader;
@@ -23,6 +23,7 @@ pub(super) fn spawn(
     kafka: &Kafka,
     orders: &Orders,
     clusters: &Clusters,
+    schemas: &Schemas,
     workers: &CancellationToken,
 ) -> anyhow::Result<TaskTracker> {
     let settings = &state.settings;
@@ -57,12 +58,18 @@ pub(super) fn spawn(
             .write_refusal_counts(workers.clone()),
     );
     tasks.spawn(release_freed_memory(workers.clone()));
-    tasks.spawn(
-        clusters
-            .tables
-            .clone()
-            .run(clusters.apply_tables(settings), workers.clone()),
-    );
+    tasks.spawn(clusters.tables.clone().run(
+        clusters.apply_tables(settings, schemas.store.clone()),
+        workers.clone(),
+    ));
+    let t = &settings.topics;
+    tasks.spawn(crate::schemas::own::register_own(
+        schemas.registries.home().clone(),
+        crate::schemas::own::own_schemas(&t.orders.name, &t.status.name),
+        kafka.wire.clone(),
+        settings.schemas.wire_format,
+        workers.clone(),
+    ));
     tasks.spawn(crate::clusters::health::keep_checking(
         state.clusters.clone(),
         state.shutdown.clone(),
@@ -73,6 +80,7 @@ pub(super) fn spawn(
         status: kafka.producer.with_type(),
         dead_letters: kafka.producer.with_type(),
         status_topic: settings.topics.status.name.clone(),
+        schemas: kafka.wire.clone(),
         store: orders.store.clone(),
         projector: orders.projector.clone(),
         rules: Arc::new(Orders::processing_rules(settings)?),

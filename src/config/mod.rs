@@ -58,6 +58,40 @@ pub struct Settings {
     /// Clusters managed beside the home one, by id.
     #[serde(default)]
     pub clusters: BTreeMap<String, clusters::ClusterSettings>,
+    /// The schema registry: built in, or an external one.
+    pub schema_registry: SchemaRegistrySettings,
+    /// How the service's own records are written.
+    pub schemas: SchemasSettings,
+}
+
+/// `[schema_registry]`: the built-in registry (on `topics.schemas`), or, with `url`, an
+/// external Confluent-compatible one the service is a client of.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistrySettings {
+    /// An external registry's URL; empty for the built-in one.
+    #[serde(default)]
+    pub url: String,
+    /// Basic-auth user name at the external registry (a `${NAME}` reference is read from
+    /// the environment).
+    #[serde(default)]
+    pub username: String,
+    /// Basic-auth password at the external registry (a `${NAME}` reference is read from
+    /// the environment).
+    #[serde(default)]
+    pub password: String,
+    /// How long one request to an external registry may take.
+    #[serde(rename = "request_timeout_ms", deserialize_with = "millis")]
+    pub request_timeout: Duration,
+}
+
+/// `[schemas]`: how the service's own records are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemasSettings {
+    /// Write `orders` and `orders.status` records in Confluent's wire format with their
+    /// registered JSON Schemas (readers of this service read both forms).
+    pub wire_format: bool,
 }
 
 /// Bounds on the Kafka management API.
@@ -416,6 +450,8 @@ pub struct TopicsSettings {
     pub operations: TopicSettings,
     /// Stored cluster templates (compacted).
     pub templates: TopicSettings,
+    /// The built-in schema registry (compacted, one partition).
+    pub schemas: TopicSettings,
 }
 
 /// One topic's name and partition count.

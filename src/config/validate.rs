@@ -15,6 +15,7 @@ impl Settings {
         processing(self)?;
         status_view(self)?;
         admin(self)?;
+        schema_registry(self)?;
         topics(self)
     }
 
@@ -188,6 +189,25 @@ fn admin(s: &Settings) -> Result<(), ConfigError> {
     )
 }
 
+fn schema_registry(s: &Settings) -> Result<(), ConfigError> {
+    let r = &s.schema_registry;
+    ensure(
+        r.url.is_empty() || r.url.starts_with("http://") || r.url.starts_with("https://"),
+        "schema_registry.url",
+        "an http:// or https:// URL, or empty for the built-in registry",
+    )?;
+    ensure(
+        r.request_timeout >= std::time::Duration::from_millis(100),
+        "schema_registry.request_timeout_ms",
+        "at least 100",
+    )?;
+    ensure(
+        s.topics.schemas.partitions == 1,
+        "topics.schemas.partitions",
+        "must be 1: the registry's ids follow the order of one partition",
+    )
+}
+
 fn topics(s: &Settings) -> Result<(), ConfigError> {
     let t = &s.topics;
     ensure(
@@ -199,6 +219,7 @@ fn topics(s: &Settings) -> Result<(), ConfigError> {
         ("topics.orders", &t.orders),
         ("topics.status", &t.status),
         ("topics.dlq", &t.dlq),
+        ("topics.schemas", &t.schemas),
     ] {
         if let Err(reason) = crate::kafka::validate_topic_name(&topic.name) {
             return ensure(false, option, reason);

@@ -285,6 +285,7 @@ impl AuditLog {
                     key: &record.resource,
                     value: &record,
                     headers: vec![],
+                    schema_id: None,
                 })
                 .await;
             match sent {

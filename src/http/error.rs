@@ -51,6 +51,13 @@ pub struct Problem {
     /// Per-field validation errors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Schema registry routes: Confluent's error code (40401, 409, 42201, …), which
+    /// registry clients read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+    /// Schema registry routes: the message, as Confluent's clients show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Everything the API answers with other than success.
@@ -151,6 +158,20 @@ pub enum ApiError {
     /// than its burst).
     #[error("{}", rate_limit_detail(.0))]
     RateLimited(Refusal),
+    /// A schema registry answer: the problem, with Confluent's error code and message.
+    #[error("{message}")]
+    SchemaRegistry {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Stable code.
+        code: &'static str,
+        /// Confluent's error code.
+        error_code: i64,
+        /// What went wrong, in words safe to show.
+        message: String,
+        /// Sent as `Retry-After` (with 503).
+        retry_after: Option<Duration>,
+    },
     /// A bug or an unexpected failure; the cause is logged, not returned.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -186,6 +207,10 @@ pub const PROBLEM_CODES: &[&str] = &[
     "unauthenticated",
     "forbidden",
     "rate_limited",
+    "invalid_schema",
+    "incompatible_schema",
+    "schema_registry_external",
+    "schema_registry_unavailable",
     "internal",
 ];
 
@@ -232,6 +257,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::SchemaRegistry { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -273,6 +299,7 @@ impl ApiError {
                 ("forbidden", "API key lacks the scope")
             }
             ApiError::RateLimited(_) => ("rate_limited", "Rate limit reached"),
+            ApiError::SchemaRegistry { code, .. } => (code, "Schema registry"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -315,6 +342,14 @@ impl ApiError {
             ApiError::Validation(errors) => errors.clone(),
             _ => Vec::new(),
         };
+        let (error_code, message) = match self {
+            ApiError::SchemaRegistry {
+                error_code,
+                message,
+                ..
+            } => (Some(*error_code), Some(message.clone())),
+            _ => (None, None),
+        };
         Problem {
             type_uri: format!("urn:orderflow:problem:{code}"),
             title: title.to_string(),
@@ -323,6 +358,8 @@ impl ApiError {
             code: code.to_string(),
             request_id: REQUEST_ID.try_with(Clone::clone).ok(),
             errors,
+            error_code,
+            message,
         }
     }
 
@@ -342,6 +379,7 @@ impl ApiError {
             ApiError::KafkaUnavailable { retry_after, .. }
             | ApiError::Overloaded { retry_after } => Some(*retry_after),
             ApiError::RateLimited(refusal) => refusal.retry_after(),
+            ApiError::SchemaRegistry { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -134,6 +134,8 @@ fn bare_problem(status: StatusCode, text: String) -> Problem {
         code: code.to_string(),
         request_id: REQUEST_ID.try_with(Clone::clone).ok(),
         errors: Vec::new(),
+        error_code: None,
+        message: None,
     }
 }
 

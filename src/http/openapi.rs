@@ -32,6 +32,8 @@ pub struct TraceHeaders {
 pub const BEARER_SCHEME: &str = "bearer";
 /// The security scheme of `X-API-Key: <key>`.
 pub const API_KEY_SCHEME: &str = "api_key";
+/// The security scheme of `Authorization: Basic` with the key as the password.
+pub const BASIC_SCHEME: &str = "basic";
 
 /// Every operation of a path item.
 pub fn operations_mut(
@@ -98,6 +100,18 @@ pub fn add_security_schemes(document: &mut Document) {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some("An API key: `Authorization: Bearer ofk_…`"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        BASIC_SCHEME,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Basic)
+                .description(Some(
+                    "HTTP Basic with the API key as the password and any user name (what \
+                     schema registry clients send: `basic.auth.user.info = \"user:ofk_…\"`)",
+                ))
                 .build(),
         ),
     );

@@ -10,6 +10,7 @@ pub mod producer;
 pub mod reader;
 pub mod table;
 pub mod topics;
+pub mod wire;
 
 use std::collections::BTreeMap;
 

@@ -162,8 +162,11 @@ pub struct OutgoingRecord<'a, T> {
     pub key: &'a str,
     /// The value, written as JSON.
     pub value: &'a T,
-    /// Extra headers, after `content-type` which is always set.
+    /// Extra headers, after `content-type` (set for plain JSON).
     pub headers: Vec<(&'a str, String)>,
+    /// Written in Confluent's wire format with this registered schema's id, when set; plain
+    /// JSON otherwise.
+    pub schema_id: Option<u32>,
 }
 
 /// A record of bytes, sent as given.
@@ -445,9 +448,13 @@ impl<T: Serialize> BaseProducer<T> {
     /// Sends one record and waits for Kafka's acknowledgement. Fails at once with
     /// [`ProduceError::QueueFull`] rather than waiting for room in the local queue.
     pub async fn send(&self, record: OutgoingRecord<'_, T>) -> Result<Delivery, ProduceError> {
-        let payload = serde_json::to_vec(record.value)?;
+        let mut payload = Vec::with_capacity(256);
         let mut headers = Vec::with_capacity(record.headers.len() + 1);
-        headers.push(("content-type".to_string(), "application/json".to_string()));
+        match record.schema_id {
+            Some(id) => super::wire::write_header(id, &mut payload),
+            None => headers.push(("content-type".to_string(), "application/json".to_string())),
+        }
+        serde_json::to_writer(&mut payload, record.value)?;
         headers.extend(record.headers.into_iter().map(|(k, v)| (k.to_string(), v)));
         self.send_raw(RawRecord {
             topic: record.topic,

@@ -322,6 +322,7 @@ impl<R: Row> Table<R> {
                 key,
                 value: record,
                 headers: vec![],
+                schema_id: None,
             })
             .await?;
         self.read_back(delivery).await;

@@ -33,6 +33,8 @@ pub struct ProcessingParts {
     pub dead_letters: BaseProducer<serde_json::Value>,
     /// The `orders.status` topic.
     pub status_topic: String,
+    /// The schema status records are written with, in the wire format.
+    pub schemas: Arc<crate::kafka::wire::TopicSchemas>,
     /// The status view.
     pub store: Arc<OrderStore>,
     /// The view's reader.
@@ -104,6 +106,7 @@ fn start(
         store: parts.store.clone(),
         status: parts.status.clone(),
         status_topic: parts.status_topic.clone(),
+        schemas: parts.schemas.clone(),
         rules: parts.rules.clone(),
         metrics: parts.metrics.clone(),
         projector: parts.projector.clone(),

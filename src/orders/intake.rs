@@ -72,6 +72,8 @@ pub struct Intake {
     pub retry_after: Duration,
     /// The status view, written through so this instance answers at once for its orders.
     pub store: Arc<OrderStore>,
+    /// The schema `orders` records are written with, in the wire format (`[schemas]`).
+    pub schemas: Arc<crate::kafka::wire::TopicSchemas>,
 }
 
 impl Intake {
@@ -226,6 +228,7 @@ impl Intake {
                 ("request-id", ctx.request_id.clone()),
                 (crate::trace::TRACEPARENT, ctx.traceparent.clone()),
             ],
+            schema_id: self.schemas.id_for(&self.orders_topic),
         }
     }
 

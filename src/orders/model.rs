@@ -96,7 +96,9 @@ pub struct LineRequest {
 /// A validated order: every check has passed and the total is computed exactly. Read back
 /// from Kafka records, it ignores fields it does not know, so that a newer instance can add
 /// one during a rolling upgrade without older ones dead-lettering its records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct Order {
     /// The order's id, and the key of all its records.
     pub order_id: Uuid,
@@ -104,11 +106,13 @@ pub struct Order {
     pub customer_id: String,
     /// The order's currency.
     #[schema(value_type = String, example = "EUR")]
+    #[schemars(with = "String")]
     pub currency: Currency,
     /// The lines, in the order submitted.
     pub items: Vec<OrderLine>,
     /// Sum of quantity × unit price over the lines.
     #[serde(with = "rust_decimal::serde::str")]
+    #[schemars(with = "String")]
     pub total: Decimal,
     /// Free-form string pairs from the client.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -118,7 +122,9 @@ pub struct Order {
 }
 
 /// A validated order line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct OrderLine {
     /// The product.
     pub product_id: String,
@@ -126,6 +132,7 @@ pub struct OrderLine {
     pub quantity: u32,
     /// Price of one unit, positive, with no more decimals than the currency has.
     #[serde(with = "rust_decimal::serde::str")]
+    #[schemars(with = "String")]
     pub unit_price: Decimal,
 }
 

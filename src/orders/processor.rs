@@ -82,6 +82,8 @@ pub struct OrderProcessor {
     pub status: BaseProducer<OrderSnapshot>,
     /// The `orders.status` topic.
     pub status_topic: String,
+    /// The schema status records are written with, in the wire format (`[schemas]`).
+    pub schemas: Arc<crate::kafka::wire::TopicSchemas>,
     /// Business rules.
     pub rules: Arc<ProcessingRules>,
     /// Metrics handles.
@@ -236,6 +238,7 @@ impl OrderProcessor {
             key: &key,
             value: &snapshot,
             headers,
+            schema_id: self.schemas.id_for(&self.status_topic),
         };
         if let Err(error) = self.status.send(record).await {
             return Err(if error.is_retryable() {

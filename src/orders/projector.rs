@@ -324,6 +324,8 @@ impl Projector {
         let Some(payload) = message.payload() else {
             return;
         };
+        // Plain JSON or Confluent's wire format (`[schemas] wire_format`): the same JSON.
+        let payload = crate::kafka::wire::json_payload(payload);
         // Records of orders the view holds at least as far along are not decoded again: an
         // order's final status is written once and nothing supersedes it, and an order
         // already known stays as it is when its `order_placed` record arrives. When the view

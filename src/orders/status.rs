@@ -8,7 +8,18 @@ use serde::{Deserialize, Serialize};
 use super::model::Order;
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Accepted and durable in Kafka; not processed yet.
@@ -61,7 +72,9 @@ impl OrderStatus {
 }
 
 /// One entry of an order's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct StatusChange {
     /// The status entered.
     pub status: OrderStatus,
@@ -73,7 +86,7 @@ pub struct StatusChange {
 }
 
 /// The value of an `orders.status` record, and the view the API answers with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderSnapshot {
     /// The order as accepted.
     pub order: Order,

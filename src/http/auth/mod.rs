@@ -188,7 +188,7 @@ impl AccessControl {
         }
         match (presented, &caller.key) {
             (Presented::Malformed, _) => Some(ApiError::Unauthenticated(
-                "the Authorization header must be `Bearer <key>`",
+                "the Authorization header must be `Bearer <key>` or `Basic` with the key as the password",
             )),
             (Presented::Nothing, _) => Some(ApiError::Unauthenticated(
                 "an API key is needed: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
@@ -206,25 +206,44 @@ impl AccessControl {
 enum Presented<'a> {
     Nothing,
     Malformed,
-    Key(&'a str),
+    Key(std::borrow::Cow<'a, str>),
 }
 
+/// The key of `Authorization: Bearer <key>`, of `Authorization: Basic` (the key as the
+/// password, with any user name: what schema registry clients send), or of `X-API-Key`.
 fn presented_key(headers: &HeaderMap) -> Presented<'_> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let Some((scheme, key)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
             return Presented::Malformed;
         };
         let key = key.trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
+        if key.is_empty() {
             return Presented::Malformed;
         }
-        return Presented::Key(key);
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Presented::Key(key.into());
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            return basic_password(key).map_or(Presented::Malformed, |k| Presented::Key(k.into()));
+        }
+        return Presented::Malformed;
     }
     match headers.get("x-api-key").map(|v| v.to_str()) {
         None => Presented::Nothing,
-        Some(Ok(key)) if !key.trim().is_empty() => Presented::Key(key.trim()),
+        Some(Ok(key)) if !key.trim().is_empty() => Presented::Key(key.trim().into()),
         Some(_) => Presented::Malformed,
     }
+}
+
+/// The password of Basic credentials (`base64(user:password)`), when there is one.
+fn basic_password(encoded: &str) -> Option<String> {
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    (!password.is_empty()).then(|| password.to_string())
 }
 
 /// Declares the scope a route needs: guards it and states the requirement (and the 401,
@@ -256,6 +275,7 @@ pub fn security_requirements(scope: Scope) -> Vec<SecurityRequirement> {
     for scheme in [
         crate::http::openapi::BEARER_SCHEME,
         crate::http::openapi::API_KEY_SCHEME,
+        crate::http::openapi::BASIC_SCHEME,
     ] {
         requirements.push(SecurityRequirement::new(scheme, [scope.as_str()]));
     }
@@ -327,7 +347,7 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let presented = presented_key(request.headers());
     let key = match presented {
-        Presented::Key(key) => access.keys.find(key),
+        Presented::Key(ref key) => access.keys.find(key),
         _ => None,
     };
     let caller = Principal {

@@ -53,5 +53,6 @@ pub(super) struct Source<'a> {
 
 pub(super) fn decode<T: DeserializeOwned>(payload: Option<&[u8]>) -> Result<T, String> {
     let payload = payload.ok_or_else(|| "record has no value".to_string())?;
-    serde_json::from_slice(payload).map_err(|e| format!("cannot decode value: {e}"))
+    serde_json::from_slice(crate::kafka::wire::json_payload(payload))
+        .map_err(|e| format!("cannot decode value: {e}"))
 }
