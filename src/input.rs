@@ -155,6 +155,22 @@ fn whole<T: TryFrom<i64>>(number: &serde_json::Number) -> Option<T> {
     T::try_from(value).ok()
 }
 
+/// A query flag written either way clients write it: `true`/`false` in any case (Python's
+/// clients send `True`/`False`).
+pub fn flag<'de, D>(deserializer: D) -> Result<bool, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    if text.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if text.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(serde::de::Error::custom("expected true or false"))
+    }
+}
+
 /// Whether `text` matches `pattern`, where `*` matches any run of characters and everything
 /// else matches itself (cluster patterns of keys, topic patterns of masking rules).
 pub fn glob(pattern: &str, text: &str) -> bool {

@@ -287,7 +287,8 @@ pub struct ModeAnswer {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Include soft-deleted subjects or versions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::flag")]
+    #[param(value_type = bool)]
     pub deleted: bool,
     /// Only subjects starting with this (listing subjects).
     #[serde(default, rename = "subjectPrefix")]
@@ -300,7 +301,8 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// Delete for good (only what was soft-deleted before).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::flag")]
+    #[param(value_type = bool)]
     pub permanent: bool,
 }
 
@@ -309,7 +311,8 @@ pub struct DeleteQuery {
 #[into_params(parameter_in = Query)]
 pub struct VerboseQuery {
     /// Say why not.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::flag")]
+    #[param(value_type = bool)]
     pub verbose: bool,
 }
 
@@ -318,7 +321,7 @@ pub struct VerboseQuery {
 #[into_params(parameter_in = Query)]
 pub struct ConfigQuery {
     /// Answer the registry's level when the subject has none of its own.
-    #[serde(default, rename = "defaultToGlobal")]
+    #[serde(default, rename = "defaultToGlobal", deserialize_with = "crate::input::flag")]
     #[param(rename = "defaultToGlobal")]
     pub default_to_global: bool,
 }
