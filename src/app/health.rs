@@ -85,6 +85,9 @@ async fn ready(State(state): State<AppState>) -> Response {
         Ok(missing) if missing.is_empty() && !state.store.is_writable() => {
             not_ready("the status view cannot write to its disk")
         }
+        Ok(missing) if missing.is_empty() && !schemas_ready(&state) => {
+            not_ready("the record schemas are not registered yet ([schemas] wire_format)")
+        }
         Ok(missing) if missing.is_empty() => {
             if !state
                 .said_ready
@@ -104,6 +107,15 @@ async fn ready(State(state): State<AppState>) -> Response {
             not_ready("kafka unreachable")
         }
     }
+}
+
+/// With `[schemas] wire_format`, whether the order and status records' schema ids are
+/// known (until then records would be written as plain JSON).
+fn schemas_ready(state: &AppState) -> bool {
+    let t = &state.settings.topics;
+    !state.settings.schemas.wire_format
+        || (state.wire.id_for(&t.orders.name).is_some()
+            && state.wire.id_for(&t.status.name).is_some())
 }
 
 fn not_ready(reason: &str) -> Response {

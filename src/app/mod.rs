@@ -55,8 +55,9 @@ impl Application {
         );
         let orders = parts::Orders::build(&settings, &kafka, &metrics)?;
         let access = parts::access_control(&settings, &kafka, &metrics)?;
-        let clusters = parts::Clusters::build(&settings, &kafka)?;
-        let schemas = parts::Schemas::build(&settings, &kafka, &clusters.tables)?;
+        let tables = parts::tables(&settings, &kafka);
+        let schemas = parts::Schemas::build(&settings, &kafka, &tables)?;
+        let clusters = parts::Clusters::build(&settings, &kafka, tables, &schemas)?;
         let state = AppState::new(AppParts {
             schema_routes: schemas.routes(&settings),
             schemas: schemas.registries.clone(),

@@ -232,19 +232,14 @@ pub(super) struct Clusters {
 impl Clusters {
     /// The registry (the home cluster, `[clusters.*]` and the run-time entries), templates,
     /// operations and local clusters.
-    pub fn build(settings: &Settings, kafka: &Kafka) -> anyhow::Result<Clusters> {
+    pub fn build(
+        settings: &Settings,
+        kafka: &Kafka,
+        tables: Arc<TableReader>,
+        schemas: &Schemas,
+    ) -> anyhow::Result<Clusters> {
         let t = &settings.topics;
         let timeout = settings.kafka.admin_timeout;
-        let tables = TableReader::new(
-            kafka.client.clone(),
-            vec![
-                t.clusters.name.clone(),
-                t.templates.name.clone(),
-                t.operations.name.clone(),
-                t.schemas.name.clone(),
-            ],
-            timeout,
-        );
         let home = ClusterSettings {
             name: "home".into(),
             description: "the cluster this service runs its orders on".into(),
@@ -254,6 +249,7 @@ impl Clusters {
             librdkafka: Default::default(),
             template_id: None,
             local: None,
+            schema_registry: None,
         };
         let home_clients = Clients {
             admin: kafka.admin.clone(),
@@ -272,6 +268,7 @@ impl Clusters {
                 writer: kafka.producer.with_type(),
             },
             OptionPolicy::from(&settings.admin),
+            schemas.registries.clone(),
         )
         .map_err(|reason| anyhow::anyhow!("Invalid cluster settings: {reason}"))?;
         let operations = Operations::new(
@@ -360,6 +357,22 @@ impl Clusters {
             }
         })
     }
+}
+
+/// The reader of the service's compacted topics (cluster registry, templates, operations,
+/// schema registry): one consumer for all.
+pub(super) fn tables(settings: &Settings, kafka: &Kafka) -> Arc<TableReader> {
+    let t = &settings.topics;
+    TableReader::new(
+        kafka.client.clone(),
+        vec![
+            t.clusters.name.clone(),
+            t.templates.name.clone(),
+            t.operations.name.clone(),
+            t.schemas.name.clone(),
+        ],
+        settings.kafka.admin_timeout,
+    )
 }
 
 /// The schema registry's parts.

@@ -26,6 +26,7 @@ use super::ClusterRegistry;
 use super::filter::RecordFilter;
 use super::operations::{GroupResult, Operation, Operations, Stop, admin_of, safe};
 use super::replicate::replicate_topic;
+use super::schema_copy::SchemaCopy;
 use crate::kafka::admin::{KafkaAdmin, record_view};
 use crate::kafka::reader::{self, ReaderOptions};
 use crate::kafka::{ClientContext, RawRecord, utf8_headers};
@@ -85,6 +86,12 @@ pub(super) async fn migrate(
             wanted.make_contiguous().sort();
         }
     }
+    let mut schemas = if operation.include_schemas && !operation.dry_run {
+        let source_id = operation.source_cluster_id.clone();
+        Some(SchemaCopy::between(registry, &source_id, &target_id).await?)
+    } else {
+        None
+    };
     let brokers = target.cluster().await?.brokers.len().max(1);
     let started = Instant::now();
     let mut translated: BTreeMap<String, Vec<(String, i32, i64)>> = BTreeMap::new();
@@ -132,6 +139,9 @@ pub(super) async fn migrate(
                 }
             }
         }
+        if let Some(schemas) = schemas.as_mut() {
+            schemas.subjects(topic, &target_topic).await?;
+        }
         let copy = Copy {
             topic,
             target_topic: &target_topic,
@@ -143,6 +153,7 @@ pub(super) async fn migrate(
         copy.run(
             &source,
             &producer,
+            schemas.as_mut(),
             &mut wanted,
             &mut translated,
             operation,
@@ -169,6 +180,9 @@ pub(super) async fn migrate(
                     ));
                 }
             }
+        }
+        if let Some(schemas) = &schemas {
+            operation.schemas = schemas.results.clone();
         }
         result.outcome = if result.outcome == "created" {
             "created_and_copied"
@@ -272,6 +286,7 @@ impl Copy<'_> {
         &self,
         source: &KafkaAdmin,
         producer: &crate::kafka::BaseProducer<serde_json::Value>,
+        schemas: Option<&mut SchemaCopy>,
         wanted: &mut Wanted,
         translated: &mut BTreeMap<String, Vec<(String, i32, i64)>>,
         operation: &mut Operation,
@@ -315,6 +330,7 @@ impl Copy<'_> {
                 &consumer,
                 &mut pending,
                 producer,
+                schemas,
                 wanted,
                 translated,
                 operation,
@@ -333,6 +349,7 @@ impl Copy<'_> {
         consumer: &StreamConsumer<ClientContext>,
         pending: &mut HashMap<i32, i64>,
         producer: &crate::kafka::BaseProducer<serde_json::Value>,
+        mut schemas: Option<&mut SchemaCopy>,
         wanted: &mut Wanted,
         translated: &mut BTreeMap<String, Vec<(String, i32, i64)>>,
         operation: &mut Operation,
@@ -376,8 +393,13 @@ impl Copy<'_> {
                     if !self.filter.keeps(&record_view(&message, self.filter.needs_headers())) {
                         continue;
                     }
-                    let key = message.key().map(<[u8]>::to_vec);
-                    let payload = message.payload().map(<[u8]>::to_vec);
+                    let mut key = message.key().map(<[u8]>::to_vec);
+                    let mut payload = message.payload().map(<[u8]>::to_vec);
+                    if let Some(schemas) = schemas.as_deref_mut() {
+                        for bytes in [key.as_mut(), payload.as_mut()].into_iter().flatten() {
+                            schemas.rewrite(bytes, self.topic, self.target_topic).await?;
+                        }
+                    }
                     let headers = utf8_headers(&message);
                     let timestamp = if self.preserve_timestamps { message.timestamp().to_millis() } else { None };
                     let to_partition = self.same_partitions.then_some(partition);

@@ -13,6 +13,7 @@ pub mod options;
 pub mod registry;
 mod replicate;
 pub mod routes;
+mod schema_copy;
 mod state;
 pub mod templates;
 

@@ -158,6 +158,25 @@ pub struct Operation {
     /// source topic's name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_topic: Option<String>,
+    /// Migrate: whether schemas are registered on the target's registry and the schema ids
+    /// of wire-format records rewritten to the target's.
+    #[serde(default)]
+    pub include_schemas: bool,
+    /// Migrate with `include_schemas`: each schema registered on the target, with the id
+    /// it has on each side.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<SchemaResult>,
+}
+
+/// A schema carried to the target's registry (migrate with `include_schemas`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SchemaResult {
+    /// The subject it is registered under on the target.
+    pub subject: String,
+    /// Its id on the source's registry.
+    pub source_id: u32,
+    /// Its id on the target's registry (what copied records now carry).
+    pub target_id: u32,
 }
 
 /// A consumer group's offsets, translated to the target (migrate).
@@ -206,6 +225,12 @@ pub struct MigrateRequest {
     /// Write to this topic on the target (with exactly one source topic; not with
     /// `include_consumer_groups`), made like the source's when missing.
     pub target_topic: Option<String>,
+    /// Register the copied topics' schemas (subjects `<topic>-key` and `<topic>-value`, and
+    /// any schema a copied record names) on the target cluster's registry, and rewrite the
+    /// schema id inside every wire-format record to the target's, so the copies decode
+    /// there. Both clusters need a schema registry.
+    #[serde(default)]
+    pub include_schemas: bool,
 }
 
 fn yes() -> bool {
@@ -388,6 +413,7 @@ impl Operations {
         operation.from_time = request.from_time;
         operation.until_time = request.until_time;
         operation.target_topic = request.target_topic;
+        operation.include_schemas = request.include_schemas;
         operation.dry_run = request.dry_run;
         self.start(operation, registry, shutdown).await
     }
@@ -536,6 +562,8 @@ impl Operation {
             from_time: None,
             until_time: None,
             target_topic: None,
+            include_schemas: false,
+            schemas: vec![],
         }
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::config::clusters::RegistryEndpoint;
 use crate::kafka::is_secret_option;
 
 /// Options a registration may set, as they are.
@@ -91,6 +92,8 @@ pub struct OptionPolicy {
     pub env_prefix: String,
     /// Further variables that may be referenced, by exact name.
     pub env_names: Vec<String>,
+    /// URL prefixes a definition may name as its schema registry.
+    pub registry_urls: Vec<String>,
 }
 
 impl From<&crate::config::AdminSettings> for OptionPolicy {
@@ -100,6 +103,7 @@ impl From<&crate::config::AdminSettings> for OptionPolicy {
                 .then(|| PathBuf::from(&admin.cluster_files_dir)),
             env_prefix: admin.secret_env_prefix.clone(),
             env_names: admin.secret_env_names.clone(),
+            registry_urls: admin.schema_registry_urls.clone(),
         }
     }
 }
@@ -143,6 +147,66 @@ impl OptionPolicy {
             .iter()
             .filter_map(|(name, value)| self.refusal(name, value).map(|why| (name.clone(), why)))
             .collect()
+    }
+
+    /// Why a definition from the API may not name this schema registry: by field.
+    pub fn registry_refusals(&self, endpoint: &RegistryEndpoint) -> Vec<(&'static str, String)> {
+        let mut refusals = Vec::new();
+        let url = endpoint.url.as_str();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 1024 {
+            refusals.push((
+                "schema_registry.url",
+                "an http:// or https:// URL".to_string(),
+            ));
+        } else if !self
+            .registry_urls
+            .iter()
+            .any(|prefix| url.starts_with(prefix.as_str()))
+        {
+            refusals.push((
+                "schema_registry.url",
+                "not under a URL the operator allows (admin.schema_registry_urls)".to_string(),
+            ));
+        }
+        if let Some(variable) = reference(&endpoint.username)
+            && !self.may_read(variable)
+        {
+            refusals.push(("schema_registry.username", self.variable_refusal(variable)));
+        }
+        match reference(&endpoint.password) {
+            Some(variable) if !self.may_read(variable) => {
+                refusals.push(("schema_registry.password", self.variable_refusal(variable)));
+            }
+            None if !endpoint.password.is_empty() => refusals.push((
+                "schema_registry.password",
+                "must be a reference to an environment variable, like ${NAME}; secrets are \
+                 never written to Kafka"
+                    .to_string(),
+            )),
+            _ => {}
+        }
+        refusals
+    }
+
+    /// The registry's URL and credentials with references resolved (held to this policy
+    /// when `limited`: a definition from the API), or why they cannot be used.
+    pub fn registry(
+        &self,
+        endpoint: &RegistryEndpoint,
+        limited: bool,
+    ) -> Result<(String, Option<(String, String)>), String> {
+        if limited && let Some((field, why)) = self.registry_refusals(endpoint).into_iter().next() {
+            return Err(format!("{field}: {why}"));
+        }
+        let resolve = |field: &str, value: &str| match reference(value) {
+            Some(variable) => std::env::var(variable)
+                .map_err(|_| format!("{field} refers to ${{{variable}}}, which is not set")),
+            None => Ok(value.to_string()),
+        };
+        let user = resolve("schema_registry.username", &endpoint.username)?;
+        let password = resolve("schema_registry.password", &endpoint.password)?;
+        let credentials = (!user.is_empty() || !password.is_empty()).then_some((user, password));
+        Ok((endpoint.url.clone(), credentials))
     }
 
     /// Whether a `${variable}` reference may be resolved.
@@ -252,6 +316,7 @@ mod tests {
             files_dir: dir,
             env_prefix: "ORDERFLOW_SECRET_".into(),
             env_names: vec!["KAFKA_PASSWORD".into()],
+            registry_urls: vec!["https://registry.internal/".into()],
         }
     }
 

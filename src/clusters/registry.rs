@@ -20,6 +20,7 @@ use crate::kafka::admin::{AdminError, AdminLimits, KafkaAdmin};
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::table::{Row, Table, TableReader};
 use crate::kafka::{BaseProducer, ClientSettings, is_secret_option};
+use crate::schemas::registry::{Registries, Registry};
 
 /// One cluster of the registry, with its clients once made.
 pub struct RegisteredCluster {
@@ -157,6 +158,8 @@ pub struct ClusterRegistry {
     limits: AdminLimits,
     delivery_timeout: Duration,
     policy: OptionPolicy,
+    /// The service's schema registry and clients of the ones clusters name.
+    schemas: Arc<Registries>,
 }
 
 /// Where run-time registrations live: a compacted topic on the home cluster, read by every
@@ -231,6 +234,7 @@ impl ClusterRegistry {
         delivery_timeout: Duration,
         store: RegistryStore,
         policy: OptionPolicy,
+        schemas: Arc<Registries>,
     ) -> Result<Self, String> {
         if !valid_cluster_id(home_id) {
             return Err(format!(
@@ -280,7 +284,33 @@ impl ClusterRegistry {
             limits,
             delivery_timeout,
             policy,
+            schemas,
         })
+    }
+
+    /// The schema registry of a cluster's records: the one its definition names (held to
+    /// the operator's policy when it came from the API), else, for the Kafka cluster the
+    /// service runs on (`is_home`, judged by what the cluster is), the service's own; `None`
+    /// when it has none. The error says why the named one cannot be used.
+    pub fn schema_registry(
+        &self,
+        cluster: &RegisteredCluster,
+        is_home: bool,
+    ) -> Result<Option<Registry>, String> {
+        match &cluster.settings.schema_registry {
+            Some(endpoint) => {
+                let limited = cluster.source == Source::Registered;
+                let (url, credentials) = self.policy.registry(endpoint, limited)?;
+                self.schemas.remote(&url, credentials).map(Some)
+            }
+            None if is_home => Ok(Some(self.schemas.home().clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether `cluster` reaches the Kafka cluster the service runs on.
+    pub async fn is_home(&self, cluster: &RegisteredCluster) -> Result<bool, AdminError> {
+        Ok(cluster.home || self.home_identity().await? == self.identity(cluster).await?)
     }
 
     /// Whether every run-time registration made before this instance started is known.

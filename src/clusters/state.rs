@@ -9,8 +9,11 @@ use tokio_util::sync::CancellationToken;
 use super::ClusterRegistry;
 use super::local::LocalClusters;
 use super::operations::Operations;
+use super::registry::RegisteredCluster;
 use super::templates::Templates;
 use crate::clusters::broker::LocalBroker;
+use crate::http::error::ApiError;
+use crate::schemas::registry::Registry;
 
 /// The cluster management routes' state.
 #[derive(Clone)]
@@ -52,6 +55,25 @@ pub struct ClustersParts {
     pub shutdown: CancellationToken,
     /// What message searches and streams may take.
     pub messages: MessageLimits,
+}
+
+impl ClustersState {
+    /// The schema registry of a cluster's records: the one its definition names, else, for
+    /// the Kafka cluster the service runs on, the service's own; `None` when it has none.
+    pub fn schema_registry(
+        &self,
+        cluster: &RegisteredCluster,
+        is_home: bool,
+    ) -> Result<Option<Registry>, ApiError> {
+        self.clusters
+            .schema_registry(cluster, is_home)
+            .map_err(|why| {
+                ApiError::KafkaInvalid(format!(
+                    "cluster {}'s schema registry cannot be used: {why}",
+                    cluster.id
+                ))
+            })
+    }
 }
 
 /// What message searches may read, and the bound on message streams (streamed searches,

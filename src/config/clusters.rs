@@ -31,6 +31,26 @@ pub struct ClusterSettings {
     /// Set for a cluster whose broker this service runs (`"local": true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalCluster>,
+    /// The schema registry its wire-format records' ids belong to (Kafbat's per-cluster
+    /// registry): records decode through it, and a migrate with `include_schemas` registers
+    /// schemas there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<RegistryEndpoint>,
+}
+
+/// A Confluent-compatible schema registry a cluster's records use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEndpoint {
+    /// Its URL (`http://registry:8081`, or the path its API is served under, such as another
+    /// orderflow's `http://host:8080/schema-registry`).
+    pub url: String,
+    /// Basic-auth user name (or a `${ENV_NAME}` reference).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    /// Basic-auth password: a `${ENV_NAME}` reference (never the secret itself).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password: String,
 }
 
 /// The broker of a local cluster.

@@ -108,6 +108,10 @@ pub struct AdminSettings {
     /// Further variables such references may name, exactly. Default none.
     #[serde(deserialize_with = "text_list")]
     pub secret_env_names: Vec<String>,
+    /// URL prefixes a cluster registered through the API may name as its schema registry
+    /// (the service calls them). Default none.
+    #[serde(deserialize_with = "text_list")]
+    pub schema_registry_urls: Vec<String>,
     /// The folder whose files a registered cluster may name as TLS files
     /// (`ssl.ca.location`, …, relative to it). Default empty: no files, PEM inline only.
     pub cluster_files_dir: String,

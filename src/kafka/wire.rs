@@ -95,6 +95,16 @@ pub trait WireDecoder: Send + Sync {
     fn decode(&self, bytes: &[u8]) -> Decoded;
 }
 
+/// A scan's decoder (see [`WireDecoder`]).
+#[derive(Clone)]
+pub struct Decoder(pub std::sync::Arc<dyn WireDecoder>);
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decoder")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -321,7 +321,11 @@ pub struct VerboseQuery {
 #[into_params(parameter_in = Query)]
 pub struct ConfigQuery {
     /// Answer the registry's level when the subject has none of its own.
-    #[serde(default, rename = "defaultToGlobal", deserialize_with = "crate::input::flag")]
+    #[serde(
+        default,
+        rename = "defaultToGlobal",
+        deserialize_with = "crate::input::flag"
+    )]
     #[param(rename = "defaultToGlobal")]
     pub default_to_global: bool,
 }

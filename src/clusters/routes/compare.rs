@@ -21,6 +21,8 @@ use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::QueryParams;
 use crate::kafka::admin::{KafkaAdmin, TopicDetails, TopicSummary};
+use crate::schemas::Registry;
+use crate::schemas::registry::RegistryError;
 use axum::extract::FromRef;
 
 /// The comparison's route.
@@ -115,8 +117,40 @@ pub struct Comparison {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub message_counts: Option<BTreeMap<String, Sides<Option<i64>>>>,
+    /// Schema registry subjects, when both clusters have a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schemas: Option<SchemaComparison>,
     /// Counts.
     pub summary: CompareSummary,
+}
+
+/// How two clusters' schema registries differ: subjects on one side only, and subjects on
+/// both whose versions differ (a version on one side only, or another schema; ids are each
+/// registry's own and not compared).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct SchemaComparison {
+    /// Subjects only the source's registry has.
+    pub subjects_only_in_source: Vec<String>,
+    /// Subjects only the target's registry has.
+    pub subjects_only_in_target: Vec<String>,
+    /// Subjects on both sides whose versions differ.
+    pub subjects_that_differ: Vec<SubjectDifference>,
+    /// Why the registries could not be compared, when they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A subject whose versions differ between the registries.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SubjectDifference {
+    /// The subject.
+    pub subject: String,
+    /// Its versions on the source.
+    pub source_versions: Vec<i32>,
+    /// Its versions on the target.
+    pub target_versions: Vec<i32>,
+    /// Versions on one side only, or with another schema on each side.
+    pub differing_versions: Vec<i32>,
 }
 
 /// Compare two clusters.
@@ -124,6 +158,8 @@ pub struct Comparison {
 /// Topics on one side only, topics whose partitions or configs differ (by effective value,
 /// each difference with both values), consumer groups on one side only, and with
 /// `include_data=true` message counts per topic. Kafka's internal topics are left out.
+/// When both clusters have a schema registry, its subjects on one side only and the
+/// subjects whose versions differ.
 #[utoipa::path(get, path = "/api/operations/compare", tag = "operations", params(CompareQuery),
     responses(
         (status = 200, description = "The differences", body = Comparison),
@@ -171,7 +207,9 @@ pub(super) async fn compare(
     let groups_only = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> {
         a.difference(b).cloned().collect()
     };
+    let schemas = compare_schemas(&state, &query.source_cluster, &query.target_cluster).await?;
     let comparison = Comparison {
+        schemas,
         topics_only_in_source: only(&source_names, &target_names),
         topics_only_in_target: only(&target_names, &source_names),
         consumer_groups_only_in_source: groups_only(&source_side.groups, &target_side.groups),
@@ -192,13 +230,89 @@ pub(super) async fn compare(
         && comparison.topics_only_in_target.is_empty()
         && comparison.topics_with_different_config.is_empty()
         && comparison.consumer_groups_only_in_source.is_empty()
-        && comparison.consumer_groups_only_in_target.is_empty();
+        && comparison.consumer_groups_only_in_target.is_empty()
+        && comparison.schemas.as_ref().is_none_or(|s| {
+            s.subjects_only_in_source.is_empty()
+                && s.subjects_only_in_target.is_empty()
+                && s.subjects_that_differ.is_empty()
+                && s.error.is_none()
+        });
     Ok(Json(Comparison {
         summary: CompareSummary {
             equal,
             ..comparison.summary.clone()
         },
         ..comparison
+    }))
+}
+
+/// The two clusters' registries compared, when both have one.
+async fn compare_schemas(
+    state: &ClustersState,
+    source: &str,
+    target: &str,
+) -> Result<Option<SchemaComparison>, ApiError> {
+    let mut sides = Vec::with_capacity(2);
+    for id in [source, target] {
+        let cluster = state
+            .clusters
+            .get(id)
+            .ok_or_else(|| ApiError::ClusterNotFound(id.to_string()))?;
+        let is_home = state.clusters.is_home(&cluster).await?;
+        match state.schema_registry(&cluster, is_home)? {
+            Some(registry) => sides.push(registry),
+            None => return Ok(None),
+        }
+    }
+    let read = |registry: Registry| async move {
+        let mut subjects = BTreeMap::new();
+        for subject in registry.subjects().await? {
+            let versions: BTreeMap<i32, String> = registry
+                .versions(&subject)
+                .await?
+                .into_iter()
+                .map(|v| (v.version, v.schema.fingerprint.clone()))
+                .collect();
+            subjects.insert(subject, versions);
+        }
+        Ok::<_, RegistryError>(subjects)
+    };
+    let (source_side, target_side) =
+        match futures::future::try_join(read(sides[0].clone()), read(sides[1].clone())).await {
+            Ok(both) => both,
+            Err(error) => {
+                return Ok(Some(SchemaComparison {
+                    error: Some(format!("a registry could not be read: {error}")),
+                    ..SchemaComparison::default()
+                }));
+            }
+        };
+    let only = |a: &BTreeMap<String, BTreeMap<i32, String>>,
+                b: &BTreeMap<String, BTreeMap<i32, String>>| {
+        a.keys().filter(|k| !b.contains_key(*k)).cloned().collect()
+    };
+    let subjects_that_differ = source_side
+        .iter()
+        .filter_map(|(subject, s)| {
+            let t = target_side.get(subject)?;
+            let numbers: BTreeSet<i32> = s.keys().chain(t.keys()).copied().collect();
+            let differing: Vec<i32> = numbers
+                .into_iter()
+                .filter(|v| s.get(v) != t.get(v))
+                .collect();
+            (!differing.is_empty()).then(|| SubjectDifference {
+                subject: subject.clone(),
+                source_versions: s.keys().copied().collect(),
+                target_versions: t.keys().copied().collect(),
+                differing_versions: differing,
+            })
+        })
+        .collect();
+    Ok(Some(SchemaComparison {
+        subjects_only_in_source: only(&source_side, &target_side),
+        subjects_only_in_target: only(&target_side, &source_side),
+        subjects_that_differ,
+        error: None,
     }))
 }
 

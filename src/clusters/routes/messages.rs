@@ -15,6 +15,10 @@ use crate::http::audit::AuditDetails;
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{JsonBody, QueryParams};
 use crate::kafka::RawRecord;
+use crate::schemas::Schema;
+use crate::schemas::codec::{self, Misfit};
+use crate::schemas::registry::{RegistryError, SchemaChoice};
+use std::sync::Arc;
 
 /// One record to produce.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -44,6 +48,14 @@ pub struct ProduceRequest {
     #[serde(deserialize_with = "crate::http::extract::objects")]
     #[schema(min_items = 1, max_items = 1000)]
     pub records: Vec<ProduceRecord>,
+    /// Write each value against this registered schema, in Confluent's wire format: Avro
+    /// binary for an Avro schema, JSON checked against a JSON Schema. A value that does not
+    /// fit is `422`, naming the record and the path.
+    #[serde(default)]
+    pub value_schema: Option<SchemaChoice>,
+    /// The same for keys (a key's text is read as JSON when it is JSON, else as a string).
+    #[serde(default)]
+    pub key_schema: Option<SchemaChoice>,
 }
 
 /// Where one produced record landed.
@@ -64,6 +76,63 @@ pub struct ProduceQuery {
     /// a deliberate act).
     #[serde(default)]
     pub force: bool,
+}
+
+/// The schemas a produce request writes its keys and values with: ids and schemas.
+#[derive(Default)]
+struct WriteSchemas {
+    key: Option<(u32, Arc<Schema>)>,
+    value: Option<(u32, Arc<Schema>)>,
+}
+
+impl WriteSchemas {
+    async fn choose(
+        state: &ClustersState,
+        target: &Target,
+        body: &ProduceRequest,
+    ) -> Result<WriteSchemas, ApiError> {
+        if body.key_schema.is_none() && body.value_schema.is_none() {
+            return Ok(WriteSchemas::default());
+        }
+        let Some(registry) = state.schema_registry(&target.cluster, target.is_home())? else {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "value_schema",
+                "this cluster has no schema registry (its definition's schema_registry)",
+            )]));
+        };
+        let mut chosen = WriteSchemas::default();
+        for (field, choice, slot) in [
+            ("key_schema", &body.key_schema, &mut chosen.key),
+            ("value_schema", &body.value_schema, &mut chosen.value),
+        ] {
+            if let Some(choice) = choice {
+                *slot = Some(registry.choose(choice).await.map_err(|error| match error {
+                    RegistryError::Unreachable(_) | RegistryError::Refused { .. } => {
+                        ApiError::SchemaRegistry {
+                            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            code: "schema_registry_unavailable",
+                            error_code: error.error_code(),
+                            message: error.to_string(),
+                            retry_after: Some(std::time::Duration::from_secs(1)),
+                        }
+                    }
+                    other => ApiError::Validation(vec![FieldError::new(field, other.to_string())]),
+                })?);
+            }
+        }
+        Ok(chosen)
+    }
+}
+
+/// Record `index`'s key or value does not fit its schema.
+fn misfit_error(index: usize, part: &str, misfit: Misfit) -> FieldError {
+    let path = misfit.path.trim_start_matches('/').replace('/', ".");
+    let field = if path.is_empty() {
+        format!("records[{index}].{part}")
+    } else {
+        format!("records[{index}].{part}.{path}")
+    };
+    FieldError::new(field, misfit.reason)
 }
 
 /// A write that Kafka did not take, as the answer to a management request (not an order's:
@@ -132,18 +201,41 @@ pub(super) async fn produce(
     let details = target.admin().describe_topic(&name).await?;
     let partitions = details.partitions.len() as i32;
     let producer = target.clients.producer.clone();
-    type Prepared = (Option<String>, Vec<u8>, Vec<(String, String)>, Option<i32>);
-    let prepared: Vec<Prepared> = body
-        .records
-        .into_iter()
-        .map(|r| {
-            let payload = match r.value {
-                Value::String(s) => s.into_bytes(),
-                other => serde_json::to_vec(&other).unwrap_or_default(),
-            };
-            (r.key, payload, r.headers.into_iter().collect(), r.partition)
-        })
-        .collect();
+    let schemas = WriteSchemas::choose(&state, &target, &body).await?;
+    type Prepared = (Option<Vec<u8>>, Vec<u8>, Vec<(String, String)>, Option<i32>);
+    let mut prepared: Vec<Prepared> = Vec::with_capacity(body.records.len());
+    let mut misfits = Vec::new();
+    for (i, r) in body.records.into_iter().enumerate() {
+        let key = match (&schemas.key, r.key) {
+            (Some((id, schema)), Some(key)) => {
+                let value = serde_json::from_str(&key).unwrap_or(Value::String(key));
+                match codec::encode(*id, schema, &value) {
+                    Ok(bytes) => Some(bytes),
+                    Err(misfit) => {
+                        misfits.push(misfit_error(i, "key", misfit));
+                        continue;
+                    }
+                }
+            }
+            (_, key) => key.map(String::into_bytes),
+        };
+        let payload = match (&schemas.value, r.value) {
+            (Some((id, schema)), value) => match codec::encode(*id, schema, &value) {
+                Ok(bytes) => bytes,
+                Err(misfit) => {
+                    misfits.push(misfit_error(i, "value", misfit));
+                    continue;
+                }
+            },
+            (None, Value::String(s)) => s.into_bytes(),
+            (None, other) => serde_json::to_vec(&other).unwrap_or_default(),
+        };
+        prepared.push((key, payload, r.headers.into_iter().collect(), r.partition));
+    }
+    if !misfits.is_empty() {
+        misfits.truncate(20);
+        return Err(ApiError::Validation(misfits));
+    }
     if let Some(bad) = prepared
         .iter()
         .filter_map(|r| r.3)
@@ -156,7 +248,7 @@ pub(super) async fn produce(
     let sends = prepared.iter().map(|(key, payload, headers, partition)| {
         producer.send_raw(RawRecord {
             topic: &name,
-            key: key.as_deref().map(str::as_bytes),
+            key: key.as_deref(),
             payload: Some(payload),
             headers,
             partition: *partition,
@@ -323,6 +415,7 @@ pub(super) async fn copy(
         needs_headers: filter.needs_headers(),
         follow: false,
         raw: true,
+        decoder: None,
     };
     let keep = |event: ScanEvent<'_>| match event {
         ScanEvent::Raw(record) => Some(record),

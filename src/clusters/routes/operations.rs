@@ -159,6 +159,7 @@ pub(super) async fn migrate(
         "target": request.target_cluster_id,
         "topics": request.topics.len(),
         "include_consumer_groups": request.include_consumer_groups,
+        "include_schemas": request.include_schemas,
         "dry_run": request.dry_run,
         "filter": request.filter,
         "from_time": request.from_time,

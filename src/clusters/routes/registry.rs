@@ -21,6 +21,7 @@ use crate::clusters::registry::{
     literal_secrets, valid_cluster_id,
 };
 use crate::clusters::templates::Templates;
+use crate::config::clusters::RegistryEndpoint;
 use crate::http::audit::AuditDetails;
 use crate::http::auth::Principal;
 use crate::http::auth::{Scope, scoped};
@@ -87,6 +88,10 @@ pub struct RegisterCluster {
     /// template is given); needs `[local_broker].command`. Cannot change later.
     #[serde(default)]
     pub local: bool,
+    /// The schema registry its records' schema ids belong to: a URL under one the operator
+    /// allows (`admin.schema_registry_urls`), the password as a `${ENV_NAME}` reference.
+    #[serde(default)]
+    pub schema_registry: Option<RegistryEndpoint>,
 }
 
 impl RegisterCluster {
@@ -175,7 +180,13 @@ impl RegisterCluster {
                  secrets are never written to Kafka",
             ));
         }
+        if let Some(endpoint) = &self.schema_registry {
+            for (field, why) in policy.registry_refusals(endpoint) {
+                errors.push(FieldError::new(field, why));
+            }
+        }
         let settings = ClusterSettings {
+            schema_registry: self.schema_registry,
             name: self.name,
             description: self.description,
             environment: self.environment,

@@ -26,6 +26,7 @@ use crate::http::extract::QueryParams;
 use crate::kafka::admin::{
     BrowsedRecord, Direction, ScanEvent, ScanProgress, ScanRequest, ScanStart, StopReason,
 };
+use crate::kafka::wire::Decoder;
 
 /// Most results one JSON page holds.
 pub const MAX_PAGE: u64 = 1_000;
@@ -159,7 +160,8 @@ pub(super) async fn search(
 ) -> Result<Response, ApiError> {
     let shape = shape(&headers);
     let masked = masked_paths(&state, caller.as_deref(), &name);
-    let (request, filter) = plan(&state, name, &query, shape)?;
+    let (mut request, filter) = plan(&state, name, &query, shape)?;
+    request.decoder = decoder(&state, &target)?;
     if shape == Shape::Page {
         // A page's scan holds a read-ahead too: it counts with the streams.
         let _permit = state.messages.open()?;
@@ -347,6 +349,12 @@ fn time(name: &str, text: &Option<String>) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
+/// Decodes the cluster's wire-format records through its schema registry, when it has one.
+fn decoder(state: &ClustersState, target: &Target) -> Result<Option<Decoder>, ApiError> {
+    let registry = state.schema_registry(&target.cluster, target.is_home())?;
+    Ok(registry.map(|r| Decoder(r.decoder(tokio::runtime::Handle::current()))))
+}
+
 /// The scan a query asks for, and its filter; every refusal names the parameter.
 fn plan(
     state: &ClustersState,
@@ -466,6 +474,7 @@ fn plan(
         needs_headers: filter.needs_headers(),
         follow: false,
         raw: false,
+        decoder: None,
     };
     Ok((request, filter))
 }
@@ -572,6 +581,7 @@ pub(super) async fn tail(
         needs_headers: filter.needs_headers(),
         follow: true,
         raw: false,
+        decoder: decoder(&state, &target)?,
     };
     exists(&target, &request).await?;
     let permit = state.messages.open()?;

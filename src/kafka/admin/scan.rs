@@ -19,6 +19,7 @@ use super::types::BrowsedRecord;
 use super::{AdminError, KafkaAdmin, named_topic};
 use crate::kafka::ClientContext;
 use crate::kafka::reader::ReaderOptions;
+use crate::kafka::wire::Decoded;
 
 /// Which way a scan reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub struct ScanRequest {
     pub follow: bool,
     /// Hand matches over as their bytes ([`ScanEvent::Raw`]), for copying.
     pub raw: bool,
+    /// Decodes wire-format keys and values (through a schema registry): the matcher sees,
+    /// and matches show, the decoded JSON. Not used for raw scans.
+    pub decoder: Option<crate::kafka::wire::Decoder>,
 }
 
 /// A matched record's bytes, for writing it elsewhere.
@@ -191,6 +195,7 @@ impl KafkaAdmin {
             needs_headers: false,
             follow: false,
             raw: false,
+            decoder: None,
         };
         self.blocking(move |consumer, timeout| {
             Ok(bounds(consumer, &request, timeout)?
@@ -456,7 +461,23 @@ where
             self.request.from_ms.is_none_or(|from| t >= from)
                 && self.request.until_ms.is_none_or(|until| t <= until)
         });
-        if in_window && (self.matcher)(&record_view(message, self.request.needs_headers)) {
+        let decoded = match &self.request.decoder {
+            Some(decoder) if !self.request.raw => Some((
+                message.key().map(|k| decoder.0.decode(k)),
+                message.payload().map(|v| decoder.0.decode(v)),
+            )),
+            _ => None,
+        };
+        let mut view = record_view(message, self.request.needs_headers);
+        if let Some((key, value)) = &decoded {
+            if let Some(Decoded::Value { json, .. }) = key {
+                view.key = Some(json);
+            }
+            if let Some(Decoded::Value { json, .. }) = value {
+                view.value = Some(json);
+            }
+        }
+        if in_window && (self.matcher)(&view) {
             self.progress.matched += 1;
             let event = if self.request.raw {
                 ScanEvent::Raw(CopiedRecord {
@@ -468,7 +489,7 @@ where
                     headers: crate::kafka::utf8_headers(message),
                 })
             } else {
-                ScanEvent::Match(browsed(message))
+                ScanEvent::Match(browsed(message, decoded))
             };
             if !(self.sink)(event) {
                 return Step::Stop(StopReason::Cancelled);
@@ -724,21 +745,67 @@ pub fn record_view<M: Message>(message: &M, with_headers: bool) -> RecordView<'_
     }
 }
 
-/// A record as the API shows it: the value as JSON when it parses as JSON, else a string.
-pub(super) fn browsed<M: Message>(message: &M) -> BrowsedRecord {
-    let value = message.payload().map_or(serde_json::Value::Null, |p| {
-        serde_json::from_slice(p)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(p).into_owned()))
-    });
-    let headers = crate::kafka::utf8_headers(message).into_iter().collect();
-    BrowsedRecord {
+/// A record as the API shows it: the value as JSON when it parses as JSON, else a string;
+/// a wire-format key or value decoded through its schema (`decoded`), or, when it cannot
+/// be, as base64 with the reason.
+pub(super) fn browsed<M: Message>(
+    message: &M,
+    decoded: Option<(Option<Decoded>, Option<Decoded>)>,
+) -> BrowsedRecord {
+    let (key_decoded, value_decoded) = decoded.unwrap_or((None, None));
+    let mut record = BrowsedRecord {
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),
-        key: message
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
-        value,
-        headers,
+        key: None,
+        value: serde_json::Value::Null,
+        headers: crate::kafka::utf8_headers(message).into_iter().collect(),
+        key_schema_id: None,
+        key_subject: None,
+        value_schema_id: None,
+        value_subject: None,
+        schema_error: None,
+    };
+    let mut errors = Vec::new();
+    if let Some(key) = message.key() {
+        record.key = Some(match key_decoded {
+            Some(Decoded::Value { id, subject, json }) => {
+                record.key_schema_id = Some(id);
+                record.key_subject = subject;
+                String::from_utf8_lossy(&json).into_owned()
+            }
+            Some(Decoded::Undecodable { id, reason }) => {
+                record.key_schema_id = Some(id);
+                errors.push(format!("key shown as base64: {reason}"));
+                base64(key)
+            }
+            _ => String::from_utf8_lossy(key).into_owned(),
+        });
     }
+    if let Some(payload) = message.payload() {
+        record.value = match value_decoded {
+            Some(Decoded::Value { id, subject, json }) => {
+                record.value_schema_id = Some(id);
+                record.value_subject = subject;
+                serde_json::from_slice(&json).unwrap_or(serde_json::Value::Null)
+            }
+            Some(Decoded::Undecodable { id, reason }) => {
+                record.value_schema_id = Some(id);
+                errors.push(format!("value shown as base64: {reason}"));
+                serde_json::Value::String(base64(payload))
+            }
+            _ => serde_json::from_slice(payload).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(payload).into_owned())
+            }),
+        };
+    }
+    if !errors.is_empty() {
+        record.schema_error = Some(errors.join("; "));
+    }
+    record
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -216,4 +216,21 @@ pub struct BrowsedRecord {
     pub value: serde_json::Value,
     /// Headers as UTF-8 (lossy).
     pub headers: BTreeMap<String, String>,
+    /// The key's schema id, for a key in the wire format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_schema_id: Option<u32>,
+    /// A subject the key's schema is registered under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_subject: Option<String>,
+    /// The value's schema id, for a value in the wire format (the value is then shown
+    /// decoded through that schema).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_schema_id: Option<u32>,
+    /// A subject the value's schema is registered under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_subject: Option<String>,
+    /// Why a wire-format key or value is shown as base64 instead (its schema id is unknown
+    /// to the registry, or its bytes do not fit the schema).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_error: Option<String>,
 }
