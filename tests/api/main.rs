@@ -17,5 +17,6 @@ mod observability;
 mod offsets;
 mod operations;
 mod processing;
+mod schemas;
 mod templates;
 mod view;

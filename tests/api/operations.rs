@@ -10,39 +10,6 @@ use crate::helpers::*;
 const SECONDS_10: Duration = Duration::from_secs(10);
 const TENTH: Duration = Duration::from_millis(100);
 
-/// Starts an operation of `kind` (`replicate`, `migrate`): 202, where to follow it, and the
-/// operation as accepted.
-async fn start_operation(app: &TestApp, kind: &str, request: &Value) -> (String, Value) {
-    let response = app
-        .client
-        .post(app.url(&format!("/api/operations/{kind}")))
-        .json(request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_string();
-    (location, response.json().await.unwrap())
-}
-
-async fn wait_finished(app: &TestApp, location: &str) -> Value {
-    poll_until(
-        "operation never finished",
-        Duration::from_secs(30),
-        TENTH,
-        || async {
-            let (status, operation) = app.get_json(location).await;
-            assert_eq!(status, 200, "{operation}");
-            if ["pending", "running"].contains(&operation["status"].as_str().unwrap()) {
-                Err(operation.to_string())
-            } else {
-                Ok(operation)
-            }
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn replicate_creates_the_topic_structure_on_the_targets_as_a_tracked_operation() {
     let (home, _second, settings) = two_clusters().await;

@@ -46,5 +46,6 @@ pub fn unreachable_cluster() -> orderflow::clusters::ClusterSettings {
         librdkafka: Default::default(),
         template_id: None,
         local: None,
+        schema_registry: None,
     }
 }

@@ -46,6 +46,7 @@ pub fn test_settings(broker: &TestBroker) -> Settings {
     settings.topics.clusters.name = format!("{prefix}.clusters");
     settings.topics.operations.name = format!("{prefix}.operations");
     settings.topics.templates.name = format!("{prefix}.templates");
+    settings.topics.schemas.name = format!("{prefix}.schemas");
     settings.shutdown.grace_period = Duration::from_millis(5000);
     settings.processing.group_id = format!("{prefix}-processors");
     settings.processing.session_timeout = Duration::from_millis(6000);

@@ -1,7 +1,11 @@
 //! Many clusters: a second broker registered beside the home one, and requests to the
 //! management API.
 
+use std::time::Duration;
+
 use serde_json::Value;
+
+use super::polling::poll_until;
 
 use super::app::{TestApp, test_settings};
 use super::broker::{Engine, TestBroker};
@@ -22,6 +26,7 @@ pub fn cluster(
         librdkafka: Default::default(),
         template_id: None,
         local: None,
+        schema_registry: None,
     }
 }
 
@@ -68,4 +73,37 @@ pub async fn slow_target() -> (TestBroker, TestBroker, Settings) {
         cluster("Slow", "testing", target.bootstrap()),
     );
     (home, target, settings)
+}
+
+/// Starts an operation of `kind` (`replicate`, `migrate`): 202, where to follow it, and the
+/// operation as accepted.
+pub async fn start_operation(app: &TestApp, kind: &str, request: &Value) -> (String, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/operations/{kind}")))
+        .json(request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    (location, response.json().await.unwrap())
+}
+
+pub async fn wait_finished(app: &TestApp, location: &str) -> Value {
+    poll_until(
+        "operation never finished",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let (status, operation) = app.get_json(location).await;
+            assert_eq!(status, 200, "{operation}");
+            if ["pending", "running"].contains(&operation["status"].as_str().unwrap()) {
+                Err(operation.to_string())
+            } else {
+                Ok(operation)
+            }
+        },
+    )
+    .await
 }

@@ -63,6 +63,18 @@ pub async fn write_records(
     }
 }
 
+/// Creates `topic` through the API (`prefix`: `/api/admin` or `/api/clusters/{id}`).
+pub async fn create_topic(app: &TestApp, prefix: &str, topic: &str, partitions: i32) {
+    let (status, body) = send(
+        app,
+        reqwest::Method::POST,
+        &format!("{prefix}/topics"),
+        Some(json!({"name": topic, "partitions": partitions})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}
+
 /// Creates `topic` through the API (`prefix`: `/api/admin` or `/api/clusters/{id}`) and
 /// answers a plain producer that sends each record on its own (`linger.ms` 0).
 pub async fn create_for_writing(
@@ -72,14 +84,7 @@ pub async fn create_for_writing(
     topic: &str,
     partitions: i32,
 ) -> FutureProducer {
-    let (status, body) = send(
-        app,
-        reqwest::Method::POST,
-        &format!("{prefix}/topics"),
-        Some(json!({"name": topic, "partitions": partitions})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    create_topic(app, prefix, topic, partitions).await;
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "0")

@@ -5,6 +5,7 @@
 mod access;
 mod app;
 pub mod broker;
+mod clients;
 mod clusters;
 mod kafka;
 mod messages;
@@ -14,6 +15,7 @@ mod polling;
 pub use access::*;
 pub use app::*;
 pub use broker::*;
+pub use clients::*;
 pub use clusters::*;
 pub use kafka::*;
 pub use messages::*;
