@@ -335,14 +335,17 @@ impl Projector {
             .and_then(|key| std::str::from_utf8(key).ok())
             .and_then(|key| Uuid::parse_str(key).ok());
         let known = id.and_then(|id| self.store.known(&id).map(|known| (id, known)));
-        let skip = |(id, (_, uncommitted)): (Uuid, (OrderStatus, bool))| {
-            if uncommitted {
-                self.store.commit_local(&id);
-            }
+        // Whether the record needs nothing more: the view holds the order, stored or
+        // waiting for the writer, or as a local change now committed. False when the cache
+        // dropped the order since `known` looked: the record is then applied like any other.
+        let settled = |(id, (_, uncommitted)): (Uuid, (OrderStatus, bool))| {
+            !uncommitted || self.store.commit_local(&id)
         };
         if message.topic() == self.status_topic {
-            if let Some(known) = known.filter(|(_, (status, _))| status.is_final()) {
-                return skip(known);
+            if let Some(known) = known.filter(|(_, (status, _))| status.is_final())
+                && settled(known)
+            {
+                return;
             }
             match serde_json::from_slice::<OrderSnapshot>(payload) {
                 Ok(snapshot) => self.store.apply(snapshot, Origin::Topic),
@@ -350,15 +353,18 @@ impl Projector {
             }
         } else {
             // The service writes the tag first; anything else is decoded in full below.
-            if let Some(known) = known.filter(|_| payload.starts_with(PLACED_PREFIX)) {
-                return skip(known);
+            if let Some(known) = known.filter(|_| payload.starts_with(PLACED_PREFIX))
+                && settled(known)
+            {
+                return;
             }
             // Undecodable order records are the processor's to dead-letter.
             match serde_json::from_slice::<OrderEvent>(payload) {
-                Ok(OrderEvent::OrderPlaced { order }) => match known {
-                    None => self.store.insert_unknown(order, Origin::Topic),
-                    Some(known) => skip(known),
-                },
+                Ok(OrderEvent::OrderPlaced { order }) => {
+                    if !known.is_some_and(settled) {
+                        self.store.insert_unknown(order, Origin::Topic);
+                    }
+                }
                 Ok(OrderEvent::CancelRequested { order_id, .. }) => {
                     self.store.mark_cancel_requested(&order_id, Origin::Topic);
                 }

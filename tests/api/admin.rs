@@ -32,8 +32,8 @@ async fn cluster_and_catalog_describe_the_running_system() {
     let topics = catalog["topics"].as_array().unwrap();
     assert_eq!(
         topics.len(),
-        7,
-        "orders, status, dead letters, audit, cluster registry, operations, templates"
+        8,
+        "orders, status, dead letters, audit, cluster registry, operations, templates, schemas"
     );
     assert!(topics.iter().all(|t| t["state"] == "present"), "{topics:?}");
     assert_eq!(

@@ -77,6 +77,19 @@ impl Cache {
         self.slots.insert(id, slot);
     }
 
+    /// Marks a local change of `id` for the writer: its record has come back from the
+    /// topics. False when the order is not cached (evicted since the caller looked).
+    pub(super) fn commit_local(&mut self, id: &Uuid) -> bool {
+        let Some(slot) = self.slots.get_mut(id) else {
+            return false;
+        };
+        if !slot.dirty && !slot.stored {
+            slot.dirty = true;
+            self.dirty.push(*id);
+        }
+        true
+    }
+
     /// Where order `id` is to be found.
     pub(super) fn cached(&self, id: &Uuid) -> Cached<'_> {
         match self.slots.get(id) {

@@ -231,20 +231,17 @@ impl OrderStore {
         }
     }
 
-    /// Commits a local change as it is (its record has come back from the topics).
-    pub fn commit_local(&self, id: &Uuid) {
+    /// Commits a local change as it is (its record has come back from the topics). False
+    /// when the order is no longer cached: the cache dropped it since the caller looked, so
+    /// the caller must apply the record itself, or the view's offsets would move past an
+    /// order it never wrote.
+    pub fn commit_local(&self, id: &Uuid) -> bool {
         let mut cache = self.lock_cache();
-        let Some(slot) = cache.slots.get_mut(id) else {
-            return;
-        };
-        if slot.dirty || slot.stored {
-            return;
-        }
-        slot.dirty = true;
-        cache.dirty.push(*id);
+        let found = cache.commit_local(id);
         let pending = cache.dirty.len();
         drop(cache);
         self.pending.store(pending, Ordering::Release);
+        found
     }
 
     /// Number of orders held.
@@ -271,6 +268,13 @@ impl OrderStore {
         let id = order.order_id;
         let mut cache = self.lock_cache();
         if cache.slots.contains_key(&id) {
+            // Written through by this instance since the caller looked: its record is the
+            // one the projector read now, so the change is committed with its offsets.
+            if origin == Origin::Topic && cache.commit_local(&id) {
+                let pending = cache.dirty.len();
+                drop(cache);
+                self.pending.store(pending, Ordering::Release);
+            }
             return;
         }
         let snapshot = OrderSnapshot::pending(order);
@@ -323,12 +327,12 @@ impl OrderStore {
         if !current.status.is_final() && !current.cancel_requested {
             current.cancel_requested = true;
             cache.put(current, origin);
+        } else if origin == Origin::Topic {
+            // The cancel may have been this instance's local change: its record is here
+            // (committed under the same lock, so the cache cannot drop it in between).
+            cache.commit_local(id);
         }
         self.changed(cache, id, false);
-        if origin == Origin::Topic {
-            // The cancel may have been this instance's local change: its record is here.
-            self.commit_local(id);
-        }
         true
     }
 

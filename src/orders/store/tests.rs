@@ -37,6 +37,45 @@ fn completed(order: &Order) -> OrderSnapshot {
         .advanced(OrderStatus::Completed, None, Utc::now())
 }
 
+/// The projector found an order unknown, then this instance wrote it through (intake's
+/// local change) before the projector inserted what it had read: the order must be
+/// committed with the offsets that include its record, or a restart (which resumes after
+/// them) never sees it. Seen once as 3,004 of 3,005 orders after a restart.
+#[test]
+fn an_order_written_through_while_the_projector_reads_its_record_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = order(0, "c");
+    {
+        let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+        assert!(store.known(&o.order_id).is_none(), "the projector looks");
+        store.insert_pending(o.clone());
+        store.insert_unknown(o.clone(), Origin::Topic);
+        store.set_position("orders", 0, 1);
+        store.flush().unwrap();
+    }
+    let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+    assert_eq!(store.positions().unwrap()[&("orders".to_string(), 0)], 1);
+    assert_eq!(
+        store.get(&o.order_id).map(|s| s.status),
+        Some(OrderStatus::Pending),
+        "the order its offsets include"
+    );
+}
+
+/// A local change dropped by the cache between the projector's look and its commit is
+/// reported, so the projector applies the record itself.
+#[test]
+fn committing_a_local_change_the_cache_dropped_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 1)).unwrap();
+    let (a, b) = (order(0, "c"), order(1, "c"));
+    store.insert_pending(a.clone());
+    assert_eq!(store.known(&a.order_id), Some((OrderStatus::Pending, true)));
+    store.insert_pending(b.clone());
+    assert!(!store.commit_local(&a.order_id), "a was dropped for b");
+    assert!(store.commit_local(&b.order_id));
+}
+
 #[test]
 fn a_later_snapshot_wins_and_an_older_one_is_ignored_in_memory_and_on_disk() {
     let dir = tempfile::tempdir().unwrap();
