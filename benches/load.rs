@@ -22,6 +22,9 @@
 //! `--search-records N` instead measures message search and the live tail over N records
 //! (see `load/search.rs`).
 //!
+//! `--wire-format-orders N` instead measures what Confluent's wire format costs intake and
+//! processing, over N orders per round (see `load/wire.rs`).
+//!
 //! `--migrate-records N` instead measures only `POST /api/operations/migrate` against a raw
 //! rdkafka copy of the same N records between two brokers.
 //!
@@ -44,6 +47,8 @@ use serde_json::{Value, json};
 mod search;
 #[path = "load/view.rs"]
 mod view;
+#[path = "load/wire.rs"]
+mod wire;
 
 /// The integration tests' broker harness: a Tansu process per broker, its own port, storage
 /// and Kafka cluster id.
@@ -77,6 +82,9 @@ struct Options {
     /// `--search-records N`: with it, only message search and the live tail over N records
     /// (see `search`).
     search_records: Option<usize>,
+    /// `--wire-format-orders N`: with it, only wire format off and on over N orders (see
+    /// `wire`).
+    wire_format_orders: Option<usize>,
     /// `--consumers N`: consumer tasks of the processing instance (default 1; see
     /// [`Options::parse`]).
     consumers: usize,
@@ -97,6 +105,7 @@ impl Options {
             migrate_records: None,
             view_orders: None,
             search_records: None,
+            wire_format_orders: None,
             // One task, so the group never rebalances while the backlog is processed: Tansu's
             // memory engine answers a fetch that starts inside a record batch with nothing,
             // so a partition handed over at a committed offset mid-batch stalls for ever
@@ -130,6 +139,7 @@ impl Options {
                 "--consumers" => o.consumers = value(),
                 "--view-orders" => o.view_orders = Some(value()),
                 "--search-records" => o.search_records = Some(value()),
+                "--wire-format-orders" => o.wire_format_orders = Some(value()),
                 other => panic!("unknown option {other}"),
             }
         }
@@ -703,6 +713,10 @@ async fn main() {
     }
     if let Some(records) = options.search_records {
         search::search_phase(records).await;
+        return;
+    }
+    if let Some(orders) = options.wire_format_orders {
+        wire::wire_phase(orders, options.concurrency).await;
         return;
     }
     if let Some(orders) = options.view_orders {

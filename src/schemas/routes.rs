@@ -419,7 +419,7 @@ pub(super) async fn get_version(
 #[utoipa::path(get, path = "/schema-registry/subjects/{subject}/versions/{version}/schema", tag = "schemas",
     params(("subject" = String, Path, description = "The subject"),
         ("version" = String, Path, description = "A version number or `latest`")),
-    responses((status = 200, description = "The schema document", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses((status = 200, description = "The schema document (JSON for Avro and JSON Schema, a string for Protobuf)", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such subject (40401) or version (40402)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a version (42202)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn get_version_schema(
@@ -536,7 +536,7 @@ pub(super) async fn schema_by_id(
 /// Get a schema by id, as it is.
 #[utoipa::path(get, path = "/schema-registry/schemas/ids/{id}/schema", tag = "schemas",
     params(("id" = String, Path, description = "The schema id")),
-    responses((status = 200, description = "The schema document", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses((status = 200, description = "The schema document (JSON for Avro and JSON Schema, a string for Protobuf)", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such schema (40403)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn schema_text_by_id(
     State(state): State<SchemasState>,

@@ -826,6 +826,54 @@ mod tests {
     }
 
     #[test]
+    fn an_avro_schema_may_use_a_named_type_another_subject_registered() {
+        let mut state = State::default();
+        let base = r#"{"type":"record","name":"Money","namespace":"shop","fields":[{"name":"amount","type":"string"}]}"#;
+        claim(&mut state, "money-value", 1, base, 1);
+        let order = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"total","type":"shop.Money"}]}"#;
+        let references = vec![Reference {
+            name: "shop.Money".into(),
+            subject: "money-value".into(),
+            version: 1,
+        }];
+        let text = SchemaText {
+            schema: order.into(),
+            schema_type: SchemaType::Avro,
+            references: references.clone(),
+        };
+        let referenced = state.resolve(&references).unwrap();
+        let schema = Schema::parse(text, &referenced).unwrap();
+        let key = Key::Schema {
+            subject: "order-value".into(),
+            version: 1,
+            fingerprint: schema.fingerprint.clone(),
+            id: 2,
+        }
+        .text();
+        let record = SchemaRecord {
+            schema: order.into(),
+            schema_type: SchemaType::Avro,
+            references,
+        };
+        state.claim(
+            &key,
+            "order-value".into(),
+            1,
+            &schema.fingerprint,
+            2,
+            record,
+        );
+        assert_eq!(state.subjects["order-value"][&1].id, 2);
+        // Without the referenced schema the name is unknown.
+        let alone = SchemaText {
+            schema: order.into(),
+            schema_type: SchemaType::Avro,
+            references: vec![],
+        };
+        assert!(Schema::parse(alone, &[]).is_err());
+    }
+
+    #[test]
     fn a_removed_claim_frees_its_version_but_the_id_stays_bound() {
         let mut state = State::default();
         let key = claim(&mut state, "a-value", 1, A, 1);

@@ -180,6 +180,18 @@ fn compose_puts_a_read_only_kafka_ui_beside_the_service_on_the_same_kafka() {
         text(&ui["depends_on"]["kafka"]["condition"], "condition"),
         "service_healthy"
     );
+    // The schema registry is the service's own, on its port and path, reached once the
+    // service is healthy, with a key as the Basic-auth password.
+    let port = &service_env["ORDERFLOW__HTTP__PORT"];
+    assert_eq!(
+        env["KAFKA_CLUSTERS_0_SCHEMAREGISTRY"],
+        format!("http://orderflow:{port}/schema-registry")
+    );
+    assert!(env["KAFKA_CLUSTERS_0_SCHEMAREGISTRYAUTH_PASSWORD"].contains("ORDERFLOW_REGISTRY_KEY"));
+    assert_eq!(
+        text(&ui["depends_on"]["orderflow"]["condition"], "condition"),
+        "service_healthy"
+    );
     assert!(healthcheck(ui).contains(":8080/actuator/health"));
     // Its published port collides with no other service's.
     let mut published = BTreeSet::new();
