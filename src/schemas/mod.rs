@@ -10,7 +10,7 @@
 //!   Apicurio's compatible API, or another orderflow).
 //! - [`registry`]: either, behind one handle, with the decoder scans use.
 //! - [`own`]: the JSON Schemas of `orders` and `orders.status` records.
-//! - [`routes`]: `/schema-registry/…`.
+//! - [`routes`]: the API under `/schema-registry`.
 
 pub mod codec;
 pub mod compat;

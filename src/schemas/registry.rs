@@ -256,8 +256,11 @@ impl Registry {
 pub struct Registries {
     home: Registry,
     timeout: std::time::Duration,
-    remotes: Mutex<HashMap<(String, Option<(String, String)>), Registry>>,
+    remotes: Mutex<HashMap<RemoteKey, Registry>>,
 }
+
+/// A remote registry's URL and credentials.
+type RemoteKey = (String, Option<(String, String)>);
 
 impl Registries {
     /// `home` is the service's registry; clients of others wait up to `timeout` for an

@@ -248,15 +248,12 @@ impl RemoteRegistry {
                 None::<&()>,
             )
             .await?;
-        let schema = match self
+        let schema = self
             .schemas
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&answer.id)
-        {
-            Some(known) => Some(known.clone()),
-            None => None,
-        };
+            .cloned();
         let schema = match schema {
             Some(schema) => schema,
             None => {

@@ -330,6 +330,25 @@ pub struct ConfigQuery {
     pub default_to_global: bool,
 }
 
+/// Refuses a subject name the registry never holds (`400`, as a path that cannot be
+/// decoded), before anything else.
+fn checked(state: &SchemasState, subject: &str) -> Result<(), ApiError> {
+    super::store::valid_subject(subject).map_err(|error| match state.error(error) {
+        ApiError::SchemaRegistry {
+            error_code,
+            message,
+            ..
+        } => ApiError::SchemaRegistry {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            error_code,
+            message,
+            retry_after: None,
+        },
+        other => other,
+    })
+}
+
 fn schema_id(text: &str) -> Result<u32, RegistryError> {
     text.parse::<u32>()
         .map_err(|_| RegistryError::SchemaNotFound)
@@ -353,7 +372,7 @@ pub(super) async fn list_subjects(
 
 /// List a subject's versions.
 #[utoipa::path(get, path = "/schema-registry/subjects/{subject}/versions", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"), ListQuery),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"), ListQuery),
     responses((status = 200, description = "Version numbers", body = Vec<i32>, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such subject (40401)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list_versions(
@@ -361,6 +380,7 @@ pub(super) async fn list_versions(
     Path(subject): Path<String>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let versions = state
         .store()?
         .versions(&subject, query.deleted)
@@ -373,16 +393,17 @@ pub(super) async fn list_versions(
 /// Answers the id; the same schema registered again (under any subject) keeps its id. A
 /// new version must be compatible with the earlier ones at the subject's level (`409`).
 #[utoipa::path(post, path = "/schema-registry/subjects/{subject}/versions", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject (`<topic>-value` by the topic-name strategy)")),
+    params(("subject" = String, Path, description = "The subject (`<topic>-value` by the topic-name strategy)", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")),
     request_body(content = NewSchema, content_type = "application/vnd.schemaregistry.v1+json"),
     responses((status = 200, description = "Registered (or already there)", body = RegisteredId, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 409, description = "Incompatible with an earlier version (409)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid schema (42201) or subject", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Invalid schema (42201)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn register(
     State(state): State<SchemasState>,
     Path(subject): Path<String>,
     JsonBody(body): JsonBody<NewSchema>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let text = body.text();
     let schema_type = text.schema_type;
     let version = state
@@ -398,8 +419,8 @@ pub(super) async fn register(
 
 /// Get a subject's version.
 #[utoipa::path(get, path = "/schema-registry/subjects/{subject}/versions/{version}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"),
-        ("version" = String, Path, description = "A version number or `latest`"), ListQuery),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"),
+        ("version" = String, Path, description = "A version number (1 or more) or `latest` (`-1` is the same)", pattern = r"^(latest|-1|[1-9][0-9]{0,8})$"), ListQuery),
     responses((status = 200, description = "The version", body = SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such subject (40401) or version (40402)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a version (42202)", body = Problem, content_type = "application/problem+json")))]
@@ -408,6 +429,7 @@ pub(super) async fn get_version(
     Path((subject, version)): Path<(String, String)>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let store = state.store()?;
     let found = VersionRef::parse(&version)
         .and_then(|which| store.version(&subject, which, query.deleted))
@@ -417,8 +439,8 @@ pub(super) async fn get_version(
 
 /// Get a subject's version's schema, as it is.
 #[utoipa::path(get, path = "/schema-registry/subjects/{subject}/versions/{version}/schema", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"),
-        ("version" = String, Path, description = "A version number or `latest`")),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"),
+        ("version" = String, Path, description = "A version number (1 or more) or `latest` (`-1` is the same)", pattern = r"^(latest|-1|[1-9][0-9]{0,8})$")),
     responses((status = 200, description = "The schema document (JSON for Avro and JSON Schema, a string for Protobuf)", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such subject (40401) or version (40402)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a version (42202)", body = Problem, content_type = "application/problem+json")))]
@@ -426,6 +448,7 @@ pub(super) async fn get_version_schema(
     State(state): State<SchemasState>,
     Path((subject, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let store = state.store()?;
     let found = VersionRef::parse(&version)
         .and_then(|which| store.version(&subject, which, false))
@@ -445,8 +468,8 @@ fn raw_schema(text: &SchemaText) -> Response {
 ///
 /// Soft first (still readable with `deleted=true`); then `permanent=true` removes it.
 #[utoipa::path(delete, path = "/schema-registry/subjects/{subject}/versions/{version}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"),
-        ("version" = String, Path, description = "A version number or `latest`"), DeleteQuery),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"),
+        ("version" = String, Path, description = "A version number (1 or more) or `latest` (`-1` is the same)", pattern = r"^(latest|-1|[1-9][0-9]{0,8})$"), DeleteQuery),
     responses((status = 200, description = "The version deleted", body = i32, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such subject or version (40401, 40402), already soft-deleted (40406), or not soft-deleted before a permanent delete (40407)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a version (42202)", body = Problem, content_type = "application/problem+json")))]
@@ -455,6 +478,7 @@ pub(super) async fn delete_version(
     Path((subject, version)): Path<(String, String)>,
     QueryParams(query): QueryParams<DeleteQuery>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let store = state.store()?;
     let which = VersionRef::parse(&version).map_err(|e| state.error(e))?;
     let deleted = store
@@ -471,7 +495,7 @@ pub(super) async fn delete_version(
 ///
 /// Answers the version that is this schema (whitespace aside).
 #[utoipa::path(post, path = "/schema-registry/subjects/{subject}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"), ListQuery),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"), ListQuery),
     request_body(content = NewSchema, content_type = "application/vnd.schemaregistry.v1+json"),
     responses((status = 200, description = "The version", body = SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such subject (40401) or schema under it (40403)", body = Problem, content_type = "application/problem+json"),
@@ -482,6 +506,7 @@ pub(super) async fn lookup(
     QueryParams(query): QueryParams<ListQuery>,
     JsonBody(body): JsonBody<NewSchema>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let found = state
         .store()?
         .lookup(&subject, body.text(), query.deleted)
@@ -493,7 +518,7 @@ pub(super) async fn lookup(
 ///
 /// Soft first (every version); then `permanent=true` removes them.
 #[utoipa::path(delete, path = "/schema-registry/subjects/{subject}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"), DeleteQuery),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"), DeleteQuery),
     responses((status = 200, description = "The versions deleted", body = Vec<i32>, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such subject (40401), already soft-deleted (40404), or not soft-deleted before a permanent delete (40405)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn delete_subject(
@@ -501,6 +526,7 @@ pub(super) async fn delete_subject(
     Path(subject): Path<String>,
     QueryParams(query): QueryParams<DeleteQuery>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let versions = state
         .store()?
         .delete_subject(&subject, query.permanent)
@@ -608,8 +634,8 @@ pub(super) async fn schema_types(State(state): State<SchemasState>) -> Result<Re
 
 /// Test a schema against one version of a subject.
 #[utoipa::path(post, path = "/schema-registry/compatibility/subjects/{subject}/versions/{version}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"),
-        ("version" = String, Path, description = "A version number or `latest`"), VerboseQuery),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"),
+        ("version" = String, Path, description = "A version number (1 or more) or `latest` (`-1` is the same)", pattern = r"^(latest|-1|[1-9][0-9]{0,8})$"), VerboseQuery),
     request_body(content = NewSchema, content_type = "application/vnd.schemaregistry.v1+json"),
     responses((status = 200, description = "Whether it is compatible", body = CompatibilityAnswer, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "No such subject (40401) or version (40402)", body = Problem, content_type = "application/problem+json"),
@@ -620,6 +646,7 @@ pub(super) async fn test_against_version(
     QueryParams(query): QueryParams<VerboseQuery>,
     JsonBody(body): JsonBody<NewSchema>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let store = state.store()?;
     let problems = VersionRef::parse(&version)
         .and_then(|which| store.test(&subject, Some(which), body.text()))
@@ -629,7 +656,7 @@ pub(super) async fn test_against_version(
 
 /// Test a schema against a subject's versions (as its level says).
 #[utoipa::path(post, path = "/schema-registry/compatibility/subjects/{subject}/versions", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"), VerboseQuery),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"), VerboseQuery),
     request_body(content = NewSchema, content_type = "application/vnd.schemaregistry.v1+json"),
     responses((status = 200, description = "Whether it is compatible", body = CompatibilityAnswer, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 422, description = "Invalid schema (42201)", body = Problem, content_type = "application/problem+json")))]
@@ -639,6 +666,7 @@ pub(super) async fn test_against_all(
     QueryParams(query): QueryParams<VerboseQuery>,
     JsonBody(body): JsonBody<NewSchema>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let problems = state
         .store()?
         .test(&subject, None, body.text())
@@ -685,7 +713,7 @@ pub(super) async fn set_config(
 
 /// A subject's compatibility level.
 #[utoipa::path(get, path = "/schema-registry/config/{subject}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject"), ConfigQuery),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"), ConfigQuery),
     responses((status = 200, description = "The level", body = ConfigAnswer, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "The subject has no level of its own (40408)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn get_subject_config(
@@ -693,6 +721,7 @@ pub(super) async fn get_subject_config(
     Path(subject): Path<String>,
     QueryParams(query): QueryParams<ConfigQuery>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let level = state
         .store()?
         .compatibility(Some(&subject), !query.default_to_global)
@@ -704,15 +733,16 @@ pub(super) async fn get_subject_config(
 
 /// Set a subject's compatibility level.
 #[utoipa::path(put, path = "/schema-registry/config/{subject}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject")),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")),
     request_body(content = ConfigUpdate, content_type = "application/vnd.schemaregistry.v1+json"),
     responses((status = 200, description = "The level set", body = ConfigUpdate, content_type = "application/vnd.schemaregistry.v1+json"),
-        (status = 422, description = "Invalid subject", body = Problem, content_type = "application/problem+json")))]
+))]
 pub(super) async fn set_subject_config(
     State(state): State<SchemasState>,
     Path(subject): Path<String>,
     JsonBody(body): JsonBody<ConfigUpdate>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     state
         .store()?
         .set_compatibility(Some(&subject), body.compatibility)
@@ -726,13 +756,14 @@ pub(super) async fn set_subject_config(
 
 /// Remove a subject's own compatibility level (it follows the registry's again).
 #[utoipa::path(delete, path = "/schema-registry/config/{subject}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject")),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")),
     responses((status = 200, description = "The level it had", body = ConfigAnswer, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "The subject has no level of its own (40408)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn delete_subject_config(
     State(state): State<SchemasState>,
     Path(subject): Path<String>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &subject)?;
     let previous = state
         .store()?
         .clear_compatibility(&subject)
@@ -760,12 +791,13 @@ pub(super) async fn get_mode(State(state): State<SchemasState>) -> Result<Respon
 
 /// A subject's mode (the registry's).
 #[utoipa::path(get, path = "/schema-registry/mode/{subject}", tag = "schemas",
-    params(("subject" = String, Path, description = "The subject")),
+    params(("subject" = String, Path, description = "The subject", max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")),
     responses((status = 200, description = "`READWRITE`", body = ModeAnswer, content_type = "application/vnd.schemaregistry.v1+json")))]
 pub(super) async fn get_subject_mode(
     State(state): State<SchemasState>,
     Path(_subject): Path<String>,
 ) -> Result<Response, ApiError> {
+    checked(&state, &_subject)?;
     state.store()?;
     Ok(answer(&ModeAnswer {
         mode: "READWRITE".into(),

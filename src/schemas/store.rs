@@ -756,9 +756,10 @@ impl SchemaStore {
     }
 }
 
-/// A subject name: 1 to 255 characters, no control characters.
+/// A subject name: 1 to 255 characters, no control characters (C0, DEL or C1).
 pub fn valid_subject(subject: &str) -> Result<(), RegistryError> {
-    if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
+    let length = subject.chars().count();
+    if length == 0 || length > 255 || subject.chars().any(char::is_control) {
         return Err(RegistryError::InvalidSubject);
     }
     Ok(())
@@ -801,7 +802,7 @@ mod tests {
         claim(&mut state, "a-value", 1, A, 1);
         let lost = claim(&mut state, "b-value", 1, B, 1);
         assert_eq!(state.ids[&1].text.schema, A);
-        assert!(state.subjects.get("b-value").is_none());
+        assert!(!state.subjects.contains_key("b-value"));
         assert!(state.rejected[&("b-value".to_string(), 1)].contains(&lost));
         // The loser tries again with the next id.
         claim(&mut state, "b-value", 1, B, 2);
@@ -817,7 +818,7 @@ mod tests {
         assert!(state.rejected.is_empty());
         // The same schema claimed with another id under another subject loses.
         claim(&mut state, "c-value", 1, A, 2);
-        assert!(state.subjects.get("c-value").is_none());
+        assert!(!state.subjects.contains_key("c-value"));
         claim(&mut state, "c-value", 1, A, 1);
         assert_eq!(state.subjects["c-value"][&1].id, 1);
         // A version already taken by another schema: rejected.
@@ -878,12 +879,12 @@ mod tests {
         let mut state = State::default();
         let key = claim(&mut state, "a-value", 1, A, 1);
         state.unclaim(&key, "a-value", 1);
-        assert!(state.subjects.get("a-value").is_none());
+        assert!(!state.subjects.contains_key("a-value"));
         assert_eq!(
             state.by_fingerprint.values().copied().collect::<Vec<_>>(),
             vec![1]
         );
         claim(&mut state, "a-value", 2, B, 1);
-        assert!(state.subjects.get("a-value").is_none(), "id 1 is A's");
+        assert!(!state.subjects.contains_key("a-value"), "id 1 is A's");
     }
 }
