@@ -798,3 +798,67 @@ async fn a_migrate_with_include_schemas_carries_schema_ids_to_the_target_s_regis
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn with_an_external_registry_the_service_is_its_client_and_its_own_routes_say_so() {
+    // The external registry: another orderflow's built-in one, on its own broker.
+    let registry_broker = TestBroker::start(Engine::Memory).await;
+    let mut registry_settings = test_settings(&registry_broker);
+    registry_settings.processing.consumers = 0;
+    let external = TestApp::spawn(registry_settings).await;
+
+    let broker = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&broker);
+    settings.topics.orders.partitions = 1;
+    settings.schema_registry.url = registry(&external);
+    settings.schemas.wire_format = true;
+
+    // A credential named by a variable that is not set stops the start, naming the option.
+    let mut unset = settings.clone();
+    unset.schema_registry.password = "${ORDERFLOW_TEST_NOT_SET_ANYWHERE}".into();
+    let refused =
+        orderflow::app::Application::build(unset, tokio_util::sync::CancellationToken::new())
+            .await
+            .err()
+            .expect("refused");
+    assert!(
+        format!("{refused:#}").contains("schema_registry.password"),
+        "{refused:#}"
+    );
+
+    let app = TestApp::spawn(settings.clone()).await;
+    let (status, problem) = call(&app, reqwest::Method::GET, "/subjects", None, None).await;
+    assert_eq!(status, 404, "{problem}");
+    assert_eq!(problem["code"], "schema_registry_external");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&registry(&external)),
+        "{problem}"
+    );
+
+    // Its record schemas went to the external registry, and its records carry those ids.
+    let orders = &settings.topics.orders.name;
+    let (status, latest) = call(
+        &external,
+        reqwest::Method::GET,
+        &format!("/subjects/{orders}-value/versions/latest"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{latest}");
+    let id = app.place(&valid_order()).await;
+    app.wait_status(&id, "COMPLETED").await;
+    let page = search(&app, orders, &[("from", "beginning")]).await;
+    assert_eq!(
+        page["records"][0]["value_schema_id"], latest["id"],
+        "{page}"
+    );
+    assert_eq!(
+        page["records"][0]["value"]["order"]["order_id"],
+        id.as_str(),
+        "{page}"
+    );
+}
