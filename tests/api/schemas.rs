@@ -862,3 +862,77 @@ async fn with_an_external_registry_the_service_is_its_client_and_its_own_routes_
         "{page}"
     );
 }
+
+/// A second client nobody here wrote, in Rust: schema_registry_converter's Avro encoder and
+/// decoder against the built-in registry.
+#[tokio::test]
+async fn a_rust_registry_client_encodes_what_the_service_decodes_and_decodes_what_it_writes() {
+    use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+    use schema_registry_converter::async_impl::schema_registry::SrSettings;
+    use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
+
+    #[derive(serde::Serialize)]
+    struct User {
+        name: String,
+        age: i32,
+    }
+
+    let broker = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&broker);
+    settings.processing.consumers = 0;
+    let app = TestApp::spawn(settings).await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&app, "/api/admin", "rust-users", 1).await;
+    let user = json!({"type": "record", "name": "User", "fields": [
+        {"name": "name", "type": "string"}, {"name": "age", "type": "int"}]});
+    let (status, registered) = call(
+        &app,
+        reqwest::Method::POST,
+        "/subjects/rust-users-value/versions",
+        Some(json!({"schema": user.to_string()})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+
+    // Its encoder looks the subject's latest schema up here and writes the wire format.
+    let encoder = AvroEncoder::new(SrSettings::new(registry(&app)));
+    let strategy = SubjectNameStrategy::TopicNameStrategy("rust-users".into(), false);
+    let ada = User {
+        name: "Ada".into(),
+        age: 36,
+    };
+    let bytes = encoder
+        .encode_struct(ada, &strategy)
+        .await
+        .expect("encoded");
+    assert_eq!(
+        bytes[1..5],
+        registered["id"].as_u64().unwrap().to_be_bytes()[4..]
+    );
+    produce_raw(&bootstrap, "rust-users", &[(Some("ada"), &bytes)]).await;
+    let page = search(&app, "rust-users", &[("from", "beginning")]).await;
+    assert_eq!(
+        page["records"][0]["value"],
+        json!({"name": "Ada", "age": 36}),
+        "{page}"
+    );
+
+    // What the service writes with the schema, its decoder reads (fetching it by id here).
+    let response = app
+        .post_json(
+            "/api/admin/topics/rust-users/messages",
+            &json!({"value_schema": {"subject": "rust-users-value"}, "records": [
+                {"key": "bob", "value": {"name": "Bob", "age": 41}}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let records = read_topic(&bootstrap, "rust-users", 2).await;
+    let decoder = AvroDecoder::new(SrSettings::new(registry(&app)));
+    let decoded = decoder
+        .decode(records[1].payload.as_deref())
+        .await
+        .expect("decoded");
+    let value = serde_json::Value::try_from(decoded.value).unwrap();
+    assert_eq!(value, json!({"name": "Bob", "age": 41}));
+}

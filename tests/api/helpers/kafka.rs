@@ -14,6 +14,8 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<String>,
     pub value: serde_json::Value,
+    /// The value's bytes as they are.
+    pub payload: Option<Vec<u8>>,
     pub headers: Vec<(String, String)>,
 }
 
@@ -83,6 +85,7 @@ pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<Re
                         offset: m.offset(),
                         key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                         value,
+                        payload: m.payload().map(<[u8]>::to_vec),
                         headers,
                     });
                 }
