@@ -153,20 +153,27 @@ impl OptionPolicy {
     pub fn registry_refusals(&self, endpoint: &RegistryEndpoint) -> Vec<(&'static str, String)> {
         let mut refusals = Vec::new();
         let url = endpoint.url.as_str();
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 1024 {
-            refusals.push((
+        let parsed = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        match parsed {
+            Some(parsed) if url.len() <= 1024 => {
+                if !self
+                    .registry_urls
+                    .iter()
+                    .any(|allowed| under(&parsed, allowed))
+                {
+                    refusals.push((
+                        "schema_registry.url",
+                        "not under a URL the operator allows (admin.schema_registry_urls)"
+                            .to_string(),
+                    ));
+                }
+            }
+            _ => refusals.push((
                 "schema_registry.url",
                 "an http:// or https:// URL".to_string(),
-            ));
-        } else if !self
-            .registry_urls
-            .iter()
-            .any(|prefix| url.starts_with(prefix.as_str()))
-        {
-            refusals.push((
-                "schema_registry.url",
-                "not under a URL the operator allows (admin.schema_registry_urls)".to_string(),
-            ));
+            )),
         }
         if let Some(variable) = reference(&endpoint.username)
             && !self.may_read(variable)
@@ -299,6 +306,22 @@ impl OptionPolicy {
     }
 }
 
+/// Whether `url` is under `allowed`: the same scheme, host and port, and a path that is
+/// the allowed one or below it (judged on parsed URLs, so `…:8081.evil.example` is not
+/// under `…:8081`), without credentials in the URL.
+fn under(url: &reqwest::Url, allowed: &str) -> bool {
+    let Ok(allowed) = reqwest::Url::parse(allowed) else {
+        return false;
+    };
+    let base = allowed.path().trim_end_matches('/');
+    url.scheme() == allowed.scheme()
+        && url.host() == allowed.host()
+        && url.port_or_known_default() == allowed.port_or_known_default()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && (url.path() == base || url.path().starts_with(&format!("{base}/")))
+}
+
 /// The variable a `${NAME}` value refers to.
 pub fn reference(value: &str) -> Option<&str> {
     value
@@ -318,6 +341,28 @@ mod tests {
             env_names: vec!["KAFKA_PASSWORD".into()],
             registry_urls: vec!["https://registry.internal/".into()],
         }
+    }
+
+    #[test]
+    fn a_registry_url_is_allowed_by_its_origin_and_path_not_by_its_text() {
+        let p = policy(None);
+        let refused = |url: &str| {
+            let endpoint = RegistryEndpoint {
+                url: url.into(),
+                username: String::new(),
+                password: String::new(),
+            };
+            !p.registry_refusals(&endpoint).is_empty()
+        };
+        assert!(!refused("https://registry.internal/"));
+        assert!(!refused("https://registry.internal/sr/subjects"));
+        assert!(!refused("https://registry.internal:443/x"));
+        assert!(refused("https://registry.internal.evil.example/"));
+        assert!(refused("https://registry.internal:8443/"));
+        assert!(refused("http://registry.internal/"));
+        assert!(refused("https://user@registry.internal/"));
+        assert!(refused("file:///etc/passwd"));
+        assert!(refused("https://169.254.169.254/latest/meta-data/"));
     }
 
     #[test]

@@ -288,6 +288,94 @@ async fn options_from_the_api_load_no_code_open_no_file_and_read_no_variable_the
     );
 }
 
+/// A cluster definition from the API names a schema registry the service then sends
+/// requests to: only under URLs the operator allows, with its password as an allowed
+/// `${NAME}` reference; an entry forged onto the registry topic is held to the same rules
+/// when it is used, and no request goes out.
+#[tokio::test]
+async fn a_registered_cluster_s_schema_registry_is_one_the_operator_allows() {
+    let home = TestBroker::start(Engine::Memory).await;
+    let dev = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    settings.processing.consumers = 0;
+    // A listener standing in for a metadata endpoint: it must never be called.
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trap_url = format!("http://{}/latest/meta-data/", trap.local_addr().unwrap());
+    let allowed = "http://registry.internal:8081/".to_string();
+    settings.admin.schema_registry_urls = vec![allowed.clone()];
+    let app = TestApp::spawn(settings.clone()).await;
+    // SAFETY: a variable only this test reads.
+    unsafe { std::env::set_var("ORDERFLOW_SECRET_REGISTRY_PASSWORD", "allowed") };
+
+    for (field, registry) in [
+        ("schema_registry.url", json!({"url": trap_url})),
+        ("schema_registry.url", json!({"url": "file:///etc/passwd"})),
+        (
+            "schema_registry.url",
+            json!({"url": "http://registry.internal:8081.evil.example/"}),
+        ),
+        (
+            "schema_registry.password",
+            json!({"url": allowed, "password": "plain-secret"}),
+        ),
+        (
+            "schema_registry.password",
+            json!({"url": allowed, "password": "${HOME}"}),
+        ),
+        (
+            "schema_registry.username",
+            json!({"url": allowed, "username": "${HOME}"}),
+        ),
+    ] {
+        let mut body = registration("dev-registry", &dev.bootstrap());
+        body["schema_registry"] = registry.clone();
+        let response = app.post_json("/api/clusters", &body).await;
+        assert_eq!(response.status(), 422, "{registry}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert!(!problem.to_string().contains("plain-secret"), "{problem}");
+    }
+    let mut body = registration("dev-registry", &dev.bootstrap());
+    body["schema_registry"] =
+        json!({"url": format!("{allowed}sr"), "password": "${ORDERFLOW_SECRET_REGISTRY_PASSWORD}"});
+    let response = app.post_json("/api/clusters", &body).await;
+    assert_eq!(response.status(), 201);
+
+    // Forged onto the registry topic: refused when used, before any request is sent.
+    let forged = json!({"settings": {"name": "x", "environment": "development", "bootstrap_servers": dev.bootstrap(), "schema_registry": {"url": trap_url}}, "changed_at": "2026-11-30T00:00:00Z"});
+    produce_raw(
+        &home.bootstrap(),
+        &settings.topics.clusters.name,
+        &[(Some("forged-registry"), forged.to_string().as_bytes())],
+    )
+    .await;
+    let (status, problem) = poll_until(
+        "the forged entry was never read",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || async {
+            match app
+                .get_json("/api/clusters/forged-registry/topics/any/messages")
+                .await
+            {
+                (404, body) if body["code"] == "cluster_not_found" => Err(body.to_string()),
+                other => Ok(other),
+            }
+        },
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("admin.schema_registry_urls"),
+        "{problem}"
+    );
+    let called = tokio::time::timeout(Duration::from_millis(300), trap.accept()).await;
+    assert!(called.is_err(), "a request went to the forged registry URL");
+}
+
 #[tokio::test]
 async fn orders_accepted_after_the_broker_lost_its_data_are_processed() {
     // The memory engine loses everything on a restart, as a broker that lost its disk does;
