@@ -11,8 +11,10 @@ use crate::http::auth::{Scope, scoped};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::QueryParams;
 use crate::schemas::Reference;
-use crate::schemas::SchemaType;
+use std::sync::Arc;
+
 use crate::schemas::registry::RegistryError;
+use crate::schemas::{Schema, SchemaType};
 
 /// Its routes.
 pub(super) fn router<S>() -> OpenApiRouter<S>
@@ -51,6 +53,14 @@ pub struct SubjectAndVersion {
     pub version: i32,
 }
 
+/// The schema `id` names (a path segment), or 404 (40403).
+fn by_id(state: &SchemasState, id: &str) -> Result<Arc<Schema>, ApiError> {
+    let store = state.store()?;
+    schema_id(id)
+        .and_then(|id| store.schema(id).ok_or(RegistryError::SchemaNotFound))
+        .map_err(|e| state.error(e))
+}
+
 /// Get a schema by id.
 #[utoipa::path(get, path = "/schema-registry/schemas/ids/{id}", tag = "schemas",
     params(("id" = String, Path, description = "The schema id")),
@@ -60,10 +70,7 @@ pub(super) async fn schema_by_id(
     State(state): State<SchemasState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let store = state.store()?;
-    let schema = schema_id(&id)
-        .and_then(|id| store.schema(id).ok_or(RegistryError::SchemaNotFound))
-        .map_err(|e| state.error(e))?;
+    let schema = by_id(&state, &id)?;
     let text = &schema.text;
     Ok(answer(&SchemaById {
         schema_type: (text.schema_type != SchemaType::Avro).then_some(text.schema_type),
@@ -81,11 +88,7 @@ pub(super) async fn schema_text_by_id(
     State(state): State<SchemasState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let store = state.store()?;
-    let schema = schema_id(&id)
-        .and_then(|id| store.schema(id).ok_or(RegistryError::SchemaNotFound))
-        .map_err(|e| state.error(e))?;
-    Ok(raw_schema(&schema.text))
+    Ok(raw_schema(&by_id(&state, &id)?.text))
 }
 
 /// Where a schema id is registered.
@@ -107,12 +110,9 @@ pub(super) async fn id_versions(
 }
 
 fn uses(state: &SchemasState, id: &str, deleted: bool) -> Result<Vec<(String, i32)>, ApiError> {
-    let store = state.store()?;
+    by_id(state, id)?;
     let id = schema_id(id).map_err(|e| state.error(e))?;
-    if store.schema(id).is_none() {
-        return Err(state.error(RegistryError::SchemaNotFound));
-    }
-    Ok(store.uses(id, deleted))
+    Ok(state.store()?.uses(id, deleted))
 }
 
 /// The subjects a schema id is registered under.
