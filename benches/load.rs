@@ -204,8 +204,9 @@ async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
         .unwrap();
 }
 
-async fn raw_produce(bootstrap: &str, topic: &str, count: usize) -> f64 {
-    let producer: FutureProducer = ClientConfig::new()
+/// A plain producer with the service's settings: idempotent, `acks=all`, lz4, `linger.ms` 5.
+fn service_like_producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -213,7 +214,11 @@ async fn raw_produce(bootstrap: &str, topic: &str, count: usize) -> f64 {
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "100000")
         .create()
-        .unwrap();
+        .unwrap()
+}
+
+async fn raw_produce(bootstrap: &str, topic: &str, count: usize) -> f64 {
+    let producer = service_like_producer(bootstrap);
     let payloads: Vec<(String, Vec<u8>)> = (0..count)
         .map(|_| (uuid::Uuid::new_v4().to_string(), raw_record()))
         .collect();
@@ -269,15 +274,7 @@ async fn raw_pipe(bootstrap: &str, from: &str, to: &str, count: usize) -> f64 {
         .create()
         .unwrap();
     consumer.subscribe(&[from]).unwrap();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "100000")
-        .create()
-        .unwrap();
+    let producer = service_like_producer(bootstrap);
     let mut in_flight = futures::stream::FuturesOrdered::new();
     let (mut received, mut acknowledged) = (0usize, 0usize);
     let mut first = None;
@@ -313,7 +310,9 @@ async fn raw_pipe(bootstrap: &str, from: &str, to: &str, count: usize) -> f64 {
         }
     }
     let rate = count as f64 / first.expect("records").elapsed().as_secs_f64();
-    consumer.commit_consumer_state(CommitMode::Sync).expect("committed");
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("committed");
     rate
 }
 

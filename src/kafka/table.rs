@@ -19,9 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::reader::{self, ReaderOptions};
 use super::topics::watermarks;
-use super::{
-    BaseProducer, ClientContext, ClientSettings, Delivery, OutgoingRecord, ProduceError, RawRecord,
-};
+use super::{BaseProducer, ClientContext, ClientSettings, OutgoingRecord, ProduceError, RawRecord};
 
 use crate::backoff::Backoff;
 
@@ -244,10 +242,7 @@ pub struct Table<R: Row> {
     /// What a row is, for the log ("template", "operation", …).
     what: &'static str,
     rows: std::sync::RwLock<std::collections::BTreeMap<String, R>>,
-    topic: String,
-    reader: Arc<TableReader>,
-    writer: BaseProducer<R::Record>,
-    timeout: Duration,
+    store: TableWriter<R::Record>,
 }
 
 impl<R: Row> Table<R> {
@@ -264,16 +259,13 @@ impl<R: Row> Table<R> {
         Table {
             what,
             rows: std::sync::RwLock::new(std::collections::BTreeMap::new()),
-            topic,
-            reader,
-            writer,
-            timeout,
+            store: TableWriter::new(topic, reader, writer, timeout),
         }
     }
 
     /// Whether every row stored before this instance started is known.
     pub fn is_caught_up(&self) -> bool {
-        self.reader.is_caught_up()
+        self.store.is_caught_up()
     }
 
     /// Applies one record of the topic: a row, or (`None`) a tombstone. Returns the row the
@@ -315,39 +307,93 @@ impl<R: Row> Table<R> {
 
     /// Writes the row of `key` and waits until this instance has read it back.
     pub async fn put(&self, key: &str, record: &R::Record) -> Result<(), ProduceError> {
-        let delivery = self
-            .writer
-            .send(OutgoingRecord {
-                topic: &self.topic,
-                key,
-                value: record,
-                headers: vec![],
-                schema_id: None,
-            })
-            .await?;
-        self.read_back(delivery).await;
+        let read = self.store.write(key, Some(record)).await?;
+        self.read_back(read);
         Ok(())
     }
 
     /// Deletes the row of `key` (a tombstone) and waits until this instance has read it back.
     pub async fn delete(&self, key: &str) -> Result<(), ProduceError> {
-        let delivery = self
-            .writer
-            .send_raw(RawRecord {
-                topic: &self.topic,
-                key: Some(key.as_bytes()),
-                payload: None,
-                headers: &[],
-                partition: None,
-                timestamp: None,
-            })
-            .await?;
-        self.read_back(delivery).await;
+        let read = self.store.write(key, None).await?;
+        self.read_back(read);
         Ok(())
     }
 
-    async fn read_back(&self, delivery: Delivery) {
-        let read = self
+    fn read_back(&self, read: bool) {
+        if !read {
+            tracing::warn!(
+                what = self.what,
+                topic = self.store.topic(),
+                "a change was written but not read back in time"
+            );
+        }
+    }
+}
+
+/// Writes records of a compacted topic that a [`TableReader`] reads, and waits until this
+/// instance has read each one back (so the next request it answers sees the change).
+pub struct TableWriter<T> {
+    topic: String,
+    reader: Arc<TableReader>,
+    writer: BaseProducer<T>,
+    timeout: Duration,
+}
+
+impl<T: serde::Serialize> TableWriter<T> {
+    /// Writes `topic`, read by `reader`; a write waits up to `timeout` to be read back.
+    pub fn new(
+        topic: String,
+        reader: Arc<TableReader>,
+        writer: BaseProducer<T>,
+        timeout: Duration,
+    ) -> Self {
+        TableWriter {
+            topic,
+            reader,
+            writer,
+            timeout,
+        }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Whether every record stored before this instance started has been read.
+    pub fn is_caught_up(&self) -> bool {
+        self.reader.is_caught_up()
+    }
+
+    /// Writes `value` as the record of `key` (a tombstone when `None`): whether this
+    /// instance read it back within the timeout.
+    pub async fn write(&self, key: &str, value: Option<&T>) -> Result<bool, ProduceError> {
+        let delivery = match value {
+            Some(value) => {
+                self.writer
+                    .send(OutgoingRecord {
+                        topic: &self.topic,
+                        key,
+                        value,
+                        headers: vec![],
+                        schema_id: None,
+                    })
+                    .await?
+            }
+            None => {
+                self.writer
+                    .send_raw(RawRecord {
+                        topic: &self.topic,
+                        key: Some(key.as_bytes()),
+                        payload: None,
+                        headers: &[],
+                        partition: None,
+                        timestamp: None,
+                    })
+                    .await?
+            }
+        };
+        Ok(self
             .reader
             .wait_past(
                 &self.topic,
@@ -355,13 +401,6 @@ impl<R: Row> Table<R> {
                 delivery.offset,
                 self.timeout,
             )
-            .await;
-        if !read {
-            tracing::warn!(
-                what = self.what,
-                topic = self.topic,
-                "a change was written but not read back in time"
-            );
-        }
+            .await)
     }
 }

@@ -24,21 +24,17 @@ use serde_json::Value;
 use super::compat::{self, Compatibility};
 use super::registry::{RegistryError, Version, VersionRef};
 use super::{Schema, SchemaText};
-use crate::kafka::table::TableReader;
-use crate::kafka::{BaseProducer, OutgoingRecord, RawRecord};
+use crate::kafka::BaseProducer;
+use crate::kafka::table::{TableReader, TableWriter};
+use state::{ConfigRecord, Entry, Key, SchemaRecord, State};
 
 /// How many times a registration tries again after losing to a concurrent one.
 const ATTEMPTS: usize = 8;
 
-use state::{ConfigRecord, Entry, Key, SchemaRecord, State};
-
 /// The built-in registry.
 pub struct SchemaStore {
     state: RwLock<State>,
-    topic: String,
-    reader: Arc<TableReader>,
-    writer: BaseProducer<Value>,
-    timeout: Duration,
+    table: TableWriter<Value>,
     /// One change at a time from this instance (others are ordered by the topic).
     writing: tokio::sync::Mutex<()>,
 }
@@ -55,22 +51,19 @@ impl SchemaStore {
     ) -> Self {
         SchemaStore {
             state: RwLock::new(State::default()),
-            topic,
-            reader,
-            writer,
-            timeout,
+            table: TableWriter::new(topic, reader, writer, timeout),
             writing: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Its topic.
     pub fn topic(&self) -> &str {
-        &self.topic
+        self.table.topic()
     }
 
     /// Whether every record stored before this instance started has been read.
     pub fn is_caught_up(&self) -> bool {
-        self.reader.is_caught_up()
+        self.table.is_caught_up()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -132,46 +125,10 @@ impl SchemaStore {
     }
 
     async fn write(&self, key: &Key, value: Option<&Value>) -> Result<(), RegistryError> {
-        let key = key.text();
-        let delivery = match value {
-            Some(value) => {
-                self.writer
-                    .send(OutgoingRecord {
-                        topic: &self.topic,
-                        key: &key,
-                        value,
-                        headers: vec![],
-                        schema_id: None,
-                    })
-                    .await
-            }
-            None => {
-                self.writer
-                    .send_raw(RawRecord {
-                        topic: &self.topic,
-                        key: Some(key.as_bytes()),
-                        payload: None,
-                        headers: &[],
-                        partition: None,
-                        timestamp: None,
-                    })
-                    .await
-            }
-        }
-        .map_err(|error| RegistryError::Store(error.to_string()))?;
-        let read = self
-            .reader
-            .wait_past(
-                &self.topic,
-                delivery.partition,
-                delivery.offset,
-                self.timeout,
-            )
-            .await;
-        if read {
-            Ok(())
-        } else {
-            Err(RegistryError::Timeout)
+        match self.table.write(&key.text(), value).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RegistryError::Timeout),
+            Err(error) => Err(RegistryError::Store(error.to_string())),
         }
     }
 
