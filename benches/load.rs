@@ -23,7 +23,11 @@
 //! (see `load/search.rs`).
 //!
 //! `--wire-format-orders N` instead measures what Confluent's wire format costs intake and
-//! processing, over N orders per round (see `load/wire.rs`).
+//! processing, over N orders per round (see `load/variants.rs`).
+//!
+//! `--trace-orders N` instead measures what exporting spans costs intake and processing,
+//! sampler at 1.0 and at 0.01 against export off, over N orders per round (see
+//! `load/variants.rs`).
 //!
 //! `--migrate-records N` instead measures only `POST /api/operations/migrate` against a raw
 //! rdkafka copy of the same N records between two brokers.
@@ -43,12 +47,14 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
+#[path = "load/idle.rs"]
+mod idle;
 #[path = "load/search.rs"]
 mod search;
+#[path = "load/variants.rs"]
+mod variants;
 #[path = "load/view.rs"]
 mod view;
-#[path = "load/wire.rs"]
-mod wire;
 
 /// The integration tests' broker harness: a Tansu process per broker, its own port, storage
 /// and Kafka cluster id.
@@ -85,6 +91,12 @@ struct Options {
     /// `--wire-format-orders N`: with it, only wire format off and on over N orders (see
     /// `wire`).
     wire_format_orders: Option<usize>,
+    /// `--trace-orders N`: with it, only span export off and on over N orders (see
+    /// `variants`).
+    trace_orders: Option<usize>,
+    /// `--idle-seconds N`: with it, only what an idle instance costs, over N seconds (see
+    /// `idle`).
+    idle_seconds: Option<u64>,
     /// `--consumers N`: consumer tasks of the processing instance (default 1; see
     /// [`Options::parse`]).
     consumers: usize,
@@ -106,6 +118,8 @@ impl Options {
             view_orders: None,
             search_records: None,
             wire_format_orders: None,
+            trace_orders: None,
+            idle_seconds: None,
             // One task, so the group never rebalances while the backlog is processed: Tansu's
             // memory engine answers a fetch that starts inside a record batch with nothing,
             // so a partition handed over at a committed offset mid-batch stalls for ever
@@ -140,12 +154,20 @@ impl Options {
                 "--view-orders" => o.view_orders = Some(value()),
                 "--search-records" => o.search_records = Some(value()),
                 "--wire-format-orders" => o.wire_format_orders = Some(value()),
+                "--trace-orders" => o.trace_orders = Some(value()),
+                "--idle-seconds" => o.idle_seconds = Some(value() as u64),
                 other => panic!("unknown option {other}"),
             }
         }
         o
     }
 }
+
+/// The services' `fetch.wait.max.ms` setting, as an environment variable.
+const FETCH_WAIT_VAR: &str = "ORDERFLOW__PROCESSING__FETCH_WAIT_MAX_MS";
+
+/// The fetch wait the services run with here (see [`spawn_service_with`]).
+const TANSU_FETCH_WAIT_MS: u64 = 50;
 
 /// A child process killed when dropped.
 struct Guard(Child);
@@ -338,12 +360,21 @@ fn spawn_service_with(
     access: Access,
     extra_env: &[(&str, &str)],
 ) -> Guard {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+    // BENCH_SERVICE_BIN runs another build of the service (say, the commit before a change)
+    // under the same load, for a comparison in one sitting.
+    let binary = std::env::var("BENCH_SERVICE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_orderflow").to_string());
+    let mut command = Command::new(binary);
     // Each instance its own status view (a path in `extra_env` wins).
     let view = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("bench-views")
         .join(format!("{}.db", uuid::Uuid::new_v4().simple()));
     command.env("ORDERFLOW__STATUS_VIEW__PATH", view);
+    // Tansu holds every fetch for its full wait, even once records arrive: the services wait
+    // 50 ms here (as the tests do), not the shipped 500 (an environment setting wins).
+    if std::env::var_os(FETCH_WAIT_VAR).is_none() {
+        command.env(FETCH_WAIT_VAR, TANSU_FETCH_WAIT_MS.to_string());
+    }
     command.envs(extra_env.iter().copied());
     match access {
         Access::Shipped => {}
@@ -786,7 +817,15 @@ async fn main() {
         return;
     }
     if let Some(orders) = options.wire_format_orders {
-        wire::wire_phase(orders, options.concurrency).await;
+        variants::wire_phase(orders, options.concurrency).await;
+        return;
+    }
+    if let Some(orders) = options.trace_orders {
+        variants::trace_phase(orders, options.concurrency).await;
+        return;
+    }
+    if let Some(seconds) = options.idle_seconds {
+        idle::idle_phase(seconds).await;
         return;
     }
     if let Some(orders) = options.view_orders {
@@ -926,16 +965,10 @@ async fn main() {
     )
     .await;
     // The broker's floor for the accept-to-final row, at the service's own fetch wait.
-    let fetch_wait_ms = std::env::var("ORDERFLOW__PROCESSING__FETCH_WAIT_MAX_MS")
+    let fetch_wait_ms = std::env::var(FETCH_WAIT_VAR)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            orderflow::config::Settings::load_from(
-                std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
-                None,
-            )
-            .map_or(50, |s| s.processing.fetch_wait_max.as_millis() as u64)
-        });
+        .unwrap_or(TANSU_FETCH_WAIT_MS);
     let (floor_p50, floor_p99) = raw_ack_to_consume(
         &bootstrap,
         options.paced_rate,

@@ -53,27 +53,47 @@ trait Store {
     fn list(&self, status: Option<u8>, customer: Option<&str>) -> Vec<u128>;
 }
 
-struct Sqlite(rusqlite::Connection);
+struct Sqlite(rusqlite::Connection, &'static str);
 
 impl Sqlite {
-    fn open(path: &std::path::Path) -> Sqlite {
+    /// `table` is how the orders table is keyed: a rowid table with a unique index on the
+    /// id, or the id as the primary key of a `WITHOUT ROWID` table.
+    fn open(path: &std::path::Path, keyed: Keyed) -> Sqlite {
+        let (key, suffix, name) = match keyed {
+            Keyed::RowidUniqueId => (
+                "id BLOB NOT NULL UNIQUE",
+                "",
+                "sqlite (rusqlite 0.43, bundled)",
+            ),
+            Keyed::WithoutRowid => (
+                "id BLOB NOT NULL PRIMARY KEY",
+                " WITHOUT ROWID",
+                "sqlite, WITHOUT ROWID",
+            ),
+        };
         let db = rusqlite::Connection::open(path).unwrap();
-        db.execute_batch(
+        db.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;
-             CREATE TABLE orders (id BLOB NOT NULL UNIQUE, accepted_at INTEGER NOT NULL,
-                 customer_id TEXT NOT NULL, status INTEGER NOT NULL, snapshot BLOB NOT NULL);
+             CREATE TABLE orders ({key}, accepted_at INTEGER NOT NULL,
+                 customer_id TEXT NOT NULL, status INTEGER NOT NULL, snapshot BLOB NOT NULL){suffix};
              CREATE INDEX by_time ON orders (accepted_at, id);
              CREATE INDEX by_status ON orders (status, accepted_at, id);
-             CREATE INDEX by_customer ON orders (customer_id, accepted_at, id);",
-        )
+             CREATE INDEX by_customer ON orders (customer_id, accepted_at, id);"
+        ))
         .unwrap();
-        Sqlite(db)
+        Sqlite(db, name)
     }
+}
+
+#[derive(Clone, Copy)]
+enum Keyed {
+    RowidUniqueId,
+    WithoutRowid,
 }
 
 impl Store for Sqlite {
     fn name(&self) -> &'static str {
-        "sqlite (rusqlite 0.43, bundled)"
+        self.1
     }
 
     fn write(&mut self, batch: &[Row]) {
@@ -291,7 +311,14 @@ fn main() {
     );
     println!("|---|---|---|---|---|");
     let dir = tempfile::tempdir().unwrap();
-    measure(&mut Sqlite::open(&dir.path().join("view.sqlite")), n);
+    measure(
+        &mut Sqlite::open(&dir.path().join("view.sqlite"), Keyed::RowidUniqueId),
+        n,
+    );
+    measure(
+        &mut Sqlite::open(&dir.path().join("view-wr.sqlite"), Keyed::WithoutRowid),
+        n,
+    );
     measure(
         &mut Redb(
             redb::Database::create(dir.path().join("view.redb")).unwrap(),

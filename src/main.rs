@@ -1,7 +1,7 @@
 //! The orderflow binary: load configuration, start logging, run until SIGTERM or ctrl-c;
 //! or a subcommand ([`orderflow::cli`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
@@ -43,14 +43,33 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
-    orderflow::telemetry::init(&settings.telemetry);
+    let telemetry = orderflow::telemetry::init(&settings.telemetry)
+        .map_err(anyhow::Error::msg)
+        .context("Failed to start telemetry")?;
+    let grace = settings.shutdown.grace_period;
     let shutdown = CancellationToken::new();
     let app = Application::build(settings, shutdown.clone())
         .await
         .context("Failed to start orderflow")?;
+    let stop_signal = shutdown.clone();
     tokio::spawn(async move {
         orderflow::shutdown::signal().await;
-        shutdown.cancel();
+        stop_signal.cancel();
     });
-    app.run().await
+    let stopping = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            Instant::now()
+        })
+    };
+    let result = app.run().await;
+    // The spans of the last work go out within what is left of the grace period.
+    let stopped_at = if stopping.is_finished() {
+        stopping.await.unwrap_or_else(|_| Instant::now())
+    } else {
+        Instant::now()
+    };
+    telemetry.shutdown(stopped_at + grace).await;
+    result
 }

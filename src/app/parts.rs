@@ -11,13 +11,14 @@ use tokio_util::sync::CancellationToken;
 use crate::clusters::broker::LocalBroker;
 use crate::clusters::local::LocalClusters;
 use crate::clusters::operations::Operations;
-use crate::clusters::options::{OptionPolicy, reference};
+use crate::clusters::options::OptionPolicy;
 use crate::clusters::registry::{Clients, RegistryStore};
 use crate::clusters::templates::Templates;
 use crate::clusters::{
     ClusterRegistry, ClusterSettings, ClustersParts, ClustersState, MessageLimits,
 };
 use crate::config::Settings;
+use crate::config::reference;
 use crate::http::audit::AuditLog;
 use crate::http::auth::{AccessControl, AuthMode};
 use crate::kafka::ConsumerOptions;
@@ -372,6 +373,7 @@ pub(super) fn tables(settings: &Settings, kafka: &Kafka) -> Arc<TableReader> {
             t.schemas.name.clone(),
         ],
         settings.kafka.admin_timeout,
+        settings.processing.fetch_wait_max,
     )
 }
 

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .timeout(backstop);
 
     super::routes::router()
+        .route_layer(middleware::from_fn(crate::trace::name_server_span))
         .route_layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track_http,
@@ -84,15 +85,17 @@ pub fn router(state: AppState) -> Router {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or_default()
                     };
-                    let trace_id =
-                        crate::trace::trace_id_of(Some(header(crate::trace::TRACEPARENT)))
-                            .unwrap_or_default();
+                    // The service's context for the request (set by `propagate`): the
+                    // exported server span's ids when spans are exported.
+                    let trace =
+                        crate::trace::TraceContext::parse(header(crate::trace::TRACEPARENT));
                     tracing::info_span!(
                         "http",
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id = header(REQUEST_ID_HEADER.as_str()),
-                        trace_id,
+                        trace_id = trace.as_ref().map(|t| t.trace_id()).unwrap_or_default(),
+                        span_id = trace.as_ref().map(|t| t.span_id()).unwrap_or_default(),
                     )
                 }),
         )

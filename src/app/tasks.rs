@@ -28,11 +28,16 @@ pub(super) fn spawn(
 ) -> anyhow::Result<TaskTracker> {
     let settings = &state.settings;
     let tasks = TaskTracker::new();
+    // The processors subscribe once the service's topics are there: a consumer that joins
+    // its group before its topic exists learns of the topic only at its next metadata
+    // refresh (librdkafka's topic.metadata.refresh.interval.ms, five minutes).
+    let (topics_there, topics_ready) = tokio::sync::watch::channel(!settings.topics.create);
     if settings.topics.create {
         tasks.spawn(keep_ensuring_topics(
             state.clone(),
             kafka.client.clone(),
             clusters.tables.clone(),
+            topics_there,
         ));
     }
     tasks.spawn(orders.projector.clone().run(workers.clone()));
@@ -86,6 +91,7 @@ pub(super) fn spawn(
         rules: Arc::new(Orders::processing_rules(settings)?),
         metrics: state.metrics.clone(),
         assignments: state.processing_assignments.clone(),
+        topics_ready,
     };
     spawn_processors(&tasks, settings.processing.consumers, parts, workers);
     Ok(tasks)
@@ -155,7 +161,12 @@ const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// at start-up, then checks every few seconds and recreates any that vanished (deleted
 /// behind the service's back, or a broker that restarted empty). Readiness reports them
 /// missing meanwhile.
-async fn keep_ensuring_topics(state: AppState, client: ClientSettings, tables: Arc<TableReader>) {
+async fn keep_ensuring_topics(
+    state: AppState,
+    client: ClientSettings,
+    tables: Arc<TableReader>,
+    there: tokio::sync::watch::Sender<bool>,
+) {
     let specs = topic_specs(&state.settings);
     let timeout = state.settings.kafka.admin_timeout;
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
@@ -173,6 +184,7 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings, tables: A
                     tracing::info!("service topics present");
                 }
                 present = true;
+                there.send_replace(true);
                 backoff.reset();
                 TOPIC_CHECK_INTERVAL
             }
@@ -191,6 +203,7 @@ async fn keep_ensuring_topics(state: AppState, client: ClientSettings, tables: A
                         }
                         // There now: missing at the next check means deleted again.
                         present = true;
+                        there.send_replace(true);
                     }
                     Err(error) => tracing::warn!(%error, "cannot create the service topics yet"),
                 }

@@ -39,7 +39,7 @@ impl LocalClusters {
         template: &Template,
     ) -> Result<LocalCluster, BrokerError> {
         if self.settings.command.trim().is_empty() {
-            return Err(BrokerError::NotConfigured.into());
+            return Err(BrokerError::NotConfigured);
         }
         let storage = match template.broker.as_ref().map(|b| b.storage.as_str()) {
             Some("memory") => "memory://tansu/",

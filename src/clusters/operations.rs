@@ -21,6 +21,7 @@ use super::ClusterRegistry;
 use crate::kafka::BaseProducer;
 use crate::kafka::admin::{AdminError, KafkaAdmin};
 use crate::kafka::table::{Row, Table, TableReader};
+use crate::trace::spans;
 
 /// How often a running operation says it is alive.
 pub(super) const HEARTBEAT: Duration = Duration::from_secs(3);
@@ -441,6 +442,17 @@ impl Operations {
             .insert(operation.id.clone(), token.clone());
         let operations = self.clone();
         let started = operation.clone();
+        // A span of its own (when spans are exported), in the trace of the request that
+        // started it.
+        let kind = match operation.operation_type {
+            OperationKind::Replicate => "replicate",
+            OperationKind::Migrate => "migrate",
+        };
+        let mut span = spans::operation(
+            kind,
+            &operation.id,
+            crate::trace::TraceContext::in_scope().as_ref(),
+        );
         tokio::spawn(async move {
             let id = started.id.clone();
             // Waits as `pending` (beating, so it is not taken for interrupted) until a slot
@@ -448,7 +460,11 @@ impl Operations {
             let slot = operations.wait_for_slot(started.clone(), &token).await;
             operations.waiting.fetch_sub(1, Ordering::AcqRel);
             match slot {
-                Some(_slot) => operations.run(started, registry, token).await,
+                Some(_slot) => {
+                    if operations.run(started, registry, token).await == OperationStatus::Failed {
+                        span.record_error("operation_failed");
+                    }
+                }
                 None => operations.end_unstarted(started).await,
             }
             operations
@@ -488,7 +504,7 @@ impl Operations {
         mut operation: Operation,
         registry: Arc<ClusterRegistry>,
         cancel: CancellationToken,
-    ) {
+    ) -> OperationStatus {
         operation.status = OperationStatus::Running;
         operation.started_at = Some(Utc::now());
         self.beat(&mut operation).await;
@@ -517,6 +533,7 @@ impl Operations {
         }
         operation.finished_at = Some(Utc::now());
         self.beat(&mut operation).await;
+        operation.status
     }
 
     /// Saves progress (and says it is alive); a failed save is logged, not fatal.

@@ -6,6 +6,7 @@
 //! environment variables the operator allowed (a prefix, or names listed in config).
 //! Clusters from the operator's own config file are not limited by any of this.
 
+use crate::config::reference;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -320,14 +321,6 @@ fn under(url: &reqwest::Url, allowed: &str) -> bool {
         && url.username().is_empty()
         && url.password().is_none()
         && (url.path() == base || url.path().starts_with(&format!("{base}/")))
-}
-
-/// The variable a `${NAME}` value refers to.
-pub fn reference(value: &str) -> Option<&str> {
-    value
-        .strip_prefix("${")
-        .and_then(|rest| rest.strip_suffix('}'))
-        .filter(|name| !name.is_empty())
 }
 
 #[cfg(test)]

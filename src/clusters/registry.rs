@@ -15,7 +15,8 @@ use serde_json::Value;
 pub use crate::config::clusters::{ClusterSettings, LocalCluster};
 
 use super::health::CHECK_TIMEOUT;
-use super::options::{OptionPolicy, reference};
+use super::options::OptionPolicy;
+use crate::config::resolve_references;
 use crate::kafka::admin::{AdminError, AdminLimits, KafkaAdmin};
 use crate::kafka::producer::ProducerOptions;
 use crate::kafka::table::{Row, Table, TableReader};
@@ -199,23 +200,6 @@ pub fn valid_cluster_id(id: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-')
-}
-
-/// Resolves `${ENV_NAME}` references in option values from the environment.
-pub fn resolve_references(
-    options: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, String> {
-    options
-        .iter()
-        .map(|(name, value)| {
-            let resolved = match reference(value) {
-                Some(variable) => std::env::var(variable)
-                    .map_err(|_| format!("{name} refers to ${{{variable}}}, which is not set"))?,
-                None => value.clone(),
-            };
-            Ok((name.clone(), resolved))
-        })
-        .collect()
 }
 
 /// Whether an option value is a reference rather than a literal secret.

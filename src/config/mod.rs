@@ -211,7 +211,7 @@ pub struct ProcessingSettings {
     /// `statistics.interval.ms`.
     #[serde(rename = "statistics_interval_ms", deserialize_with = "millis")]
     pub statistics_interval: Duration,
-    /// `fetch.wait.max.ms` of the consumers and the status view.
+    /// `fetch.wait.max.ms` of the consumers, the status view and the tables.
     #[serde(rename = "fetch_wait_max_ms", deserialize_with = "millis")]
     pub fetch_wait_max: Duration,
     /// Business rules.
@@ -522,6 +522,40 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// Default filter when `RUST_LOG` is unset.
     pub log_filter: String,
+    /// OpenTelemetry span export (`OTEL_*` variables win over these).
+    pub otlp: OtlpSettings,
+}
+
+/// `[telemetry.otlp]`: spans exported over OTLP/HTTP (protobuf). Off while `endpoint` is
+/// empty and `OTEL_EXPORTER_OTLP_ENDPOINT` is unset.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSettings {
+    /// The collector's base URL (`/v1/traces` is added); empty: no export.
+    pub endpoint: String,
+    /// Request headers (a `${NAME}` value is read from the environment).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// `parentbased_always_on`, `parentbased_traceidratio`, `traceidratio`, `always_on`,
+    /// `always_off` or `parentbased_always_off`.
+    pub sampler: String,
+    /// The ratio of the `…traceidratio` samplers.
+    pub sampler_arg: f64,
+    /// How long one export request may take.
+    #[serde(rename = "timeout_ms", deserialize_with = "millis")]
+    pub timeout: Duration,
+    /// Spans waiting for export at most; more are dropped and counted.
+    pub max_queue_size: usize,
+    /// Spans per export request at most.
+    pub max_export_batch_size: usize,
+    /// How long a span may wait for a fuller batch.
+    #[serde(rename = "schedule_delay_ms", deserialize_with = "millis")]
+    pub schedule_delay: Duration,
+    /// Further resource attributes (`deployment.environment.name`, …).
+    #[serde(default)]
+    pub resource_attributes: BTreeMap<String, String>,
 }
 
 /// How log lines are written.
@@ -541,6 +575,31 @@ pub struct ShutdownSettings {
     /// How long in-flight work may take after a stop signal, in milliseconds.
     #[serde(rename = "grace_period_ms", deserialize_with = "millis")]
     pub grace_period: Duration,
+}
+
+/// The variable a `${NAME}` value refers to.
+pub fn reference(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .filter(|name| !name.is_empty())
+}
+
+/// Resolves `${ENV_NAME}` references in option values from the environment.
+pub fn resolve_references(
+    options: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    options
+        .iter()
+        .map(|(name, value)| {
+            let resolved = match reference(value) {
+                Some(variable) => std::env::var(variable)
+                    .map_err(|_| format!("{name} refers to ${{{variable}}}, which is not set"))?,
+                None => value.clone(),
+            };
+            Ok((name.clone(), resolved))
+        })
+        .collect()
 }
 
 /// Configuration that cannot be loaded or makes no sense.

@@ -139,6 +139,31 @@ fn bare_problem(status: StatusCode, text: String) -> Problem {
     }
 }
 
+/// Answers `413` at once for a request whose declared `Content-Length` is over
+/// `http.max_body_bytes`, without waiting for a body that may never come (the limit on the
+/// body itself only counts the bytes as they arrive).
+pub async fn refuse_declared_oversize(
+    axum::extract::State(max): axum::extract::State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        let mut response = ApiError::PayloadTooLarge.into_response();
+        // The rest of the body is not read: the connection cannot carry another request.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    next.run(request).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,29 +192,4 @@ mod tests {
             assert!(crate::http::error::PROBLEM_CODES.contains(&code));
         }
     }
-}
-
-/// Answers `413` at once for a request whose declared `Content-Length` is over
-/// `http.max_body_bytes`, without waiting for a body that may never come (the limit on the
-/// body itself only counts the bytes as they arrive).
-pub async fn refuse_declared_oversize(
-    axum::extract::State(max): axum::extract::State<usize>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max as u64) {
-        let mut response = ApiError::PayloadTooLarge.into_response();
-        // The rest of the body is not read: the connection cannot carry another request.
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-        return response;
-    }
-    next.run(request).await
 }

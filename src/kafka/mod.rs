@@ -80,6 +80,17 @@ pub fn is_secret_option(name: &str) -> bool {
         || name == "sasl.oauthbearer.config"
 }
 
+/// The first header `name` of a record, when its value is UTF-8 (no copy).
+pub fn header<'a>(message: &'a impl rdkafka::message::Message, name: &str) -> Option<&'a str> {
+    use rdkafka::message::Headers;
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
 /// A record's headers with values as (lossy) UTF-8, in order.
 pub fn utf8_headers(message: &impl rdkafka::message::Message) -> Vec<(String, String)> {
     use rdkafka::message::Headers;

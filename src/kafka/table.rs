@@ -35,6 +35,8 @@ pub struct TableReader {
     client: ClientSettings,
     topics: Vec<String>,
     timeout: Duration,
+    /// `fetch.wait.max.ms`.
+    fetch_wait: Duration,
     /// Next offset to read, by topic and partition.
     positions: Mutex<HashMap<Partition, i64>>,
     progress: watch::Sender<u64>,
@@ -44,12 +46,19 @@ pub struct TableReader {
 }
 
 impl TableReader {
-    /// A reader of `topics`; start it with [`TableReader::run`].
-    pub fn new(client: ClientSettings, topics: Vec<String>, timeout: Duration) -> Arc<Self> {
+    /// A reader of `topics` whose fetches wait up to `fetch_wait` for new records; start it
+    /// with [`TableReader::run`].
+    pub fn new(
+        client: ClientSettings,
+        topics: Vec<String>,
+        timeout: Duration,
+        fetch_wait: Duration,
+    ) -> Arc<Self> {
         Arc::new(TableReader {
             client,
             topics,
             timeout,
+            fetch_wait,
             positions: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
             caught_up: AtomicBool::new(false),
@@ -127,7 +136,7 @@ impl TableReader {
         let consumer: StreamConsumer<ClientContext> = self.client.reader(
             "table",
             &ReaderOptions {
-                fetch_wait_ms: Some(50),
+                fetch_wait_ms: Some(self.fetch_wait.as_millis() as u64),
                 ..ReaderOptions::default()
             },
         )?;

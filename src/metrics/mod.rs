@@ -330,6 +330,9 @@ impl Metrics {
             registry: registry.clone(),
             families: Vec::new(),
         };
+        // Process-wide: the span export is one per process (crate::trace::export).
+        r.add(crate::trace::export::SPANS_DROPPED.clone())?;
+        r.add(crate::trace::export::SPANS_EXPORTED.clone())?;
         #[cfg(target_os = "linux")]
         {
             let process = prometheus::process_collector::ProcessCollector::for_self();

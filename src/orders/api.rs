@@ -347,7 +347,8 @@ fn request_context(headers: &HeaderMap) -> RequestContext {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string(),
-        traceparent: crate::trace::TraceContext::current().to_string(),
+        trace: crate::trace::TraceContext::current(),
+        own_traces: false,
     }
 }
 

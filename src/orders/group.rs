@@ -46,6 +46,8 @@ pub struct ProcessingParts {
     /// Advanced at every assignment any task of this instance receives: readiness waits
     /// for the first, so that an order placed when the instance says ready is processed.
     pub assignments: Arc<AssignmentGeneration>,
+    /// True once the service's topics are there; the tasks subscribe only then.
+    pub topics_ready: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Spawns `count` supervised consumer tasks.
@@ -61,6 +63,12 @@ pub fn spawn_processors(
 }
 
 async fn supervise(index: usize, parts: ProcessingParts, shutdown: CancellationToken) {
+    let mut topics = parts.topics_ready.clone();
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        // An error: the topic task has ended (shutdown); starting is harmless then.
+        _ = topics.wait_for(|there| *there) => {}
+    }
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let outcome = match start(&parts) {

@@ -19,6 +19,8 @@ use super::status::OrderStatus;
 use super::store::OrderStore;
 use crate::kafka::{BaseProducer, OutgoingRecord, ProduceError};
 use crate::metrics::Metrics;
+use crate::trace::TraceContext;
+use crate::trace::spans::{self, Parent};
 
 /// Namespace for order ids derived from an `Idempotency-Key`, so that every instance derives
 /// the same id from the same key.
@@ -46,12 +48,15 @@ pub struct Accepted {
 }
 
 /// Per-request facts carried into record headers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The HTTP request id.
     pub request_id: String,
-    /// The W3C `traceparent` of the request, written into every record it produces.
-    pub traceparent: String,
+    /// The request's trace context; each record it produces continues it.
+    pub trace: TraceContext,
+    /// Whether each order starts a trace of its own, linked to the request's (the orders
+    /// of a bulk request, each followed on its own).
+    pub own_traces: bool,
 }
 
 /// What intake needs; built once by the application.
@@ -145,6 +150,10 @@ impl Intake {
             });
         }
         self.metrics.bulk_size.observe(items.len() as f64);
+        let ctx = &RequestContext {
+            own_traces: true,
+            ..ctx.clone()
+        };
         let submissions = items.iter().map(|item| async move {
             match crate::input::object_from_str::<OrderRequest>(item.get()) {
                 Ok(request) => self.submit_inner(request, None, ctx).await,
@@ -154,14 +163,23 @@ impl Intake {
         Ok(futures::future::join_all(submissions).await)
     }
 
-    async fn produce(&self, order: Order, ctx: &RequestContext) -> Result<Accepted, OrderError> {
+    async fn produce(
+        &self,
+        mut order: Order,
+        ctx: &RequestContext,
+    ) -> Result<Accepted, OrderError> {
         let key = order.order_id.to_string();
-        let event = OrderEvent::OrderPlaced { order };
-        let delivery = self
-            .producer
-            .send(self.record(&key, &event, ctx))
-            .await
-            .map_err(|e| self.produce_error(e))?;
+        let parent = if ctx.own_traces {
+            Parent::Linked(&ctx.trace)
+        } else {
+            Parent::Within(&ctx.trace)
+        };
+        let (delivery, event) = self
+            .publish(&key, parent, ctx, |trace| {
+                order.trace_id = Some(trace.trace_id());
+                OrderEvent::OrderPlaced { order }
+            })
+            .await?;
         tracing::debug!(
             order_id = %key,
             partition = delivery.partition,
@@ -196,14 +214,13 @@ impl Intake {
             return Err(OrderError::Final(current.status.as_str()));
         }
         let key = order_id.to_string();
-        let event = OrderEvent::CancelRequested {
-            order_id,
-            requested_at: Utc::now(),
-        };
-        self.producer
-            .send(self.record(&key, &event, ctx))
-            .await
-            .map_err(|e| self.produce_error(e))?;
+        self.publish(&key, Parent::Within(&ctx.trace), ctx, |_| {
+            OrderEvent::CancelRequested {
+                order_id,
+                requested_at: Utc::now(),
+            }
+        })
+        .await?;
         tracing::info!(order_id = %key, "cancel requested");
         self.store
             .mark_cancel_requested(&order_id, super::store::Origin::Local);
@@ -211,24 +228,40 @@ impl Intake {
         Ok(current.status)
     }
 
-    /// An `orders` record for `event`, keyed by its order id, with the standard headers.
-    fn record<'a>(
-        &'a self,
-        key: &'a str,
-        event: &'a OrderEvent,
+    /// Writes the `orders` record `make` builds (given the trace context the record
+    /// carries), keyed by its order id, with the standard headers, inside its producer span.
+    async fn publish(
+        &self,
+        key: &str,
+        parent: Parent<'_>,
         ctx: &RequestContext,
-    ) -> OutgoingRecord<'a, OrderEvent> {
-        OutgoingRecord {
+        make: impl FnOnce(&TraceContext) -> OrderEvent,
+    ) -> Result<(crate::kafka::Delivery, OrderEvent), OrderError> {
+        let mut span = spans::publish(&self.orders_topic, key, parent);
+        let trace = span.context().unwrap_or_else(|| ctx.trace.clone());
+        let event = make(&trace);
+        let mut headers = vec![
+            ("schema-version", SCHEMA_VERSION.to_string()),
+            ("event-type", event.kind().to_string()),
+            ("request-id", ctx.request_id.clone()),
+        ];
+        headers.extend(trace.record_headers());
+        let record = OutgoingRecord {
             topic: &self.orders_topic,
             key,
-            value: event,
-            headers: vec![
-                ("schema-version", SCHEMA_VERSION.to_string()),
-                ("event-type", event.kind().to_string()),
-                ("request-id", ctx.request_id.clone()),
-                (crate::trace::TRACEPARENT, ctx.traceparent.clone()),
-            ],
+            value: &event,
+            headers,
             schema_id: self.schemas.id_for(&self.orders_topic),
+        };
+        match self.producer.send(record).await {
+            Ok(delivery) => {
+                span.record_delivery(delivery.partition, delivery.offset);
+                Ok((delivery, event))
+            }
+            Err(error) => {
+                span.record_error(error.reason());
+                Err(self.produce_error(error))
+            }
         }
     }
 

@@ -119,6 +119,11 @@ pub struct Order {
     pub metadata: BTreeMap<String, String>,
     /// When the service accepted the order.
     pub accepted_at: DateTime<Utc>,
+    /// The W3C trace id the order's records carry: the trace to look the order up by in a
+    /// tracing tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "4bf92f3577b34da6a3ce929d0e0e4736")]
+    pub trace_id: Option<String>,
 }
 
 /// A validated order line.
@@ -214,6 +219,8 @@ impl OrderRequest {
             total: total.expect("no errors means the total fits"),
             metadata: self.metadata,
             accepted_at: now,
+            // Given when the order's record is written.
+            trace_id: None,
         })
     }
 }

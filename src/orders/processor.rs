@@ -14,16 +14,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
 use rust_decimal::Decimal;
+use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::events::OrderEvent;
 use super::model::Order;
 use super::projector::Projector;
 use super::status::{OrderSnapshot, OrderStatus};
-use super::store::{OrderStore, Origin};
+use super::store::{OrderStore, Origin, Summary};
 use crate::kafka::consumer::AssignmentGeneration;
 use crate::kafka::{BaseProducer, Handler, HandlerError, OutgoingRecord, Received};
 use crate::metrics::Metrics;
+use crate::trace::TraceContext;
+use crate::trace::spans::{self, Parent};
 
 /// Business rules deciding `COMPLETED` or `FAILED`; `[processing.rules]` in the config.
 #[derive(Debug, Clone)]
@@ -114,12 +117,20 @@ impl Handler<OrderEvent> for OrderProcessor {
             order_id = %message.value.order_id(),
             request_id = message.header("request-id").unwrap_or_default(),
         );
-        let traceparent = message.header(crate::trace::TRACEPARENT);
+        // The order's trace, carried on to its status record: the processing's exported
+        // span when there is one, else the record's own context.
+        let trace = TraceContext::in_scope().or_else(|| {
+            TraceContext::from_parts(
+                message.header(crate::trace::TRACEPARENT),
+                message.header(crate::trace::TRACESTATE),
+            )
+        });
+        let trace = trace.as_ref();
         async {
             tracing::debug!(event = message.value.kind(), "order record received");
             match &message.value {
                 OrderEvent::OrderPlaced { order } => {
-                    self.process(order, traceparent, started).await
+                    self.process(order, trace, started).await
                 }
                 OrderEvent::CancelRequested { order_id, .. } => {
                     let Some(current) = self.store.get(order_id) else {
@@ -139,7 +150,8 @@ impl Handler<OrderEvent> for OrderProcessor {
                         Some("cancelled by request".into()),
                         Utc::now(),
                     );
-                    self.emit(cancelled, traceparent, started).await
+                    let seen = Some(Summary::of(&current));
+                    self.emit(cancelled, trace, started, seen).await
                 }
             }
         }
@@ -177,32 +189,50 @@ impl OrderProcessor {
     async fn process(
         &self,
         order: &Order,
-        traceparent: Option<&str>,
+        trace: Option<&TraceContext>,
         started: Instant,
     ) -> Result<(), HandlerError> {
         tracing::debug!(
             since_accepted_ms = (Utc::now() - order.accepted_at).num_milliseconds(),
             "processing starts"
         );
-        let current = self.store.get(&order.order_id);
-        if let Some(current) = &current
-            && current.status.is_final()
-        {
-            tracing::debug!(
-                status = current.status.as_str(),
-                "already final; redelivery skipped"
-            );
-            self.metrics.orders_redelivered.inc();
-            return Ok(());
-        }
-        let base = current.unwrap_or_else(|| OrderSnapshot::pending(order.clone()));
+        // What the view knows of the order, read without decoding a stored snapshot: an
+        // order the view holds as it was placed is the record's order, `PENDING` since it
+        // was accepted (with the cancel request, if one came).
+        let seen = self.store.summary(&order.order_id);
+        let base = match seen {
+            Some(current) if current.status.is_final() => {
+                tracing::debug!(
+                    status = current.status.as_str(),
+                    "already final; redelivery skipped"
+                );
+                self.metrics.orders_redelivered.inc();
+                return Ok(());
+            }
+            None => OrderSnapshot::pending(order.clone()),
+            Some(current) if current.status == OrderStatus::Pending && current.changes == 1 => {
+                let mut pending = OrderSnapshot::pending(order.clone());
+                pending.cancel_requested = current.cancel_requested;
+                pending
+            }
+            // Further along than placed (a `PROCESSING` written by an earlier version): go
+            // on from the view's snapshot.
+            Some(_) => match self.store.get(&order.order_id) {
+                Some(current) if current.status.is_final() => {
+                    self.metrics.orders_redelivered.inc();
+                    return Ok(());
+                }
+                Some(current) => current,
+                None => OrderSnapshot::pending(order.clone()),
+            },
+        };
         if base.cancel_requested {
             let cancelled = base.advanced(
                 OrderStatus::Cancelled,
                 Some("cancelled by request".into()),
                 Utc::now(),
             );
-            return self.emit(cancelled, traceparent, started).await;
+            return self.emit(cancelled, trace, started, seen).await;
         }
         // One record per order: PROCESSING and the outcome would be written in the same
         // batch and acknowledged together, so the outcome's history carries both. (Records
@@ -216,36 +246,48 @@ impl OrderProcessor {
             Ok(()) => processing.advanced(OrderStatus::Completed, None, Utc::now()),
             Err(reason) => processing.advanced(OrderStatus::Failed, Some(reason), Utc::now()),
         };
-        self.emit(outcome, traceparent, started).await
+        self.emit(outcome, trace, started, seen).await
     }
 
     /// Writes the snapshot, waits for its acknowledgement, then updates the view. The status
-    /// record carries the order's `traceparent` on, so its trace continues on
-    /// `orders.status`.
+    /// record carries the order's trace on (from its producer span when spans are exported),
+    /// so its trace continues on `orders.status`.
     async fn emit(
         &self,
         snapshot: OrderSnapshot,
-        traceparent: Option<&str>,
+        trace: Option<&TraceContext>,
         started: Instant,
+        seen: Option<Summary>,
     ) -> Result<(), HandlerError> {
         let key = snapshot.order.order_id.to_string();
+        let mut span = match trace {
+            Some(trace) => spans::publish(&self.status_topic, &key, Parent::Within(trace)),
+            None => spans::Span::none(),
+        };
         let mut headers = vec![("event-type", snapshot.status.event_type().to_string())];
-        if let Some(traceparent) = traceparent {
-            headers.push((crate::trace::TRACEPARENT, traceparent.to_string()));
+        if let Some(trace) = span.context().as_ref().or(trace) {
+            headers.extend(trace.record_headers());
         }
+        // Encoded once: the record's value, and the view's row when the record comes back.
+        let encoded = serde_json::value::to_raw_value(&snapshot)
+            .map_err(|error| HandlerError::Permanent(error.into()))?;
         let record = OutgoingRecord {
             topic: &self.status_topic,
             key: &key,
-            value: &snapshot,
+            value: &encoded,
             headers,
             schema_id: self.schemas.id_for(&self.status_topic),
         };
-        if let Err(error) = self.status.send(record).await {
-            return Err(if error.is_retryable() {
-                HandlerError::Transient(error.into())
-            } else {
-                HandlerError::Permanent(error.into())
-            });
+        match self.status.with_type::<Box<RawValue>>().send(record).await {
+            Ok(delivery) => span.record_delivery(delivery.partition, delivery.offset),
+            Err(error) => {
+                span.record_error(error.reason());
+                return Err(if error.is_retryable() {
+                    HandlerError::Transient(error.into())
+                } else {
+                    HandlerError::Permanent(error.into())
+                });
+            }
         }
         let status = snapshot.status;
         let accepted_at = snapshot.order.accepted_at;
@@ -254,8 +296,13 @@ impl OrderProcessor {
             reason = snapshot.reason.as_deref().unwrap_or(""),
             "order status written to the status topic"
         );
-        // Read-your-writes here; committed when the projector reads the record back.
-        self.store.apply(snapshot, Origin::Local);
+        // Read-your-writes here; committed when the projector reads the record back. The
+        // order's live subscribers on this instance hear of it now.
+        let order_id = snapshot.order.order_id;
+        let encoded = Box::<str>::from(encoded).into_string().into_bytes();
+        self.store
+            .apply_over(snapshot, Some(encoded), Origin::Local, seen);
+        span.live_event(&order_id, status.as_str());
         if status.is_final() {
             let elapsed = (Utc::now() - accepted_at).to_std().unwrap_or_default();
             self.metrics

@@ -32,6 +32,8 @@ use crate::kafka::reader::{self, ReaderOptions};
 use crate::kafka::topics::watermarks;
 use crate::kafka::{ClientContext, ClientSettings};
 use crate::metrics::Metrics;
+use crate::trace::TraceContext;
+use crate::trace::spans;
 
 /// How every `order_placed` record the service writes begins (serde writes an internally
 /// tagged enum's tag first).
@@ -294,7 +296,8 @@ impl Projector {
             match message {
                 Ok(Ok(message)) => {
                     self.metrics.view_records_read.inc();
-                    self.apply(&message);
+                    let mut span = self.apply_span(&message);
+                    self.apply(&message, &mut span);
                     if self.is_caught_up() && message.topic() == self.status_topic {
                         self.observe_lag(message.timestamp().to_millis());
                     }
@@ -320,7 +323,31 @@ impl Projector {
         }
     }
 
-    fn apply(&self, message: &impl Message) {
+    /// The exported span of a live status record applied to this instance's view: linked to
+    /// the order's trace when that is sampled; none while replaying (a rebuild would make
+    /// one per record).
+    fn apply_span(&self, message: &impl Message) -> spans::Span {
+        if !spans::exporting() || message.topic() != self.status_topic || !self.is_caught_up() {
+            return spans::Span::none();
+        }
+        let header = |name: &str| crate::kafka::header(message, name);
+        spans::consume(
+            spans::Consume::Apply,
+            &spans::Consumed {
+                topic: message.topic(),
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().and_then(|k| std::str::from_utf8(k).ok()),
+                group: None,
+                context: TraceContext::from_parts(
+                    header(crate::trace::TRACEPARENT),
+                    header(crate::trace::TRACESTATE),
+                ),
+            },
+        )
+    }
+
+    fn apply(&self, message: &impl Message, span: &mut spans::Span) {
         let Some(payload) = message.payload() else {
             return;
         };
@@ -348,7 +375,14 @@ impl Projector {
                 return;
             }
             match serde_json::from_slice::<OrderSnapshot>(payload) {
-                Ok(snapshot) => self.store.apply(snapshot, Origin::Topic),
+                Ok(snapshot) => {
+                    let (id, status) = (snapshot.order.order_id, snapshot.status.as_str());
+                    // The record's JSON is the row's (what an older version wrote, too: it
+                    // decodes to this snapshot).
+                    self.store
+                        .apply_encoded(snapshot, Some(payload.to_vec()), Origin::Topic);
+                    span.live_event(&id, status);
+                }
                 Err(error) => tracing::warn!(%error, "undecodable status record skipped"),
             }
         } else {

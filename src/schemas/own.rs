@@ -100,6 +100,7 @@ mod tests {
             total: "19.98".parse().unwrap(),
             metadata: Default::default(),
             accepted_at: chrono::Utc::now(),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         }
     }
 

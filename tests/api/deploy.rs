@@ -488,3 +488,33 @@ fn the_image_is_multi_stage_non_root_and_health_checked() {
     let port = environment(&compose["services"]["orderflow"])["ORDERFLOW__HTTP__PORT"].clone();
     assert_eq!(exposed, port);
 }
+
+#[test]
+fn compose_sends_the_services_traces_to_jaeger_over_otlp_http() {
+    let compose = yaml("docker-compose.yml");
+    let services = &compose["services"];
+    let jaeger = &services["jaeger"];
+    // Jaeger v2 (one image for every role); its UI and OTLP/HTTP receiver published.
+    let image = text(&jaeger["image"], "image");
+    assert!(image.contains("jaegertracing/jaeger:2."), "{image}");
+    let ports = ports(jaeger);
+    assert!(ports.contains(&(16686, 16686)), "{ports:?}");
+    assert!(ports.contains(&(4318, 4318)), "{ports:?}");
+
+    // The service exports there by the standard variables, which its own settings read.
+    let service = &services["orderflow"];
+    let env = environment(service);
+    assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://jaeger:4318");
+    let mut settings = orderflow::config::Settings::load_from(&repo("config"), None).unwrap();
+    settings.telemetry.otlp.endpoint.clear();
+    let resolved =
+        orderflow::trace::export::resolve(&settings.telemetry.otlp, |name| env.get(name).cloned())
+            .unwrap()
+            .expect("export on");
+    assert_eq!(resolved.endpoint, "http://jaeger:4318/v1/traces");
+    assert_eq!(resolved.service_name, env["OTEL_SERVICE_NAME"]);
+    assert_eq!(
+        text(&service["depends_on"]["jaeger"]["condition"], "condition"),
+        "service_started"
+    );
+}

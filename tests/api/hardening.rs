@@ -141,15 +141,9 @@ async fn a_service_topic_deleted_behind_its_back_is_recreated_and_readiness_reco
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut recreated = 0.0;
     while Instant::now() < deadline && recreated < 1.0 {
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
+        recreated = Scrape::fetch(&client, &base)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        recreated = Scrape::parse(&text).value("orderflow_topics_recreated_total", &[]);
+            .value("orderflow_topics_recreated_total", &[]);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(recreated, 1.0, "the deleted topic was not recreated");
@@ -640,7 +634,7 @@ async fn cors_answers_allowed_origins_only_and_is_off_by_default() {
             .map(|v| v.to_str().unwrap().to_string())
     };
 
-    let plain = TestApp::spawn(test_settings(&broker)).await;
+    let mut plain = TestApp::spawn(test_settings(&broker)).await;
     let response = plain
         .client
         .get(plain.url("/health/live"))
@@ -649,7 +643,8 @@ async fn cors_answers_allowed_origins_only_and_is_off_by_default() {
         .await
         .unwrap();
     assert_eq!(allowed_origin(&response), None, "CORS is off by default");
-    drop(plain);
+    // Gone before the next one starts: its processors have left the group.
+    plain.stop().await;
 
     let mut settings = test_settings(&broker);
     settings.http.cors.allowed_origins = vec!["https://shop.example".into()];

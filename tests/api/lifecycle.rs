@@ -56,6 +56,10 @@ pub fn service_command(
             settings.processing.session_timeout.as_millis().to_string(),
         )
         .env(
+            "ORDERFLOW__PROCESSING__FETCH_WAIT_MAX_MS",
+            settings.processing.fetch_wait_max.as_millis().to_string(),
+        )
+        .env(
             "ORDERFLOW__PROCESSING__COMMIT_INTERVAL_MS",
             settings.processing.commit_interval.as_millis().to_string(),
         )

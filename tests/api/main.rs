@@ -19,4 +19,5 @@ mod operations;
 mod processing;
 mod schemas;
 mod templates;
+mod traces;
 mod view;

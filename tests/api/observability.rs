@@ -358,10 +358,7 @@ async fn one_trace_id_follows_an_order_from_post_to_final_status() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let answered = response.headers()["traceparent"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let answered = answered_traceparent(&response);
     assert!(
         answered.starts_with(&format!("00-{trace_id}-")),
         "{answered}"
@@ -384,10 +381,7 @@ async fn one_trace_id_follows_an_order_from_post_to_final_status() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let started = response.headers()["traceparent"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let started = answered_traceparent(&response);
     let started_id = started.split('-').nth(1).unwrap().to_string();
     assert_eq!(started_id.len(), 32);
     let second_id = response.json::<Value>().await.unwrap()["order_id"]
@@ -441,6 +435,18 @@ async fn one_trace_id_follows_an_order_from_post_to_final_status() {
             );
         }
     }
+    // The request's line names the service's span for it: the span id the response gave.
+    let answered_span = answered.split('-').nth(2).unwrap();
+    let request_line = lines
+        .iter()
+        .find(|l| l["message"] == "finished processing request" && l.to_string().contains(trace_id))
+        .unwrap();
+    assert!(
+        request_line
+            .to_string()
+            .contains(&format!("\"span_id\":\"{answered_span}\"")),
+        "{request_line}"
+    );
     // The processing lines say which record and which order.
     let processed = lines
         .iter()

@@ -47,6 +47,9 @@ async fn a_restart_reads_only_what_arrived_while_down_and_a_deleted_store_is_reb
     let broker = TestBroker::start(Engine::Sqlite).await;
     let mut settings = test_settings(&broker);
     settings.processing.consumers = 0;
+    // 3,000 orders in quick bulks, more than the default burst: this test is about the
+    // view, not the rate limit (whether they fit in it depends on how fast the bulks go).
+    settings.auth.rate_limit.enabled = false;
     let mut app = TestApp::spawn(settings.clone()).await;
     let mut ids = place_many(&app, 3_000).await;
     // The view has read every record (not only written its own orders through).
@@ -61,9 +64,9 @@ async fn a_restart_reads_only_what_arrived_while_down_and_a_deleted_store_is_reb
     app.stop().await;
 
     // While it is down, another instance takes a handful more.
-    let other = TestApp::spawn(another_instance(&settings)).await;
+    let mut other = TestApp::spawn(another_instance(&settings)).await;
     ids.extend(place_many(&other, 5).await);
-    drop(other);
+    other.stop().await;
 
     let mut app = TestApp::spawn(settings.clone()).await;
     let read = app.metric("orderflow_view_records_read_total", &[]).await;

@@ -45,6 +45,7 @@ use record::{Incoming, Source, decode};
 use super::producer::RawRecord;
 use super::{BaseProducer, ClientSettings};
 use crate::backoff::Backoff;
+use crate::trace::spans;
 
 /// How often the consumer looks whether its positions must be checked against the logs'
 /// ends (a counter read; the check itself runs only after an assignment or when asked).
@@ -113,6 +114,8 @@ struct Done {
     offset: i64,
     /// False when shutdown interrupted the message: its offset must not be stored.
     finished: bool,
+    /// Why the message went to the dead-letter topic, if it did.
+    dead_lettered: Option<&'static str>,
 }
 
 /// A typed consumer-group member. Create one per consumer task.
@@ -239,6 +242,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                         key_tails.retain(|_, rx| matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
                     }
                     let (this, handler, shutdown) = (this.clone(), handler.clone(), shutdown.clone());
+                    // The exported span (when on): from here, waits behind earlier records
+                    // of the key included, continuing the producer's trace; the handler
+                    // sees its context as the trace in scope.
+                    let process = message.span(spans::Consume::Process, &this.options.group_id);
+                    let trace = process.context();
                     // Every log line about this record carries where it is and the trace
                     // it belongs to (W3C traceparent header, when the producer set one).
                     let span = tracing::debug_span!(
@@ -247,12 +255,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                         partition = message.partition,
                         offset = message.offset,
                         trace_id = crate::trace::trace_id_of(message.header(crate::trace::TRACEPARENT)).unwrap_or_default(),
+                        span_id = trace.as_ref().map(|c| c.span_id()),
                     );
                     in_flight.push_back(async move {
+                        let mut process = process;
                         if let Some(previous) = previous {
                             let _ = previous.await;
                         }
-                        let done = this.handle_one(message, received_at, handler.as_ref(), &shutdown).await;
+                        let done = crate::trace::within(
+                            trace,
+                            this.handle_one(message, received_at, handler.as_ref(), &shutdown),
+                        )
+                        .await;
+                        if let Some(reason) = done.dead_lettered {
+                            process.record_error(reason);
+                        }
                         let _ = tx.send(());
                         done
                     }.instrument(span));
@@ -358,6 +375,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                     partition,
                     offset,
                     finished,
+                    dead_lettered: Some("undecodable"),
                 };
             }
         };
@@ -374,6 +392,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             received_at,
         };
         let failure = self.retry(&received, handler, shutdown).await;
+        let dead_lettered = match &failure {
+            Some(Ok((_, _, reason))) => Some(*reason),
+            _ => None,
+        };
         let finished = match failure {
             None => true,
             Some(Err(interrupted)) => interrupted,
@@ -395,6 +417,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             partition,
             offset,
             finished,
+            dead_lettered,
         }
     }
 

@@ -3,6 +3,9 @@
 use rdkafka::message::{BorrowedMessage, Message};
 use serde::de::DeserializeOwned;
 
+use crate::trace::TraceContext;
+use crate::trace::spans;
+
 /// A record taken from librdkafka, copied once into owned memory. (rdkafka's `detach` also
 /// copies every header through librdkafka's C API, and the headers were then copied again
 /// as text: together about a tenth of the processors' CPU.)
@@ -31,6 +34,30 @@ impl Incoming {
 
     pub(super) fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
+    }
+
+    /// The record as its consumer span describes it, read by `group`.
+    pub(super) fn span(&self, operation: spans::Consume, group: &str) -> spans::Span {
+        if !spans::exporting() {
+            return spans::Span::none();
+        }
+        spans::consume(
+            operation,
+            &spans::Consumed {
+                topic: &self.topic,
+                partition: self.partition,
+                offset: self.offset,
+                key: self
+                    .key
+                    .as_deref()
+                    .and_then(|k| std::str::from_utf8(k).ok()),
+                group: Some(group),
+                context: TraceContext::from_parts(
+                    self.header(crate::trace::TRACEPARENT),
+                    self.header(crate::trace::TRACESTATE),
+                ),
+            },
+        )
     }
 }
 

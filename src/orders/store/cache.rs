@@ -9,10 +9,16 @@ use super::Origin;
 use super::presence::Presence;
 use crate::orders::status::OrderSnapshot;
 
+/// How many times the cache's capacity local changes may hold it (see [`Cache::evict`]).
+const LOCAL_HELD: usize = 3;
+
 /// A cached order.
 pub(super) struct Slot {
     /// Shared with the writer's batch while it is being committed.
     pub(super) snapshot: Arc<OrderSnapshot>,
+    /// The snapshot's JSON when it came that way (a status record, or what the processor
+    /// wrote), so the writer stores those bytes instead of encoding it again.
+    pub(super) encoded: Option<Arc<Vec<u8>>>,
     /// To be committed by the writer; never evicted while set.
     pub(super) dirty: bool,
     /// The store holds this version.
@@ -49,8 +55,14 @@ impl Cache {
         }
     }
 
-    /// Puts a changed snapshot in; one from the topics is to be committed.
-    pub(super) fn put(&mut self, snapshot: OrderSnapshot, origin: Origin) {
+    /// Puts a changed snapshot in (with its JSON, when the caller has it); one from the
+    /// topics is to be committed.
+    pub(super) fn put(
+        &mut self,
+        snapshot: OrderSnapshot,
+        encoded: Option<Arc<Vec<u8>>>,
+        origin: Origin,
+    ) {
         let snapshot = Arc::new(snapshot);
         self.next_version += 1;
         let version = self.next_version;
@@ -70,6 +82,7 @@ impl Cache {
         }
         let slot = Slot {
             snapshot,
+            encoded,
             dirty,
             stored: false,
             version,
@@ -99,9 +112,11 @@ impl Cache {
         }
     }
 
-    /// Drops the oldest orders not waiting for the writer while over `capacity`.
-    /// Looks at up to `budget` entries (dirty ones go to the back), so a change costs
-    /// little even when many entries wait for the writer.
+    /// Drops the oldest orders while over `capacity`, up to `budget` of them. The oldest
+    /// waiting for the writer stops it (the writer soon makes it droppable; going around it
+    /// would cost every change a walk over all that wait), and so does a local change whose
+    /// record has not come back yet, until the cache holds [`LOCAL_HELD`] times `capacity`:
+    /// dropping it makes the projector read and decode what this instance had in hand.
     pub(super) fn evict(&mut self, capacity: usize, budget: usize) {
         let mut tries = self.fifo.len().min(budget);
         while self.slots.len() > capacity && tries > 0 {
@@ -109,8 +124,17 @@ impl Cache {
             let Some(id) = self.fifo.pop_front() else {
                 break;
             };
+            let crowded = self.slots.len() > capacity.saturating_mul(LOCAL_HELD);
             match self.slots.get(&id) {
+                Some(slot) if slot.dirty && !crowded => {
+                    self.fifo.push_front(id);
+                    break;
+                }
                 Some(slot) if slot.dirty => self.fifo.push_back(id),
+                Some(slot) if !slot.stored && !crowded => {
+                    self.fifo.push_front(id);
+                    break;
+                }
                 Some(_) => {
                     self.slots.remove(&id);
                 }

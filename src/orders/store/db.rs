@@ -45,7 +45,8 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn of(snapshot: &OrderSnapshot) -> Row {
+    /// The row of `snapshot`; `encoded`, when given, is its JSON (stored as it is).
+    pub fn of(snapshot: &OrderSnapshot, encoded: Option<&[u8]>) -> Row {
         Row {
             id: snapshot.order.order_id,
             accepted_at: nanos(snapshot.order.accepted_at),
@@ -55,7 +56,10 @@ impl Row {
             changes: snapshot.history.len() as i64,
             cancel_requested: snapshot.cancel_requested,
             // A snapshot always encodes.
-            snapshot: serde_json::to_vec(snapshot).unwrap_or_default(),
+            snapshot: match encoded {
+                Some(json) => json.to_vec(),
+                None => serde_json::to_vec(snapshot).unwrap_or_default(),
+            },
         }
     }
 }

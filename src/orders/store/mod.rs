@@ -13,7 +13,7 @@ mod presence;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use cache::{Cache, Cached, Slot};
-pub use db::RebuildReason;
-use db::{Db, Reads, Row, Summary};
+use db::{Db, Reads, Row};
+pub use db::{RebuildReason, Summary};
 use notify::{Feed, Watchers};
 pub use notify::{FeedEntry, FeedFilter, FeedSubscription, OrderWatch};
 use presence::Presence;
@@ -46,6 +46,9 @@ const READER_CACHE_KIB: u64 = 2 * 1024;
 const EVICT_BUDGET: usize = 64;
 /// Reader connections kept open between reads.
 const READERS: usize = 2;
+
+/// A change the writer took: the order, the slot's version, its snapshot and JSON.
+type Taken = (Uuid, u64, Arc<OrderSnapshot>, Option<Arc<Vec<u8>>>);
 
 /// Where a page ends: the (accepted_at, order_id) of its last order.
 pub type Cursor = (DateTime<Utc>, Uuid);
@@ -79,13 +82,41 @@ pub enum Origin {
     Local,
 }
 
+/// A reader connection, and the commit count when its open read transaction began.
+struct Reader {
+    conn: Connection,
+    since: Option<u64>,
+}
+
+impl Reader {
+    /// Makes sure a read transaction that saw `commits` commits is open.
+    fn begin(&mut self, commits: u64) -> rusqlite::Result<()> {
+        if self.since == Some(commits) {
+            return Ok(());
+        }
+        self.end();
+        self.conn.execute_batch("BEGIN")?;
+        self.since = Some(commits);
+        Ok(())
+    }
+
+    fn end(&mut self) {
+        if self.since.take().is_some() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("COMMIT");
+        }
+    }
+}
+
 /// The order view. Shared as `Arc<OrderStore>`.
 pub struct OrderStore {
     cache: Mutex<Cache>,
     cache_capacity: usize,
     db: Mutex<Db>,
     path: std::path::PathBuf,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Reader>>,
+    /// Commits so far (rows, a reset, a retention sweep): a reader's open read transaction
+    /// serves reads only while no commit came after it began.
+    commits: AtomicU64,
     /// Orders held (store and not yet committed).
     count: AtomicUsize,
     flush_soon: Notify,
@@ -119,6 +150,7 @@ impl OrderStore {
             db: Mutex::new(db),
             path: settings.path.clone().into(),
             readers: Mutex::new(Vec::new()),
+            commits: AtomicU64::new(0),
             count: AtomicUsize::new(count),
             flush_soon: Notify::new(),
             flushed: Notify::new(),
@@ -149,6 +181,7 @@ impl OrderStore {
     pub fn reset(&self, source: &str) -> anyhow::Result<()> {
         let mut db = self.lock_db();
         db.reset(source)?;
+        self.committed();
         *self.lock_cache() = Cache::new(Presence::new(0));
         self.count.store(0, Ordering::Release);
         Ok(())
@@ -197,6 +230,7 @@ impl OrderStore {
             *id,
             Slot {
                 snapshot: Arc::new(stored.clone()),
+                encoded: None,
                 dirty: false,
                 stored: true,
                 version,
@@ -205,6 +239,17 @@ impl OrderStore {
         cache.fifo.push_back(*id);
         cache.evict(self.cache_capacity, EVICT_BUDGET);
         Some(stored)
+    }
+
+    /// Where an order stands (status, changes, cancel requested), without decoding its
+    /// snapshot when it has to be read from the store.
+    pub fn summary(&self, id: &Uuid) -> Option<Summary> {
+        match self.lock_cache().cached(id) {
+            Cached::Here(slot) => return Some(Summary::of(&slot.snapshot)),
+            Cached::NotHeld => return None,
+            Cached::MaybeStored => {}
+        }
+        self.read(|conn| Reads::summary(conn, id))
     }
 
     /// The status of an order and whether it still has to be committed (a local change
@@ -279,14 +324,35 @@ impl OrderStore {
         }
         let snapshot = OrderSnapshot::pending(order);
         self.feed.publish(&snapshot, 0);
-        cache.put(snapshot, origin);
+        cache.put(snapshot, None, origin);
         self.changed(cache, &id, true);
     }
 
     /// Applies a snapshot unless the view already holds a later one.
     pub fn apply(&self, snapshot: OrderSnapshot, origin: Origin) {
+        self.apply_encoded(snapshot, None, origin)
+    }
+
+    /// [`OrderStore::apply`] with the snapshot's JSON (exactly `snapshot` encoded), which
+    /// the writer then stores as it is.
+    pub fn apply_encoded(&self, snapshot: OrderSnapshot, encoded: Option<Vec<u8>>, origin: Origin) {
+        self.apply_over(snapshot, encoded, origin, None)
+    }
+
+    /// [`OrderStore::apply_encoded`] when the caller has just read what the view holds of
+    /// the order ([`OrderStore::summary`]): `seen` stands for the store's row if the order
+    /// is no longer cached (the cache is never older than the store, and the store refuses
+    /// a row with fewer changes than it holds). An order the caller found unknown is looked
+    /// for again (it may have arrived since; mostly the presence filter answers).
+    pub fn apply_over(
+        &self,
+        snapshot: OrderSnapshot,
+        mut encoded: Option<Vec<u8>>,
+        origin: Origin,
+        seen: Option<Summary>,
+    ) {
         let id = snapshot.order.order_id;
-        let stored = self.stored_unless_cached(&id, Reads::summary);
+        let stored = seen.or_else(|| self.stored_unless_cached(&id, Reads::summary));
         let mut cache = self.lock_cache();
         let current = cache
             .slots
@@ -300,7 +366,11 @@ impl OrderStore {
                 let keep_cancel = current.cancel_requested && !snapshot.status.is_final();
                 self.feed.publish(&snapshot, current.changes);
                 let mut snapshot = snapshot;
-                snapshot.cancel_requested |= keep_cancel;
+                if keep_cancel && !snapshot.cancel_requested {
+                    // No longer what the bytes say.
+                    snapshot.cancel_requested = true;
+                    encoded = None;
+                }
                 (snapshot, false)
             }
             None => {
@@ -308,7 +378,7 @@ impl OrderStore {
                 (snapshot, true)
             }
         };
-        cache.put(snapshot, origin);
+        cache.put(snapshot, encoded.map(Arc::new), origin);
         self.changed(cache, &id, new);
     }
 
@@ -326,7 +396,7 @@ impl OrderStore {
         };
         if !current.status.is_final() && !current.cancel_requested {
             current.cancel_requested = true;
-            cache.put(current, origin);
+            cache.put(current, None, origin);
         } else if origin == Origin::Topic {
             // The cancel may have been this instance's local change: its record is here
             // (committed under the same lock, so the cache cannot drop it in between).
@@ -417,11 +487,16 @@ impl OrderStore {
             // batches' worth of changes wait).
             self.pending.store(0, Ordering::Release);
             self.flushed.notify_waiters();
-            let batch: Vec<(Uuid, u64, Arc<OrderSnapshot>)> = ids
+            let batch: Vec<Taken> = ids
                 .iter()
                 .filter_map(|id| {
                     let slot = cache.slots.get(id)?;
-                    Some((*id, slot.version, slot.snapshot.clone()))
+                    Some((
+                        *id,
+                        slot.version,
+                        slot.snapshot.clone(),
+                        slot.encoded.clone(),
+                    ))
                 })
                 .collect();
             let positions: Vec<((String, i32), i64)> = if cache.positions_changed {
@@ -439,12 +514,18 @@ impl OrderStore {
         if batch.is_empty() && positions.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<Row> = batch.iter().map(|(_, _, s)| Row::of(s)).collect();
+        let rows: Vec<Row> = batch
+            .iter()
+            .map(|(_, _, snapshot, encoded)| {
+                Row::of(snapshot, encoded.as_deref().map(Vec::as_slice))
+            })
+            .collect();
         let written = db.write(&rows, &positions);
+        self.committed();
         let mut cache = self.lock_cache();
         if let Err(error) = written {
             // Kept for the next attempt.
-            for (id, _, _) in &batch {
+            for (id, ..) in &batch {
                 if cache.slots.get(id).is_some_and(|s| s.dirty) {
                     cache.dirty.push(*id);
                 }
@@ -452,7 +533,7 @@ impl OrderStore {
             cache.positions_changed |= !positions.is_empty();
             return Err(error.into());
         }
-        for (id, version, _) in &batch {
+        for (id, version, ..) in &batch {
             if let Some(slot) = cache.slots.get_mut(id) {
                 if slot.version == *version {
                     slot.dirty = false;
@@ -529,6 +610,7 @@ impl OrderStore {
     pub fn remove_final_older_than(&self, age: Duration) -> anyhow::Result<usize> {
         let before = Utc::now() - chrono::Duration::from_std(age)?;
         let removed = self.lock_db().remove_final_before(before)?;
+        self.committed();
         self.count
             .fetch_sub(removed.min(self.len()), Ordering::AcqRel);
         Ok(removed)
@@ -563,25 +645,49 @@ impl OrderStore {
         }
     }
 
+    /// After a write (or an attempt): later reads need a read transaction that sees it, and
+    /// idle readers let go of theirs, so that the WAL can be checkpointed in full.
+    fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::AcqRel);
+        for reader in self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter_mut()
+        {
+            reader.end();
+        }
+    }
+
     /// Runs a read on a pooled reader connection; a failed read is logged and reads as
-    /// nothing.
+    /// nothing. Reads between two commits share one read transaction per reader (taking
+    /// SQLite's read locks was a third of a point read's cost): it sees every commit made
+    /// before it began, and none has been made since.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<Option<T>>) -> Option<T> {
+        // Before the transaction begins, so that it sees at least this many commits.
+        let commits = self.commits.load(Ordering::Acquire);
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
+        let mut reader = match pooled {
+            Some(reader) => reader,
             // Not through the writer's lock: a read never waits for a commit (WAL).
             None => match db::connect(&self.path, READER_CACHE_KIB) {
-                Ok(conn) => conn,
+                Ok(conn) => Reader { conn, since: None },
                 Err(error) => {
                     tracing::error!(%error, "status view store cannot be read");
                     return None;
                 }
             },
         };
-        let result = f(&conn);
+        let result = reader
+            .begin(commits)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| f(&reader.conn));
+        if result.is_err() {
+            reader.end();
+        }
         let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if readers.len() < READERS {
-            readers.push(conn);
+            readers.push(reader);
         }
         drop(readers);
         result.unwrap_or_else(|error| {

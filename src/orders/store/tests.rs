@@ -68,12 +68,19 @@ fn an_order_written_through_while_the_projector_reads_its_record_is_committed() 
 fn committing_a_local_change_the_cache_dropped_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let store = OrderStore::open(&settings(&dir, 1)).unwrap();
-    let (a, b) = (order(0, "c"), order(1, "c"));
+    let a = order(0, "c");
     store.insert_pending(a.clone());
     assert_eq!(store.known(&a.order_id), Some((OrderStatus::Pending, true)));
-    store.insert_pending(b.clone());
-    assert!(!store.commit_local(&a.order_id), "a was dropped for b");
-    assert!(store.commit_local(&b.order_id));
+    // Local changes are held up to three times the capacity (1), then the oldest goes.
+    let later: Vec<Order> = (1..4).map(|i| order(i, "c")).collect();
+    for o in &later {
+        store.insert_pending(o.clone());
+    }
+    assert!(
+        !store.commit_local(&a.order_id),
+        "a was dropped for the others"
+    );
+    assert!(store.commit_local(&later[2].order_id));
 }
 
 #[test]
@@ -305,12 +312,13 @@ fn a_local_change_is_committed_when_its_record_comes_back_and_is_never_pinned() 
         store.known(&mine.order_id),
         Some((OrderStatus::Completed, false))
     );
-    // Local changes do not hold memory: past the cache they go (the topics have them).
-    let others: Vec<Order> = (1..10).map(|i| order(i, "c")).collect();
+    // Local changes hold memory up to three times the cache's capacity (2): past that they
+    // go (the topics have them).
+    let others: Vec<Order> = (1..20).map(|i| order(i, "c")).collect();
     for o in &others {
         store.insert_pending(o.clone());
     }
-    assert!(store.lock_cache().slots.len() <= 2);
+    assert_eq!(store.lock_cache().slots.len(), 6);
     assert_eq!(
         store.get(&mine.order_id).unwrap().status,
         OrderStatus::Completed

@@ -4,6 +4,19 @@
 pub struct Scrape(prometheus_parse::Scrape);
 
 impl Scrape {
+    /// `/metrics` of the service at `base` (a process the test started), parsed.
+    pub async fn fetch(client: &reqwest::Client, base: &str) -> Scrape {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("an exposition");
+        Scrape::parse(&text)
+    }
+
     pub fn parse(text: &str) -> Scrape {
         let lines = text.lines().map(|l| Ok(l.to_string()));
         Scrape(prometheus_parse::Scrape::parse(lines).expect("valid exposition"))
