@@ -130,7 +130,12 @@ impl Handler<OrderEvent> for OrderProcessor {
             tracing::debug!(event = message.value.kind(), "order record received");
             match &message.value {
                 OrderEvent::OrderPlaced { order } => {
-                    self.process(order, trace, started).await
+                    let applied = self.projector.has_applied(
+                        &message.topic,
+                        message.partition,
+                        message.offset,
+                    );
+                    self.process(order, applied, trace, started).await
                 }
                 OrderEvent::CancelRequested { order_id, .. } => {
                     let Some(current) = self.store.get(order_id) else {
@@ -189,6 +194,7 @@ impl OrderProcessor {
     async fn process(
         &self,
         order: &Order,
+        applied: bool,
         trace: Option<&TraceContext>,
         started: Instant,
     ) -> Result<(), HandlerError> {
@@ -198,8 +204,14 @@ impl OrderProcessor {
         );
         // What the view knows of the order, read without decoding a stored snapshot: an
         // order the view holds as it was placed is the record's order, `PENDING` since it
-        // was accepted (with the cancel request, if one came).
-        let seen = self.store.summary(&order.order_id);
+        // was accepted (with the cancel request, if one came). Once the view has applied
+        // this record (as it has for a backlog), an order it holds as placed is known so
+        // without a read.
+        let seen = if applied {
+            self.store.summary_of_applied(&order.order_id)
+        } else {
+            self.store.summary(&order.order_id)
+        };
         let base = match seen {
             Some(current) if current.status.is_final() => {
                 tracing::debug!(

@@ -240,11 +240,13 @@ impl Projector {
             reason = reason.as_str(),
             "status view rebuilding from the beginning of the topics"
         );
-        self.store.reset(source)?;
+        // Positions first: a processor never finds a record applied that the emptied view
+        // does not hold (see `has_applied`).
         self.positions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.store.reset(source)?;
         self.metrics
             .view_rebuilds
             .with_label_values(&[reason.as_str()])
@@ -433,6 +435,16 @@ impl Projector {
             self.store.set_position(topic, partition, next);
             self.progress.send_modify(|v| *v = v.wrapping_add(1));
         }
+    }
+
+    /// Whether the view has applied the record at `offset` of `topic`'s `partition`.
+    pub fn has_applied(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        // A walk over a few entries, without making a key.
+        self.positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|((t, p), &next)| *p == partition && t == topic && next > offset)
     }
 
     fn position(&self, topic: &str, partition: i32) -> Option<i64> {

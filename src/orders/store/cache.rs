@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::Origin;
 use super::presence::Presence;
-use crate::orders::status::OrderSnapshot;
+use crate::orders::status::{OrderSnapshot, OrderStatus};
 
 /// How many times the cache's capacity local changes may hold it (see [`Cache::evict`]).
 const LOCAL_HELD: usize = 3;
@@ -32,6 +32,10 @@ pub(super) struct Cache {
     pub(super) slots: HashMap<Uuid, Slot>,
     /// Every order the view holds (and a few it does not).
     pub(super) presence: Presence,
+    /// Every order the view has held as more than just placed (a later status, a cancel
+    /// request, more than one change), and a few others: an order not in it is, if held,
+    /// exactly as it was placed.
+    pub(super) advanced: Presence,
     /// Insertion order, for eviction.
     pub(super) fifo: VecDeque<Uuid>,
     /// Orders changed since the last commit (each once).
@@ -43,10 +47,11 @@ pub(super) struct Cache {
 }
 
 impl Cache {
-    pub(super) fn new(presence: Presence) -> Cache {
+    pub(super) fn new(presence: Presence, advanced: Presence) -> Cache {
         Cache {
             slots: HashMap::new(),
             presence,
+            advanced,
             fifo: VecDeque::new(),
             dirty: Vec::new(),
             positions: HashMap::new(),
@@ -63,6 +68,9 @@ impl Cache {
         encoded: Option<Arc<Vec<u8>>>,
         origin: Origin,
     ) {
+        if !placed_only(&snapshot) {
+            self.advanced.insert(&snapshot.order.order_id);
+        }
         let snapshot = Arc::new(snapshot);
         self.next_version += 1;
         let version = self.next_version;
@@ -142,6 +150,13 @@ impl Cache {
             }
         }
     }
+}
+
+/// Whether a snapshot is its order exactly as placed: `PENDING`, one change, no cancel.
+pub(super) fn placed_only(snapshot: &OrderSnapshot) -> bool {
+    snapshot.status == OrderStatus::Pending
+        && snapshot.history.len() == 1
+        && !snapshot.cancel_requested
 }
 
 /// What the cache knows of an order.

@@ -78,6 +78,13 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// An order exactly as it was placed: `PENDING`, one change, no cancel request.
+    pub const PLACED: Summary = Summary {
+        status: OrderStatus::Pending,
+        changes: 1,
+        cancel_requested: false,
+    };
+
     pub fn of(snapshot: &OrderSnapshot) -> Summary {
         Summary {
             status: snapshot.status,
@@ -216,6 +223,25 @@ impl Db {
     /// Calls `f` with the id of every order held.
     pub fn each_id(&self, mut f: impl FnMut(Uuid)) -> rusqlite::Result<()> {
         let mut query = self.conn.prepare("SELECT id FROM orders")?;
+        let mut rows = query.query([])?;
+        while let Some(row) = rows.next()? {
+            if let Ok(id) = Uuid::from_slice(row.get_ref(0)?.as_blob()?) {
+                f(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the id of every order held as more than just placed (see
+    /// [`Summary::PLACED`]): every one not `PENDING` (read from the status index), and the
+    /// `PENDING` ones with a cancel request or more than one change.
+    pub fn each_advanced_id(&self, mut f: impl FnMut(Uuid)) -> rusqlite::Result<()> {
+        let mut query = self.conn.prepare(
+            "SELECT id FROM orders WHERE status <> 'PENDING'
+             UNION ALL
+             SELECT id FROM orders WHERE status = 'PENDING'
+                 AND (changes > 1 OR cancel_requested <> 0)",
+        )?;
         let mut rows = query.query([])?;
         while let Some(row) = rows.next()? {
             if let Ok(id) = Uuid::from_slice(row.get_ref(0)?.as_blob()?) {

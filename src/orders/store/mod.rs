@@ -144,8 +144,10 @@ impl OrderStore {
         let count = db.count()?;
         let mut presence = Presence::new(count * 2);
         db.each_id(|id| presence.insert(&id))?;
+        let mut advanced = Presence::new(count * 2);
+        db.each_advanced_id(|id| advanced.insert(&id))?;
         Ok(Arc::new(OrderStore {
-            cache: Mutex::new(Cache::new(presence)),
+            cache: Mutex::new(Cache::new(presence, advanced)),
             cache_capacity: settings.cache_orders.max(1),
             db: Mutex::new(db),
             path: settings.path.clone().into(),
@@ -182,7 +184,7 @@ impl OrderStore {
         let mut db = self.lock_db();
         db.reset(source)?;
         self.committed();
-        *self.lock_cache() = Cache::new(Presence::new(0));
+        *self.lock_cache() = Cache::new(Presence::new(0), Presence::new(0));
         self.count.store(0, Ordering::Release);
         Ok(())
     }
@@ -248,6 +250,24 @@ impl OrderStore {
             Cached::Here(slot) => return Some(Summary::of(&slot.snapshot)),
             Cached::NotHeld => return None,
             Cached::MaybeStored => {}
+        }
+        self.read(|conn| Reads::summary(conn, id))
+    }
+
+    /// [`OrderStore::summary`] of an order whose record the view has already applied (so it
+    /// holds the order, or removed it as final): an order held exactly as it was placed,
+    /// as most are when they are processed, is answered without reading the store.
+    pub fn summary_of_applied(&self, id: &Uuid) -> Option<Summary> {
+        {
+            let cache = self.lock_cache();
+            match cache.cached(id) {
+                Cached::Here(slot) => return Some(Summary::of(&slot.snapshot)),
+                Cached::NotHeld => return None,
+                Cached::MaybeStored if !cache.advanced.may_hold(id) => {
+                    return Some(Summary::PLACED);
+                }
+                Cached::MaybeStored => {}
+            }
         }
         self.read(|conn| Reads::summary(conn, id))
     }

@@ -351,3 +351,50 @@ fn a_read_after_a_commit_sees_it_though_readers_keep_their_transactions() {
         "a read transaction from before the commit must not serve this read"
     );
 }
+
+/// The processor's read of an order the view has applied: one held as placed is answered
+/// without the store, and one that moved on (a cancel request, a final status) never as
+/// placed — also after a restart, when the cache starts empty and only the store knows.
+#[test]
+fn an_applied_order_is_placed_only_when_nothing_moved_it_on_before_or_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (placed, cancelled, done) = (order(0, "c"), order(1, "c"), order(2, "c"));
+    let check = |store: &OrderStore| {
+        assert_eq!(
+            store.summary_of_applied(&placed.order_id),
+            Some(Summary::PLACED)
+        );
+        let asked = store.summary_of_applied(&cancelled.order_id).unwrap();
+        assert_eq!(
+            (asked.status, asked.cancel_requested),
+            (OrderStatus::Pending, true)
+        );
+        assert_eq!(
+            store.summary_of_applied(&done.order_id).map(|s| s.status),
+            Some(OrderStatus::Completed)
+        );
+        assert_eq!(store.summary_of_applied(&Uuid::new_v4()), None);
+    };
+    {
+        let store = OrderStore::open(&settings(&dir, 1)).unwrap();
+        for o in [&placed, &cancelled, &done] {
+            store.insert_unknown(o.clone(), Origin::Topic);
+        }
+        assert!(store.mark_cancel_requested(&cancelled.order_id, Origin::Topic));
+        store.apply(completed(&done), Origin::Topic);
+        store.flush().unwrap();
+        // One more change evicts the three (the cache holds one order).
+        store.insert_unknown(order(3, "c"), Origin::Topic);
+        assert!(
+            matches!(
+                store.lock_cache().cached(&cancelled.order_id),
+                Cached::MaybeStored
+            ),
+            "evicted, so the answers below come from the filter or the store"
+        );
+        check(&store);
+        store.flush().unwrap();
+    }
+    let store = OrderStore::open(&settings(&dir, 1)).unwrap();
+    check(&store);
+}
