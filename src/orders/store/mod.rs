@@ -331,6 +331,12 @@ impl OrderStore {
     /// `PENDING`; the store is not read again.
     pub fn insert_unknown(&self, order: Order, origin: Origin) {
         let id = order.order_id;
+        let snapshot = OrderSnapshot::pending(order);
+        // A row to write (read from the topics) is encoded here, by the projector, and not
+        // by the single writer, which sets the pace of a start-up or a rebuild.
+        let encoded = (origin == Origin::Topic)
+            .then(|| serde_json::to_vec(&snapshot).ok().map(Arc::new))
+            .flatten();
         let mut cache = self.lock_cache();
         if cache.slots.contains_key(&id) {
             // Written through by this instance since the caller looked: its record is the
@@ -342,9 +348,8 @@ impl OrderStore {
             }
             return;
         }
-        let snapshot = OrderSnapshot::pending(order);
         self.feed.publish(&snapshot, 0);
-        cache.put(snapshot, None, origin);
+        cache.put(snapshot, encoded, origin);
         self.changed(cache, &id, true);
     }
 
