@@ -4,12 +4,30 @@
 //! its own (how long a fetch may wait, how far ahead to read, what to do past a log's end).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::{ClientContext, ClientSettings};
+
+/// How long a reader that follows its topics waits for a record before it looks at its
+/// positions (records the client skips, such as control records, move them without
+/// arriving as messages) ...
+pub const IDLE_WAIT_FIRST: Duration = Duration::from_millis(250);
+/// ... doubling while nothing arrives once it has caught up, up to this: asking the client
+/// for its positions wakes librdkafka's main thread, a good part of an idle instance's CPU.
+pub const IDLE_WAIT_MAX: Duration = Duration::from_secs(2);
+
+/// The wait after `current` passed with nothing read.
+pub fn longer_idle_wait(current: Duration, caught_up: bool) -> Duration {
+    if caught_up {
+        (current * 2).min(IDLE_WAIT_MAX)
+    } else {
+        IDLE_WAIT_FIRST
+    }
+}
 
 /// A group-less reader's own settings, on top of the client's.
 #[derive(Debug, Clone, Default)]

@@ -162,6 +162,7 @@ impl TableReader {
         ends: &HashMap<Partition, i64>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
+        let mut idle_wait = reader::IDLE_WAIT_FIRST;
         loop {
             if self.check_offsets.swap(false, Ordering::AcqRel) {
                 self.positions
@@ -178,10 +179,11 @@ impl TableReader {
             }
             let message = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                received = tokio::time::timeout(Duration::from_millis(250), consumer.recv()) => received,
+                received = tokio::time::timeout(idle_wait, consumer.recv()) => received,
             };
             match message {
                 Ok(Ok(message)) => {
+                    idle_wait = reader::IDLE_WAIT_FIRST;
                     if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
                         apply(message.topic(), key, message.payload());
                     }
@@ -194,6 +196,7 @@ impl TableReader {
                     tracing::debug!(topics = ?self.topics, %error, "table read error")
                 }
                 Err(_idle) => {
+                    idle_wait = reader::longer_idle_wait(idle_wait, self.is_caught_up());
                     if let Ok(positions) = consumer.position() {
                         for e in positions.elements() {
                             if let Offset::Offset(o) = e.offset() {

@@ -262,6 +262,7 @@ impl Projector {
     ) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let mut last_report = started;
+        let mut idle_wait = reader::IDLE_WAIT_FIRST;
         loop {
             if !self.is_caught_up() {
                 let remaining = self.remaining(start_targets);
@@ -293,10 +294,11 @@ impl Projector {
             self.store.wait_for_room().await;
             let message = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                received = tokio::time::timeout(Duration::from_millis(250), consumer.recv()) => received,
+                received = tokio::time::timeout(idle_wait, consumer.recv()) => received,
             };
             match message {
                 Ok(Ok(message)) => {
+                    idle_wait = reader::IDLE_WAIT_FIRST;
                     self.metrics.view_records_read.inc();
                     let mut span = self.apply_span(&message);
                     self.apply(&message, &mut span);
@@ -311,6 +313,7 @@ impl Projector {
                 // librdkafka reconnects by itself; its own log says when.
                 Ok(Err(error)) => tracing::debug!(%error, "status projector read error"),
                 Err(_idle) => {
+                    idle_wait = reader::longer_idle_wait(idle_wait, self.is_caught_up());
                     // Positions also move past records the client skips (control records),
                     // which never arrive as messages.
                     if let Ok(positions) = consumer.position() {
