@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::events::OrderEvent;
-use super::status::{OrderSnapshot, OrderStatus};
-use super::store::{OrderStore, Origin, RebuildReason};
+use super::status::OrderSnapshot;
+use super::store::{OrderStore, Origin, RebuildReason, Summary};
 use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::kafka::reader::{self, ReaderOptions};
@@ -370,11 +370,11 @@ impl Projector {
         // Whether the record needs nothing more: the view holds the order, stored or
         // waiting for the writer, or as a local change now committed. False when the cache
         // dropped the order since `known` looked: the record is then applied like any other.
-        let settled = |(id, (_, uncommitted)): (Uuid, (OrderStatus, bool))| {
+        let settled = |(id, (_, uncommitted)): (Uuid, (Summary, bool))| {
             !uncommitted || self.store.commit_local(&id)
         };
         if message.topic() == self.status_topic {
-            if let Some(known) = known.filter(|(_, (status, _))| status.is_final())
+            if let Some(known) = known.filter(|(_, (summary, _))| summary.status.is_final())
                 && settled(known)
             {
                 return;
@@ -382,10 +382,19 @@ impl Projector {
             match serde_json::from_slice::<OrderSnapshot>(payload) {
                 Ok(snapshot) => {
                     let (id, status) = (snapshot.order.order_id, snapshot.status.as_str());
+                    // What `known` found stands for the store's row (not read again), when
+                    // the record's key names the order it carries.
+                    let seen = known
+                        .filter(|(key, _)| *key == id)
+                        .map(|(_, (summary, _))| summary);
                     // The record's JSON is the row's (what an older version wrote, too: it
                     // decodes to this snapshot).
-                    self.store
-                        .apply_encoded(snapshot, Some(payload.to_vec()), Origin::Topic);
+                    self.store.apply_over(
+                        snapshot,
+                        Some(payload.to_vec()),
+                        Origin::Topic,
+                        seen,
+                    );
                     span.live_event(&id, status);
                 }
                 Err(error) => tracing::warn!(%error, "undecodable status record skipped"),

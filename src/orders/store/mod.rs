@@ -272,16 +272,18 @@ impl OrderStore {
         self.read(|conn| Reads::summary(conn, id))
     }
 
-    /// The status of an order and whether it still has to be committed (a local change
+    /// Where an order stands and whether it still has to be committed (a local change
     /// whose record the projector has now read; see [`OrderStore::commit_local`]).
-    pub fn known(&self, id: &Uuid) -> Option<(OrderStatus, bool)> {
+    pub fn known(&self, id: &Uuid) -> Option<(Summary, bool)> {
         match self.lock_cache().cached(id) {
-            Cached::Here(slot) => return Some((slot.snapshot.status, !slot.dirty && !slot.stored)),
+            Cached::Here(slot) => {
+                return Some((Summary::of(&slot.snapshot), !slot.dirty && !slot.stored));
+            }
             Cached::NotHeld => return None,
             Cached::MaybeStored => {}
         }
         self.read(|conn| Reads::summary(conn, id))
-            .map(|summary| (summary.status, false))
+            .map(|summary| (summary, false))
     }
 
     /// Marks every cached local change for the next commit.
