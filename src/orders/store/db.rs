@@ -346,6 +346,14 @@ impl Reads {
             .transpose()
     }
 
+    /// Whether the store holds the order (from the id's index alone).
+    pub fn holds(conn: &Connection, id: &Uuid) -> anyhow::Result<Option<()>> {
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM orders WHERE id = ?1")?
+            .query_row([id.as_bytes()], |_| Ok(()))
+            .optional()?)
+    }
+
     /// The columns that decide how a change applies, without decoding the snapshot.
     pub fn summary(conn: &Connection, id: &Uuid) -> anyhow::Result<Option<Summary>> {
         let row: Option<(String, i64, bool)> = conn

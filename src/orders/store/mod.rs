@@ -246,44 +246,45 @@ impl OrderStore {
     /// Where an order stands (status, changes, cancel requested), without decoding its
     /// snapshot when it has to be read from the store.
     pub fn summary(&self, id: &Uuid) -> Option<Summary> {
-        match self.lock_cache().cached(id) {
-            Cached::Here(slot) => return Some(Summary::of(&slot.snapshot)),
-            Cached::NotHeld => return None,
-            Cached::MaybeStored => {}
-        }
-        self.read(|conn| Reads::summary(conn, id))
+        self.look(id, false).map(|(summary, _)| summary)
     }
 
     /// [`OrderStore::summary`] of an order whose record the view has already applied (so it
     /// holds the order, or removed it as final): an order held exactly as it was placed,
     /// as most are when they are processed, is answered without reading the store.
     pub fn summary_of_applied(&self, id: &Uuid) -> Option<Summary> {
-        {
-            let cache = self.lock_cache();
-            match cache.cached(id) {
-                Cached::Here(slot) => return Some(Summary::of(&slot.snapshot)),
-                Cached::NotHeld => return None,
-                Cached::MaybeStored if !cache.advanced.may_hold(id) => {
-                    return Some(Summary::PLACED);
-                }
-                Cached::MaybeStored => {}
-            }
-        }
-        self.read(|conn| Reads::summary(conn, id))
+        self.look(id, true).map(|(summary, _)| summary)
     }
 
     /// Where an order stands and whether it still has to be committed (a local change
     /// whose record the projector has now read; see [`OrderStore::commit_local`]).
     pub fn known(&self, id: &Uuid) -> Option<(Summary, bool)> {
-        match self.lock_cache().cached(id) {
-            Cached::Here(slot) => {
-                return Some((Summary::of(&slot.snapshot), !slot.dirty && !slot.stored));
+        self.look(id, false)
+    }
+
+    /// The cache's answer, else the store's. An order the filter of orders that moved on
+    /// has never seen is, if held, exactly as placed: when `applied` it is held (no read),
+    /// otherwise only whether it is held is read (from the id's index alone).
+    fn look(&self, id: &Uuid, applied: bool) -> Option<(Summary, bool)> {
+        let placed_if_held = {
+            let cache = self.lock_cache();
+            match cache.cached(id) {
+                Cached::Here(slot) => {
+                    let uncommitted = !slot.dirty && !slot.stored;
+                    return Some((Summary::of(&slot.snapshot), uncommitted));
+                }
+                Cached::NotHeld => return None,
+                Cached::MaybeStored => !cache.advanced.may_hold(id),
             }
-            Cached::NotHeld => return None,
-            Cached::MaybeStored => {}
-        }
-        self.read(|conn| Reads::summary(conn, id))
-            .map(|summary| (summary, false))
+        };
+        let summary = match (placed_if_held, applied) {
+            (true, true) => Summary::PLACED,
+            (true, false) => self
+                .read(|conn| Reads::holds(conn, id))
+                .map(|()| Summary::PLACED)?,
+            (false, _) => self.read(|conn| Reads::summary(conn, id))?,
+        };
+        Some((summary, false))
     }
 
     /// Marks every cached local change for the next commit.
@@ -379,7 +380,7 @@ impl OrderStore {
         seen: Option<Summary>,
     ) {
         let id = snapshot.order.order_id;
-        let stored = seen.or_else(|| self.stored_unless_cached(&id, Reads::summary));
+        let stored = seen.or_else(|| self.summary(&id));
         let mut cache = self.lock_cache();
         let current = cache
             .slots

@@ -376,6 +376,13 @@ fn an_applied_order_is_placed_only_when_nothing_moved_it_on_before_or_after_a_re
             Some(OrderStatus::Completed)
         );
         assert_eq!(store.summary_of_applied(&Uuid::new_v4()), None);
+        // Not known to be applied: the store is asked whether it holds the order.
+        assert_eq!(store.summary(&placed.order_id), Some(Summary::PLACED));
+        assert_eq!(
+            store.known(&done.order_id).map(|(s, _)| s.status),
+            Some(OrderStatus::Completed)
+        );
+        assert_eq!(store.summary(&Uuid::new_v4()), None);
     };
     {
         let store = OrderStore::open(&settings(&dir, 1)).unwrap();
