@@ -389,12 +389,8 @@ impl Projector {
                         .map(|(_, (summary, _))| summary);
                     // The record's JSON is the row's (what an older version wrote, too: it
                     // decodes to this snapshot).
-                    self.store.apply_over(
-                        snapshot,
-                        Some(payload.to_vec()),
-                        Origin::Topic,
-                        seen,
-                    );
+                    self.store
+                        .apply_over(snapshot, Some(payload.to_vec()), Origin::Topic, seen);
                     span.live_event(&id, status);
                 }
                 Err(error) => tracing::warn!(%error, "undecodable status record skipped"),

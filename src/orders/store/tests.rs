@@ -71,7 +71,9 @@ fn committing_a_local_change_the_cache_dropped_says_so() {
     let a = order(0, "c");
     store.insert_pending(a.clone());
     assert_eq!(
-        store.known(&a.order_id).map(|(s, uncommitted)| (s.status, uncommitted)),
+        store
+            .known(&a.order_id)
+            .map(|(s, uncommitted)| (s.status, uncommitted)),
         Some((OrderStatus::Pending, true))
     );
     // Local changes are held up to three times the capacity (1), then the oldest goes.
