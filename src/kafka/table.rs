@@ -122,17 +122,21 @@ impl TableReader {
     }
 
     async fn read(&self, apply: &Arc<Apply>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let mut ends: HashMap<Partition, i64> = HashMap::new();
-        for topic in &self.topics {
-            let marks = watermarks(&self.client, topic, self.timeout).await?;
-            anyhow::ensure!(!marks.is_empty(), "topic {topic} does not exist yet");
-            ends.extend(marks.iter().map(|&(partition, low, high)| {
-                (
-                    (topic.clone(), partition),
-                    if high > low { high } else { 0 },
-                )
-            }));
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        let marks = watermarks(&self.client, &topics, self.timeout).await?;
+        for topic in &topics {
+            anyhow::ensure!(
+                marks.partitions.iter().any(|(t, ..)| t == topic),
+                "topic {topic} does not exist yet"
+            );
         }
+        let ends: HashMap<Partition, i64> = marks
+            .partitions
+            .into_iter()
+            .map(|(topic, partition, low, high)| {
+                ((topic, partition), if high > low { high } else { 0 })
+            })
+            .collect();
         let consumer: StreamConsumer<ClientContext> = self.client.reader(
             "table",
             &ReaderOptions {

@@ -8,6 +8,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer as RdBaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::{ClientContext, ClientSettings};
 
@@ -93,32 +94,81 @@ pub async fn missing_topics(
     .unwrap_or(Err(KafkaError::Canceled))
 }
 
-/// Low and high watermarks of every partition of `topic`, read with a throwaway consumer
-/// client that joins no group.
+/// What [`watermarks`] read: the cluster's id and every partition's (low, high) watermarks.
+#[derive(Debug, Default)]
+pub struct Watermarks {
+    /// The cluster's id, when the cluster gives one.
+    pub cluster_id: Option<String>,
+    /// (topic, partition, low, high) of every partition of the topics asked for; none for a
+    /// topic that does not exist.
+    pub partitions: Vec<(String, i32, i64, i64)>,
+}
+
+/// Low and high watermarks of every partition of `topics`, and the cluster's id, read with
+/// one throwaway consumer client that joins no group: one metadata request per topic, and
+/// one offsets request per broker for each end (not two per partition). The id comes from
+/// the metadata just read, so asking for it never waits for a refresh.
 pub async fn watermarks(
     client: &ClientSettings,
-    topic: &str,
+    topics: &[&str],
     timeout: Duration,
-) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+) -> Result<Watermarks, KafkaError> {
     let consumer: RdBaseConsumer<ClientContext> = client
         .client_config(&[])
         .create_with_context(ClientContext::default())?;
-    let topic = topic.to_string();
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
-            .unwrap_or_default();
-        partitions
-            .into_iter()
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(&topic, p, timeout)
-                    .map(|(lo, hi)| (p, lo, hi))
+        let mut ends = TopicPartitionList::new();
+        for topic in &topics {
+            let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                ends.add_partition(topic, partition.id());
+            }
+        }
+        // Cached from the metadata just read; asked again (waiting) only if it was not.
+        let cluster_id = consumer
+            .client()
+            .fetch_cluster_id(Duration::ZERO)
+            .or_else(|| consumer.client().fetch_cluster_id(timeout));
+        if ends.count() == 0 {
+            return Ok(Watermarks {
+                cluster_id,
+                partitions: Vec::new(),
+            });
+        }
+        let at = |offset: Offset| -> Result<TopicPartitionList, KafkaError> {
+            let mut asked = ends.clone();
+            asked.set_all_offsets(offset)?;
+            let answered = consumer.offsets_for_times(asked, timeout)?;
+            match answered.elements().iter().find_map(|e| e.error().err()) {
+                Some(error) => Err(error),
+                None => Ok(answered),
+            }
+        };
+        let (lows, highs) = (at(Offset::Beginning)?, at(Offset::End)?);
+        let offset_of = |list: &TopicPartitionList, topic: &str, partition: i32| {
+            match list.find_partition(topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(offset)) => Ok(offset),
+                _ => Err(KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition)),
+            }
+        };
+        let partitions = ends
+            .elements()
+            .iter()
+            .map(|e| {
+                let (topic, partition) = (e.topic(), e.partition());
+                Ok((
+                    topic.to_string(),
+                    partition,
+                    offset_of(&lows, topic, partition)?,
+                    offset_of(&highs, topic, partition)?,
+                ))
             })
-            .collect()
+            .collect::<Result<_, KafkaError>>()?;
+        Ok(Watermarks {
+            cluster_id,
+            partitions,
+        })
     })
     .await
     .unwrap_or(Err(KafkaError::Canceled))

@@ -146,7 +146,7 @@ impl Projector {
     }
 
     async fn read(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let marks = self.watermarks().await?;
+        let (marks, cluster) = self.watermarks().await?;
         let targets = ends(&marks);
         let consumer: StreamConsumer<ClientContext> = self
             .client
@@ -164,7 +164,7 @@ impl Projector {
             .context("creating the projector consumer")?;
         let consumer = Arc::new(consumer);
         if !self.resumed.load(Ordering::Acquire) {
-            self.resume_or_rebuild(&consumer, &marks, &targets).await?;
+            self.resume_or_rebuild(&cluster, &marks, &targets)?;
             self.resumed.store(true, Ordering::Release);
         }
         reader::assign(
@@ -181,27 +181,15 @@ impl Projector {
         result
     }
 
-    /// The store's source: the cluster and the two topics.
-    async fn source(&self, consumer: &Arc<StreamConsumer<ClientContext>>) -> String {
-        let client = consumer.clone();
-        let timeout = self.timeout;
-        let cluster =
-            tokio::task::spawn_blocking(move || client.client().fetch_cluster_id(timeout))
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-        format!("{cluster}/{}/{}", self.orders_topic, self.status_topic)
-    }
-
     /// Resumes from the store's offsets when it was written from these topics, or empties it.
-    async fn resume_or_rebuild(
+    fn resume_or_rebuild(
         &self,
-        consumer: &Arc<StreamConsumer<ClientContext>>,
+        cluster: &str,
         marks: &HashMap<(String, i32), (i64, i64)>,
         targets: &HashMap<(String, i32), i64>,
     ) -> anyhow::Result<()> {
-        let source = self.source(consumer).await;
+        // The store's source: the cluster and the two topics.
+        let source = format!("{cluster}/{}/{}", self.orders_topic, self.status_topic);
         let stored = self.store.source()?;
         if stored.as_deref() != Some(source.as_str()) {
             let reason = match stored {
@@ -481,22 +469,27 @@ impl Projector {
 
     /// The end of every partition of both topics, 0 for an empty one.
     async fn end_offsets(&self) -> anyhow::Result<HashMap<(String, i32), i64>> {
-        Ok(ends(&self.watermarks().await?))
+        Ok(ends(&self.watermarks().await?.0))
     }
 
-    /// (low, high) watermarks of every partition of both topics.
-    async fn watermarks(&self) -> anyhow::Result<HashMap<(String, i32), (i64, i64)>> {
+    /// (low, high) watermarks of every partition of both topics, and the cluster's id (empty
+    /// when it gives none).
+    async fn watermarks(&self) -> anyhow::Result<(HashMap<(String, i32), (i64, i64)>, String)> {
+        let topics = [self.orders_topic.as_str(), self.status_topic.as_str()];
+        let read = watermarks(&self.client, &topics, self.timeout)
+            .await
+            .context("reading the watermarks of the order topics")?;
         let mut marks_by_partition = HashMap::new();
-        for topic in [&self.orders_topic, &self.status_topic] {
-            let marks = watermarks(&self.client, topic, self.timeout)
-                .await
-                .with_context(|| format!("reading the watermarks of {topic}"))?;
-            anyhow::ensure!(!marks.is_empty(), "topic {topic} does not exist yet");
-            for (partition, low, high) in marks {
-                marks_by_partition.insert((topic.clone(), partition), (low, high));
-            }
+        for (topic, partition, low, high) in read.partitions {
+            marks_by_partition.insert((topic, partition), (low, high));
         }
-        Ok(marks_by_partition)
+        for topic in topics {
+            anyhow::ensure!(
+                marks_by_partition.keys().any(|(t, _)| t == topic),
+                "topic {topic} does not exist yet"
+            );
+        }
+        Ok((marks_by_partition, read.cluster_id.unwrap_or_default()))
     }
 }
 
