@@ -251,7 +251,14 @@ impl Projector {
         let started = std::time::Instant::now();
         let mut last_report = started;
         let mut idle_wait = reader::IDLE_WAIT_FIRST;
+        // Whether this read has reached where the topics ended when it began (a rebuild
+        // under the running service starts a new read).
+        let mut reached_start_ends = false;
         loop {
+            if !reached_start_ends && self.remaining(start_targets) == 0 {
+                reached_start_ends = true;
+                self.store.build_list_indexes();
+            }
             if !self.is_caught_up() {
                 let remaining = self.remaining(start_targets);
                 self.metrics.view_catch_up_remaining.set(remaining);

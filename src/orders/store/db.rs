@@ -26,10 +26,17 @@ const SCHEMA: &str = "
         customer_id TEXT NOT NULL, status TEXT NOT NULL, final INTEGER NOT NULL,
         updated_at INTEGER NOT NULL, changes INTEGER NOT NULL,
         cancel_requested INTEGER NOT NULL, snapshot BLOB NOT NULL);
-    CREATE INDEX orders_by_time ON orders (accepted_at, id);
-    CREATE INDEX orders_by_status ON orders (status, accepted_at, id);
-    CREATE INDEX orders_by_customer ON orders (customer_id, accepted_at, id);
 ";
+
+/// The indexes the list filters use. A rebuild writes its rows without them and builds
+/// them once it has caught up: each row then goes into two B-trees instead of five, and
+/// building an index from the finished table sorts once.
+const LIST_INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS orders_by_time ON orders (accepted_at, id);
+    CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, accepted_at, id);
+    CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, accepted_at, id);
+";
+const LIST_INDEX_NAMES: [&str; 3] = ["orders_by_time", "orders_by_status", "orders_by_customer"];
 
 /// One order's row, encoded off the lock.
 pub struct Row {
@@ -199,15 +206,36 @@ impl Db {
             .optional()
     }
 
-    /// Empties the store for a rebuild from `source`.
+    /// Empties the store for a rebuild from `source` (without the list indexes: see
+    /// [`LIST_INDEXES`]).
     pub fn reset(&mut self, source: &str) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
+        for name in LIST_INDEX_NAMES {
+            tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+        }
         tx.execute_batch("DELETE FROM orders; DELETE FROM positions;")?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('source', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [source],
         )?;
+        tx.commit()
+    }
+
+    /// Whether the list indexes are there (a rebuild that has not caught up yet has none).
+    pub fn has_list_indexes(&self) -> rusqlite::Result<bool> {
+        let present: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN (?1, ?2, ?3)",
+            LIST_INDEX_NAMES,
+            |r| r.get(0),
+        )?;
+        Ok(present == LIST_INDEX_NAMES.len() as i64)
+    }
+
+    /// Builds the list indexes that are missing.
+    pub fn create_list_indexes(&mut self) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(LIST_INDEXES)?;
         tx.commit()
     }
 

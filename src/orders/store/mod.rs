@@ -13,10 +13,11 @@ mod presence;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use tokio::sync::Notify;
@@ -130,7 +131,11 @@ pub struct OrderStore {
     /// Every status change in the order it reached this view, for live feeds.
     feed: Feed,
     /// False while writes to disk fail.
-    writable: std::sync::atomic::AtomicBool,
+    writable: AtomicBool,
+    /// Whether the list indexes are built (not during a rebuild: see `db::LIST_INDEXES`).
+    list_indexes: AtomicBool,
+    /// Set when the projector has caught up: the writer then builds the list indexes.
+    list_indexes_due: AtomicBool,
 }
 
 /// How often a failing status view writer says so.
@@ -146,6 +151,7 @@ impl OrderStore {
         db.each_id(|id| presence.insert(&id))?;
         let mut advanced = Presence::new(count * 2);
         db.each_advanced_id(|id| advanced.insert(&id))?;
+        let list_indexes = db.has_list_indexes()?;
         Ok(Arc::new(OrderStore {
             cache: Mutex::new(Cache::new(presence, advanced)),
             cache_capacity: settings.cache_orders.max(1),
@@ -160,7 +166,9 @@ impl OrderStore {
             opened_empty,
             watchers: Watchers::default(),
             feed: Feed::new(),
-            writable: std::sync::atomic::AtomicBool::new(true),
+            writable: AtomicBool::new(true),
+            list_indexes: AtomicBool::new(list_indexes),
+            list_indexes_due: AtomicBool::new(false),
         }))
     }
 
@@ -183,6 +191,7 @@ impl OrderStore {
     pub fn reset(&self, source: &str) -> anyhow::Result<()> {
         let mut db = self.lock_db();
         db.reset(source)?;
+        self.list_indexes.store(false, Ordering::Release);
         self.committed();
         *self.lock_cache() = Cache::new(Presence::new(0), Presence::new(0));
         self.count.store(0, Ordering::Release);
@@ -497,13 +506,37 @@ impl OrderStore {
         }
     }
 
-    /// Commits the pending changes and offsets in one transaction. Blocking.
+    /// Tells the writer that the projector has read up to the end the topics had: a view
+    /// rebuilt from the topics gets its list indexes now.
+    pub fn build_list_indexes(&self) {
+        if !self.list_indexes.load(Ordering::Acquire) {
+            self.list_indexes_due.store(true, Ordering::Release);
+            self.flush_soon.notify_one();
+        }
+    }
+
+    /// Commits the pending changes and offsets in one transaction (and builds the list
+    /// indexes when they are due). Blocking.
     pub fn flush(&self) -> anyhow::Result<usize> {
         let result = self.write_pending();
         self.pending
             .store(self.lock_cache().dirty.len(), Ordering::Release);
         self.flushed.notify_waiters();
-        result
+        let result = result?;
+        if self.list_indexes_due.load(Ordering::Acquire) && !self.list_indexes.load(Ordering::Acquire) {
+            let started = std::time::Instant::now();
+            let built = self.lock_db().create_list_indexes();
+            self.committed();
+            built.context("building the status view's list indexes")?;
+            self.list_indexes.store(true, Ordering::Release);
+            self.list_indexes_due.store(false, Ordering::Release);
+            tracing::info!(
+                orders = self.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "status view list indexes built"
+            );
+        }
+        Ok(result)
     }
 
     fn write_pending(&self) -> anyhow::Result<usize> {

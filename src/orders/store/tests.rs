@@ -139,6 +139,8 @@ fn a_change_to_an_order_only_on_disk_keeps_its_history_and_its_cancel_request() 
     );
 }
 
+/// A new store (rebuilt from the topics) has no list indexes until the projector has caught
+/// up; lists answer the same without them and with them, and a reset drops them again.
 #[test]
 fn lists_newest_first_with_a_cursor_filters_and_a_time_range() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,6 +152,26 @@ fn lists_newest_first_with_a_cursor_filters_and_a_time_range() {
         store.insert_unknown(o.clone(), Origin::Topic);
     }
     store.apply(completed(&orders[1]), Origin::Topic);
+    let indexed = |store: &OrderStore| store.lock_db().has_list_indexes().unwrap();
+    assert!(!indexed(&store), "a new store is rebuilt without them");
+    assert_lists(&store, &orders);
+    store.flush().unwrap();
+    assert!(!indexed(&store), "built only once the projector has caught up");
+    store.build_list_indexes();
+    store.flush().unwrap();
+    assert!(indexed(&store));
+    assert_lists(&store, &orders);
+    drop(store);
+    let store = OrderStore::open(&settings(&dir, 2)).unwrap();
+    assert!(indexed(&store), "kept on disk");
+    store.reset("other").unwrap();
+    assert!(!indexed(&store), "a rebuild drops them");
+    store.build_list_indexes();
+    store.flush().unwrap();
+    assert!(indexed(&store));
+}
+
+fn assert_lists(store: &OrderStore, orders: &[Order]) {
     let ids = |page: &[OrderSnapshot]| page.iter().map(|s| s.order.order_id).collect::<Vec<_>>();
     let (page, next) = store
         .list(&ListQuery {
