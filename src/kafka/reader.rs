@@ -29,6 +29,10 @@ pub fn longer_idle_wait(current: Duration, caught_up: bool) -> Duration {
     }
 }
 
+/// `fetch.queue.backoff.ms` of a reader with a read-ahead bound: how long a partition whose
+/// read-ahead is full waits before it is fetched again.
+const READ_AHEAD_BACKOFF_MS: u64 = 10;
+
 /// A group-less reader's own settings, on top of the client's.
 #[derive(Debug, Clone, Default)]
 pub struct ReaderOptions {
@@ -72,6 +76,10 @@ impl ClientSettings {
             overrides.push(("queued.max.messages.kbytes", kib.to_string()));
             let min = options.min_messages.unwrap_or(10_000);
             overrides.push(("queued.min.messages", min.to_string()));
+            // When the read-ahead is full, librdkafka postpones a partition's next fetch by
+            // this much (1 s unless set): longer than a small read-ahead lasts, so a reader
+            // catching up would sit idle with records waiting on the broker.
+            overrides.push(("fetch.queue.backoff.ms", READ_AHEAD_BACKOFF_MS.to_string()));
         }
         if let Some(reset) = options.offset_reset {
             overrides.push(("auto.offset.reset", reset.to_string()));
@@ -120,11 +128,13 @@ mod tests {
         assert_eq!(one.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(one.get("fetch.wait.max.ms"), Some("50"));
         assert_eq!(one.get("queued.max.messages.kbytes"), Some("8192"));
+        assert_eq!(one.get("fetch.queue.backoff.ms"), Some("10"));
         assert_eq!(one.get("auto.offset.reset"), Some("error"));
         let group = one.get("group.id").unwrap();
         assert!(group.starts_with("orderflow-view-"), "{group}");
         assert_ne!(Some(group), two.get("group.id"));
         let plain = client.reader_config("browse", &ReaderOptions::default());
         assert_eq!(plain.get("fetch.wait.max.ms"), None);
+        assert_eq!(plain.get("fetch.queue.backoff.ms"), None);
     }
 }
