@@ -167,12 +167,26 @@ impl Projector {
             self.resume_or_rebuild(&cluster, &marks, &targets)?;
             self.resumed.store(true, Ordering::Release);
         }
+        // A view read from the start begins at each partition's first offset as just read
+        // (librdkafka asking for the beginning itself took 0.5-0.6 s before the first
+        // record on Tansu). Should retention move past it meanwhile, the reset error below
+        // starts the rebuild again, which costs nothing then; a view resumed from its store
+        // reads a partition it has no offset for from the beginning.
+        let from_start = self
+            .positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
         reader::assign(
             &*consumer,
             targets.keys().map(|(topic, partition)| {
+                let first = marks
+                    .get(&(topic.clone(), *partition))
+                    .filter(|_| from_start)
+                    .map_or(Offset::Beginning, |&(low, _)| Offset::Offset(low));
                 let start = self
                     .position(topic, *partition)
-                    .map_or(Offset::Beginning, Offset::Offset);
+                    .map_or(first, Offset::Offset);
                 (topic.as_str(), *partition, start)
             }),
         )?;
