@@ -20,6 +20,7 @@ pub mod config;
 pub mod http;
 pub mod input;
 pub mod kafka;
+pub mod memory;
 pub mod metrics;
 pub mod orders;
 pub mod schemas;

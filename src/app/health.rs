@@ -62,6 +62,9 @@ async fn ready(State(state): State<AppState>) -> Response {
         Ok(missing) if missing.is_empty() && !state.projector.is_caught_up() => {
             not_ready("status view catching up")
         }
+        Ok(missing) if missing.is_empty() && !state.store.has_list_indexes() => {
+            not_ready("status view building its list indexes")
+        }
         Ok(missing)
             if missing.is_empty()
                 && !(state.clusters.is_caught_up()

@@ -128,18 +128,14 @@ const RELEASE_FREED_MEMORY_EVERY: Duration = Duration::from_secs(10);
 /// Hands back to the operating system, every few seconds, what librdkafka and SQLite freed.
 /// They allocate through glibc's malloc (the Rust code uses mimalloc), whose per-thread
 /// arenas keep freed memory: after a 120,000-order backlog the processing instance held
-/// 320 MiB, of which `malloc_trim` returned 162 MiB (docs/benchmarks.md). A no-op on
-/// other C libraries.
+/// 320 MiB, of which `malloc_trim` returned 162 MiB (docs/benchmarks.md).
 async fn release_freed_memory(shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(RELEASE_FREED_MEMORY_EVERY) => {}
         }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only releases free pages of glibc's own heaps; it has no
-        // preconditions and is safe to call from any thread at any time.
-        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        let _ = tokio::task::spawn_blocking(crate::memory::release_freed).await;
     }
 }
 

@@ -515,6 +515,11 @@ impl OrderStore {
         }
     }
 
+    /// Whether the list indexes are built (readiness waits for them after a rebuild).
+    pub fn has_list_indexes(&self) -> bool {
+        self.list_indexes.load(Ordering::Acquire)
+    }
+
     /// Commits the pending changes and offsets in one transaction (and builds the list
     /// indexes when they are due). Blocking.
     pub fn flush(&self) -> anyhow::Result<usize> {
@@ -530,6 +535,9 @@ impl OrderStore {
             built.context("building the status view's list indexes")?;
             self.list_indexes.store(true, Ordering::Release);
             self.list_indexes_due.store(false, Ordering::Release);
+            // The end of a rebuild: what it allocated on the way (librdkafka's read-ahead,
+            // SQLite's sorter) goes back now rather than at the next periodic release.
+            crate::memory::release_freed();
             tracing::info!(
                 orders = self.len(),
                 seconds = started.elapsed().as_secs_f64(),
