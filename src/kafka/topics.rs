@@ -146,11 +146,12 @@ pub async fn watermarks(
             }
         };
         let (lows, highs) = (at(Offset::Beginning)?, at(Offset::End)?);
-        let offset_of = |list: &TopicPartitionList, topic: &str, partition: i32| {
-            match list.find_partition(topic, partition).map(|e| e.offset()) {
-                Some(Offset::Offset(offset)) => Ok(offset),
-                _ => Err(KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition)),
-            }
+        let offset_of = |list: &TopicPartitionList, topic: &str, partition: i32| match list
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(offset)) => Ok(offset),
+            _ => Err(KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition)),
         };
         let partitions = ends
             .elements()

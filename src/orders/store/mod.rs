@@ -528,7 +528,9 @@ impl OrderStore {
             .store(self.lock_cache().dirty.len(), Ordering::Release);
         self.flushed.notify_waiters();
         let result = result?;
-        if self.list_indexes_due.load(Ordering::Acquire) && !self.list_indexes.load(Ordering::Acquire) {
+        if self.list_indexes_due.load(Ordering::Acquire)
+            && !self.list_indexes.load(Ordering::Acquire)
+        {
             let started = std::time::Instant::now();
             let built = self.lock_db().create_list_indexes();
             self.committed();

@@ -156,7 +156,10 @@ fn lists_newest_first_with_a_cursor_filters_and_a_time_range() {
     assert!(!indexed(&store), "a new store is rebuilt without them");
     assert_lists(&store, &orders);
     store.flush().unwrap();
-    assert!(!indexed(&store), "built only once the projector has caught up");
+    assert!(
+        !indexed(&store),
+        "built only once the projector has caught up"
+    );
     store.build_list_indexes();
     store.flush().unwrap();
     assert!(indexed(&store));
