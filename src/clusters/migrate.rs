@@ -313,6 +313,7 @@ impl Copy<'_> {
                     read_ahead_kib: Some(8192),
                     offset_reset: None,
                     min_messages: None,
+                    refill_soon: true,
                 },
             )
             .map_err(|e| Stop::Failed(format!("cannot read the source: {e}")))?;

@@ -47,6 +47,12 @@ pub struct ReaderOptions {
     /// `queued.min.messages` with a read-ahead: how many records librdkafka tries to keep
     /// queued (10,000 unless set). With partition queues both bounds apply per partition.
     pub min_messages: Option<u32>,
+    /// With a read-ahead: fetch a partition whose read-ahead was full again soon
+    /// ([`READ_AHEAD_BACKOFF_MS`]) rather than after librdkafka's 1 s, for a reader that
+    /// reads everything in order (a small read-ahead lasts far less than a second). A
+    /// reader that reads a chunk and moves on (newest first) leaves it off: there the
+    /// refetches would only read past the chunk.
+    pub refill_soon: bool,
 }
 
 impl ClientSettings {
@@ -79,7 +85,9 @@ impl ClientSettings {
             // When the read-ahead is full, librdkafka postpones a partition's next fetch by
             // this much (1 s unless set): longer than a small read-ahead lasts, so a reader
             // catching up would sit idle with records waiting on the broker.
-            overrides.push(("fetch.queue.backoff.ms", READ_AHEAD_BACKOFF_MS.to_string()));
+            if options.refill_soon {
+                overrides.push(("fetch.queue.backoff.ms", READ_AHEAD_BACKOFF_MS.to_string()));
+            }
         }
         if let Some(reset) = options.offset_reset {
             overrides.push(("auto.offset.reset", reset.to_string()));
@@ -121,6 +129,7 @@ mod tests {
             read_ahead_kib: Some(8192),
             offset_reset: Some("error"),
             min_messages: None,
+            refill_soon: true,
         };
         let one = client.reader_config("view", &options);
         let two = client.reader_config("view", &options);

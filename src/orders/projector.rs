@@ -159,6 +159,7 @@ impl Projector {
                     read_ahead_kib: Some(8192),
                     offset_reset: Some("error"),
                     min_messages: None,
+                    refill_soon: true,
                 },
             )
             .context("creating the projector consumer")?;

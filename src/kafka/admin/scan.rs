@@ -260,6 +260,7 @@ impl KafkaAdmin {
                     read_ahead_kib: Some(per_partition),
                     offset_reset: Some("earliest"),
                     min_messages: Some(1_000),
+                    refill_soon: request.direction == Direction::Forward,
                 },
             )?;
             let reader = Arc::new(reader);
