@@ -376,7 +376,14 @@ impl Projector {
             .key()
             .and_then(|key| std::str::from_utf8(key).ok())
             .and_then(|key| Uuid::parse_str(key).ok());
-        let known = id.and_then(|id| self.store.known(&id).map(|known| (id, known)));
+        let known = id.and_then(|id| {
+            let known = if message.topic() == self.status_topic {
+                self.store.known_for_status(&id)
+            } else {
+                self.store.known(&id)
+            };
+            known.map(|known| (id, known))
+        });
         // Whether the record needs nothing more: the view holds the order, stored or
         // waiting for the writer, or as a local change now committed. False when the cache
         // dropped the order since `known` looked: the record is then applied like any other.

@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::Origin;
 use super::presence::Presence;
+use super::{Origin, Summary};
 use crate::orders::status::{OrderSnapshot, OrderStatus};
 
 /// How many times the cache's capacity local changes may hold it (see [`Cache::evict`]).
 const LOCAL_HELD: usize = 3;
+/// How many times the cache's capacity of dropped local changes are remembered (a summary
+/// each, a few dozen bytes; see [`Cache::dropped`]).
+const DROPPED_HELD: usize = 4;
 
 /// A cached order.
 pub(super) struct Slot {
@@ -40,6 +43,11 @@ pub(super) struct Cache {
     pub(super) fifo: VecDeque<Uuid>,
     /// Orders changed since the last commit (each once).
     pub(super) dirty: Vec<Uuid>,
+    /// Local changes dropped while crowded before their record came back, by order: where
+    /// each left the order. The projector applies the record over it instead of reading
+    /// the store (the order is held: it was changed here, and counted then). Forgotten
+    /// when the order is put again; bounded (beyond it, the store is read as before).
+    pub(super) dropped: HashMap<Uuid, Summary>,
     /// Next offsets the projector has applied, to commit with the rows.
     pub(super) positions: HashMap<(String, i32), i64>,
     pub(super) positions_changed: bool,
@@ -53,6 +61,7 @@ impl Cache {
             presence,
             advanced,
             fifo: VecDeque::new(),
+            dropped: HashMap::new(),
             dirty: Vec::new(),
             positions: HashMap::new(),
             positions_changed: false,
@@ -71,6 +80,7 @@ impl Cache {
         if !placed_only(&snapshot) {
             self.advanced.insert(&snapshot.order.order_id);
         }
+        self.dropped.remove(&snapshot.order.order_id);
         let snapshot = Arc::new(snapshot);
         self.next_version += 1;
         let version = self.next_version;
@@ -144,7 +154,12 @@ impl Cache {
                     break;
                 }
                 Some(_) => {
-                    self.slots.remove(&id);
+                    if let Some(slot) = self.slots.remove(&id)
+                        && !slot.stored
+                        && self.dropped.len() < capacity.saturating_mul(DROPPED_HELD)
+                    {
+                        self.dropped.insert(id, Summary::of(&slot.snapshot));
+                    }
                 }
                 None => {}
             }

@@ -271,6 +271,16 @@ impl OrderStore {
         self.look(id, false)
     }
 
+    /// [`OrderStore::known`] for the projector's status records: a local change the cache
+    /// had to drop before its record came back is answered from what it left (as not yet
+    /// committed, so the record is applied over it) instead of reading the store.
+    pub fn known_for_status(&self, id: &Uuid) -> Option<(Summary, bool)> {
+        if let Some(summary) = self.lock_cache().dropped.get(id) {
+            return Some((*summary, true));
+        }
+        self.look(id, false)
+    }
+
     /// The cache's answer, else the store's. An order the filter of orders that moved on
     /// has never seen is, if held, exactly as placed: when `applied` it is held (no read),
     /// otherwise only whether it is held is read (from the id's index alone).

@@ -434,3 +434,58 @@ fn an_applied_order_is_placed_only_when_nothing_moved_it_on_before_or_after_a_re
     let store = OrderStore::open(&settings(&dir, 1)).unwrap();
     check(&store);
 }
+
+/// The processor ran ahead of the view: its local final changes were more than the cache
+/// keeps, so some went before their records came back. Each such record is applied over
+/// what the dropped change left, not over the store's older row: the order stays counted
+/// once, and its changes reach the live feed once.
+#[test]
+fn a_status_record_of_a_dropped_local_change_is_applied_over_what_it_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 2)).unwrap();
+    let orders: Vec<Order> = (0..10).map(|i| order(i, "c")).collect();
+    for o in &orders {
+        store.insert_unknown(o.clone(), Origin::Topic);
+    }
+    store.flush().unwrap();
+    let feed = store.feed_position();
+    for o in &orders {
+        store.apply_over(completed(o), None, Origin::Local, Some(Summary::PLACED));
+    }
+    assert_eq!(
+        store.feed_position(),
+        feed + 20,
+        "PROCESSING and COMPLETED of each"
+    );
+    let dropped: Vec<&Order> = orders
+        .iter()
+        .filter(|o| store.lock_cache().dropped.contains_key(&o.order_id))
+        .collect();
+    assert!(!dropped.is_empty(), "a crowded cache drops local changes");
+    let first = dropped[0];
+    let (summary, uncommitted) = store.known_for_status(&first.order_id).unwrap();
+    assert_eq!(summary.status, OrderStatus::Completed);
+    assert!(uncommitted, "the record must still be applied");
+    assert!(!store.commit_local(&first.order_id));
+    // The store itself still has the placed row.
+    assert_eq!(
+        store.known(&first.order_id).map(|(s, _)| s.status),
+        Some(OrderStatus::Pending)
+    );
+    // The projector applies the record over what `known_for_status` gave.
+    store.apply_over(completed(first), None, Origin::Topic, Some(summary));
+    assert_eq!(
+        store.feed_position(),
+        feed + 20,
+        "no change published twice"
+    );
+    assert_eq!(store.len(), 10, "counted once");
+    assert!(!store.lock_cache().dropped.contains_key(&first.order_id));
+    store.flush().unwrap();
+    drop(store);
+    let store = OrderStore::open(&settings(&dir, 2)).unwrap();
+    assert_eq!(
+        store.get(&first.order_id).map(|s| s.status),
+        Some(OrderStatus::Completed)
+    );
+}
