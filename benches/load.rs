@@ -169,13 +169,19 @@ const FETCH_WAIT_VAR: &str = "ORDERFLOW__PROCESSING__FETCH_WAIT_MAX_MS";
 /// The fetch wait the services run with here (see [`spawn_service_with`]).
 const TANSU_FETCH_WAIT_MS: u64 = 50;
 
-/// A child process killed when dropped.
-struct Guard(Child);
+/// A child process killed when dropped, and the status view file it was given, removed
+/// then (a processing instance's is hundreds of MiB; a sitting of runs filled the disk).
+struct Guard(Child, Option<std::path::PathBuf>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(view) = &self.1 {
+            for suffix in ["", "-wal", "-shm", ".lock"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", view.display()));
+            }
+        }
     }
 }
 
@@ -369,7 +375,10 @@ fn spawn_service_with(
     let view = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("bench-views")
         .join(format!("{}.db", uuid::Uuid::new_v4().simple()));
-    command.env("ORDERFLOW__STATUS_VIEW__PATH", view);
+    command.env("ORDERFLOW__STATUS_VIEW__PATH", &view);
+    let own_view = !extra_env
+        .iter()
+        .any(|(name, _)| *name == "ORDERFLOW__STATUS_VIEW__PATH");
     // Tansu holds every fetch for its full wait, even once records arrive: the services wait
     // 50 ms here (as the tests do), not the shipped 500 (an environment setting wins).
     if std::env::var_os(FETCH_WAIT_VAR).is_none() {
@@ -411,7 +420,7 @@ fn spawn_service_with(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start orderflow");
-    Guard(child)
+    Guard(child, own_view.then_some(view))
 }
 
 /// Waits until the service at `base` is ready (a first start builds its topics and joins
