@@ -44,7 +44,8 @@ fn template() -> Order {
 /// The two records of order `i`: its `order_placed` record and its final status snapshot.
 fn records(template: &Order, i: usize) -> (String, Vec<u8>, Vec<u8>) {
     let mut order = template.clone();
-    order.order_id = uuid::Uuid::new_v4();
+    // As the service assigns them when a client gives none (time-ordered, UUID v7).
+    order.order_id = uuid::Uuid::now_v7();
     order.customer_id = format!("customer-{}", i % CUSTOMERS);
     // One order a second, ending now: a time range of an hour holds 3,600.
     order.accepted_at = Utc.timestamp_opt(1_760_000_000 + i as i64, 0).unwrap();

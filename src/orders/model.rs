@@ -41,7 +41,8 @@ impl OrderRules {
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
-    /// Client-chosen id; the server assigns a UUID v4 when it is absent.
+    /// Client-chosen id. Absent, the server assigns one: derived from the `Idempotency-Key`
+    /// when there is one (UUID v5), otherwise time-ordered (UUID v7).
     pub order_id: Option<Uuid>,
     /// The ordering customer: 1 to 64 characters, no control or bidirectional-override
     /// characters.
@@ -212,7 +213,8 @@ impl OrderRequest {
             return Err(errors);
         }
         Ok(Order {
-            order_id: self.order_id.unwrap_or_else(Uuid::new_v4),
+            // Time-ordered: a new order's row goes at the end of the view's id index.
+            order_id: self.order_id.unwrap_or_else(Uuid::now_v7),
             customer_id: self.customer_id,
             currency: currency.expect("no errors means the currency parsed"),
             items: lines,
