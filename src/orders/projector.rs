@@ -12,13 +12,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use rdkafka::Offset;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -41,6 +41,27 @@ const PLACED_PREFIX: &[u8] = br#"{"type":"order_placed","#;
 
 /// Longest wait for the view to catch up after a rebalance.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long records applied to the view may wait before whoever waits for it hears of them
+/// (and the read's progress is taken stock of): telling them of every record cost more than
+/// the records.
+const PROGRESS_EVERY: Duration = Duration::from_millis(5);
+
+/// Where one read of the topics stands.
+struct ReadState<'a> {
+    started: Instant,
+    last_report: Instant,
+    /// Where the topics ended when this read began.
+    start_targets: &'a HashMap<(String, i32), i64>,
+    /// Whether this read has reached them (a rebuild under the running service starts a
+    /// new read).
+    reached_start_ends: bool,
+    /// The `orders` partitions, while paused for the status topic to be read first.
+    orders_paused: Option<TopicPartitionList>,
+    /// Whether records were applied since whoever waits for the view last heard.
+    unsent: bool,
+    last_sent: Instant,
+}
 
 /// Reads the topics into the store and reports its progress.
 pub struct Projector {
@@ -263,37 +284,20 @@ impl Projector {
         start_targets: &HashMap<(String, i32), i64>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let started = std::time::Instant::now();
-        let mut last_report = started;
         let mut idle_wait = reader::IDLE_WAIT_FIRST;
-        // Whether this read has reached where the topics ended when it began (a rebuild
-        // under the running service starts a new read).
-        let mut reached_start_ends = false;
+        let now = Instant::now();
+        let mut read = ReadState {
+            started: now,
+            last_report: now,
+            start_targets,
+            reached_start_ends: false,
+            orders_paused: self.pause_orders_until_status_read(consumer, start_targets),
+            unsent: true,
+            last_sent: now,
+        };
         loop {
-            if !reached_start_ends && self.remaining(start_targets) == 0 {
-                reached_start_ends = true;
-                self.store.build_list_indexes();
-            }
-            if !self.is_caught_up() {
-                let remaining = self.remaining(start_targets);
-                self.metrics.view_catch_up_remaining.set(remaining);
-                if remaining == 0 {
-                    tracing::info!(
-                        orders = self.store.len(),
-                        records_read = self.metrics.view_records_read.get(),
-                        seconds = started.elapsed().as_secs_f64(),
-                        "status view caught up"
-                    );
-                    self.caught_up.store(true, Ordering::Release);
-                } else if last_report.elapsed() >= Duration::from_secs(5) {
-                    last_report = std::time::Instant::now();
-                    tracing::info!(
-                        records_read = self.metrics.view_records_read.get(),
-                        records_remaining = remaining,
-                        orders = self.store.len(),
-                        "status view catching up"
-                    );
-                }
+            if read.unsent && read.last_sent.elapsed() >= PROGRESS_EVERY {
+                self.take_stock(consumer, &mut read);
             }
             // The topics were lost and made again: the view's offsets are from logs that are
             // gone, even where new records have already filled the logs beyond them.
@@ -302,9 +306,15 @@ impl Projector {
             }
             // A rebuild reads faster than the store writes: wait for the writer.
             self.store.wait_for_room().await;
+            // Records applied and not yet told are told soon, whether more come or not.
+            let wait = if read.unsent {
+                PROGRESS_EVERY
+            } else {
+                idle_wait
+            };
             let message = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                received = tokio::time::timeout(idle_wait, consumer.recv()) => received,
+                received = tokio::time::timeout(wait, consumer.recv()) => received,
             };
             match message {
                 Ok(Ok(message)) => {
@@ -315,13 +325,16 @@ impl Projector {
                     if self.is_caught_up() && message.topic() == self.status_topic {
                         self.observe_lag(message.timestamp().to_millis());
                     }
-                    self.advance(message.topic(), message.partition(), message.offset() + 1);
+                    if self.advance(message.topic(), message.partition(), message.offset() + 1) {
+                        read.unsent = true;
+                    }
                 }
                 Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
                     return Err(OffsetsGone.into());
                 }
                 // librdkafka reconnects by itself; its own log says when.
                 Ok(Err(error)) => tracing::debug!(%error, "status projector read error"),
+                Err(_quiet) if read.unsent => self.take_stock(consumer, &mut read),
                 Err(_idle) => {
                     idle_wait = reader::longer_idle_wait(idle_wait, self.is_caught_up());
                     // Positions also move past records the client skips (control records),
@@ -333,8 +346,81 @@ impl Projector {
                             }
                         }
                     }
+                    self.take_stock(consumer, &mut read);
                 }
             }
+        }
+    }
+
+    /// Pauses the `orders` partitions while the status topic has records to read up to where
+    /// it ended at the start of this read: an order whose status record is read first is
+    /// written once, final, and its `order_placed` record then finds it known (read side by
+    /// side, most orders of a rebuild were written as `PENDING`, then again). The view's
+    /// answers do not depend on the order the two topics are read in.
+    fn pause_orders_until_status_read(
+        &self,
+        consumer: &StreamConsumer<ClientContext>,
+        targets: &HashMap<(String, i32), i64>,
+    ) -> Option<TopicPartitionList> {
+        if self.reached_in(&self.status_topic, targets) {
+            return None;
+        }
+        let mut orders = TopicPartitionList::new();
+        for (topic, partition) in targets.keys().filter(|(t, _)| *t == self.orders_topic) {
+            orders.add_partition(topic, *partition);
+        }
+        match consumer.pause(&orders) {
+            Ok(()) => Some(orders),
+            Err(error) => {
+                tracing::debug!(%error, "status view reads both topics side by side");
+                None
+            }
+        }
+    }
+
+    /// Tells whoever waits for the view how far it has read, resumes the `orders`
+    /// partitions once the status topic is read, and notes reaching the ends of the start.
+    fn take_stock(&self, consumer: &StreamConsumer<ClientContext>, read: &mut ReadState<'_>) {
+        self.notify_progress();
+        read.unsent = false;
+        read.last_sent = Instant::now();
+        if let Some(orders) = &read.orders_paused
+            && self.reached_in(&self.status_topic, read.start_targets)
+        {
+            if let Err(error) = consumer.resume(orders) {
+                tracing::warn!(%error, "status view could not resume reading the orders topic");
+                return;
+            }
+            read.orders_paused = None;
+        }
+        if read.reached_start_ends && self.is_caught_up() {
+            return;
+        }
+        let remaining = self.remaining(read.start_targets);
+        if !read.reached_start_ends && remaining == 0 {
+            read.reached_start_ends = true;
+            self.store.build_list_indexes();
+        }
+        if self.is_caught_up() {
+            return;
+        }
+        self.metrics.view_catch_up_remaining.set(remaining);
+        if remaining == 0 {
+            tracing::info!(
+                orders = self.store.len(),
+                records_read = self.metrics.view_records_read.get(),
+                seconds = read.started.elapsed().as_secs_f64(),
+                "status view caught up"
+            );
+            self.caught_up.store(true, Ordering::Release);
+        } else if read.last_report.elapsed() >= Duration::from_secs(5) {
+            read.last_report = Instant::now();
+            tracing::info!(
+                records_read = self.metrics.view_records_read.get(),
+                records_remaining = remaining,
+                orders = self.store.len(),
+                "status view catching up"
+            );
         }
     }
 
@@ -376,21 +462,15 @@ impl Projector {
             .key()
             .and_then(|key| std::str::from_utf8(key).ok())
             .and_then(|key| Uuid::parse_str(key).ok());
-        let known = id.and_then(|id| {
-            let known = if message.topic() == self.status_topic {
-                self.store.known_for_status(&id)
-            } else {
-                self.store.known(&id)
-            };
-            known.map(|known| (id, known))
-        });
-        // Whether the record needs nothing more: the view holds the order, stored or
-        // waiting for the writer, or as a local change now committed. False when the cache
-        // dropped the order since `known` looked: the record is then applied like any other.
-        let settled = |(id, (_, uncommitted)): (Uuid, (Summary, bool))| {
-            !uncommitted || self.store.commit_local(&id)
-        };
         if message.topic() == self.status_topic {
+            let known = id.and_then(|id| self.store.known_for_status(&id).map(|k| (id, k)));
+            // Whether the record needs nothing more: the view holds the order final, stored
+            // or waiting for the writer, or as a local change now committed. False when the
+            // cache dropped the order since `known` looked: the record is then applied like
+            // any other.
+            let settled = |(id, (_, uncommitted)): (Uuid, (Summary, bool))| {
+                !uncommitted || self.store.commit_local(&id)
+            };
             if let Some(known) = known.filter(|(_, (summary, _))| summary.status.is_final())
                 && settled(known)
             {
@@ -413,16 +493,22 @@ impl Projector {
                 Err(error) => tracing::warn!(%error, "undecodable status record skipped"),
             }
         } else {
+            // An `order_placed` record needs nothing more when the view holds its order at
+            // all (whatever its status), stored or waiting for the writer, or as a local
+            // change now committed; asked only of those (a look has a side effect).
+            let settled = |id: &Uuid| match self.store.held(id) {
+                Some(uncommitted) => !uncommitted || self.store.commit_local(id),
+                None => false,
+            };
             // The service writes the tag first; anything else is decoded in full below.
-            if let Some(known) = known.filter(|_| payload.starts_with(PLACED_PREFIX))
-                && settled(known)
-            {
+            let placed = payload.starts_with(PLACED_PREFIX);
+            if placed && id.as_ref().is_some_and(settled) {
                 return;
             }
             // Undecodable order records are the processor's to dead-letter.
             match serde_json::from_slice::<OrderEvent>(payload) {
                 Ok(OrderEvent::OrderPlaced { order }) => {
-                    if !known.is_some_and(settled) {
+                    if placed || !id.as_ref().is_some_and(settled) {
                         self.store.insert_unknown(order, Origin::Topic);
                     }
                 }
@@ -451,15 +537,29 @@ impl Projector {
             .observe(seconds);
     }
 
-    fn advance(&self, topic: &str, partition: i32, next: i64) {
+    /// Moves a partition's position to `next`; true when it moved. Whoever waits for the
+    /// view hears of it from [`Projector::notify_progress`].
+    fn advance(&self, topic: &str, partition: i32, next: i64) -> bool {
         let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = positions.entry((topic.to_string(), partition)).or_insert(0);
-        if next > *entry {
-            *entry = next;
-            drop(positions);
-            self.store.set_position(topic, partition, next);
-            self.progress.send_modify(|v| *v = v.wrapping_add(1));
+        // A walk over a few entries: no key made per record.
+        match positions
+            .iter_mut()
+            .find(|((t, p), _)| *p == partition && t == topic)
+        {
+            Some((_, position)) if next <= *position => return false,
+            Some((_, position)) => *position = next,
+            None => {
+                positions.insert((topic.to_string(), partition), next);
+            }
         }
+        drop(positions);
+        self.store.set_position(topic, partition, next);
+        true
+    }
+
+    /// Wakes whoever waits for the view to reach an offset ([`Projector::catch_up`]).
+    fn notify_progress(&self) {
+        self.progress.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Whether the view has applied the record at `offset` of `topic`'s `partition`.
@@ -493,6 +593,15 @@ impl Projector {
         let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
         targets
             .iter()
+            .all(|(tp, &end)| end <= 0 || positions.get(tp).is_some_and(|&p| p >= end))
+    }
+
+    /// [`Projector::reached`] for the partitions of one topic.
+    fn reached_in(&self, topic: &str, targets: &HashMap<(String, i32), i64>) -> bool {
+        let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        targets
+            .iter()
+            .filter(|((t, _), _)| t == topic)
             .all(|(tp, &end)| end <= 0 || positions.get(tp).is_some_and(|&p| p >= end))
     }
 

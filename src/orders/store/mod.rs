@@ -202,7 +202,17 @@ impl OrderStore {
     /// with the next batch of rows.
     pub fn set_position(&self, topic: &str, partition: i32, next: i64) {
         let mut cache = self.lock_cache();
-        cache.positions.insert((topic.to_string(), partition), next);
+        // A walk over a few entries: no key made per record.
+        match cache
+            .positions
+            .iter_mut()
+            .find(|((t, p), _)| *p == partition && t == topic)
+        {
+            Some((_, position)) => *position = next,
+            None => {
+                cache.positions.insert((topic.to_string(), partition), next);
+            }
+        }
         cache.positions_changed = true;
     }
 
@@ -279,6 +289,18 @@ impl OrderStore {
             return Some((*summary, true));
         }
         self.look(id, false)
+    }
+
+    /// Whether the view holds the order at all, and if so whether as a local change not yet
+    /// committed (what the projector needs of an `order_placed` record): past the cache, only
+    /// the id's index is read, never the row.
+    pub fn held(&self, id: &Uuid) -> Option<bool> {
+        match self.lock_cache().cached(id) {
+            Cached::Here(slot) => return Some(!slot.dirty && !slot.stored),
+            Cached::NotHeld => return None,
+            Cached::MaybeStored => {}
+        }
+        self.read(|conn| Reads::holds(conn, id)).map(|()| false)
     }
 
     /// The cache's answer, else the store's. An order the filter of orders that moved on

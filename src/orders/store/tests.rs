@@ -489,3 +489,27 @@ fn a_status_record_of_a_dropped_local_change_is_applied_over_what_it_left() {
         Some(OrderStatus::Completed)
     );
 }
+
+/// What the projector asks of an `order_placed` record: whether the view holds the order at
+/// all (any status) and whether as an uncommitted local change, from the cache or, past it,
+/// from the id's index.
+#[test]
+fn held_tells_a_held_order_of_any_status_and_an_uncommitted_local_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 1)).unwrap();
+    let (final_one, placed, unknown) = (order(0, "c"), order(1, "c"), order(2, "c"));
+    store.apply(completed(&final_one), Origin::Topic);
+    store.insert_unknown(placed.clone(), Origin::Topic);
+    store.flush().unwrap();
+    assert!(
+        !store.lock_cache().slots.contains_key(&final_one.order_id),
+        "the final order is past the cache (capacity 1)"
+    );
+    assert_eq!(store.held(&final_one.order_id), Some(false));
+    assert_eq!(store.held(&placed.order_id), Some(false));
+    assert_eq!(store.held(&unknown.order_id), None);
+    store.insert_pending(unknown.clone());
+    assert_eq!(store.held(&unknown.order_id), Some(true), "a local change");
+    store.commit_local(&unknown.order_id);
+    assert_eq!(store.held(&unknown.order_id), Some(false));
+}
