@@ -673,6 +673,10 @@ impl OrderStore {
                 () = tokio::time::sleep(wait) => false,
                 () = self.flush_soon.notified(), if !failing => false,
             };
+            // An idle view has nothing to write: no trip to the blocking pool for it.
+            if !stop && !failing && !self.has_writes() {
+                continue;
+            }
             let store = self.clone();
             let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
                 Ok(Ok(_)) => Ok(()),
@@ -702,6 +706,16 @@ impl OrderStore {
                 return;
             }
         }
+    }
+
+    /// Whether [`OrderStore::flush`] has anything to do: changes or offsets to write, or
+    /// the list indexes to build.
+    fn has_writes(&self) -> bool {
+        let cache = self.lock_cache();
+        !cache.dirty.is_empty()
+            || cache.positions_changed
+            || (self.list_indexes_due.load(Ordering::Acquire)
+                && !self.list_indexes.load(Ordering::Acquire))
     }
 
     /// Whether the last write of the view to its disk succeeded.

@@ -513,3 +513,27 @@ fn held_tells_a_held_order_of_any_status_and_an_uncommitted_local_change() {
     store.commit_local(&unknown.order_id);
     assert_eq!(store.held(&unknown.order_id), Some(false));
 }
+
+/// An idle view's writer has nothing to do; a change, an offset or due indexes give it work.
+#[test]
+fn the_writer_has_work_only_when_something_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+    store.flush().unwrap();
+    assert!(!store.has_writes());
+    store.set_position("orders", 0, 1);
+    assert!(store.has_writes(), "an offset to write");
+    store.flush().unwrap();
+    assert!(!store.has_writes());
+    store.insert_unknown(order(0, "c"), Origin::Topic);
+    assert!(store.has_writes(), "a row to write");
+    store.flush().unwrap();
+    assert!(!store.has_writes());
+    let mine = order(1, "c");
+    store.insert_pending(mine.clone());
+    assert!(!store.has_writes(), "a local change waits for its record");
+    store.commit_local(&mine.order_id);
+    assert!(store.has_writes());
+    store.flush().unwrap();
+    assert!(!store.has_writes());
+}
