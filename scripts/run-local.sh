@@ -88,7 +88,7 @@ echo "tansu listening on 127.0.0.1:$BROKER_PORT (log: $DATA_DIR/tansu.log)" >&2
 
 export ORDERFLOW__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
 # Tansu holds every fetch for its full wait even once records arrive (Kafka answers at
-# once), so the shipped 500 ms would add half a second to each order here.
+# once), so the shipped 2,000 ms would add two seconds to each order here.
 export ORDERFLOW__PROCESSING__FETCH_WAIT_MAX_MS="${ORDERFLOW__PROCESSING__FETCH_WAIT_MAX_MS:-50}"
 # Tansu runs one broker; the defaults already use replication factor 1.
 ./target/release/orderflow &
