@@ -480,7 +480,7 @@ async fn local_brokers_are_bounded() {
     let data = tempfile::tempdir().unwrap();
     settings.local_broker.command = tansu_bin().display().to_string();
     settings.local_broker.data_dir = data.path().display().to_string();
-    settings.local_broker.cluster_port_min = free_port();
+    settings.local_broker.cluster_port_min = free_port_pair();
     settings.local_broker.cluster_port_max = settings.local_broker.cluster_port_min + 1;
     settings.local_broker.max_clusters = 1;
     let app = TestApp::spawn(settings).await;

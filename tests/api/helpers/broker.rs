@@ -142,6 +142,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Two consecutive ports free now (a range for local clusters): a port next to a free one
+/// may be another test's broker.
+pub fn free_port_pair() -> u16 {
+    loop {
+        let first = StdListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && StdListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
 impl TestBroker {
     fn new(port: u16, engine: Engine, storage: tempfile::TempDir, proxy: Option<Proxy>) -> Self {
         TestBroker {
