@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use rdkafka::Offset;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -47,6 +47,15 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
 /// the records.
 const PROGRESS_EVERY: Duration = Duration::from_millis(5);
 
+/// What a read of the topics is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The status topic alone, up to where it ended at the start of the read.
+    StatusFirst,
+    /// Both topics, for as long as the service runs.
+    Both,
+}
+
 /// Where one read of the topics stands.
 struct ReadState<'a> {
     started: Instant,
@@ -56,8 +65,10 @@ struct ReadState<'a> {
     /// Whether this read has reached them (a rebuild under the running service starts a
     /// new read).
     reached_start_ends: bool,
-    /// The `orders` partitions, while paused for the status topic to be read first.
-    orders_paused: Option<TopicPartitionList>,
+    /// What this read is of.
+    phase: Phase,
+    /// A [`Phase::StatusFirst`] read has reached where the status topic ended.
+    status_read: bool,
     /// Whether records were applied since whoever waits for the view last heard.
     unsent: bool,
     last_sent: Instant,
@@ -169,6 +180,58 @@ impl Projector {
     async fn read(self: Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let (marks, cluster) = self.watermarks().await?;
         let targets = ends(&marks);
+        if !self.resumed.load(Ordering::Acquire) {
+            self.resume_or_rebuild(&cluster, &marks, &targets)?;
+            self.resumed.store(true, Ordering::Release);
+        }
+        // A view read from the start begins at each partition's first offset as just read
+        // (librdkafka asking for the beginning itself took 0.5-0.6 s before the first
+        // record on Tansu). Should retention move past it meanwhile, the reset error below
+        // starts the rebuild again, which costs nothing then; a view resumed from its store
+        // reads a partition it has no offset for from the beginning.
+        let from_start = self
+            .positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        // The status topic first, up to where it ended now: an order whose final status is
+        // read first is written once, final, and its `order_placed` record then only asks
+        // whether the order is held (read side by side, most orders of a rebuild were
+        // written as `PENDING`, then again). The view's answers do not depend on the order
+        // the two topics are read in. A reader of its own, closed when done, rather than
+        // paused `orders` partitions: a client fetches newly resumed partitions only once
+        // its fetch in flight returns, and Kafka holds that one for up to the fetch wait
+        // when the status topic has nothing more.
+        if !self.reached_in(&self.status_topic, &targets) {
+            let status = self.reader()?;
+            self.assign_starts(
+                &*status,
+                &marks,
+                &targets,
+                from_start,
+                Some(&self.status_topic),
+            )?;
+            let result = self
+                .consume(&status, &targets, shutdown, Phase::StatusFirst)
+                .await;
+            // Not awaited: its last fetch may still be waiting on the broker.
+            tokio::spawn(reader::close(status));
+            result?;
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+        }
+        let consumer = self.reader()?;
+        self.assign_starts(&*consumer, &marks, &targets, from_start, None)?;
+        let result = self
+            .consume(&consumer, &targets, shutdown, Phase::Both)
+            .await;
+        reader::close(consumer).await;
+        result
+    }
+
+    /// A group-less reader for the view.
+    fn reader(&self) -> anyhow::Result<Arc<StreamConsumer<ClientContext>>> {
         let consumer: StreamConsumer<ClientContext> = self
             .client
             .reader(
@@ -184,37 +247,36 @@ impl Projector {
                 },
             )
             .context("creating the projector consumer")?;
-        let consumer = Arc::new(consumer);
-        if !self.resumed.load(Ordering::Acquire) {
-            self.resume_or_rebuild(&cluster, &marks, &targets)?;
-            self.resumed.store(true, Ordering::Release);
-        }
-        // A view read from the start begins at each partition's first offset as just read
-        // (librdkafka asking for the beginning itself took 0.5-0.6 s before the first
-        // record on Tansu). Should retention move past it meanwhile, the reset error below
-        // starts the rebuild again, which costs nothing then; a view resumed from its store
-        // reads a partition it has no offset for from the beginning.
-        let from_start = self
-            .positions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
+        Ok(Arc::new(consumer))
+    }
+
+    /// Assigns the partitions of `targets` (of `only` that topic, if given) at the view's
+    /// positions, or where a partition starts.
+    fn assign_starts(
+        &self,
+        consumer: &StreamConsumer<ClientContext>,
+        marks: &HashMap<(String, i32), (i64, i64)>,
+        targets: &HashMap<(String, i32), i64>,
+        from_start: bool,
+        only: Option<&str>,
+    ) -> anyhow::Result<()> {
         reader::assign(
-            &*consumer,
-            targets.keys().map(|(topic, partition)| {
-                let first = marks
-                    .get(&(topic.clone(), *partition))
-                    .filter(|_| from_start)
-                    .map_or(Offset::Beginning, |&(low, _)| Offset::Offset(low));
-                let start = self
-                    .position(topic, *partition)
-                    .map_or(first, Offset::Offset);
-                (topic.as_str(), *partition, start)
-            }),
+            consumer,
+            targets
+                .keys()
+                .filter(|(topic, _)| only.is_none_or(|only| topic == only))
+                .map(|(topic, partition)| {
+                    let first = marks
+                        .get(&(topic.clone(), *partition))
+                        .filter(|_| from_start)
+                        .map_or(Offset::Beginning, |&(low, _)| Offset::Offset(low));
+                    let start = self
+                        .position(topic, *partition)
+                        .map_or(first, Offset::Offset);
+                    (topic.as_str(), *partition, start)
+                }),
         )?;
-        let result = self.consume(&consumer, &targets, shutdown).await;
-        reader::close(consumer).await;
-        result
+        Ok(())
     }
 
     /// Resumes from the store's offsets when it was written from these topics, or empties it.
@@ -283,6 +345,7 @@ impl Projector {
         consumer: &StreamConsumer<ClientContext>,
         start_targets: &HashMap<(String, i32), i64>,
         shutdown: &CancellationToken,
+        phase: Phase,
     ) -> anyhow::Result<()> {
         let mut idle_wait = reader::IDLE_WAIT_FIRST;
         let now = Instant::now();
@@ -291,13 +354,17 @@ impl Projector {
             last_report: now,
             start_targets,
             reached_start_ends: false,
-            orders_paused: self.pause_orders_until_status_read(consumer, start_targets),
+            phase,
+            status_read: false,
             unsent: true,
             last_sent: now,
         };
         loop {
             if read.unsent && read.last_sent.elapsed() >= PROGRESS_EVERY {
-                self.take_stock(consumer, &mut read);
+                self.take_stock(&mut read);
+            }
+            if read.status_read {
+                return Ok(());
             }
             // The topics were lost and made again: the view's offsets are from logs that are
             // gone, even where new records have already filled the logs beyond them.
@@ -334,7 +401,7 @@ impl Projector {
                 }
                 // librdkafka reconnects by itself; its own log says when.
                 Ok(Err(error)) => tracing::debug!(%error, "status projector read error"),
-                Err(_quiet) if read.unsent => self.take_stock(consumer, &mut read),
+                Err(_quiet) if read.unsent => self.take_stock(&mut read),
                 Err(_idle) => {
                     idle_wait = reader::longer_idle_wait(idle_wait, self.is_caught_up());
                     // Positions also move past records the client skips (control records),
@@ -346,52 +413,22 @@ impl Projector {
                             }
                         }
                     }
-                    self.take_stock(consumer, &mut read);
+                    self.take_stock(&mut read);
                 }
             }
         }
     }
 
-    /// Pauses the `orders` partitions while the status topic has records to read up to where
-    /// it ended at the start of this read: an order whose status record is read first is
-    /// written once, final, and its `order_placed` record then finds it known (read side by
-    /// side, most orders of a rebuild were written as `PENDING`, then again). The view's
-    /// answers do not depend on the order the two topics are read in.
-    fn pause_orders_until_status_read(
-        &self,
-        consumer: &StreamConsumer<ClientContext>,
-        targets: &HashMap<(String, i32), i64>,
-    ) -> Option<TopicPartitionList> {
-        if self.reached_in(&self.status_topic, targets) {
-            return None;
-        }
-        let mut orders = TopicPartitionList::new();
-        for (topic, partition) in targets.keys().filter(|(t, _)| *t == self.orders_topic) {
-            orders.add_partition(topic, *partition);
-        }
-        match consumer.pause(&orders) {
-            Ok(()) => Some(orders),
-            Err(error) => {
-                tracing::debug!(%error, "status view reads both topics side by side");
-                None
-            }
-        }
-    }
-
-    /// Tells whoever waits for the view how far it has read, resumes the `orders`
-    /// partitions once the status topic is read, and notes reaching the ends of the start.
-    fn take_stock(&self, consumer: &StreamConsumer<ClientContext>, read: &mut ReadState<'_>) {
+    /// Tells whoever waits for the view how far it has read, and notes reaching the ends of
+    /// the start (or, reading the status topic first, of that topic).
+    fn take_stock(&self, read: &mut ReadState<'_>) {
         self.notify_progress();
         read.unsent = false;
         read.last_sent = Instant::now();
-        if let Some(orders) = &read.orders_paused
+        if read.phase == Phase::StatusFirst
             && self.reached_in(&self.status_topic, read.start_targets)
         {
-            if let Err(error) = consumer.resume(orders) {
-                tracing::warn!(%error, "status view could not resume reading the orders topic");
-                return;
-            }
-            read.orders_paused = None;
+            read.status_read = true;
         }
         if read.reached_start_ends && self.is_caught_up() {
             return;
