@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_placed_order_begins_with_its_tag() {
-        // The status view skips records it already holds by this prefix (projector.rs).
+        // The status view skips records it already holds by this prefix (projector/apply.rs).
         let request: crate::orders::OrderRequest = serde_json::from_value(json!({
             "customer_id": "c", "currency": "EUR",
             "items": [{"product_id": "p", "quantity": 1, "unit_price": "1.00"}]
