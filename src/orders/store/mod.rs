@@ -293,12 +293,20 @@ impl OrderStore {
 
     /// Whether the view holds the order at all, and if so whether as a local change not yet
     /// committed (what the projector needs of an `order_placed` record): past the cache, only
-    /// the id's index is read, never the row.
+    /// the id's index is read, never the row. A local change the cache dropped before its
+    /// record came back is held with nothing to commit: its status record, still to come, is
+    /// applied over what it left (the processor can run ahead of the view's read of `orders`).
     pub fn held(&self, id: &Uuid) -> Option<bool> {
-        match self.lock_cache().cached(id) {
-            Cached::Here(slot) => return Some(!slot.dirty && !slot.stored),
-            Cached::NotHeld => return None,
-            Cached::MaybeStored => {}
+        {
+            let cache = self.lock_cache();
+            if cache.dropped.contains_key(id) {
+                return Some(false);
+            }
+            match cache.cached(id) {
+                Cached::Here(slot) => return Some(!slot.dirty && !slot.stored),
+                Cached::NotHeld => return None,
+                Cached::MaybeStored => {}
+            }
         }
         self.read(|conn| Reads::holds(conn, id)).map(|()| false)
     }

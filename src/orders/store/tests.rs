@@ -514,6 +514,35 @@ fn held_tells_a_held_order_of_any_status_and_an_uncommitted_local_change() {
     assert_eq!(store.held(&unknown.order_id), Some(false));
 }
 
+/// The processor ran ahead of the view's read of `orders`: its local final changes were more
+/// than the cache keeps. An `order_placed` record read after its order's change was dropped
+/// finds the order held, with nothing to commit, so it is not written again as `PENDING`
+/// (nor counted twice); the status record then applies over what the change left.
+#[test]
+fn an_order_placed_after_its_dropped_local_change_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(&settings(&dir, 2)).unwrap();
+    let orders: Vec<Order> = (0..10).map(|i| order(i, "c")).collect();
+    for o in &orders {
+        store.apply_over(completed(o), None, Origin::Local, None);
+    }
+    let dropped = orders
+        .iter()
+        .find(|o| store.lock_cache().dropped.contains_key(&o.order_id))
+        .expect("a crowded cache drops local changes");
+    assert_eq!(store.held(&dropped.order_id), Some(false));
+    assert_eq!(store.len(), 10);
+    let (summary, uncommitted) = store.known_for_status(&dropped.order_id).unwrap();
+    assert!(uncommitted);
+    store.apply_over(completed(dropped), None, Origin::Topic, Some(summary));
+    assert_eq!(store.len(), 10, "counted once");
+    store.flush().unwrap();
+    assert_eq!(
+        store.get(&dropped.order_id).map(|s| s.status),
+        Some(OrderStatus::Completed)
+    );
+}
+
 /// An idle view's writer has nothing to do; a change, an offset or due indexes give it work.
 #[test]
 fn the_writer_has_work_only_when_something_waits() {
