@@ -112,10 +112,11 @@ impl Projector {
                 &ReaderOptions {
                     fetch_wait_ms: Some(self.fetch_wait_max.as_millis() as u64),
                     // The view's memory is bounded by what it holds, not by how far ahead
-                    // the client reads.
-                    read_ahead_kib: Some(8192),
+                    // the client reads: these bounds apply to each of the (by default
+                    // twelve) partitions.
+                    read_ahead_kib: Some(2048),
                     offset_reset: Some("error"),
-                    min_messages: None,
+                    min_messages: Some(2_000),
                     refill_soon: true,
                 },
             )
