@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::model::Order;
@@ -81,6 +82,30 @@ impl TryFrom<EventRecord> for OrderEvent {
     }
 }
 
+/// An `order_placed` record exactly as [`OrderEvent`] accepts one, with the order's JSON left
+/// as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlacedRecord<'a> {
+    #[serde(rename = "type")]
+    kind: EventKind,
+    #[serde(borrow)]
+    order: &'a RawValue,
+}
+
+/// The order of an `order_placed` record and the order's JSON as the record holds it (for
+/// the status view, which stores that JSON in the order's row instead of encoding the order
+/// again). `None` for every other record, including those [`OrderEvent`] refuses: decode
+/// those with serde.
+pub fn placed_order(payload: &[u8]) -> Option<(Order, &RawValue)> {
+    let record: PlacedRecord<'_> = serde_json::from_slice(payload).ok()?;
+    if !matches!(record.kind, EventKind::OrderPlaced) {
+        return None;
+    }
+    let order = serde_json::from_str(record.order.get()).ok()?;
+    Some((order, record.order))
+}
+
 impl OrderEvent {
     /// The order this event is about; also the record key.
     pub fn order_id(&self) -> Uuid {
@@ -104,9 +129,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn a_placed_order_begins_with_its_tag() {
-        // The status view skips records it already holds by this prefix (projector/apply.rs).
+    fn order() -> Order {
         let request: crate::orders::OrderRequest = serde_json::from_value(json!({
             "customer_id": "c", "currency": "EUR",
             "items": [{"product_id": "p", "quantity": 1, "unit_price": "1.00"}]
@@ -116,9 +139,46 @@ mod tests {
             max_items: 10,
             currencies: vec![],
         };
-        let order = request.parse(&rules, Utc::now()).unwrap();
-        let text = serde_json::to_string(&OrderEvent::OrderPlaced { order }).unwrap();
+        request.parse(&rules, Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn a_placed_order_begins_with_its_tag() {
+        // The status view skips records it already holds by this prefix (projector/apply.rs).
+        let text = serde_json::to_string(&OrderEvent::OrderPlaced { order: order() }).unwrap();
         assert!(text.starts_with(r#"{"type":"order_placed","#), "{text}");
+    }
+
+    #[test]
+    fn a_placed_order_is_read_with_its_json_as_written_and_nothing_else_is() {
+        let order = order();
+        let record = serde_json::to_vec(&OrderEvent::OrderPlaced {
+            order: order.clone(),
+        })
+        .unwrap();
+        let (read, json) = placed_order(&record).unwrap();
+        assert_eq!(read, order);
+        assert_eq!(json.get(), serde_json::to_string(&order).unwrap());
+        let cancel = serde_json::to_vec(&OrderEvent::CancelRequested {
+            order_id: order.order_id,
+            requested_at: Utc::now(),
+        })
+        .unwrap();
+        assert!(placed_order(&cancel).is_none());
+        // What `OrderEvent` refuses is refused here too.
+        for bad in [
+            json!({"type": "order_placed", "order": order, "extra": 1}),
+            json!({"type": "order_placed", "order": order, "order_id": order.order_id}),
+            json!({"type": "order_placed", "order": {"order_id": order.order_id}}),
+            json!({"type": "cancel_requested", "order": order}),
+        ] {
+            let bytes = serde_json::to_vec(&bad).unwrap();
+            assert!(
+                serde_json::from_slice::<OrderEvent>(&bytes).is_err(),
+                "{bad}"
+            );
+            assert!(placed_order(&bytes).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::model::Order;
 
@@ -119,6 +120,22 @@ impl OrderSnapshot {
         }
     }
 
+    /// The JSON of [`OrderSnapshot::pending`] from the order's own JSON (as an `order_placed`
+    /// record holds it): the order is not encoded again.
+    pub fn pending_json(
+        order: &RawValue,
+        accepted_at: DateTime<Utc>,
+    ) -> serde_json::Result<Vec<u8>> {
+        let order = order.get();
+        let mut json = Vec::with_capacity(order.len() + 128);
+        json.extend_from_slice(br#"{"order":"#);
+        json.extend_from_slice(order.as_bytes());
+        json.extend_from_slice(br#","status":"PENDING","history":[{"status":"PENDING","at":"#);
+        serde_json::to_writer(&mut json, &accepted_at)?;
+        json.extend_from_slice(br#"}],"cancel_requested":false}"#);
+        Ok(json)
+    }
+
     /// This snapshot moved on to `status`.
     pub fn advanced(&self, status: OrderStatus, reason: Option<String>, at: DateTime<Utc>) -> Self {
         let mut next = self.clone();
@@ -129,5 +146,31 @@ impl OrderSnapshot {
             next.cancel_requested = false;
         }
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_snapshot_made_from_the_orders_json_is_the_snapshot_encoded() {
+        let request: crate::orders::OrderRequest = serde_json::from_value(serde_json::json!({
+            "customer_id": "c", "currency": "EUR", "metadata": {"k": "v \" quoted"},
+            "items": [{"product_id": "p", "quantity": 3, "unit_price": "1.25"}]
+        }))
+        .unwrap();
+        let rules = crate::orders::OrderRules {
+            max_items: 10,
+            currencies: vec![],
+        };
+        let order = request.parse(&rules, Utc::now()).unwrap();
+        let raw = serde_json::value::to_raw_value(&order).unwrap();
+        let spliced = OrderSnapshot::pending_json(&raw, order.accepted_at).unwrap();
+        let pending = OrderSnapshot::pending(order);
+        assert_eq!(
+            String::from_utf8(spliced).unwrap(),
+            serde_json::to_string(&pending).unwrap()
+        );
     }
 }

@@ -6,7 +6,7 @@ use rdkafka::message::Message;
 use uuid::Uuid;
 
 use super::Projector;
-use crate::orders::events::OrderEvent;
+use crate::orders::events::{OrderEvent, placed_order};
 use crate::orders::status::OrderSnapshot;
 use crate::orders::store::{Origin, Summary};
 use crate::trace::TraceContext;
@@ -96,6 +96,15 @@ impl Projector {
             // The service writes the tag first; anything else is decoded in full below.
             let placed = payload.starts_with(PLACED_PREFIX);
             if placed && id.as_ref().is_some_and(settled) {
+                return;
+            }
+            // An order to hold as placed: its row's JSON is made around the order's JSON as
+            // the record holds it, without encoding the order again.
+            if placed && let Some((order, json)) = placed_order(payload) {
+                match OrderSnapshot::pending_json(json, order.accepted_at) {
+                    Ok(row) => self.store.insert_read(order, row),
+                    Err(_) => self.store.insert_unknown(order, Origin::Topic),
+                }
                 return;
             }
             // Undecodable order records are the processor's to dead-letter.

@@ -382,13 +382,24 @@ impl OrderStore {
     /// Records an order the caller has just found unknown (with [`OrderStore::known`]) as
     /// `PENDING`; the store is not read again.
     pub fn insert_unknown(&self, order: Order, origin: Origin) {
-        let id = order.order_id;
         let snapshot = OrderSnapshot::pending(order);
         // A row to write (read from the topics) is encoded here, by the projector, and not
         // by the single writer, which sets the pace of a start-up or a rebuild.
         let encoded = (origin == Origin::Topic)
-            .then(|| serde_json::to_vec(&snapshot).ok().map(Arc::new))
+            .then(|| serde_json::to_vec(&snapshot).ok())
             .flatten();
+        self.insert_new(snapshot, encoded, origin);
+    }
+
+    /// [`OrderStore::insert_unknown`] of an order read from the topics, with its `PENDING`
+    /// snapshot's JSON already made ([`OrderSnapshot::pending_json`]).
+    pub fn insert_read(&self, order: Order, encoded: Vec<u8>) {
+        self.insert_new(OrderSnapshot::pending(order), Some(encoded), Origin::Topic);
+    }
+
+    fn insert_new(&self, snapshot: OrderSnapshot, encoded: Option<Vec<u8>>, origin: Origin) {
+        let id = snapshot.order.order_id;
+        let encoded = encoded.map(Arc::new);
         let mut cache = self.lock_cache();
         if cache.slots.contains_key(&id) {
             // Written through by this instance since the caller looked: its record is the
