@@ -933,8 +933,8 @@ async fn main() {
     let processing_started = Instant::now();
     let worker = spawn_service(&bootstrap, worker_port, options.consumers, Access::Open);
     let worker_pid = worker.0.id();
-    // Readiness (the view has read the whole backlog) is not waited for: the processors
-    // start once the view has read the status topic.
+    // Timed from the process's start, not from readiness: the first final status, and when
+    // the instance became ready (the view has read the topics and built its indexes).
     let ready = tokio::spawn({
         let (client, base) = (client.clone(), worker_base.clone());
         async move {
@@ -956,7 +956,7 @@ async fn main() {
     .await;
     let done = wait_processed(&client, &worker_base, backlog as f64).await;
     let ready = ready.await.expect("readiness wait") - processing_started;
-    // After the start-up (process start, group join, the view reading the status topic
+    // After the start-up (process start, group join, the view reading the whole backlog
     // before the processors may start: see "Delivery guarantee").
     let steady_rate = (backlog as f64 - first_count) / (done - first).as_secs_f64();
     let startup = first - processing_started;

@@ -7,7 +7,7 @@
 //!
 //! It also tells how far it has read: [`Projector::is_caught_up`] (for readiness: the view
 //! has reached the end the topics had at start-up) and [`Projector::catch_up`] (for the
-//! processor after a rebalance: wait until the view reaches the status topic's current end).
+//! processor after a rebalance: wait until the view reaches the topics' current end).
 
 mod apply;
 mod read;
@@ -96,14 +96,12 @@ impl Projector {
         self.caught_up.load(Ordering::Acquire)
     }
 
-    /// Waits until the view has read everything the status topic holds now: what earlier
-    /// owners of a processor's partitions wrote. Not the `orders` topic: the processor reads
-    /// its own partitions in order itself, and what it writes goes into the view at once, so
-    /// a backlog is processed while the view reads it (and an order processed before the
-    /// view reaches its record is written once, final).
+    /// Waits until the view has read everything the topics hold now: what earlier owners of
+    /// a processor's partitions wrote, and every cancel asked so far (so an order whose
+    /// cancel was asked while it waited ends `CANCELLED`, even in a backlog, where the
+    /// processor reaches the order before its cancel record).
     pub async fn catch_up(&self) -> anyhow::Result<()> {
-        let mut targets = self.end_offsets().await?;
-        targets.retain(|(topic, _), _| *topic == self.status_topic);
+        let targets = self.end_offsets().await?;
         let mut progress = self.progress.subscribe();
         tokio::time::timeout(CATCH_UP_LIMIT, async {
             while !self.reached(&targets) {
