@@ -338,6 +338,71 @@ async fn cancel_before_processing_after_completion_and_unknown() {
     assert_eq!(response.status(), 404);
 }
 
+/// A processor reaches an order before its cancel record, so a cancel asked while the order
+/// waited is known only from the view: after its assignment the processor must wait for the
+/// view to have read `orders` too, not only the status topic, which a fresh view reads first
+/// (here it holds 30,000 other orders' final statuses, so reading it takes a while).
+#[tokio::test]
+async fn a_cancel_asked_while_its_order_waited_wins_behind_a_long_status_topic() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let broker = TestBroker::start(Engine::Memory).await;
+    let mut intake_only = test_settings(&broker);
+    intake_only.processing.consumers = 0;
+    let intake = TestApp::spawn(intake_only.clone()).await;
+
+    let template: orderflow::orders::OrderRequest = serde_json::from_value(valid_order()).unwrap();
+    let rules = orderflow::orders::OrderRules {
+        max_items: 10,
+        currencies: vec![],
+    };
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "250000")
+        .create()
+        .unwrap();
+    let records: Vec<(String, Vec<u8>)> = (0..30_000)
+        .map(|_| {
+            let mut order = template.clone().parse(&rules, chrono::Utc::now()).unwrap();
+            order.order_id = uuid::Uuid::now_v7();
+            let done = orderflow::orders::OrderSnapshot::pending(order).advanced(
+                orderflow::orders::OrderStatus::Completed,
+                None,
+                chrono::Utc::now(),
+            );
+            (
+                done.order.order_id.to_string(),
+                serde_json::to_vec(&done).unwrap(),
+            )
+        })
+        .collect();
+    let topic = &intake_only.topics.status.name;
+    let sends = records.iter().map(|(key, value)| {
+        producer.send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(60),
+        )
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent.map_err(|(e, _)| e).expect("status record written");
+    }
+
+    let id = intake.place(&valid_order()).await;
+    let response = intake
+        .client
+        .post(intake.url(&format!("/api/orders/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    let mut processing = another_instance(&intake_only);
+    processing.processing.consumers = 1;
+    let worker = TestApp::start(processing).await;
+    let view = worker.wait_status(&id, "CANCELLED").await;
+    assert_eq!(statuses(&view), ["PENDING", "CANCELLED"]);
+}
+
 #[tokio::test]
 async fn a_fresh_instance_answers_for_every_processed_order() {
     let broker = TestBroker::start(Engine::Memory).await;
