@@ -292,12 +292,7 @@ async fn cancel_before_processing_after_completion_and_unknown() {
     let intake = TestApp::spawn(intake_only.clone()).await;
 
     let id = intake.place(&valid_order()).await;
-    let response = intake
-        .client
-        .post(intake.url(&format!("/api/orders/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let response = intake.cancel(&id).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -319,22 +314,12 @@ async fn cancel_before_processing_after_completion_and_unknown() {
 
     let done = worker.place(&valid_order()).await;
     worker.wait_status(&done, "COMPLETED").await;
-    let late = worker
-        .client
-        .post(worker.url(&format!("/api/orders/{done}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let late = worker.cancel(&done).await;
     assert_eq!(late.status(), 409);
     assert_eq!(late.json::<Value>().await.unwrap()["code"], "order_final");
 
     let unknown = uuid::Uuid::new_v4();
-    let response = worker
-        .client
-        .post(worker.url(&format!("/api/orders/{unknown}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let response = worker.cancel(&unknown.to_string()).await;
     assert_eq!(response.status(), 404);
 }
 
@@ -388,12 +373,7 @@ async fn a_cancel_asked_while_its_order_waited_wins_behind_a_long_status_topic()
     }
 
     let id = intake.place(&valid_order()).await;
-    let response = intake
-        .client
-        .post(intake.url(&format!("/api/orders/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let response = intake.cancel(&id).await;
     assert_eq!(response.status(), 202);
 
     let mut processing = another_instance(&intake_only);

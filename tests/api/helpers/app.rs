@@ -151,6 +151,15 @@ impl TestApp {
         body["order_id"].as_str().unwrap().to_string()
     }
 
+    /// Asks to cancel order `id`; the answer as it came.
+    pub async fn cancel(&self, id: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/orders/{id}/cancel")))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Long-polls until the order has `status` (or another final one), for up to 30 s.
     pub async fn wait_status(&self, id: &str, status: &str) -> serde_json::Value {
         wait_status(&self.client, &self.address, id, status).await
