@@ -54,11 +54,11 @@ fn records(template: &Order, i: usize) -> (String, Vec<u8>, Vec<u8>) {
     })
     .unwrap();
     let at = order.accepted_at + chrono::Duration::milliseconds(50);
-    let processing = OrderSnapshot::pending(order).advanced(OrderStatus::Processing, None, at);
+    let processing = OrderSnapshot::pending(order).advance(OrderStatus::Processing, None, at);
     let done = if i.is_multiple_of(10) {
-        processing.advanced(OrderStatus::Failed, Some("credit limit".into()), at)
+        processing.advance(OrderStatus::Failed, Some("credit limit".into()), at)
     } else {
-        processing.advanced(OrderStatus::Completed, None, at)
+        processing.advance(OrderStatus::Completed, None, at)
     };
     let key = done.order.order_id.to_string();
     (key, placed, serde_json::to_vec(&done).unwrap())

@@ -31,6 +31,7 @@ pub enum OrderEvent {
         /// The order to cancel.
         order_id: Uuid,
         /// When the cancel was accepted.
+        #[serde(serialize_with = "crate::orders::timestamp::serialize")]
         requested_at: DateTime<Utc>,
     },
 }

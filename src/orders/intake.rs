@@ -44,6 +44,7 @@ pub struct Accepted {
     /// Offset of the `orders` record.
     pub offset: i64,
     /// When the order was accepted.
+    #[serde(serialize_with = "crate::orders::timestamp::serialize")]
     pub accepted_at: DateTime<Utc>,
 }
 

@@ -93,6 +93,7 @@ pub struct StatusEvent {
     /// Why, for `FAILED` and `CANCELLED`.
     pub reason: Option<String>,
     /// When.
+    #[serde(serialize_with = "crate::orders::timestamp::serialize")]
     pub at: DateTime<Utc>,
     /// The order's total.
     #[serde(with = "rust_decimal::serde::str")]

@@ -17,6 +17,7 @@ pub mod socket;
 mod state;
 pub mod status;
 pub mod store;
+mod timestamp;
 pub mod views;
 
 pub use currency::Currency;

@@ -150,12 +150,12 @@ impl Handler<OrderEvent> for OrderProcessor {
                         );
                         return Ok(());
                     }
-                    let cancelled = current.advanced(
+                    let seen = Some(Summary::of(&current));
+                    let cancelled = current.advance(
                         OrderStatus::Cancelled,
                         Some("cancelled by request".into()),
                         Utc::now(),
                     );
-                    let seen = Some(Summary::of(&current));
                     self.emit(cancelled, trace, started, seen).await
                 }
             }
@@ -239,7 +239,7 @@ impl OrderProcessor {
             },
         };
         if base.cancel_requested {
-            let cancelled = base.advanced(
+            let cancelled = base.advance(
                 OrderStatus::Cancelled,
                 Some("cancelled by request".into()),
                 Utc::now(),
@@ -252,11 +252,11 @@ impl OrderProcessor {
         let processing = if base.status == OrderStatus::Processing {
             base
         } else {
-            base.advanced(OrderStatus::Processing, None, Utc::now())
+            base.advance(OrderStatus::Processing, None, Utc::now())
         };
         let outcome = match self.rules.check(order) {
-            Ok(()) => processing.advanced(OrderStatus::Completed, None, Utc::now()),
-            Err(reason) => processing.advanced(OrderStatus::Failed, Some(reason), Utc::now()),
+            Ok(()) => processing.advance(OrderStatus::Completed, None, Utc::now()),
+            Err(reason) => processing.advance(OrderStatus::Failed, Some(reason), Utc::now()),
         };
         self.emit(outcome, trace, started, seen).await
     }

@@ -80,6 +80,7 @@ pub struct StatusChange {
     /// The status entered.
     pub status: OrderStatus,
     /// When it was entered.
+    #[serde(serialize_with = "crate::orders::timestamp::serialize")]
     pub at: DateTime<Utc>,
     /// Why, for `FAILED` and `CANCELLED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,21 +132,25 @@ impl OrderSnapshot {
         json.extend_from_slice(br#"{"order":"#);
         json.extend_from_slice(order.as_bytes());
         json.extend_from_slice(br#","status":"PENDING","history":[{"status":"PENDING","at":"#);
-        serde_json::to_writer(&mut json, &accepted_at)?;
+        super::timestamp::write_json(&accepted_at, &mut json);
         json.extend_from_slice(br#"}],"cancel_requested":false}"#);
         Ok(json)
     }
 
     /// This snapshot moved on to `status`.
-    pub fn advanced(&self, status: OrderStatus, reason: Option<String>, at: DateTime<Utc>) -> Self {
-        let mut next = self.clone();
-        next.status = status;
-        next.reason = reason.clone();
-        next.history.push(StatusChange { status, at, reason });
+    pub fn advance(
+        mut self,
+        status: OrderStatus,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        self.status = status;
+        self.reason = reason.clone();
+        self.history.push(StatusChange { status, at, reason });
         if status.is_final() {
-            next.cancel_requested = false;
+            self.cancel_requested = false;
         }
-        next
+        self
     }
 }
 

@@ -350,7 +350,7 @@ async fn a_cancel_asked_while_its_order_waited_wins_behind_a_long_status_topic()
         .map(|_| {
             let mut order = template.clone().parse(&rules, chrono::Utc::now()).unwrap();
             order.order_id = uuid::Uuid::now_v7();
-            let done = orderflow::orders::OrderSnapshot::pending(order).advanced(
+            let done = orderflow::orders::OrderSnapshot::pending(order).advance(
                 orderflow::orders::OrderStatus::Completed,
                 None,
                 chrono::Utc::now(),

@@ -33,8 +33,8 @@ fn settings(dir: &tempfile::TempDir, cache_orders: usize) -> StatusViewSettings 
 
 fn completed(order: &Order) -> OrderSnapshot {
     OrderSnapshot::pending(order.clone())
-        .advanced(OrderStatus::Processing, None, Utc::now())
-        .advanced(OrderStatus::Completed, None, Utc::now())
+        .advance(OrderStatus::Processing, None, Utc::now())
+        .advance(OrderStatus::Completed, None, Utc::now())
 }
 
 /// The projector found an order unknown, then this instance wrote it through (intake's
@@ -129,7 +129,7 @@ fn a_change_to_an_order_only_on_disk_keeps_its_history_and_its_cancel_request() 
         "an older snapshot never replaces a stored later one"
     );
     let processing =
-        OrderSnapshot::pending(waiting.clone()).advanced(OrderStatus::Processing, None, Utc::now());
+        OrderSnapshot::pending(waiting.clone()).advance(OrderStatus::Processing, None, Utc::now());
     store.apply(processing, Origin::Topic);
     let current = store.get(&waiting.order_id).unwrap();
     assert_eq!(current.status, OrderStatus::Processing);
@@ -298,7 +298,7 @@ fn retention_removes_only_old_final_orders() {
     let (old, live) = (order(0, "c"), order(1, "c"));
     let at = DateTime::from_timestamp(1_700_000_100, 0).unwrap();
     store.apply(
-        OrderSnapshot::pending(old.clone()).advanced(OrderStatus::Completed, None, at),
+        OrderSnapshot::pending(old.clone()).advance(OrderStatus::Completed, None, at),
         Origin::Topic,
     );
     store.insert_unknown(live.clone(), Origin::Topic);
