@@ -99,12 +99,16 @@ struct PlacedRecord<'a> {
 /// again). `None` for every other record, including those [`OrderEvent`] refuses: decode
 /// those with serde.
 pub fn placed_order(payload: &[u8]) -> Option<(Order, &RawValue)> {
+    let json = placed_order_json(payload)?;
+    let order = serde_json::from_str(json.get()).ok()?;
+    Some((order, json))
+}
+
+/// The order's JSON of an `order_placed` record, as the record holds it, without decoding
+/// the order (for a record already decoded as an [`OrderEvent`]).
+pub fn placed_order_json(payload: &[u8]) -> Option<&RawValue> {
     let record: PlacedRecord<'_> = serde_json::from_slice(payload).ok()?;
-    if !matches!(record.kind, EventKind::OrderPlaced) {
-        return None;
-    }
-    let order = serde_json::from_str(record.order.get()).ok()?;
-    Some((order, record.order))
+    matches!(record.kind, EventKind::OrderPlaced).then_some(record.order)
 }
 
 impl OrderEvent {

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
-use super::events::OrderEvent;
+use super::events::{OrderEvent, placed_order_json};
 use super::model::Order;
 use super::projector::Projector;
 use super::status::{OrderSnapshot, OrderStatus};
@@ -135,7 +135,8 @@ impl Handler<OrderEvent> for OrderProcessor {
                         message.partition,
                         message.offset,
                     );
-                    self.process(order, applied, trace, started).await
+                    self.process(order, &message.payload, applied, trace, started)
+                        .await
                 }
                 OrderEvent::CancelRequested { order_id, .. } => {
                     let Some(current) = self.store.get(order_id) else {
@@ -156,7 +157,7 @@ impl Handler<OrderEvent> for OrderProcessor {
                         Some("cancelled by request".into()),
                         Utc::now(),
                     );
-                    self.emit(cancelled, trace, started, seen).await
+                    self.emit(cancelled, None, trace, started, seen).await
                 }
             }
         }
@@ -194,6 +195,7 @@ impl OrderProcessor {
     async fn process(
         &self,
         order: &Order,
+        payload: &[u8],
         applied: bool,
         trace: Option<&TraceContext>,
         started: Instant,
@@ -212,6 +214,9 @@ impl OrderProcessor {
         } else {
             self.store.summary(&order.order_id)
         };
+        // The snapshot's order is this record's when the view holds the order as placed:
+        // its JSON then goes into the status record as the record holds it.
+        let mut from_record = true;
         let base = match seen {
             Some(current) if current.status.is_final() => {
                 tracing::debug!(
@@ -234,17 +239,23 @@ impl OrderProcessor {
                     self.metrics.orders_redelivered.inc();
                     return Ok(());
                 }
-                Some(current) => current,
+                Some(current) => {
+                    from_record = false;
+                    current
+                }
                 None => OrderSnapshot::pending(order.clone()),
             },
         };
+        let order_json = from_record
+            .then(|| placed_order_json(crate::kafka::wire::json_payload(payload)))
+            .flatten();
         if base.cancel_requested {
             let cancelled = base.advance(
                 OrderStatus::Cancelled,
                 Some("cancelled by request".into()),
                 Utc::now(),
             );
-            return self.emit(cancelled, trace, started, seen).await;
+            return self.emit(cancelled, order_json, trace, started, seen).await;
         }
         // One record per order: PROCESSING and the outcome would be written in the same
         // batch and acknowledged together, so the outcome's history carries both. (Records
@@ -258,15 +269,17 @@ impl OrderProcessor {
             Ok(()) => processing.advance(OrderStatus::Completed, None, Utc::now()),
             Err(reason) => processing.advance(OrderStatus::Failed, Some(reason), Utc::now()),
         };
-        self.emit(outcome, trace, started, seen).await
+        self.emit(outcome, order_json, trace, started, seen).await
     }
 
     /// Writes the snapshot, waits for its acknowledgement, then updates the view. The status
     /// record carries the order's trace on (from its producer span when spans are exported),
-    /// so its trace continues on `orders.status`.
+    /// so its trace continues on `orders.status`. `order_json`, when given, is the JSON the
+    /// snapshot's order was read from, written as it is.
     async fn emit(
         &self,
         snapshot: OrderSnapshot,
+        order_json: Option<&RawValue>,
         trace: Option<&TraceContext>,
         started: Instant,
         seen: Option<Summary>,
@@ -281,8 +294,11 @@ impl OrderProcessor {
             headers.extend(trace.record_headers());
         }
         // Encoded once: the record's value, and the view's row when the record comes back.
-        let encoded = serde_json::value::to_raw_value(&snapshot)
-            .map_err(|error| HandlerError::Permanent(error.into()))?;
+        let encoded = match order_json {
+            Some(order) => snapshot.to_json_around(order),
+            None => serde_json::value::to_raw_value(&snapshot),
+        }
+        .map_err(|error| HandlerError::Permanent(error.into()))?;
         let record = OutgoingRecord {
             topic: &self.status_topic,
             key: &key,

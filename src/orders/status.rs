@@ -104,6 +104,17 @@ pub struct OrderSnapshot {
     pub cancel_requested: bool,
 }
 
+/// An [`OrderSnapshot`] with its order as JSON: written field for field as the snapshot is.
+#[derive(Serialize)]
+struct Around<'a> {
+    order: &'a RawValue,
+    status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a String>,
+    history: &'a [StatusChange],
+    cancel_requested: bool,
+}
+
 impl OrderSnapshot {
     /// A just-accepted order.
     pub fn pending(order: Order) -> Self {
@@ -127,14 +138,30 @@ impl OrderSnapshot {
         order: &RawValue,
         accepted_at: DateTime<Utc>,
     ) -> serde_json::Result<Vec<u8>> {
-        let order = order.get();
-        let mut json = Vec::with_capacity(order.len() + 128);
-        json.extend_from_slice(br#"{"order":"#);
-        json.extend_from_slice(order.as_bytes());
-        json.extend_from_slice(br#","status":"PENDING","history":[{"status":"PENDING","at":"#);
-        super::timestamp::write_json(&accepted_at, &mut json);
-        json.extend_from_slice(br#"}],"cancel_requested":false}"#);
-        Ok(json)
+        let history = [StatusChange {
+            status: OrderStatus::Pending,
+            at: accepted_at,
+            reason: None,
+        }];
+        serde_json::to_vec(&Around {
+            order,
+            status: OrderStatus::Pending,
+            reason: None,
+            history: &history,
+            cancel_requested: false,
+        })
+    }
+
+    /// This snapshot's JSON with `order`, the JSON its order was read from, written as it is
+    /// (the order is not encoded again).
+    pub fn to_json_around(&self, order: &RawValue) -> serde_json::Result<Box<RawValue>> {
+        serde_json::value::to_raw_value(&Around {
+            order,
+            status: self.status,
+            reason: self.reason.as_ref(),
+            history: &self.history,
+            cancel_requested: self.cancel_requested,
+        })
     }
 
     /// This snapshot moved on to `status`.
@@ -159,7 +186,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pending_snapshot_made_from_the_orders_json_is_the_snapshot_encoded() {
+    fn a_snapshot_made_around_its_orders_json_is_the_snapshot_encoded() {
         let request: crate::orders::OrderRequest = serde_json::from_value(serde_json::json!({
             "customer_id": "c", "currency": "EUR", "metadata": {"k": "v \" quoted"},
             "items": [{"product_id": "p", "quantity": 3, "unit_price": "1.25"}]
@@ -177,5 +204,26 @@ mod tests {
             String::from_utf8(spliced).unwrap(),
             serde_json::to_string(&pending).unwrap()
         );
+        // Moved on, with and without a reason, and with a cancel asked.
+        let mut asked = pending.clone();
+        asked.cancel_requested = true;
+        for snapshot in [
+            pending.clone(),
+            asked,
+            pending
+                .clone()
+                .advance(OrderStatus::Processing, None, Utc::now())
+                .advance(OrderStatus::Completed, None, Utc::now()),
+            pending.advance(
+                OrderStatus::Failed,
+                Some("quantity \"x\"".into()),
+                Utc::now(),
+            ),
+        ] {
+            assert_eq!(
+                snapshot.to_json_around(&raw).unwrap().get(),
+                serde_json::to_string(&snapshot).unwrap()
+            );
+        }
     }
 }

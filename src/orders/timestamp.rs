@@ -60,31 +60,13 @@ pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::
     }
 }
 
-/// [`serialize`] as JSON, appended to `out`.
-pub fn write_json(at: &DateTime<Utc>, out: &mut Vec<u8>) {
-    let mut buf = [0; LONGEST];
-    match format(at, &mut buf) {
-        Some(text) => {
-            out.push(b'"');
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'"');
-        }
-        // A timestamp always encodes.
-        None => out.extend_from_slice(&serde_json::to_vec(at).unwrap_or_default()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{NaiveDate, TimeZone};
 
     fn ours(at: &DateTime<Utc>) -> String {
-        let mut json = Vec::new();
-        write_json(at, &mut json);
-        let via_serde = serde_json::to_string(&Wrapped(*at)).unwrap();
-        assert_eq!(via_serde, String::from_utf8(json.clone()).unwrap());
-        String::from_utf8(json).unwrap()
+        serde_json::to_string(&Wrapped(*at)).unwrap()
     }
 
     #[derive(Serialize)]

@@ -11,6 +11,9 @@ use super::record::find_header;
 pub struct Received<T> {
     /// The decoded value.
     pub value: T,
+    /// The value's bytes as read, the wire format's header included (`value` is decoded from
+    /// them): for a handler that passes parts of them on as they are.
+    pub payload: Vec<u8>,
     /// The record key, if any, as UTF-8.
     pub key: Option<String>,
     /// Headers with UTF-8 values.

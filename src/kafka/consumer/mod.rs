@@ -381,6 +381,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         };
         let received = Received {
             value,
+            payload: payload.unwrap_or_default(),
             key: key
                 .as_deref()
                 .map(|k| String::from_utf8_lossy(k).into_owned()),
@@ -405,7 +406,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                     partition,
                     offset,
                     key: key.as_deref(),
-                    payload: payload.as_deref(),
+                    payload: Some(&received.payload),
                     headers: &received.headers,
                 };
                 self.dead_letter(source, &error, attempts, reason, shutdown)
