@@ -101,7 +101,13 @@ impl Intake {
         idempotency_key: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<(Accepted, bool), OrderError> {
-        let fingerprint = fingerprint(&request);
+        // Only a submission that names itself (a key, or an order id) is compared with an
+        // earlier one: the hash is made for those alone.
+        let fingerprint = if idempotency_key.is_some() || request.order_id.is_some() {
+            fingerprint(&request)
+        } else {
+            0
+        };
         let reused = if idempotency_key.is_some() {
             Reused::IdempotencyKey
         } else {

@@ -78,7 +78,7 @@ impl Projector {
         if !self.reached_in(&self.status_topic, &targets) {
             let status = self.reader()?;
             self.assign_starts(
-                &*status,
+                &status,
                 &marks,
                 &targets,
                 from_start,
@@ -95,7 +95,7 @@ impl Projector {
             }
         }
         let consumer = self.reader()?;
-        self.assign_starts(&*consumer, &marks, &targets, from_start, None)?;
+        self.assign_starts(&consumer, &marks, &targets, from_start, None)?;
         let result = self
             .consume(&consumer, &targets, shutdown, Phase::Both)
             .await;
