@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::events::OrderEvent;
-use super::processor::{OrderProcessor, ProcessingRules};
+use super::processor::{OrderProcessor, ProcessingRules, ProcessorMetrics};
 use super::projector::Projector;
 use super::status::OrderSnapshot;
 use super::store::OrderStore;
@@ -117,6 +117,7 @@ fn start(
         schemas: parts.schemas.clone(),
         rules: parts.rules.clone(),
         metrics: parts.metrics.clone(),
+        observed: ProcessorMetrics::new(&parts.metrics),
         projector: parts.projector.clone(),
         generation,
         synced_generation: AtomicU64::new(0),

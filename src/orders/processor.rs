@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
+use prometheus::{Histogram, IntCounter};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 use tracing::Instrument;
@@ -77,6 +78,50 @@ impl ProcessingRules {
     }
 }
 
+/// The processor's labelled metrics, looked up once: a lookup hashes the labels and takes a
+/// lock, and an order is observed several times.
+pub struct ProcessorMetrics {
+    accepted_to_record: Histogram,
+    record_to_received: Histogram,
+    received_to_handler: Histogram,
+    handler_to_acked: Histogram,
+    /// `orders_processed_total` of `COMPLETED`, `FAILED` and `CANCELLED`.
+    processed: [IntCounter; 3],
+}
+
+impl ProcessorMetrics {
+    /// The handles of `metrics`.
+    pub fn new(metrics: &Metrics) -> Self {
+        let stage = |name: &str| metrics.order_stage.with_label_values(&[name]);
+        let processed = |status: OrderStatus| {
+            metrics
+                .orders_processed
+                .with_label_values(&[status.as_str()])
+        };
+        ProcessorMetrics {
+            accepted_to_record: stage("accepted_to_record"),
+            record_to_received: stage("record_to_received"),
+            received_to_handler: stage("received_to_handler"),
+            handler_to_acked: stage("handler_to_acked"),
+            processed: [
+                processed(OrderStatus::Completed),
+                processed(OrderStatus::Failed),
+                processed(OrderStatus::Cancelled),
+            ],
+        }
+    }
+
+    /// The counter of final status `status` (none for another).
+    fn processed(&self, status: OrderStatus) -> Option<&IntCounter> {
+        match status {
+            OrderStatus::Completed => Some(&self.processed[0]),
+            OrderStatus::Failed => Some(&self.processed[1]),
+            OrderStatus::Cancelled => Some(&self.processed[2]),
+            OrderStatus::Pending | OrderStatus::Processing => None,
+        }
+    }
+}
+
 /// The handler of one consumer task.
 pub struct OrderProcessor {
     /// The status view (read for idempotency, written through after each change).
@@ -91,6 +136,8 @@ pub struct OrderProcessor {
     pub rules: Arc<ProcessingRules>,
     /// Metrics handles.
     pub metrics: Arc<Metrics>,
+    /// The labelled ones it observes per order, looked up once.
+    pub observed: ProcessorMetrics,
     /// Tells how far the status view has read.
     pub projector: Arc<Projector>,
     /// This task's consumer assignment generation.
@@ -170,23 +217,24 @@ impl OrderProcessor {
     /// Observes the stages before the handler: intake to the record, the record to this
     /// consumer, and the wait inside the consumer.
     fn record_stages(&self, order: &Order, message: &Received<OrderEvent>) {
-        let stage = |name: &str, from: SystemTime, to: SystemTime| {
-            let seconds = to.duration_since(from).unwrap_or_default().as_secs_f64();
-            self.metrics
-                .order_stage
-                .with_label_values(&[name])
-                .observe(seconds);
+        let stage = |histogram: &Histogram, from: SystemTime, to: SystemTime| {
+            histogram.observe(to.duration_since(from).unwrap_or_default().as_secs_f64());
         };
+        let observed = &self.observed;
         if let Some(record) = message
             .timestamp_ms
             .and_then(|ms| u64::try_from(ms).ok())
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
         {
-            stage("accepted_to_record", order.accepted_at.into(), record);
-            stage("record_to_received", record, message.received_at);
+            stage(
+                &observed.accepted_to_record,
+                order.accepted_at.into(),
+                record,
+            );
+            stage(&observed.record_to_received, record, message.received_at);
         }
         stage(
-            "received_to_handler",
+            &observed.received_to_handler,
             message.received_at,
             SystemTime::now(),
         );
@@ -333,14 +381,12 @@ impl OrderProcessor {
         span.live_event(&order_id, status.as_str());
         if status.is_final() {
             let elapsed = (Utc::now() - accepted_at).to_std().unwrap_or_default();
-            self.metrics
-                .orders_processed
-                .with_label_values(&[status.as_str()])
-                .inc();
+            if let Some(processed) = self.observed.processed(status) {
+                processed.inc();
+            }
             self.metrics.accept_to_final.observe(elapsed.as_secs_f64());
-            self.metrics
-                .order_stage
-                .with_label_values(&["handler_to_acked"])
+            self.observed
+                .handler_to_acked
                 .observe(started.elapsed().as_secs_f64());
         }
         Ok(())

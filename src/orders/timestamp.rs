@@ -13,6 +13,8 @@ const LONGEST: usize = 30;
 /// `at` in chrono's serde form, written into `buf`; `None` for a year outside 0..=9999
 /// (which chrono writes with a sign).
 fn format<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; LONGEST]) -> Option<&'b str> {
+    // Each field read from a `DateTime` converts it to local time first: once, here.
+    let at = at.naive_utc();
     let year = u32::try_from(at.year()).ok().filter(|&y| y <= 9999)?;
     let (mut second, mut nano) = (at.second(), at.nanosecond());
     // chrono keeps a leap second as nanoseconds past 1,000,000,000.

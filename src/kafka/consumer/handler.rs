@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::SystemTime;
 
-use super::record::find_header;
+use super::record::Headers;
 
 /// A decoded message with everything Kafka said about it.
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ pub struct Received<T> {
     /// The record key, if any, as UTF-8.
     pub key: Option<String>,
     /// Headers with UTF-8 values.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Source topic.
     pub topic: String,
     /// Source partition.
@@ -34,7 +34,7 @@ pub struct Received<T> {
 impl<T> Received<T> {
     /// The value of the first header named `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
+        self.headers.get(name)
     }
 }
 

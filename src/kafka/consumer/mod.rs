@@ -40,6 +40,7 @@ pub use generation::{AssignmentGeneration, Ended};
 pub use group::GroupContext;
 use group::group_config;
 pub use handler::{Handler, HandlerError, Received};
+pub use record::Headers;
 use record::{Incoming, Source, decode};
 
 use super::producer::RawRecord;
@@ -186,10 +187,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         let (checked_tx, mut checked_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let mut ticks = tokio::time::interval(OFFSET_CHECK_POLL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Made once, not at every turn of the loop (each makes and drops a waiter).
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break,
+                () = &mut cancelled => break,
                 _ = ticks.tick() => {
                     if this.generation.offset_checks() != made_at_start {
                         tracing::warn!(group = %this.options.group_id, "the topics were made again; leaving the positions from before and starting a new consumer");

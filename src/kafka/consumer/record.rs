@@ -15,8 +15,62 @@ pub(super) struct Incoming {
     pub(super) offset: i64,
     pub(super) key: Option<Vec<u8>>,
     pub(super) payload: Option<Vec<u8>>,
-    pub(super) headers: Vec<(String, String)>,
+    pub(super) headers: Headers,
     pub(super) timestamp_ms: Option<i64>,
+}
+
+/// A record's headers as text (values as UTF-8, lossily), held in one buffer: copying every
+/// header into two strings of its own was about 6% of a processor's consumer task.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    text: String,
+    /// Where each header's key and value end in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Headers {
+    /// The headers of `message`.
+    pub(super) fn copy(message: &impl Message) -> Self {
+        use rdkafka::message::Headers as _;
+        let Some(headers) = message.headers() else {
+            return Headers::default();
+        };
+        let mut copied = Headers {
+            text: String::with_capacity(256),
+            ends: Vec::with_capacity(headers.count()),
+        };
+        for header in headers.iter() {
+            copied.text.push_str(header.key);
+            let key_end = copied.text.len();
+            copied
+                .text
+                .push_str(&String::from_utf8_lossy(header.value.unwrap_or_default()));
+            copied.ends.push((key_end, copied.text.len()));
+        }
+        copied
+    }
+
+    /// Each header's key and value, in the record's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(key_end, end)| {
+            let pair = (&self.text[start..key_end], &self.text[key_end..end]);
+            start = end;
+            pair
+        })
+    }
+
+    /// The value of the first header named `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// The headers as owned pairs.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
 }
 
 impl Incoming {
@@ -27,13 +81,13 @@ impl Incoming {
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
-            headers: crate::kafka::utf8_headers(message),
+            headers: Headers::copy(message),
             timestamp_ms: message.timestamp().to_millis(),
         }
     }
 
     pub(super) fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
+        self.headers.get(name)
     }
 
     /// The record as its consumer span describes it, read by `group`.
@@ -61,13 +115,6 @@ impl Incoming {
     }
 }
 
-pub(super) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 /// Where a dead letter comes from, and what it carried.
 pub(super) struct Source<'a> {
     pub(super) topic: &'a str,
@@ -75,7 +122,7 @@ pub(super) struct Source<'a> {
     pub(super) offset: i64,
     pub(super) key: Option<&'a [u8]>,
     pub(super) payload: Option<&'a [u8]>,
-    pub(super) headers: &'a [(String, String)],
+    pub(super) headers: &'a Headers,
 }
 
 pub(super) fn decode<T: DeserializeOwned>(payload: Option<&[u8]>) -> Result<T, String> {
