@@ -46,6 +46,10 @@ struct EventRecord {
     kind: EventKind,
     order: Option<Order>,
     order_id: Option<Uuid>,
+    #[serde(
+        default,
+        deserialize_with = "crate::orders::timestamp::deserialize_option"
+    )]
     requested_at: Option<DateTime<Utc>>,
 }
 
@@ -98,10 +102,46 @@ struct PlacedRecord<'a> {
 /// the status view, which stores that JSON in the order's row instead of encoding the order
 /// again). `None` for every other record, including those [`OrderEvent`] refuses: decode
 /// those with serde.
-pub fn placed_order(payload: &[u8]) -> Option<(Order, &RawValue)> {
-    let json = placed_order_json(payload)?;
-    let order = serde_json::from_str(json.get()).ok()?;
-    Some((order, json))
+pub fn placed_order(payload: &[u8]) -> Option<(Order, OrderJson<'_>)> {
+    if let Some(read) = placed_as_written(payload) {
+        return Some(read);
+    }
+    let json = placed_order_json(payload)?.get();
+    let order = serde_json::from_str(json).ok()?;
+    Some((order, OrderJson(json)))
+}
+
+/// An order's JSON as an `order_placed` record holds it: one JSON value, which reads as an
+/// [`Order`].
+#[derive(Debug, Clone, Copy)]
+pub struct OrderJson<'a>(&'a str);
+
+impl<'a> OrderJson<'a> {
+    /// The JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+/// How the service writes every `order_placed` record: the tag, then the order, nothing
+/// else and no space (serde writes an internally tagged enum's tag first).
+const PLACED_HEAD: &[u8] = br#"{"type":"order_placed","order":"#;
+
+/// [`placed_order`] of a record laid out as the service writes one, in one pass over the
+/// order: what lies between [`PLACED_HEAD`] and the closing brace is the order's JSON when
+/// it decodes as an order with nothing after it. `None` otherwise, whether or not the
+/// record is valid (the general reader then decides): a record this accepts is one
+/// [`OrderEvent`] accepts, with the same order, and the JSON [`placed_order_json`] finds.
+fn placed_as_written(payload: &[u8]) -> Option<(Order, OrderJson<'_>)> {
+    let json = payload.strip_prefix(PLACED_HEAD)?.strip_suffix(b"}")?;
+    // The raw value as serde would find it: no space around it.
+    if json.first() != Some(&b'{') || json.last() != Some(&b'}') {
+        return None;
+    }
+    let json = std::str::from_utf8(json).ok()?;
+    // Fails on anything after the order's closing brace (a second field, say).
+    let order = serde_json::from_str(json).ok()?;
+    Some((order, OrderJson(json)))
 }
 
 /// The order's JSON of an `order_placed` record, as the record holds it, without decoding
@@ -184,6 +224,58 @@ mod tests {
             );
             assert!(placed_order(&bytes).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_record_as_written_is_read_in_one_pass_as_the_general_reader_reads_it() {
+        let order = order();
+        let record = serde_json::to_string(&OrderEvent::OrderPlaced {
+            order: order.clone(),
+        })
+        .unwrap();
+        let order_json = serde_json::to_string(&order).unwrap();
+        let general = |payload: &[u8]| {
+            let json = placed_order_json(payload)?.get();
+            let order: Order = serde_json::from_str(json).ok()?;
+            Some((order, json.to_owned()))
+        };
+        let read = |payload: &[u8]| placed_order(payload).map(|(o, j)| (o, j.get().to_owned()));
+        // The service's own layout takes the one pass.
+        assert!(placed_as_written(record.as_bytes()).is_some());
+        assert_eq!(
+            read(record.as_bytes()),
+            Some((order.clone(), order_json.clone()))
+        );
+        let inner = order_json.trim_end_matches('}');
+        for variant in [
+            record.clone(),
+            // Laid out otherwise: the general reader decides.
+            record.replacen(r#""order":"#, r#""order": "#, 1),
+            format!("{} }}", &record[..record.len() - 1]),
+            format!(r#"{{"order":{order_json},"type":"order_placed"}}"#),
+            // An order field this version does not know is kept in the JSON.
+            format!(r#"{{"type":"order_placed","order":{inner},"later":[1,{{"a":"}}"}}]}}}}"#),
+            // Refused by both.
+            format!(r#"{{"type":"order_placed","order":{order_json},"extra":1}}"#),
+            format!(r#"{{"type":"order_placed","order":{order_json}}}}}"#),
+            format!(r#"{{"type":"order_placed","order":{order_json}"#),
+            r#"{"type":"order_placed","order":null}"#.to_owned(),
+            r#"{"type":"order_placed","order":{}}"#.to_owned(),
+            format!(
+                r#"{{"type":"order_placed","order":{{"order_id":"{}"}}}}"#,
+                order.order_id
+            ),
+        ] {
+            assert_eq!(
+                read(variant.as_bytes()),
+                general(variant.as_bytes()),
+                "{variant}"
+            );
+        }
+        assert!(
+            read(format!(r#"{{"type":"order_placed","order":{inner},"later":1}}}}"#).as_bytes())
+                .is_some()
+        );
     }
 
     #[test]

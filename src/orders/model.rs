@@ -119,7 +119,10 @@ pub struct Order {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// When the service accepted the order.
-    #[serde(serialize_with = "crate::orders::timestamp::serialize")]
+    #[serde(
+        serialize_with = "crate::orders::timestamp::serialize",
+        deserialize_with = "crate::orders::timestamp::deserialize"
+    )]
     pub accepted_at: DateTime<Utc>,
     /// The W3C trace id the order's records carry: the trace to look the order up by in a
     /// tracing tool.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::events::OrderJson;
 use super::model::Order;
 
 /// Where an order is in its life.
@@ -80,7 +81,10 @@ pub struct StatusChange {
     /// The status entered.
     pub status: OrderStatus,
     /// When it was entered.
-    #[serde(serialize_with = "crate::orders::timestamp::serialize")]
+    #[serde(
+        serialize_with = "crate::orders::timestamp::serialize",
+        deserialize_with = "crate::orders::timestamp::deserialize"
+    )]
     pub at: DateTime<Utc>,
     /// Why, for `FAILED` and `CANCELLED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +119,14 @@ struct Around<'a> {
     cancel_requested: bool,
 }
 
+/// The fields of a `PENDING` snapshot after its order, as [`Around`] writes them.
+#[derive(Serialize)]
+struct AfterOrder<'a> {
+    status: OrderStatus,
+    history: &'a [StatusChange],
+    cancel_requested: bool,
+}
+
 impl OrderSnapshot {
     /// A just-accepted order.
     pub fn pending(order: Order) -> Self {
@@ -133,9 +145,9 @@ impl OrderSnapshot {
     }
 
     /// The JSON of [`OrderSnapshot::pending`] from the order's own JSON (as an `order_placed`
-    /// record holds it): the order is not encoded again.
+    /// record holds it): the order is not encoded again, nor read over again.
     pub fn pending_json(
-        order: &RawValue,
+        order: OrderJson<'_>,
         accepted_at: DateTime<Utc>,
     ) -> serde_json::Result<Vec<u8>> {
         let history = [StatusChange {
@@ -143,13 +155,22 @@ impl OrderSnapshot {
             at: accepted_at,
             reason: None,
         }];
-        serde_json::to_vec(&Around {
-            order,
-            status: OrderStatus::Pending,
-            reason: None,
-            history: &history,
-            cancel_requested: false,
-        })
+        let mut json = Vec::with_capacity(order.get().len() + 128);
+        json.extend_from_slice(br#"{"order":"#);
+        json.extend_from_slice(order.get().as_bytes());
+        json.push(b',');
+        // The remaining fields as `Around` writes them, without its opening brace.
+        let start = json.len();
+        serde_json::to_writer(
+            &mut json,
+            &AfterOrder {
+                status: OrderStatus::Pending,
+                history: &history,
+                cancel_requested: false,
+            },
+        )?;
+        json.remove(start);
+        Ok(json)
     }
 
     /// This snapshot's JSON with `order`, the JSON its order was read from, written as it is
@@ -198,7 +219,12 @@ mod tests {
         };
         let order = request.parse(&rules, Utc::now()).unwrap();
         let raw = serde_json::value::to_raw_value(&order).unwrap();
-        let spliced = OrderSnapshot::pending_json(&raw, order.accepted_at).unwrap();
+        let record = serde_json::to_vec(&crate::orders::events::OrderEvent::OrderPlaced {
+            order: order.clone(),
+        })
+        .unwrap();
+        let (_, json) = crate::orders::events::placed_order(&record).unwrap();
+        let spliced = OrderSnapshot::pending_json(json, order.accepted_at).unwrap();
         let pending = OrderSnapshot::pending(order);
         assert_eq!(
             String::from_utf8(spliced).unwrap(),
