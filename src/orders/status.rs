@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 
 use super::events::OrderJson;
 use super::model::Order;
+use super::timestamp;
 
 /// Where an order is in its life.
 #[derive(
@@ -119,14 +120,6 @@ struct Around<'a> {
     cancel_requested: bool,
 }
 
-/// The fields of a `PENDING` snapshot after its order, as [`Around`] writes them.
-#[derive(Serialize)]
-struct AfterOrder<'a> {
-    status: OrderStatus,
-    history: &'a [StatusChange],
-    cancel_requested: bool,
-}
-
 impl OrderSnapshot {
     /// A just-accepted order.
     pub fn pending(order: Order) -> Self {
@@ -145,32 +138,19 @@ impl OrderSnapshot {
     }
 
     /// The JSON of [`OrderSnapshot::pending`] from the order's own JSON (as an `order_placed`
-    /// record holds it): the order is not encoded again, nor read over again.
-    pub fn pending_json(
-        order: OrderJson<'_>,
-        accepted_at: DateTime<Utc>,
-    ) -> serde_json::Result<Vec<u8>> {
-        let history = [StatusChange {
-            status: OrderStatus::Pending,
-            at: accepted_at,
-            reason: None,
-        }];
-        let mut json = Vec::with_capacity(order.get().len() + 128);
+    /// record holds it): the order is neither encoded nor read again, and the few fields
+    /// after it are written as serde writes them (a unit test holds the two equal). `None`
+    /// for a time serde writes with a sign (a year outside 0 to 9999).
+    pub fn pending_json(order: OrderJson<'_>, accepted_at: DateTime<Utc>) -> Option<Vec<u8>> {
+        let mut at = [0; timestamp::LONGEST];
+        let at = timestamp::format(&accepted_at, &mut at)?;
+        let mut json = Vec::with_capacity(order.get().len() + 96);
         json.extend_from_slice(br#"{"order":"#);
         json.extend_from_slice(order.get().as_bytes());
-        json.push(b',');
-        // The remaining fields as `Around` writes them, without its opening brace.
-        let start = json.len();
-        serde_json::to_writer(
-            &mut json,
-            &AfterOrder {
-                status: OrderStatus::Pending,
-                history: &history,
-                cancel_requested: false,
-            },
-        )?;
-        json.remove(start);
-        Ok(json)
+        json.extend_from_slice(br#","status":"PENDING","history":[{"status":"PENDING","at":""#);
+        json.extend_from_slice(at.as_bytes());
+        json.extend_from_slice(br#""}],"cancel_requested":false}"#);
+        Some(json)
     }
 
     /// This snapshot's JSON with `order`, the JSON its order was read from, written as it is
@@ -224,12 +204,27 @@ mod tests {
         })
         .unwrap();
         let (_, json) = crate::orders::events::placed_order(&record).unwrap();
-        let spliced = OrderSnapshot::pending_json(json, order.accepted_at).unwrap();
+        // Accepted now, on a whole second, on a millisecond; in years 0 and 9999 (beyond,
+        // serde writes a sign, and the row is encoded whole instead).
+        let second = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 9, 5, 7).unwrap();
+        for at in [
+            order.accepted_at,
+            second,
+            second + chrono::Duration::milliseconds(120),
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 0, 1, 1, 0, 0, 0).unwrap(),
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 9999, 12, 31, 23, 59, 59).unwrap(),
+        ] {
+            let spliced = OrderSnapshot::pending_json(json, at).unwrap();
+            let mut pending = OrderSnapshot::pending(order.clone());
+            pending.history[0].at = at;
+            assert_eq!(
+                String::from_utf8(spliced).unwrap(),
+                serde_json::to_string(&pending).unwrap()
+            );
+        }
+        let year = chrono::TimeZone::with_ymd_and_hms(&Utc, 10000, 1, 1, 0, 0, 0).unwrap();
+        assert!(OrderSnapshot::pending_json(json, year).is_none());
         let pending = OrderSnapshot::pending(order);
-        assert_eq!(
-            String::from_utf8(spliced).unwrap(),
-            serde_json::to_string(&pending).unwrap()
-        );
         // Moved on, with and without a reason, and with a cancel asked.
         let mut asked = pending.clone();
         asked.cancel_requested = true;

@@ -16,11 +16,11 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// The longest text [`format`] writes: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-const LONGEST: usize = 30;
+pub(crate) const LONGEST: usize = 30;
 
 /// `at` in chrono's serde form, written into `buf`; `None` for a year outside 0..=9999
 /// (which chrono writes with a sign).
-fn format<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; LONGEST]) -> Option<&'b str> {
+pub(crate) fn format<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; LONGEST]) -> Option<&'b str> {
     // Each field read from a `DateTime` converts it to local time first: once, here.
     let at = at.naive_utc();
     let year = u32::try_from(at.year()).ok().filter(|&y| y <= 9999)?;

@@ -102,8 +102,8 @@ impl Projector {
             // the record holds it, without encoding the order again.
             if placed && let Some((order, json)) = placed_order(payload) {
                 match OrderSnapshot::pending_json(json, order.accepted_at) {
-                    Ok(row) => self.store.insert_read(order, row),
-                    Err(_) => self.store.insert_unknown(order, Origin::Topic),
+                    Some(row) => self.store.insert_read(order, row),
+                    None => self.store.insert_unknown(order, Origin::Topic),
                 }
                 return;
             }
