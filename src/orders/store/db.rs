@@ -132,6 +132,19 @@ pub struct Db {
     _lock: std::fs::File,
 }
 
+/// WAL pages at which the writer checkpoints by itself: a backstop, as the store checkpoints
+/// beside the writer (`OrderStore::checkpoint_soon`) long before.
+const WRITER_AUTOCHECKPOINT: u32 = 65_536;
+
+/// [`connect`] for the writer.
+fn connect_writer(path: &Path, cache_kib: u64) -> rusqlite::Result<Connection> {
+    let conn = connect(path, cache_kib)?;
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT};"
+    ))?;
+    Ok(conn)
+}
+
 /// Opens a connection with the view's settings.
 pub(super) fn connect(path: &Path, cache_kib: u64) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -172,7 +185,7 @@ impl Db {
                 _ => {}
             }
         }
-        let conn = connect(path, cache_kib)?;
+        let conn = connect_writer(path, cache_kib)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
@@ -183,7 +196,7 @@ impl Db {
 
     /// A connection to an existing store of this layout, checked by reading it.
     fn check(path: &Path, cache_kib: u64) -> anyhow::Result<Connection> {
-        let conn = connect(path, cache_kib)?;
+        let conn = connect_writer(path, cache_kib)?;
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
                 r.get(0)

@@ -45,6 +45,8 @@ const MAX_PENDING: usize = 4_000;
 const READER_CACHE_KIB: u64 = 2 * 1024;
 /// Cache entries one change may look at to evict.
 const EVICT_BUDGET: usize = 64;
+/// How often the WAL is checkpointed at most while the writer commits.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// Reader connections kept open between reads.
 const READERS: usize = 2;
 
@@ -136,6 +138,11 @@ pub struct OrderStore {
     list_indexes: AtomicBool,
     /// Set when the projector has caught up: the writer then builds the list indexes.
     list_indexes_due: AtomicBool,
+    /// The connection that checkpoints the WAL beside the writer (see
+    /// [`OrderStore::checkpoint_soon`]); `true` in the flag while a checkpoint runs.
+    checkpointer: Mutex<Option<Connection>>,
+    checkpointing: AtomicBool,
+    last_checkpoint: Mutex<std::time::Instant>,
 }
 
 /// How often a failing status view writer says so.
@@ -169,6 +176,9 @@ impl OrderStore {
             writable: AtomicBool::new(true),
             list_indexes: AtomicBool::new(list_indexes),
             list_indexes_due: AtomicBool::new(false),
+            checkpointer: Mutex::new(None),
+            checkpointing: AtomicBool::new(false),
+            last_checkpoint: Mutex::new(std::time::Instant::now()),
         }))
     }
 
@@ -698,7 +708,12 @@ impl OrderStore {
             }
             let store = self.clone();
             let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(written)) => {
+                    if written > 0 {
+                        self.checkpoint_soon();
+                    }
+                    Ok(())
+                }
                 Ok(Err(error)) => Err(format!("{error:#}")),
                 Err(error) => Err(format!("the writer panicked: {error}")),
             };
@@ -725,6 +740,43 @@ impl OrderStore {
                 return;
             }
         }
+    }
+
+    /// Checkpoints the WAL on a connection of its own, beside the writer, at most every
+    /// [`CHECKPOINT_EVERY`] and one at a time. A passive checkpoint copies what readers no
+    /// longer need into the database without holding up the writer, which then starts the
+    /// WAL over at its next commit once all of it is copied. The writer's own automatic
+    /// checkpoint, which stopped every commit that crossed its threshold (half of a fresh
+    /// instance's commit time while it read a backlog), stays as the backstop at a higher
+    /// threshold (`db::connect_writer`).
+    fn checkpoint_soon(self: &Arc<Self>) {
+        {
+            let mut last = self
+                .last_checkpoint
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < CHECKPOINT_EVERY || self.checkpointing.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+            *last = std::time::Instant::now();
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.checkpointer.lock().unwrap_or_else(|e| e.into_inner());
+            if conn.is_none() {
+                *conn = db::connect(&store.path, READER_CACHE_KIB)
+                    .inspect_err(|error| tracing::debug!(%error, "status view checkpointer"))
+                    .ok();
+            }
+            if let Some(conn) = conn.as_ref()
+                && let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                // The writer's own checkpoint is the backstop.
+                tracing::debug!(%error, "status view checkpoint");
+            }
+            store.checkpointing.store(false, Ordering::Release);
+        });
     }
 
     /// Whether [`OrderStore::flush`] has anything to do: changes or offsets to write, or
