@@ -172,7 +172,15 @@ impl OrderEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orders::damage::Damage;
     use serde_json::json;
+
+    /// What the general reader makes of a record: the order and its JSON.
+    fn general(payload: &[u8]) -> Option<(Order, String)> {
+        let json = placed_order_json(payload)?.get();
+        let order: Order = serde_json::from_str(json).ok()?;
+        Some((order, json.to_owned()))
+    }
 
     fn order() -> Order {
         let request: crate::orders::OrderRequest = serde_json::from_value(json!({
@@ -234,11 +242,6 @@ mod tests {
         })
         .unwrap();
         let order_json = serde_json::to_string(&order).unwrap();
-        let general = |payload: &[u8]| {
-            let json = placed_order_json(payload)?.get();
-            let order: Order = serde_json::from_str(json).ok()?;
-            Some((order, json.to_owned()))
-        };
         let read = |payload: &[u8]| placed_order(payload).map(|(o, j)| (o, j.get().to_owned()));
         // The service's own layout takes the one pass.
         assert!(placed_as_written(record.as_bytes()).is_some());
@@ -284,30 +287,11 @@ mod tests {
         // one-pass read must agree with the general one on each (a small xorshift keeps
         // the cases the same from run to run).
         let record = serde_json::to_vec(&OrderEvent::OrderPlaced { order: order() }).unwrap();
-        let general = |payload: &[u8]| {
-            let json = placed_order_json(payload)?.get();
-            let order: Order = serde_json::from_str(json).ok()?;
-            Some((order, json.to_owned()))
-        };
-        let bytes = br#"{}[]":, 0123456789abcdefZTz.-"#;
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |bound: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
+        let mut damage = Damage::new(0x9e37_79b9_7f4a_7c15, br#"{}[]":, 0123456789abcdefZTz.-"#);
         let mut accepted = 0;
         for _ in 0..20_000 {
             let mut damaged = record.clone();
-            let at = next(damaged.len());
-            match next(3) {
-                0 => damaged[at] = bytes[next(bytes.len())],
-                1 => damaged.insert(at, bytes[next(bytes.len())]),
-                _ => {
-                    damaged.remove(at);
-                }
-            }
+            damage.apply(&mut damaged);
             let read = placed_order(&damaged).map(|(o, j)| (o, j.get().to_owned()));
             accepted += usize::from(read.is_some());
             assert_eq!(

@@ -3,6 +3,8 @@
 
 pub mod api;
 mod currency;
+#[cfg(test)]
+mod damage;
 pub mod error;
 pub mod events;
 pub mod examples;

@@ -150,6 +150,7 @@ pub fn deserialize_option<'de, D: Deserializer<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orders::damage::Damage;
     use chrono::{NaiveDate, TimeZone};
 
     fn ours(at: &DateTime<Utc>) -> String {
@@ -285,25 +286,11 @@ mod tests {
         // Damaged forms: single-character changes, insertions and deletions (a small
         // xorshift keeps the cases the same from run to run).
         let template = "2026-12-01T09:05:07.123456Z".as_bytes();
-        let chars = b"0123456789-T:.Zzt +";
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |bound: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
+        let mut damage = Damage::new(0x2545_f491_4f6c_dd1d, b"0123456789-T:.Zzt +");
         for _ in 0..20_000 {
             let mut text = template.to_vec();
-            for _ in 0..=next(2) {
-                let at = next(text.len());
-                match next(3) {
-                    0 => text[at] = chars[next(chars.len())],
-                    1 => text.insert(at, chars[next(chars.len())]),
-                    _ => {
-                        text.remove(at);
-                    }
-                }
+            for _ in 0..=damage.below(2) {
+                damage.apply(&mut text);
             }
             let text = String::from_utf8(text).unwrap();
             read_alike(&serde_json::to_string(&text).unwrap());
