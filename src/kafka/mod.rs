@@ -18,7 +18,7 @@ pub use consumer::{
     BaseConsumer, ConsumerMetrics, ConsumerOptions, Handler, HandlerError, Received,
 };
 pub use context::ClientContext;
-pub use producer::{BaseProducer, Delivery, OutgoingRecord, ProduceError, RawRecord};
+pub use producer::{BaseProducer, Delivery, OutgoingRecord, ProduceError, Queued, RawRecord};
 
 /// Where a client connects and the raw options layered on top of the service's own.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde::Serialize;
 
 use super::{ClientContext, ClientSettings};
@@ -129,25 +129,22 @@ impl ProducerMetrics {
 
     fn record_send(
         &self,
-        record: &RawRecord<'_>,
+        topic: &str,
+        size: usize,
         result: &Result<Delivery, ProduceError>,
         started: Instant,
     ) {
         self.delivery_seconds
-            .with_label_values(&[record.topic])
+            .with_label_values(&[topic])
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(_) => {
-                self.sent.with_label_values(&[record.topic]).inc();
-                let size =
-                    record.key.map_or(0, <[u8]>::len) + record.payload.map_or(0, <[u8]>::len);
-                self.bytes
-                    .with_label_values(&[record.topic])
-                    .inc_by(size as u64);
+                self.sent.with_label_values(&[topic]).inc();
+                self.bytes.with_label_values(&[topic]).inc_by(size as u64);
             }
             Err(error) => self
                 .failed
-                .with_label_values(&[record.topic, error.reason()])
+                .with_label_values(&[topic, error.reason()])
                 .inc(),
         }
     }
@@ -193,6 +190,16 @@ pub struct Delivery {
     pub partition: i32,
     /// Offset of the record in its partition.
     pub offset: i64,
+}
+
+/// A record in the local queue (or refused by it), waiting for
+/// [`BaseProducer::acknowledged`]. Dropping it stops nothing: the record is sent anyway.
+pub struct Queued {
+    producer: FutureProducer<ClientContext>,
+    delivery: Result<DeliveryFuture, ProduceError>,
+    topic: String,
+    size: usize,
+    started: Instant,
 }
 
 /// Why a record was not acknowledged.
@@ -448,6 +455,14 @@ impl<T: Serialize> BaseProducer<T> {
     /// Sends one record and waits for Kafka's acknowledgement. Fails at once with
     /// [`ProduceError::QueueFull`] rather than waiting for room in the local queue.
     pub async fn send(&self, record: OutgoingRecord<'_, T>) -> Result<Delivery, ProduceError> {
+        let queued = self.queue(record)?;
+        self.acknowledged(queued).await
+    }
+
+    /// Puts one record in the local queue now, for [`BaseProducer::acknowledged`] to wait
+    /// for: records queued one after another go out in the same batches, and their
+    /// acknowledgements are waited for together.
+    pub fn queue(&self, record: OutgoingRecord<'_, T>) -> Result<Queued, ProduceError> {
         let mut payload = Vec::with_capacity(256);
         let mut headers = Vec::with_capacity(record.headers.len() + 1);
         match record.schema_id {
@@ -456,28 +471,27 @@ impl<T: Serialize> BaseProducer<T> {
         }
         serde_json::to_writer(&mut payload, record.value)?;
         headers.extend(record.headers.into_iter().map(|(k, v)| (k.to_string(), v)));
-        self.send_raw(RawRecord {
+        Ok(self.queue_raw(RawRecord {
             topic: record.topic,
             key: Some(record.key.as_bytes()),
             payload: Some(&payload),
             headers: &headers,
             partition: None,
             timestamp: None,
-        })
-        .await
+        }))
     }
 
     /// Sends bytes as they are (dead letters keep the original record untouched).
     pub async fn send_raw(&self, record: RawRecord<'_>) -> Result<Delivery, ProduceError> {
-        let started = Instant::now();
-        let result = self.deliver(&record).await;
-        if let Some(metrics) = &self.shared.context.producer_metrics {
-            metrics.record_send(&record, &result, started);
-        }
-        result
+        let queued = self.queue_raw(record);
+        self.acknowledged(queued).await
     }
 
-    async fn deliver(&self, record: &RawRecord<'_>) -> Result<Delivery, ProduceError> {
+    /// Puts bytes in the local queue as they are (librdkafka copies them); see
+    /// [`BaseProducer::queue`].
+    pub fn queue_raw(&self, record: RawRecord<'_>) -> Queued {
+        let started = Instant::now();
+        let size = record.key.map_or(0, <[u8]>::len) + record.payload.map_or(0, <[u8]>::len);
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (key, value) in record.headers {
             headers = headers.insert(Header {
@@ -501,12 +515,45 @@ impl<T: Serialize> BaseProducer<T> {
         }
         let producer = self.current();
         let delivery = match producer.send_result(future_record) {
-            Ok(delivery) => delivery,
+            Ok(delivery) => Ok(delivery),
             Err((error, _)) => {
                 self.recover_if_fatal(&producer, &error);
-                return Err(ProduceError::from_kafka(error));
+                Err(ProduceError::from_kafka(error))
             }
         };
+        Queued {
+            producer,
+            delivery,
+            topic: record.topic.to_string(),
+            size,
+            started,
+        }
+    }
+
+    /// Waits for Kafka's answer to a queued record.
+    pub async fn acknowledged(&self, queued: Queued) -> Result<Delivery, ProduceError> {
+        let Queued {
+            producer,
+            delivery,
+            topic,
+            size,
+            started,
+        } = queued;
+        let result = match delivery {
+            Ok(delivery) => self.wait(&producer, delivery).await,
+            Err(error) => Err(error),
+        };
+        if let Some(metrics) = &self.shared.context.producer_metrics {
+            metrics.record_send(&topic, size, &result, started);
+        }
+        result
+    }
+
+    async fn wait(
+        &self,
+        producer: &FutureProducer<ClientContext>,
+        delivery: DeliveryFuture,
+    ) -> Result<Delivery, ProduceError> {
         // librdkafka expires queued records on a once-a-second scan, so its own answer can
         // come up to a second after message.timeout.ms; callers are promised an answer in
         // time, so stop waiting shortly after the timeout. A record that Kafka still takes
@@ -514,22 +561,22 @@ impl<T: Serialize> BaseProducer<T> {
         let guard = self.delivery_timeout + DELIVERY_GUARD;
         match tokio::time::timeout(guard, delivery).await {
             Ok(Ok(Ok(d))) => {
-                self.note_outcome(&producer, false);
+                self.note_outcome(producer, false);
                 Ok(Delivery {
                     partition: d.partition,
                     offset: d.offset,
                 })
             }
             Ok(Ok(Err((error, _)))) => {
-                self.recover_if_fatal(&producer, &error);
+                self.recover_if_fatal(producer, &error);
                 if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
-                    self.note_outcome(&producer, true);
+                    self.note_outcome(producer, true);
                 }
                 Err(ProduceError::from_kafka(error))
             }
             Ok(Err(_canceled)) => Err(ProduceError::Unavailable(KafkaError::Canceled)),
             Err(_elapsed) => {
-                self.note_outcome(&producer, true);
+                self.note_outcome(producer, true);
                 Err(ProduceError::Unavailable(KafkaError::MessageProduction(
                     RDKafkaErrorCode::MessageTimedOut,
                 )))

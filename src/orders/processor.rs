@@ -149,67 +149,77 @@ pub struct OrderProcessor {
     pub sync_lock: tokio::sync::Mutex<()>,
 }
 
+/// A new status to write for one order record, decided before anything is written.
+struct Decision<'a> {
+    snapshot: OrderSnapshot,
+    /// The JSON the snapshot's order was read from, written as it is.
+    order_json: Option<&'a RawValue>,
+    /// What the view knew of the order (its update does not read it again).
+    seen: Option<Summary>,
+}
+
+/// A status record in the producer's queue, waiting for its acknowledgement.
+struct Queued {
+    snapshot: OrderSnapshot,
+    /// The record's value, also the view's row once acknowledged.
+    encoded: Box<RawValue>,
+    seen: Option<Summary>,
+    record: crate::kafka::Queued,
+    /// The record's exported publish span, if any.
+    span: spans::Span,
+}
+
 impl Handler<OrderEvent> for OrderProcessor {
     async fn handle(&self, message: &Received<OrderEvent>) -> Result<(), HandlerError> {
-        self.sync_after_rebalance().await?;
-        let started = Instant::now();
-        if let OrderEvent::OrderPlaced { order } = &message.value {
-            self.record_stages(order, message);
+        let mut results = self.handle_batch(std::slice::from_ref(message)).await;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// Decides every order of the batch, queues every status record, then waits for their
+    /// acknowledgements together and updates the view with each.
+    async fn handle_batch(
+        &self,
+        messages: &[Received<OrderEvent>],
+    ) -> Vec<Result<(), HandlerError>> {
+        if let Err(error) = self.sync_after_rebalance().await {
+            let error = format!("{error:#}");
+            return messages
+                .iter()
+                .map(|_| Err(HandlerError::Transient(anyhow::anyhow!(error.clone()))))
+                .collect();
         }
-        // Per-record lines and spans are at debug: at info they cost a large share of the
-        // processing rate (docs/operating.md, "Logs"). Inside the consumer's span (topic, partition,
-        // offset, trace_id).
-        let span = tracing::debug_span!(
-            "process",
-            order_id = %message.value.order_id(),
-            request_id = message.header("request-id").unwrap_or_default(),
-        );
-        // The order's trace, carried on to its status record: the processing's exported
-        // span when there is one, else the record's own context.
-        let trace = TraceContext::in_scope().or_else(|| {
-            TraceContext::from_parts(
-                message.header(crate::trace::TRACEPARENT),
-                message.header(crate::trace::TRACESTATE),
-            )
-        });
-        let trace = trace.as_ref();
-        async {
-            tracing::debug!(event = message.value.kind(), "order record received");
-            match &message.value {
-                OrderEvent::OrderPlaced { order } => {
-                    let applied = self.projector.has_applied(
-                        &message.topic,
-                        message.partition,
-                        message.offset,
-                    );
-                    self.process(order, &message.payload, applied, trace, started)
-                        .await
+        let started = Instant::now();
+        let mut results = Vec::with_capacity(messages.len());
+        let mut queued = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            // Per-record lines and spans are at debug: at info they cost a large share of
+            // the processing rate (docs/operating.md, "Logs"). Inside the consumer's span
+            // (topic, partition, offset, trace_id).
+            let span = tracing::debug_span!(
+                parent: &message.span,
+                "process",
+                order_id = %message.value.order_id(),
+                request_id = message.header("request-id").unwrap_or_default(),
+            );
+            // Nothing to write for a redelivery of a final order or a cancel that cannot apply.
+            let result = span.in_scope(|| {
+                self.decide(message)
+                    .map(|decision| self.queue(decision, message))
+                    .transpose()
+            });
+            match result {
+                Ok(Some(record)) => {
+                    queued.push((index, record, span));
+                    results.push(Ok(()));
                 }
-                OrderEvent::CancelRequested { order_id, .. } => {
-                    let Some(current) = self.store.get(order_id) else {
-                        tracing::warn!(%order_id, "cancel for an order this service never saw; ignored");
-                        return Ok(());
-                    };
-                    if current.status.is_final() {
-                        tracing::info!(
-                            %order_id,
-                            status = current.status.as_str(),
-                            "cancel arrived after a final status; ignored"
-                        );
-                        return Ok(());
-                    }
-                    let seen = Some(Summary::of(&current));
-                    let cancelled = current.advance(
-                        OrderStatus::Cancelled,
-                        Some("cancelled by request".into()),
-                        Utc::now(),
-                    );
-                    self.emit(cancelled, None, trace, started, seen).await
-                }
+                Ok(None) => results.push(Ok(())),
+                Err(error) => results.push(Err(error)),
             }
         }
-        .instrument(span)
-        .await
+        for (index, record, span) in queued {
+            results[index] = self.acknowledged(record, started).instrument(span).await;
+        }
+        results
     }
 }
 
@@ -240,14 +250,46 @@ impl OrderProcessor {
         );
     }
 
-    async fn process(
-        &self,
-        order: &Order,
-        payload: &[u8],
-        applied: bool,
-        trace: Option<&TraceContext>,
-        started: Instant,
-    ) -> Result<(), HandlerError> {
+    /// What to write for one order record, from the view.
+    fn decide<'a>(&self, message: &'a Received<OrderEvent>) -> Option<Decision<'a>> {
+        tracing::debug!(event = message.value.kind(), "order record received");
+        match &message.value {
+            OrderEvent::OrderPlaced { order } => {
+                self.record_stages(order, message);
+                let applied =
+                    self.projector
+                        .has_applied(&message.topic, message.partition, message.offset);
+                self.process(order, &message.payload, applied)
+            }
+            OrderEvent::CancelRequested { order_id, .. } => {
+                let Some(current) = self.store.get(order_id) else {
+                    tracing::warn!(%order_id, "cancel for an order this service never saw; ignored");
+                    return None;
+                };
+                if current.status.is_final() {
+                    tracing::info!(
+                        %order_id,
+                        status = current.status.as_str(),
+                        "cancel arrived after a final status; ignored"
+                    );
+                    return None;
+                }
+                let seen = Some(Summary::of(&current));
+                let snapshot = current.advance(
+                    OrderStatus::Cancelled,
+                    Some("cancelled by request".into()),
+                    Utc::now(),
+                );
+                Some(Decision {
+                    snapshot,
+                    order_json: None,
+                    seen,
+                })
+            }
+        }
+    }
+
+    fn process<'a>(&self, order: &Order, payload: &'a [u8], applied: bool) -> Option<Decision<'a>> {
         tracing::debug!(
             since_accepted_ms = (Utc::now() - order.accepted_at).num_milliseconds(),
             "processing starts"
@@ -272,7 +314,7 @@ impl OrderProcessor {
                     "already final; redelivery skipped"
                 );
                 self.metrics.orders_redelivered.inc();
-                return Ok(());
+                return None;
             }
             None => OrderSnapshot::pending(order.clone()),
             Some(current) if current.status == OrderStatus::Pending && current.changes == 1 => {
@@ -285,7 +327,7 @@ impl OrderProcessor {
             Some(_) => match self.store.get(&order.order_id) {
                 Some(current) if current.status.is_final() => {
                     self.metrics.orders_redelivered.inc();
-                    return Ok(());
+                    return None;
                 }
                 Some(current) => {
                     from_record = false;
@@ -298,12 +340,16 @@ impl OrderProcessor {
             .then(|| placed_order_json(crate::kafka::wire::json_payload(payload)))
             .flatten();
         if base.cancel_requested {
-            let cancelled = base.advance(
+            let snapshot = base.advance(
                 OrderStatus::Cancelled,
                 Some("cancelled by request".into()),
                 Utc::now(),
             );
-            return self.emit(cancelled, order_json, trace, started, seen).await;
+            return Some(Decision {
+                snapshot,
+                order_json,
+                seen,
+            });
         }
         // One record per order: PROCESSING and the outcome would be written in the same
         // batch and acknowledged together, so the outcome's history carries both. (Records
@@ -313,32 +359,46 @@ impl OrderProcessor {
         } else {
             base.advance(OrderStatus::Processing, None, Utc::now())
         };
-        let outcome = match self.rules.check(order) {
+        let snapshot = match self.rules.check(order) {
             Ok(()) => processing.advance(OrderStatus::Completed, None, Utc::now()),
             Err(reason) => processing.advance(OrderStatus::Failed, Some(reason), Utc::now()),
         };
-        self.emit(outcome, order_json, trace, started, seen).await
+        Some(Decision {
+            snapshot,
+            order_json,
+            seen,
+        })
     }
 
-    /// Writes the snapshot, waits for its acknowledgement, then updates the view. The status
-    /// record carries the order's trace on (from its producer span when spans are exported),
-    /// so its trace continues on `orders.status`. `order_json`, when given, is the JSON the
-    /// snapshot's order was read from, written as it is.
-    async fn emit(
+    /// Puts the snapshot's record in the producer's queue. The record carries the order's
+    /// trace on (from its publish span when spans are exported), so its trace continues on
+    /// `orders.status`. `order_json`, when given, is the JSON the snapshot's order was read
+    /// from, written as it is.
+    fn queue(
         &self,
-        snapshot: OrderSnapshot,
-        order_json: Option<&RawValue>,
-        trace: Option<&TraceContext>,
-        started: Instant,
-        seen: Option<Summary>,
-    ) -> Result<(), HandlerError> {
+        decision: Decision<'_>,
+        message: &Received<OrderEvent>,
+    ) -> Result<Queued, HandlerError> {
+        let Decision {
+            snapshot,
+            order_json,
+            seen,
+        } = decision;
+        // The order's trace: the processing's exported span when there is one, else the
+        // record's own context.
+        let trace = message.trace.clone().or_else(|| {
+            TraceContext::from_parts(
+                message.header(crate::trace::TRACEPARENT),
+                message.header(crate::trace::TRACESTATE),
+            )
+        });
         let key = snapshot.order.order_id.to_string();
-        let mut span = match trace {
+        let span = match &trace {
             Some(trace) => spans::publish(&self.status_topic, &key, Parent::Within(trace)),
             None => spans::Span::none(),
         };
         let mut headers = vec![("event-type", snapshot.status.event_type().to_string())];
-        if let Some(trace) = span.context().as_ref().or(trace) {
+        if let Some(trace) = span.context().as_ref().or(trace.as_ref()) {
             headers.extend(trace.record_headers());
         }
         // Encoded once: the record's value, and the view's row when the record comes back.
@@ -354,7 +414,32 @@ impl OrderProcessor {
             headers,
             schema_id: self.schemas.id_for(&self.status_topic),
         };
-        match self.status.with_type::<Box<RawValue>>().send(record).await {
+        let record = self
+            .status
+            .with_type::<Box<RawValue>>()
+            .queue(record)
+            .map_err(|error| HandlerError::Permanent(error.into()))?;
+        Ok(Queued {
+            snapshot,
+            encoded,
+            seen,
+            record,
+            span,
+        })
+    }
+
+    /// Waits for a queued record's acknowledgement, then updates the view: read-your-writes
+    /// here, committed when the projector reads the record back. The order's live
+    /// subscribers on this instance hear of it now.
+    async fn acknowledged(&self, queued: Queued, started: Instant) -> Result<(), HandlerError> {
+        let Queued {
+            snapshot,
+            encoded,
+            seen,
+            record,
+            mut span,
+        } = queued;
+        match self.status.acknowledged(record).await {
             Ok(delivery) => span.record_delivery(delivery.partition, delivery.offset),
             Err(error) => {
                 span.record_error(error.reason());
@@ -372,8 +457,6 @@ impl OrderProcessor {
             reason = snapshot.reason.as_deref().unwrap_or(""),
             "order status written to the status topic"
         );
-        // Read-your-writes here; committed when the projector reads the record back. The
-        // order's live subscribers on this instance hear of it now.
         let order_id = snapshot.order.order_id;
         let encoded = Box::<str>::from(encoded).into_string().into_bytes();
         self.store
@@ -392,7 +475,7 @@ impl OrderProcessor {
         Ok(())
     }
 
-    async fn sync_after_rebalance(&self) -> Result<(), HandlerError> {
+    async fn sync_after_rebalance(&self) -> anyhow::Result<()> {
         let generation = self.generation.current();
         if self.synced_generation.load(Ordering::Acquire) == generation {
             return Ok(());
@@ -401,10 +484,7 @@ impl OrderProcessor {
         if self.synced_generation.load(Ordering::Acquire) == generation {
             return Ok(());
         }
-        self.projector
-            .catch_up()
-            .await
-            .map_err(HandlerError::Transient)?;
+        self.projector.catch_up().await?;
         self.synced_generation.store(generation, Ordering::Release);
         Ok(())
     }

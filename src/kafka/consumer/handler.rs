@@ -4,7 +4,10 @@
 use std::future::Future;
 use std::time::SystemTime;
 
+use tracing::Instrument;
+
 use super::record::Headers;
+use crate::trace::TraceContext;
 
 /// A decoded message with everything Kafka said about it.
 #[derive(Debug, Clone)]
@@ -29,6 +32,12 @@ pub struct Received<T> {
     /// When this consumer took the record from librdkafka (before it waited for earlier
     /// records of its key or for a free handler slot).
     pub received_at: SystemTime,
+    /// The trace the handling belongs to: the consumer's exported span for this record,
+    /// when spans are exported (the record's own context is in its headers).
+    pub trace: Option<TraceContext>,
+    /// The record's log span (topic, partition, offset, trace id): whatever the handler
+    /// logs about this record belongs inside it.
+    pub span: tracing::Span,
 }
 
 impl<T> Received<T> {
@@ -49,12 +58,28 @@ pub enum HandlerError {
     Permanent(#[source] anyhow::Error),
 }
 
-/// What a consumer does with each message. The returned future must only resolve once
+/// What a consumer does with each message. The returned futures must only resolve once
 /// everything the handler produced is acknowledged.
-pub trait Handler<T>: Send + Sync + 'static {
-    /// Handles one message.
+pub trait Handler<T: Sync>: Send + Sync + 'static {
+    /// Handles one message (a retry is always of one message).
     fn handle(
         &self,
         message: &Received<T>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Handles what one poll returned, in the consumer's order: no two of `messages` have
+    /// the same key, and every earlier message of their keys is done. One result per
+    /// message, in the same order; a failed one is retried on its own with
+    /// [`Handler::handle`]. By default each is handled on its own, all at once, inside its
+    /// trace and log span; a handler that decides many at a time (produces every outcome,
+    /// then waits for the acknowledgements together) does better.
+    fn handle_batch(
+        &self,
+        messages: &[Received<T>],
+    ) -> impl Future<Output = Vec<Result<(), HandlerError>>> + Send {
+        futures::future::join_all(messages.iter().map(|message| {
+            crate::trace::within(message.trace.clone(), self.handle(message))
+                .instrument(message.span.clone())
+        }))
+    }
 }

@@ -9,8 +9,12 @@
 //! therefore redelivers at most the messages after the last commit; handlers must be
 //! idempotent.
 //!
-//! Messages are handled concurrently up to `max_in_flight`, but never two with the same key
-//! at once, so per-key (and so per-order) order is kept. A message that cannot be decoded,
+//! Messages are handled in batches, Kafka Streams-style: what one poll returned (up to
+//! [`MAX_BATCH`]) goes to the handler together ([`Handler::handle_batch`]), and batches run
+//! concurrently up to `max_in_flight` messages in all, but never two messages with the same
+//! key at once: a batch is cut where a key repeats, and a batch with a key of an earlier
+//! unfinished one waits for it. So per-key (and so per-order) order is kept. A message that
+//! cannot be decoded,
 //! or whose handler fails permanently or after `max_attempts`, is written to the dead-letter
 //! topic with headers saying where it came from and why; only then is its offset stored.
 //! Nothing in this module knows what the messages mean.
@@ -20,8 +24,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
+use futures::future::{FutureExt, Shared};
 use futures::stream::FuturesOrdered;
+use futures::{Stream, StreamExt};
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
@@ -51,6 +56,9 @@ use crate::trace::spans;
 /// How often the consumer looks whether its positions must be checked against the logs'
 /// ends (a counter read; the check itself runs only after an assignment or when asked).
 const OFFSET_CHECK_POLL: Duration = Duration::from_secs(1);
+
+/// The most messages taken from librdkafka's queue into one batch.
+pub const MAX_BATCH: usize = 500;
 
 /// How long shutdown waits for the consumer to commit and leave the group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,8 +123,6 @@ struct Done {
     offset: i64,
     /// False when shutdown interrupted the message: its offset must not be stored.
     finished: bool,
-    /// Why the message went to the dead-letter topic, if it did.
-    dead_lettered: Option<&'static str>,
 }
 
 /// A typed consumer-group member. Create one per consumer task.
@@ -175,8 +181,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         let made_at_start = this.generation.offset_checks();
         let mut ended = Ended::Shutdown;
         let mut in_flight = FuturesOrdered::new();
-        // The completion signal of the newest in-flight message of each key.
-        let mut key_tails: HashMap<Vec<u8>, oneshot::Receiver<()>> = HashMap::new();
+        // Messages in the batches in flight.
+        let mut held = 0;
+        // The completion of the newest unfinished batch holding each key.
+        let mut key_tails: HashMap<Vec<u8>, Shared<oneshot::Receiver<()>>> = HashMap::new();
         let mut interrupted: HashSet<(String, i32)> = HashSet::new();
         // Positions are checked against the logs' ends after each assignment and when asked
         // (the service's topics were made again): see `reset_out_of_range`.
@@ -190,6 +198,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         // Made once, not at every turn of the loop (each makes and drops a waiter).
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
+        // One stream for the consumer's life: each `recv` would register a waker of its own.
+        let mut messages = this.client().stream();
         loop {
             tokio::select! {
                 biased;
@@ -223,63 +233,56 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                     stalled = now;
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    held -= Vec::<Done>::len(&done);
                     this.store(done, &mut interrupted);
                 }
-                received = this.client().recv(), if in_flight.len() < this.options.max_in_flight => {
+                received = messages.next(), if held < this.options.max_in_flight => {
                     let message = match received {
-                        Ok(message) => message,
-                        Err(error) => {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => {
                             // librdkafka reconnects by itself; its own log says when.
                             tracing::debug!(%error, "consumer error");
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;
                         }
+                        None => break,
                     };
                     let received_at = SystemTime::now();
-                    let message = Incoming::copy(&message);
-                    if let Some(m) = &this.metrics {
-                        m.consumed.with_label_values(&[&message.topic]).inc();
+                    let room = (this.options.max_in_flight - held).min(MAX_BATCH);
+                    let batch = take_ready(Incoming::copy(&message), &mut messages, room);
+                    drop(message);
+                    held += batch.len();
+                    this.count(&batch);
+                    // The unfinished batches this one must wait for: those holding one of its keys.
+                    let (finished, done) = oneshot::channel();
+                    let done = done.shared();
+                    let mut earlier = Vec::new();
+                    for key in batch.iter().filter_map(|m| m.key.as_ref()) {
+                        // (A key repeated inside the batch finds the batch itself.)
+                        if let Some(tail) = key_tails.insert(key.clone(), done.clone())
+                            && tail.peek().is_none()
+                            && !Shared::ptr_eq(&tail, &done)
+                            && !earlier.iter().any(|e| Shared::ptr_eq(e, &tail))
+                        {
+                            earlier.push(tail);
+                        }
                     }
-                    let (tx, rx) = oneshot::channel();
-                    let previous = message.key.as_ref().and_then(|k| key_tails.insert(k.clone(), rx));
                     if key_tails.len() > this.options.max_in_flight * 4 {
-                        key_tails.retain(|_, rx| matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+                        key_tails.retain(|_, tail| tail.peek().is_none());
                     }
                     let (this, handler, shutdown) = (this.clone(), handler.clone(), shutdown.clone());
-                    // The exported span (when on): from here, waits behind earlier records
-                    // of the key included, continuing the producer's trace; the handler
-                    // sees its context as the trace in scope.
-                    let process = message.span(spans::Consume::Process, &this.options.group_id);
-                    let trace = process.context();
-                    // Every log line about this record carries where it is and the trace
-                    // it belongs to (W3C traceparent header, when the producer set one).
-                    let span = tracing::debug_span!(
-                        "consume",
-                        topic = message.topic,
-                        partition = message.partition,
-                        offset = message.offset,
-                        trace_id = crate::trace::trace_id_of(message.header(crate::trace::TRACEPARENT)).unwrap_or_default(),
-                        span_id = trace.as_ref().map(|c| c.span_id()),
-                    );
                     in_flight.push_back(async move {
-                        let mut process = process;
-                        if let Some(previous) = previous {
-                            let _ = previous.await;
+                        for tail in earlier {
+                            let _ = tail.await;
                         }
-                        let done = crate::trace::within(
-                            trace,
-                            this.handle_one(message, received_at, handler.as_ref(), &shutdown),
-                        )
-                        .await;
-                        if let Some(reason) = done.dead_lettered {
-                            process.record_error(reason);
-                        }
-                        let _ = tx.send(());
+                        let done = this.handle_batch(batch, received_at, handler.as_ref(), &shutdown).await;
+                        let _ = finished.send(());
                         done
-                    }.instrument(span));
+                    });
                 }
             }
         }
+        drop(messages);
         // The messages in hand finish (retries stop early on shutdown) before the final commit.
         while let Some(done) = in_flight.next().await {
             this.store(done, &mut interrupted);
@@ -325,32 +328,110 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         self.generation.clone()
     }
 
-    fn store(&self, done: Done, interrupted: &mut HashSet<(String, i32)>) {
-        let partition = (done.topic, done.partition);
-        if !done.finished {
-            interrupted.insert(partition);
-            return;
-        }
-        // After an interrupted message, later offsets of its partition must not be stored.
-        if interrupted.contains(&partition) {
-            return;
-        }
-        if let Err(error) = self
-            .client()
-            .store_offset(&partition.0, partition.1, done.offset)
-        {
-            // The partition was revoked meanwhile; its new owner will see the message again.
-            tracing::debug!(%error, topic = %partition.0, partition = partition.1, offset = done.offset, "offset not stored");
+    /// Counts what was received, by topic.
+    fn count(&self, batch: &[Incoming]) {
+        let Some(m) = &self.metrics else { return };
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            let same = rest.iter().take_while(|m| m.topic == first.topic).count();
+            m.consumed
+                .with_label_values(&[&first.topic])
+                .inc_by(same as u64);
+            rest = &rest[same..];
         }
     }
 
-    async fn handle_one<H: Handler<T>>(
+    /// Stores the offsets of a batch's messages, in receive order: per partition the last
+    /// message finished before the first interrupted one.
+    fn store(&self, done: Vec<Done>, interrupted: &mut HashSet<(String, i32)>) {
+        let mut last: Vec<(String, i32, i64)> = Vec::new();
+        for done in done {
+            let partition = (done.topic, done.partition);
+            if !done.finished {
+                interrupted.insert(partition);
+                continue;
+            }
+            // After an interrupted message, later offsets of its partition must not be stored.
+            if interrupted.contains(&partition) {
+                continue;
+            }
+            match last
+                .iter_mut()
+                .find(|(t, p, _)| *p == partition.1 && *t == partition.0)
+            {
+                Some(entry) => entry.2 = done.offset,
+                None => last.push((partition.0, partition.1, done.offset)),
+            }
+        }
+        for (topic, partition, offset) in last {
+            if let Err(error) = self.client().store_offset(&topic, partition, offset) {
+                // The partition was revoked meanwhile; its new owner will see the message again.
+                tracing::debug!(%error, %topic, partition, offset, "offset not stored");
+            }
+        }
+    }
+
+    /// Handles one batch: decodes every message, hands the decoded ones to the handler in
+    /// runs without a repeated key, retries what failed on its own, and dead-letters what
+    /// cannot be decoded or kept failing. The outcomes come back in receive order.
+    async fn handle_batch<H: Handler<T>>(
         &self,
-        message: Incoming,
+        batch: Vec<Incoming>,
         received_at: SystemTime,
         handler: &H,
         shutdown: &CancellationToken,
-    ) -> Done {
+    ) -> Vec<Done> {
+        let mut done = Vec::with_capacity(batch.len());
+        let mut run: Vec<(Received<T>, spans::Span)> = Vec::with_capacity(batch.len());
+        let mut keys: HashSet<Vec<u8>> = HashSet::new();
+        for message in batch {
+            if let Some(key) = &message.key
+                && !keys.insert(key.clone())
+            {
+                // The key repeats: what came before it is handled first.
+                self.handle_run(std::mem::take(&mut run), handler, shutdown, &mut done)
+                    .await;
+                keys.clear();
+                keys.insert(key.clone());
+            }
+            match self.received(message, received_at, shutdown).await {
+                Ok(received) => run.push(received),
+                Err(undecodable) => {
+                    // Its key's earlier messages are done or in the run; it waits for neither.
+                    done.push(undecodable);
+                }
+            }
+        }
+        self.handle_run(run, handler, shutdown, &mut done).await;
+        // Back in each partition's order (an undecodable message was finished before the
+        // run it was received in).
+        done.sort_unstable_by_key(|d| (d.partition, d.offset));
+        done
+    }
+
+    /// Decodes a message for its handler, with its spans; an undecodable one is
+    /// dead-lettered here.
+    async fn received(
+        &self,
+        message: Incoming,
+        received_at: SystemTime,
+        shutdown: &CancellationToken,
+    ) -> Result<(Received<T>, spans::Span), Done> {
+        // The exported span (when on): from here, waits behind earlier records of the key
+        // included, continuing the producer's trace; the handler sees its context.
+        let process = message.span(spans::Consume::Process, &self.options.group_id);
+        let trace = process.context();
+        // Every log line about this record carries where it is and the trace it belongs to
+        // (W3C traceparent header, when the producer set one).
+        let span = tracing::debug_span!(
+            "consume",
+            topic = message.topic,
+            partition = message.partition,
+            offset = message.offset,
+            trace_id = crate::trace::trace_id_of(message.header(crate::trace::TRACEPARENT))
+                .unwrap_or_default(),
+            span_id = trace.as_ref().map(|c| c.span_id()),
+        );
         let Incoming {
             topic,
             partition,
@@ -360,8 +441,25 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             headers,
             timestamp_ms,
         } = message;
-        let value = match decode::<T>(payload.as_deref()) {
-            Ok(value) => value,
+        match decode::<T>(payload.as_deref()) {
+            Ok(value) => Ok((
+                Received {
+                    value,
+                    payload: payload.unwrap_or_default(),
+                    key: key
+                        .as_deref()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    headers,
+                    topic,
+                    partition,
+                    offset,
+                    timestamp_ms,
+                    received_at,
+                    trace,
+                    span,
+                },
+                process,
+            )),
             Err(error) => {
                 let source = Source {
                     topic: &topic,
@@ -373,80 +471,106 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 };
                 let finished = self
                     .dead_letter(source, &error, 0, "undecodable", shutdown)
+                    .instrument(span)
                     .await;
-                return Done {
+                let mut process = process;
+                process.record_error("undecodable");
+                Err(Done {
                     topic,
                     partition,
                     offset,
                     finished,
-                    dead_lettered: Some("undecodable"),
-                };
+                })
             }
-        };
-        let received = Received {
-            value,
-            payload: payload.unwrap_or_default(),
-            key: key
-                .as_deref()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
-            headers,
-            topic,
-            partition,
-            offset,
-            timestamp_ms,
-            received_at,
-        };
-        let failure = self.retry(&received, handler, shutdown).await;
-        let dead_lettered = match &failure {
-            Some(Ok((_, _, reason))) => Some(*reason),
-            _ => None,
-        };
-        let finished = match failure {
-            None => true,
-            Some(Err(interrupted)) => interrupted,
-            Some(Ok((error, attempts, reason))) => {
-                let source = Source {
-                    topic: &received.topic,
-                    partition,
-                    offset,
-                    key: key.as_deref(),
-                    payload: Some(&received.payload),
-                    headers: &received.headers,
-                };
-                self.dead_letter(source, &error, attempts, reason, shutdown)
-                    .await
-            }
-        };
-        Done {
-            topic: received.topic,
-            partition,
-            offset,
-            finished,
-            dead_lettered,
         }
     }
 
-    /// Runs the handler, retrying transient failures with backoff. `None` when it succeeded;
+    /// Hands messages with distinct keys to the handler together, then retries and
+    /// dead-letters the failed ones one by one.
+    async fn handle_run<H: Handler<T>>(
+        &self,
+        run: Vec<(Received<T>, spans::Span)>,
+        handler: &H,
+        shutdown: &CancellationToken,
+        done: &mut Vec<Done>,
+    ) {
+        if run.is_empty() {
+            return;
+        }
+        let (received, processes): (Vec<_>, Vec<_>) = run.into_iter().unzip();
+        let results = handler.handle_batch(&received).await;
+        debug_assert_eq!(results.len(), received.len());
+        for ((received, mut process), result) in received.into_iter().zip(processes).zip(results) {
+            let span = received.span.clone();
+            let outcome = match result {
+                Ok(()) => {
+                    done.push(Done {
+                        topic: received.topic,
+                        partition: received.partition,
+                        offset: received.offset,
+                        finished: true,
+                    });
+                    continue;
+                }
+                Err(error) => {
+                    self.retry(error, &received, handler, shutdown)
+                        .instrument(span.clone())
+                        .await
+                }
+            };
+            if let Some(Ok((_, _, reason))) = &outcome {
+                process.record_error(reason);
+            }
+            let finished = match outcome {
+                None => true,
+                Some(Err(interrupted)) => interrupted,
+                Some(Ok((error, attempts, reason))) => {
+                    let key = received.key.as_deref().map(str::as_bytes);
+                    let source = Source {
+                        topic: &received.topic,
+                        partition: received.partition,
+                        offset: received.offset,
+                        key,
+                        payload: Some(&received.payload),
+                        headers: &received.headers,
+                    };
+                    self.dead_letter(source, &error, attempts, reason, shutdown)
+                        .instrument(span)
+                        .await
+                }
+            };
+            done.push(Done {
+                topic: received.topic,
+                partition: received.partition,
+                offset: received.offset,
+                finished,
+            });
+        }
+    }
+
+    /// Retries a message whose handling failed with `error`, on its own and with backoff
+    /// while the failures are transient. `None` when a retry succeeded;
     /// `Some(Ok((error, attempts, reason)))` when the message must be dead-lettered;
     /// `Some(Err(false))` when shutdown interrupted the retries.
     async fn retry<H: Handler<T>>(
         &self,
+        error: HandlerError,
         received: &Received<T>,
         handler: &H,
         shutdown: &CancellationToken,
     ) -> Option<Result<(String, u32, &'static str), bool>> {
         let mut attempt = 1;
         let mut backoff = self.backoff();
+        let mut error = error;
         loop {
-            match handler.handle(received).await {
-                Ok(()) => return None,
-                Err(HandlerError::Permanent(error)) => {
+            match error {
+                HandlerError::Permanent(error) => {
                     return Some(Ok((format!("{error:#}"), attempt, "permanent")));
                 }
-                Err(HandlerError::Transient(error)) if attempt >= self.options.max_attempts => {
+                HandlerError::Transient(error) if attempt >= self.options.max_attempts => {
                     return Some(Ok((format!("{error:#}"), attempt, "exhausted")));
                 }
-                Err(HandlerError::Transient(error)) => {
+                HandlerError::Transient(error) => {
                     tracing::warn!(error = %format!("{error:#}"), attempt, topic = %received.topic, partition = received.partition, offset = received.offset, "handler failed; retrying");
                     if let Some(m) = &self.metrics {
                         m.retries.inc();
@@ -457,6 +581,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
                 return Some(Err(false));
             }
             attempt += 1;
+            match crate::trace::within(received.trace.clone(), handler.handle(received)).await {
+                Ok(()) => return None,
+                Err(failed) => error = failed,
+            }
         }
     }
 
@@ -522,6 +650,26 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
             }
         }
     }
+}
+
+/// `first`, and what else librdkafka has ready now, up to `room` messages in all.
+fn take_ready<'a, S>(first: Incoming, messages: &mut S, room: usize) -> Vec<Incoming>
+where
+    S: Stream<Item = KafkaResult<rdkafka::message::BorrowedMessage<'a>>> + Unpin,
+{
+    let mut batch = Vec::with_capacity(room.min(64));
+    batch.push(first);
+    while batch.len() < room {
+        match messages.next().now_or_never() {
+            Some(Some(Ok(message))) => batch.push(Incoming::copy(&message)),
+            Some(Some(Err(error))) => {
+                tracing::debug!(%error, "consumer error");
+                break;
+            }
+            _ => break,
+        }
+    }
+    batch
 }
 
 impl<T> Drop for BaseConsumer<T> {
