@@ -367,6 +367,78 @@ async fn base_consumer_hands_over_batches_and_keeps_each_keys_order() {
     assert_eq!(largest, 10, "batches: {}", batches.len());
 }
 
+/// Fails every message the first time it sees it; records the keys of each call.
+#[derive(Default)]
+struct FailsFirst {
+    calls: std::sync::Mutex<Vec<Vec<String>>>,
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Handler<Value> for FailsFirst {
+    async fn handle(&self, message: &Received<Value>) -> Result<(), HandlerError> {
+        self.handle_batch(std::slice::from_ref(message))
+            .await
+            .pop()
+            .unwrap()
+    }
+
+    async fn handle_batch(&self, messages: &[Received<Value>]) -> Vec<Result<(), HandlerError>> {
+        let keys: Vec<String> = messages.iter().map(|m| m.key.clone().unwrap()).collect();
+        self.calls.lock().unwrap().push(keys.clone());
+        let mut seen = self.seen.lock().unwrap();
+        keys.into_iter()
+            .map(|key| match seen.insert(key) {
+                true => Err(HandlerError::Transient(anyhow::anyhow!("first time"))),
+                false => Ok(()),
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn base_consumer_retries_a_batchs_failures_together() {
+    let broker = TestBroker::start(Engine::Memory).await;
+    let settings = test_settings(&broker);
+    let _app = TestApp::spawn(settings.clone()).await;
+    let (topic, consumer) = generic_consumer(&settings, "fails-first", 1, 3).await;
+    let records: Vec<(String, &[u8])> = (0..50)
+        .map(|n| (format!("k{n}"), &br#"{"n":0}"#[..]))
+        .collect();
+    let records: Vec<(Option<&str>, &[u8])> = records
+        .iter()
+        .map(|(k, v)| (Some(k.as_str()), *v))
+        .collect();
+    produce_raw(&broker.bootstrap(), &topic, &records).await;
+
+    let handler = Arc::new(FailsFirst::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(consumer.run(handler.clone(), stop.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let handled = || {
+        handler
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>()
+    };
+    while handled() < 100 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    run.await.unwrap().unwrap();
+
+    assert_eq!(handled(), 100, "each message twice");
+    let calls = handler.calls.lock().unwrap();
+    // Every call of failures is followed by one call with the same messages, together.
+    for pair in calls.chunks(2) {
+        assert_eq!(pair.len(), 2, "{calls:?}");
+        assert_eq!(pair[0], pair[1], "the failures come back together");
+    }
+    assert!(calls[0].len() > 1, "handed over together: {calls:?}");
+}
+
 #[tokio::test]
 async fn the_same_order_record_twice_gives_one_outcome() {
     let broker = TestBroker::start(Engine::Memory).await;

@@ -61,7 +61,7 @@ pub enum HandlerError {
 /// What a consumer does with each message. The returned futures must only resolve once
 /// everything the handler produced is acknowledged.
 pub trait Handler<T: Sync>: Send + Sync + 'static {
-    /// Handles one message (a retry is always of one message).
+    /// Handles one message.
     fn handle(
         &self,
         message: &Received<T>,
@@ -69,10 +69,10 @@ pub trait Handler<T: Sync>: Send + Sync + 'static {
 
     /// Handles what one poll returned, in the consumer's order: no two of `messages` have
     /// the same key, and every earlier message of their keys is done. One result per
-    /// message, in the same order; a failed one is retried on its own with
-    /// [`Handler::handle`]. By default each is handled on its own, all at once, inside its
-    /// trace and log span; a handler that decides many at a time (produces every outcome,
-    /// then waits for the acknowledgements together) does better.
+    /// message, in the same order; those that failed transiently come back together after a
+    /// backoff. By default each is handled on its own, all at once, inside its trace and log
+    /// span; a handler that decides many at a time (produces every outcome, then waits for
+    /// the acknowledgements together) does better.
     fn handle_batch(
         &self,
         messages: &[Received<T>],

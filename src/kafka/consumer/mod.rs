@@ -125,6 +125,17 @@ struct Done {
     finished: bool,
 }
 
+impl Done {
+    fn of<T>(message: &Received<T>, finished: bool) -> Self {
+        Done {
+            topic: message.topic.clone(),
+            partition: message.partition,
+            offset: message.offset,
+            finished,
+        }
+    }
+}
+
 /// A typed consumer-group member. Create one per consumer task.
 pub struct BaseConsumer<T> {
     /// Present until the consumer is closed (see the `Drop` impl).
@@ -372,7 +383,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
     }
 
     /// Handles one batch: decodes every message, hands the decoded ones to the handler in
-    /// runs without a repeated key, retries what failed on its own, and dead-letters what
+    /// runs without a repeated key, retries what failed, and dead-letters what
     /// cannot be decoded or kept failing. The outcomes come back in receive order.
     async fn handle_batch<H: Handler<T>>(
         &self,
@@ -485,8 +496,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         }
     }
 
-    /// Hands messages with distinct keys to the handler together, then retries and
-    /// dead-letters the failed ones one by one.
+    /// Hands messages with distinct keys to the handler together; those that failed
+    /// transiently go back to it together after a backoff, until they succeed or run out of
+    /// attempts; what failed for good is dead-lettered.
     async fn handle_run<H: Handler<T>>(
         &self,
         run: Vec<(Received<T>, spans::Span)>,
@@ -494,97 +506,68 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         shutdown: &CancellationToken,
         done: &mut Vec<Done>,
     ) {
-        if run.is_empty() {
-            return;
-        }
-        let (received, processes): (Vec<_>, Vec<_>) = run.into_iter().unzip();
-        let results = handler.handle_batch(&received).await;
-        debug_assert_eq!(results.len(), received.len());
-        for ((received, mut process), result) in received.into_iter().zip(processes).zip(results) {
-            let span = received.span.clone();
-            let outcome = match result {
-                Ok(()) => {
-                    done.push(Done {
-                        topic: received.topic,
-                        partition: received.partition,
-                        offset: received.offset,
-                        finished: true,
-                    });
-                    continue;
-                }
-                Err(error) => {
-                    self.retry(error, &received, handler, shutdown)
-                        .instrument(span.clone())
-                        .await
-                }
-            };
-            if let Some(Ok((_, _, reason))) = &outcome {
-                process.record_error(reason);
-            }
-            let finished = match outcome {
-                None => true,
-                Some(Err(interrupted)) => interrupted,
-                Some(Ok((error, attempts, reason))) => {
-                    let key = received.key.as_deref().map(str::as_bytes);
-                    let source = Source {
-                        topic: &received.topic,
-                        partition: received.partition,
-                        offset: received.offset,
-                        key,
-                        payload: Some(&received.payload),
-                        headers: &received.headers,
-                    };
-                    self.dead_letter(source, &error, attempts, reason, shutdown)
-                        .instrument(span)
-                        .await
-                }
-            };
-            done.push(Done {
-                topic: received.topic,
-                partition: received.partition,
-                offset: received.offset,
-                finished,
-            });
-        }
-    }
-
-    /// Retries a message whose handling failed with `error`, on its own and with backoff
-    /// while the failures are transient. `None` when a retry succeeded;
-    /// `Some(Ok((error, attempts, reason)))` when the message must be dead-lettered;
-    /// `Some(Err(false))` when shutdown interrupted the retries.
-    async fn retry<H: Handler<T>>(
-        &self,
-        error: HandlerError,
-        received: &Received<T>,
-        handler: &H,
-        shutdown: &CancellationToken,
-    ) -> Option<Result<(String, u32, &'static str), bool>> {
+        let (mut messages, mut processes): (Vec<_>, Vec<_>) = run.into_iter().unzip();
+        // (message, its span, error, attempts, reason) to dead-letter.
+        let mut failed = Vec::new();
         let mut attempt = 1;
         let mut backoff = self.backoff();
-        let mut error = error;
-        loop {
-            match error {
-                HandlerError::Permanent(error) => {
-                    return Some(Ok((format!("{error:#}"), attempt, "permanent")));
-                }
-                HandlerError::Transient(error) if attempt >= self.options.max_attempts => {
-                    return Some(Ok((format!("{error:#}"), attempt, "exhausted")));
-                }
-                HandlerError::Transient(error) => {
-                    tracing::warn!(error = %format!("{error:#}"), attempt, topic = %received.topic, partition = received.partition, offset = received.offset, "handler failed; retrying");
-                    if let Some(m) = &self.metrics {
-                        m.retries.inc();
+        while !messages.is_empty() {
+            let mut results = handler.handle_batch(&messages).await;
+            // A result per message, whatever the handler returned: a message without one
+            // must not count as done.
+            results.resize_with(messages.len(), || {
+                Err(HandlerError::Transient(anyhow::anyhow!(
+                    "the handler gave no result for this message"
+                )))
+            });
+            let mut again = (Vec::new(), Vec::new());
+            for ((message, process), result) in messages.into_iter().zip(processes).zip(results) {
+                match result {
+                    Ok(()) => done.push(Done::of(&message, true)),
+                    Err(HandlerError::Permanent(error)) => {
+                        failed.push((message, process, format!("{error:#}"), attempt, "permanent"));
+                    }
+                    Err(HandlerError::Transient(error)) if attempt >= self.options.max_attempts => {
+                        failed.push((message, process, format!("{error:#}"), attempt, "exhausted"));
+                    }
+                    Err(HandlerError::Transient(error)) => {
+                        message.span.in_scope(|| {
+                            tracing::warn!(error = %format!("{error:#}"), attempt, topic = %message.topic, partition = message.partition, offset = message.offset, "handler failed; retrying");
+                        });
+                        if let Some(m) = &self.metrics {
+                            m.retries.inc();
+                        }
+                        again.0.push(message);
+                        again.1.push(process);
                     }
                 }
             }
+            (messages, processes) = again;
+            if messages.is_empty() {
+                break;
+            }
             if !backoff.wait(shutdown).await {
-                return Some(Err(false));
+                // Interrupted: their offsets must not be stored.
+                done.extend(messages.iter().map(|m| Done::of(m, false)));
+                break;
             }
             attempt += 1;
-            match crate::trace::within(received.trace.clone(), handler.handle(received)).await {
-                Ok(()) => return None,
-                Err(failed) => error = failed,
-            }
+        }
+        for (message, mut process, error, attempts, reason) in failed {
+            process.record_error(reason);
+            let source = Source {
+                topic: &message.topic,
+                partition: message.partition,
+                offset: message.offset,
+                key: message.key.as_deref().map(str::as_bytes),
+                payload: Some(&message.payload),
+                headers: &message.headers,
+            };
+            let finished = self
+                .dead_letter(source, &error, attempts, reason, shutdown)
+                .instrument(message.span.clone())
+                .await;
+            done.push(Done::of(&message, finished));
         }
     }
 
