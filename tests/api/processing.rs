@@ -260,6 +260,32 @@ async fn base_consumer_retries_transient_failures_then_dead_letters() {
     );
 }
 
+/// Writes `(key, value)` records to `topic` as they are.
+async fn produce_keyed(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]) {
+    let records: Vec<(Option<&str>, &[u8])> = records
+        .iter()
+        .map(|(k, v)| (Some(k.as_str()), v.as_slice()))
+        .collect();
+    produce_raw(bootstrap, topic, &records).await;
+}
+
+/// Runs `consumer` with `handler` until `enough` says so (or `within` passes), then stops it.
+async fn run_until<H: Handler<Value>>(
+    consumer: BaseConsumer<Value>,
+    handler: Arc<H>,
+    within: Duration,
+    enough: impl Fn() -> bool,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(consumer.run(handler, stop.clone()));
+    let deadline = std::time::Instant::now() + within;
+    while !enough() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    run.await.unwrap().unwrap();
+}
+
 /// Records each batch it is given and, per key, the values in the order it finished them;
 /// takes a while per batch, so that batches overlap.
 #[derive(Default)]
@@ -321,17 +347,10 @@ async fn base_consumer_hands_over_batches_and_keeps_each_keys_order() {
             )
         })
         .collect();
-    let records: Vec<(Option<&str>, &[u8])> = records
-        .iter()
-        .map(|(k, v)| (Some(k.as_str()), v.as_slice()))
-        .collect();
-    produce_raw(&broker.bootstrap(), &topic, &records).await;
+    produce_keyed(&broker.bootstrap(), &topic, &records).await;
 
     let handler = Arc::new(Recorder::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let run = tokio::spawn(consumer.run(handler.clone(), stop.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let count = || {
+    let finished = || {
         handler
             .finished
             .lock()
@@ -340,11 +359,10 @@ async fn base_consumer_hands_over_batches_and_keeps_each_keys_order() {
             .map(Vec::len)
             .sum::<usize>()
     };
-    while count() < 3_000 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run_until(consumer, handler.clone(), Duration::from_secs(60), || {
+        finished() >= 3_000
+    })
+    .await;
 
     let finished = handler.finished.lock().unwrap();
     assert_eq!(finished.len(), 10);
@@ -401,19 +419,12 @@ async fn base_consumer_retries_a_batchs_failures_together() {
     let settings = test_settings(&broker);
     let _app = TestApp::spawn(settings.clone()).await;
     let (topic, consumer) = generic_consumer(&settings, "fails-first", 1, 3).await;
-    let records: Vec<(String, &[u8])> = (0..50)
-        .map(|n| (format!("k{n}"), &br#"{"n":0}"#[..]))
+    let records: Vec<(String, Vec<u8>)> = (0..50)
+        .map(|n| (format!("k{n}"), br#"{"n":0}"#.to_vec()))
         .collect();
-    let records: Vec<(Option<&str>, &[u8])> = records
-        .iter()
-        .map(|(k, v)| (Some(k.as_str()), *v))
-        .collect();
-    produce_raw(&broker.bootstrap(), &topic, &records).await;
+    produce_keyed(&broker.bootstrap(), &topic, &records).await;
 
     let handler = Arc::new(FailsFirst::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let run = tokio::spawn(consumer.run(handler.clone(), stop.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let handled = || {
         handler
             .calls
@@ -423,11 +434,10 @@ async fn base_consumer_retries_a_batchs_failures_together() {
             .map(Vec::len)
             .sum::<usize>()
     };
-    while handled() < 100 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run_until(consumer, handler.clone(), Duration::from_secs(30), || {
+        handled() >= 100
+    })
+    .await;
 
     assert_eq!(handled(), 100, "each message twice");
     let calls = handler.calls.lock().unwrap();
