@@ -428,8 +428,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> BaseConsumer<T> {
         received_at: SystemTime,
         shutdown: &CancellationToken,
     ) -> Result<(Received<T>, spans::Span), Done> {
-        // The exported span (when on): from here, waits behind earlier records of the key
-        // included, continuing the producer's trace; the handler sees its context.
+        // The exported span (when on): from here (the batch's earlier batches of its keys
+        // and earlier runs are done) to its outcome, continuing the producer's trace; the
+        // handler sees its context.
         let process = message.span(spans::Consume::Process, &self.options.group_id);
         let trace = process.context();
         // Every log line about this record carries where it is and the trace it belongs to
