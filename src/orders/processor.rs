@@ -159,7 +159,7 @@ struct Decision<'a> {
 }
 
 /// A status record in the producer's queue, waiting for its acknowledgement.
-struct Queued {
+struct Unacknowledged {
     snapshot: OrderSnapshot,
     /// The record's value, also the view's row once acknowledged.
     encoded: Box<RawValue>,
@@ -378,7 +378,7 @@ impl OrderProcessor {
         &self,
         decision: Decision<'_>,
         message: &Received<OrderEvent>,
-    ) -> Result<Queued, HandlerError> {
+    ) -> Result<Unacknowledged, HandlerError> {
         let Decision {
             snapshot,
             order_json,
@@ -419,7 +419,7 @@ impl OrderProcessor {
             .with_type::<Box<RawValue>>()
             .queue(record)
             .map_err(|error| HandlerError::Permanent(error.into()))?;
-        Ok(Queued {
+        Ok(Unacknowledged {
             snapshot,
             encoded,
             seen,
@@ -431,8 +431,12 @@ impl OrderProcessor {
     /// Waits for a queued record's acknowledgement, then updates the view: read-your-writes
     /// here, committed when the projector reads the record back. The order's live
     /// subscribers on this instance hear of it now.
-    async fn acknowledged(&self, queued: Queued, started: Instant) -> Result<(), HandlerError> {
-        let Queued {
+    async fn acknowledged(
+        &self,
+        queued: Unacknowledged,
+        started: Instant,
+    ) -> Result<(), HandlerError> {
+        let Unacknowledged {
             snapshot,
             encoded,
             seen,

@@ -269,6 +269,11 @@ async fn produce_keyed(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>
     produce_raw(bootstrap, topic, &records).await;
 }
 
+/// How many messages a recording handler was handed, over all its calls.
+fn handed_over(calls: &std::sync::Mutex<Vec<Vec<String>>>) -> usize {
+    calls.lock().unwrap().iter().map(Vec::len).sum()
+}
+
 /// Runs `consumer` with `handler` until `enough` says so (or `within` passes), then stops it.
 async fn run_until<H: Handler<Value>>(
     consumer: BaseConsumer<Value>,
@@ -350,17 +355,9 @@ async fn base_consumer_hands_over_batches_and_keeps_each_keys_order() {
     produce_keyed(&broker.bootstrap(), &topic, &records).await;
 
     let handler = Arc::new(Recorder::default());
-    let finished = || {
-        handler
-            .finished
-            .lock()
-            .unwrap()
-            .values()
-            .map(Vec::len)
-            .sum::<usize>()
-    };
+    // The consumer finishes what it handed over before it stops.
     run_until(consumer, handler.clone(), Duration::from_secs(60), || {
-        finished() >= 3_000
+        handed_over(&handler.batches) >= 3_000
     })
     .await;
 
@@ -425,21 +422,12 @@ async fn base_consumer_retries_a_batchs_failures_together() {
     produce_keyed(&broker.bootstrap(), &topic, &records).await;
 
     let handler = Arc::new(FailsFirst::default());
-    let handled = || {
-        handler
-            .calls
-            .lock()
-            .unwrap()
-            .iter()
-            .map(Vec::len)
-            .sum::<usize>()
-    };
     run_until(consumer, handler.clone(), Duration::from_secs(30), || {
-        handled() >= 100
+        handed_over(&handler.calls) >= 100
     })
     .await;
 
-    assert_eq!(handled(), 100, "each message twice");
+    assert_eq!(handed_over(&handler.calls), 100, "each message twice");
     let calls = handler.calls.lock().unwrap();
     // Every call of failures is followed by one call with the same messages, together.
     for pair in calls.chunks(2) {
