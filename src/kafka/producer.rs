@@ -463,6 +463,15 @@ impl<T: Serialize> BaseProducer<T> {
     /// for: records queued one after another go out in the same batches, and their
     /// acknowledgements are waited for together.
     pub fn queue(&self, record: OutgoingRecord<'_, T>) -> Result<Queued, ProduceError> {
+        self.queue_keeping(record).map(|(queued, _)| queued)
+    }
+
+    /// [`BaseProducer::queue`], handing back the value as written (the wire format's header
+    /// when the record has a schema, then the JSON: see [`super::wire::json_payload`]).
+    pub fn queue_keeping(
+        &self,
+        record: OutgoingRecord<'_, T>,
+    ) -> Result<(Queued, Vec<u8>), ProduceError> {
         let mut payload = Vec::with_capacity(256);
         let mut headers = Vec::with_capacity(record.headers.len() + 1);
         match record.schema_id {
@@ -471,14 +480,15 @@ impl<T: Serialize> BaseProducer<T> {
         }
         serde_json::to_writer(&mut payload, record.value)?;
         headers.extend(record.headers.into_iter().map(|(k, v)| (k.to_string(), v)));
-        Ok(self.queue_raw(RawRecord {
+        let queued = self.queue_raw(RawRecord {
             topic: record.topic,
             key: Some(record.key.as_bytes()),
             payload: Some(&payload),
             headers: &headers,
             partition: None,
             timestamp: None,
-        }))
+        });
+        Ok((queued, payload))
     }
 
     /// Sends bytes as they are (dead letters keep the original record untouched).

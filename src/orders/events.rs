@@ -133,15 +133,22 @@ const PLACED_HEAD: &[u8] = br#"{"type":"order_placed","order":"#;
 /// record is valid (the general reader then decides): a record this accepts is one
 /// [`OrderEvent`] accepts, with the same order, and the JSON [`placed_order_json`] finds.
 fn placed_as_written(payload: &[u8]) -> Option<(Order, OrderJson<'_>)> {
+    let json = written_order_json(payload)?;
+    // Fails on anything after the order's closing brace (a second field, say).
+    let order = serde_json::from_str(json.0).ok()?;
+    Some((order, json))
+}
+
+/// What lies between [`PLACED_HEAD`] and the closing brace of a record laid out as the
+/// service writes one, without reading the order: the order's JSON of a record the service
+/// has just written itself. A record from elsewhere is read with [`placed_order`].
+pub fn written_order_json(payload: &[u8]) -> Option<OrderJson<'_>> {
     let json = payload.strip_prefix(PLACED_HEAD)?.strip_suffix(b"}")?;
     // The raw value as serde would find it: no space around it.
     if json.first() != Some(&b'{') || json.last() != Some(&b'}') {
         return None;
     }
-    let json = std::str::from_utf8(json).ok()?;
-    // Fails on anything after the order's closing brace (a second field, say).
-    let order = serde_json::from_str(json).ok()?;
-    Some((order, OrderJson(json)))
+    std::str::from_utf8(json).ok().map(OrderJson)
 }
 
 /// The order's JSON of an `order_placed` record, as the record holds it, without decoding
@@ -232,6 +239,27 @@ mod tests {
             );
             assert!(placed_order(&bytes).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_order_of_a_record_just_written_is_found_as_written_in_either_form() {
+        let order = order();
+        let record = serde_json::to_vec(&OrderEvent::OrderPlaced {
+            order: order.clone(),
+        })
+        .unwrap();
+        let expected = serde_json::to_string(&order).unwrap();
+        let framed = crate::kafka::wire::frame(7, &record);
+        for payload in [&record, &framed] {
+            let json = written_order_json(crate::kafka::wire::json_payload(payload));
+            assert_eq!(json.map(OrderJson::get), Some(expected.as_str()));
+        }
+        let cancel = serde_json::to_vec(&OrderEvent::CancelRequested {
+            order_id: order.order_id,
+            requested_at: Utc::now(),
+        })
+        .unwrap();
+        assert!(written_order_json(&cancel).is_none());
     }
 
     #[test]

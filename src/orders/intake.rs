@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::{OrderError, Reused};
-use super::events::{OrderEvent, SCHEMA_VERSION};
+use super::events::{OrderEvent, SCHEMA_VERSION, written_order_json};
 use super::idempotency::{Claim, IdempotencyStore};
 use super::model::{Order, OrderRequest, OrderRules};
-use super::status::OrderStatus;
+use super::status::{OrderSnapshot, OrderStatus};
 use super::store::OrderStore;
-use crate::kafka::{BaseProducer, OutgoingRecord, ProduceError};
+use crate::kafka::{BaseProducer, OutgoingRecord, ProduceError, wire};
 use crate::metrics::Metrics;
 use crate::trace::TraceContext;
 use crate::trace::spans::{self, Parent};
@@ -181,7 +181,7 @@ impl Intake {
         } else {
             Parent::Within(&ctx.trace)
         };
-        let (delivery, event) = self
+        let (delivery, event, written) = self
             .publish(&key, parent, ctx, |trace| {
                 order.trace_id = Some(trace.trace_id());
                 OrderEvent::OrderPlaced { order }
@@ -205,7 +205,11 @@ impl Intake {
             offset: delivery.offset,
             accepted_at: order.accepted_at,
         };
-        self.store.insert_pending(order);
+        // The `PENDING` row's JSON around the order's JSON as just written, so that the
+        // view's single writer does not encode the order again.
+        let row = written_order_json(wire::json_payload(&written))
+            .and_then(|json| OrderSnapshot::pending_json(json, order.accepted_at));
+        self.store.insert_pending(order, row);
         Ok(answer)
     }
 
@@ -243,7 +247,7 @@ impl Intake {
         parent: Parent<'_>,
         ctx: &RequestContext,
         make: impl FnOnce(&TraceContext) -> OrderEvent,
-    ) -> Result<(crate::kafka::Delivery, OrderEvent), OrderError> {
+    ) -> Result<(crate::kafka::Delivery, OrderEvent, Vec<u8>), OrderError> {
         let mut span = spans::publish(&self.orders_topic, key, parent);
         let trace = span.context().unwrap_or_else(|| ctx.trace.clone());
         let event = make(&trace);
@@ -260,10 +264,18 @@ impl Intake {
             headers,
             schema_id: self.schemas.id_for(&self.orders_topic),
         };
-        match self.producer.send(record).await {
-            Ok(delivery) => {
+        let sent = match self.producer.queue_keeping(record) {
+            Ok((queued, written)) => self
+                .producer
+                .acknowledged(queued)
+                .await
+                .map(|delivery| (delivery, written)),
+            Err(error) => Err(error),
+        };
+        match sent {
+            Ok((delivery, written)) => {
                 span.record_delivery(delivery.partition, delivery.offset);
-                Ok((delivery, event))
+                Ok((delivery, event, written))
             }
             Err(error) => {
                 span.record_error(error.reason());

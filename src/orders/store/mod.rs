@@ -382,10 +382,11 @@ impl OrderStore {
     }
 
     /// Records an order this instance accepted as `PENDING` (a local change) unless
-    /// something newer is known.
-    pub fn insert_pending(&self, order: Order) {
+    /// something newer is known; `encoded`, when given, is the `PENDING` snapshot's JSON
+    /// ([`OrderSnapshot::pending_json`]), which the writer stores as it is.
+    pub fn insert_pending(&self, order: Order, encoded: Option<Vec<u8>>) {
         if self.known(&order.order_id).is_none() {
-            self.insert_unknown(order, Origin::Local);
+            self.insert_new(OrderSnapshot::pending(order), encoded, Origin::Local);
         }
     }
 

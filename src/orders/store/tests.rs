@@ -48,7 +48,7 @@ fn an_order_written_through_while_the_projector_reads_its_record_is_committed() 
     {
         let store = OrderStore::open(&settings(&dir, 10)).unwrap();
         assert!(store.known(&o.order_id).is_none(), "the projector looks");
-        store.insert_pending(o.clone());
+        store.insert_pending(o.clone(), None);
         store.insert_unknown(o.clone(), Origin::Topic);
         store.set_position("orders", 0, 1);
         store.flush().unwrap();
@@ -62,6 +62,32 @@ fn an_order_written_through_while_the_projector_reads_its_record_is_committed() 
     );
 }
 
+/// An order this instance accepted is stored with the `PENDING` JSON the intake made around
+/// the order's JSON as its record holds it, and reads back as the order's `PENDING` snapshot
+/// after a restart.
+#[test]
+fn an_accepted_order_stored_from_its_records_json_reads_back_as_placed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = order(0, "c");
+    let record =
+        serde_json::to_vec(&crate::orders::events::OrderEvent::OrderPlaced { order: o.clone() })
+            .unwrap();
+    let json = crate::orders::events::written_order_json(&record).expect("the service's layout");
+    let row = OrderSnapshot::pending_json(json, o.accepted_at).unwrap();
+    {
+        let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+        store.insert_pending(o.clone(), Some(row));
+        assert!(
+            store.commit_local(&o.order_id),
+            "the projector read its record"
+        );
+        store.set_position("orders", 0, 1);
+        store.flush().unwrap();
+    }
+    let store = OrderStore::open(&settings(&dir, 10)).unwrap();
+    assert_eq!(store.get(&o.order_id), Some(OrderSnapshot::pending(o)));
+}
+
 /// A local change dropped by the cache between the projector's look and its commit is
 /// reported, so the projector applies the record itself.
 #[test]
@@ -69,7 +95,7 @@ fn committing_a_local_change_the_cache_dropped_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let store = OrderStore::open(&settings(&dir, 1)).unwrap();
     let a = order(0, "c");
-    store.insert_pending(a.clone());
+    store.insert_pending(a.clone(), None);
     assert_eq!(
         store
             .known(&a.order_id)
@@ -79,7 +105,7 @@ fn committing_a_local_change_the_cache_dropped_says_so() {
     // Local changes are held up to three times the capacity (1), then the oldest goes.
     let later: Vec<Order> = (1..4).map(|i| order(i, "c")).collect();
     for o in &later {
-        store.insert_pending(o.clone());
+        store.insert_pending(o.clone(), None);
     }
     assert!(
         !store.commit_local(&a.order_id),
@@ -95,7 +121,7 @@ fn a_later_snapshot_wins_and_an_older_one_is_ignored_in_memory_and_on_disk() {
     let o = order(0, "c");
     store.apply(completed(&o), Origin::Topic);
     store.flush().unwrap();
-    store.insert_pending(o.clone());
+    store.insert_pending(o.clone(), None);
     store.apply(OrderSnapshot::pending(o.clone()), Origin::Topic);
     assert_eq!(
         store.get(&o.order_id).unwrap().status,
@@ -325,7 +351,7 @@ fn a_local_change_is_committed_when_its_record_comes_back_and_is_never_pinned() 
     let dir = tempfile::tempdir().unwrap();
     let store = OrderStore::open(&settings(&dir, 2)).unwrap();
     let mine = order(0, "c");
-    store.insert_pending(mine.clone());
+    store.insert_pending(mine.clone(), None);
     store.apply(completed(&mine), Origin::Local);
     let known = |store: &OrderStore| {
         store
@@ -345,7 +371,7 @@ fn a_local_change_is_committed_when_its_record_comes_back_and_is_never_pinned() 
     // go (the topics have them).
     let others: Vec<Order> = (1..20).map(|i| order(i, "c")).collect();
     for o in &others {
-        store.insert_pending(o.clone());
+        store.insert_pending(o.clone(), None);
     }
     assert_eq!(store.lock_cache().slots.len(), 6);
     assert_eq!(
@@ -508,7 +534,7 @@ fn held_tells_a_held_order_of_any_status_and_an_uncommitted_local_change() {
     assert_eq!(store.held(&final_one.order_id), Some(false));
     assert_eq!(store.held(&placed.order_id), Some(false));
     assert_eq!(store.held(&unknown.order_id), None);
-    store.insert_pending(unknown.clone());
+    store.insert_pending(unknown.clone(), None);
     assert_eq!(store.held(&unknown.order_id), Some(true), "a local change");
     store.commit_local(&unknown.order_id);
     assert_eq!(store.held(&unknown.order_id), Some(false));
@@ -559,7 +585,7 @@ fn the_writer_has_work_only_when_something_waits() {
     store.flush().unwrap();
     assert!(!store.has_writes());
     let mine = order(1, "c");
-    store.insert_pending(mine.clone());
+    store.insert_pending(mine.clone(), None);
     assert!(!store.has_writes(), "a local change waits for its record");
     store.commit_local(&mine.order_id);
     assert!(store.has_writes());
