@@ -17,6 +17,13 @@ use crate::http::auth::{Scope, scoped};
 use crate::kafka::topics::missing_topics;
 
 /// The health and metrics routes, each with its OpenAPI description.
+/// The probes' and the scrape's paths (as in their `#[utoipa::path]`s below).
+pub const LIVE_PATH: &str = "/health/live";
+/// See [`LIVE_PATH`].
+pub const READY_PATH: &str = "/health/ready";
+/// See [`LIVE_PATH`].
+pub const METRICS_PATH: &str = "/metrics";
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(live))

@@ -10,8 +10,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use axum::Router;
-
 use crate::config::Settings;
 use crate::http::serve::{ServeOptions, serve};
 use crate::metrics::Metrics;
@@ -26,12 +24,13 @@ mod tasks;
 
 pub use parts::{client_settings, consumer_options, topic_specs};
 pub use routes::{api_router, document, endpoints};
+pub use stack::HttpService;
 pub use state::{AppParts, AppState};
 
 /// A built service, bound to its port, ready to [`run`](Application::run).
 pub struct Application {
     listener: TcpListener,
-    router: Router,
+    service: HttpService,
     state: AppState,
     tasks: TaskTracker,
     /// Stops the background workers; cancelled only after HTTP has drained.
@@ -90,7 +89,7 @@ impl Application {
             .with_context(|| format!("Failed to bind {address} (http.host, http.port)"))?;
         Ok(Application {
             listener,
-            router: stack::router(state.clone()),
+            service: stack::router(state.clone()),
             state,
             tasks,
             workers,
@@ -106,7 +105,7 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         let Application {
             listener,
-            router,
+            service,
             state,
             tasks,
             workers,
@@ -117,7 +116,7 @@ impl Application {
             max_connections: state.settings.http.max_connections,
             header_read_timeout: state.settings.http.header_read_timeout,
         };
-        let mut server = tokio::spawn(serve(listener, router, options, shutdown.clone()));
+        let mut server = tokio::spawn(serve(listener, service, options, shutdown.clone()));
         tokio::select! {
             result = &mut server => {
                 // The loop only ends by itself if its task panicked.

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -43,11 +43,11 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then waits for the open
+/// Serves `service` on `listener` until `shutdown` is cancelled, then waits for the open
 /// connections to finish their requests (the caller bounds that wait).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    service: crate::app::HttpService,
     options: ServeOptions,
     shutdown: CancellationToken,
 ) {
@@ -88,8 +88,9 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(
-            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+        let service = service.clone().map_request(
+            move |request: axum::extract::Request<hyper::body::Incoming>| {
+                let mut request = request.map(Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             },

@@ -698,3 +698,57 @@ async fn a_full_disk_under_the_status_view_makes_the_service_not_ready_and_loses
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn requests_beyond_the_in_flight_bound_are_refused_on_every_route_but_the_probes() {
+    let home = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    // Orders stay PENDING, so a long-poll for their outcome holds its place until it ends.
+    settings.processing.consumers = 0;
+    settings.http.max_concurrent_requests = 2;
+    let app = TestApp::spawn(settings).await;
+    let id = app.place(&valid_order()).await;
+    let hold = |app: &TestApp| {
+        let request = app
+            .client
+            .get(app.url(&format!("/api/orders/{id}?wait_for=COMPLETED&timeout=3s")))
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    let held = tokio::spawn({
+        let first = hold(&app);
+        let second = hold(&app);
+        async move { tokio::join!(first, second) }
+    });
+    // Both long-polls are in flight once a third request on their route is refused.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (status, _) = app.get_json(&format!("/api/orders/{id}")).await;
+        if status == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bound was never reached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The bound is the instance's, not each route's: another route is refused too.
+    let other = app.post_json("/api/orders", &valid_order()).await;
+    assert_eq!(other.status(), 503);
+    assert!(other.headers().contains_key("retry-after"));
+    let other: Value = other.json().await.unwrap();
+    assert_eq!(other["code"], "overloaded");
+    // The probes and /metrics still answer: an overloaded instance is alive.
+    let (live, _) = app.get_json("/health/live").await;
+    assert_eq!(live, 200);
+    let (ready, readiness) = app.get_json("/health/ready").await;
+    assert_eq!(ready, 200, "{readiness}");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert_eq!(
+        held.await.unwrap(),
+        (200, 200),
+        "the held long-polls end normally"
+    );
+    let (after, order) = app.get_json(&format!("/api/orders/{id}")).await;
+    assert_eq!(after, 200, "the places are free again");
+    assert_eq!(order["status"], "PENDING");
+}
