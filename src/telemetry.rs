@@ -3,6 +3,7 @@
 //! configured, the spans of [`crate::trace::spans`] exported over OTLP
 //! ([`crate::trace::export`]).
 
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use opentelemetry::trace::TracerProvider;
@@ -46,7 +47,11 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, String> {
                     .with_span_list(true),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        // Colours only on a terminal: a file or a collector would get the escape codes (and
+        // writing them is a part of every request's span).
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+            .try_init(),
     }
     .is_ok();
     if !installed {
