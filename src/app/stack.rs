@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -20,7 +20,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use super::{AppState, health};
-use crate::http::error::{ApiError, READS_ONLY, REQUEST_ID};
+use crate::http::error::ApiError;
 use crate::http::extract::BodyReadTimeout;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -78,9 +78,7 @@ pub fn router(state: AppState) -> HttpService {
         // A preflight is answered before any limit or handler; the settings were checked
         // at start-up, so an error here cannot happen.
         .option_layer(http.cors.layer().ok().flatten())
-        .layer(middleware::from_fn(
-            crate::http::middleware::sanitize_request_id,
-        ))
+        .map_request(crate::http::middleware::sanitize_request_id)
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         // Outside the request's span, which reads the trace context this sets.
@@ -96,13 +94,7 @@ pub fn router(state: AppState) -> HttpService {
                 .on_response(log_response)
                 .make_span_with(request_span),
         )
-        .layer(middleware::from_fn(
-            crate::http::middleware::security_headers,
-        ))
-        .layer(middleware::from_fn(scope_request_id))
-        .layer(middleware::from_fn(
-            crate::http::middleware::problem_for_bare_errors,
-        ))
+        .layer(middleware::from_fn(crate::http::middleware::answer))
         .layer(HandleErrorLayer::new(overloaded))
         .timeout(backstop)
         .layer(axum::Extension(BodyReadTimeout(http.body_read_timeout)))
@@ -149,18 +141,4 @@ fn log_response<B>(response: &axum::http::Response<B>, latency: Duration, _span:
     } else {
         tracing::debug!(status, latency_ms, "finished processing request");
     }
-}
-
-/// Makes the request id available to error responses.
-async fn scope_request_id(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let reads_only = request.method().is_safe();
-    REQUEST_ID
-        .scope(id, READS_ONLY.scope(reads_only, next.run(request)))
-        .await
 }

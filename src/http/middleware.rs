@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use axum::response::IntoResponse;
 
-use crate::http::error::{ApiError, Problem, REQUEST_ID, problem_response};
+use crate::http::error::{ApiError, Problem, READS_ONLY, REQUEST_ID, problem_response};
 
 /// The request id header, set by the client or made by the service.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -20,7 +20,7 @@ pub const MAX_REQUEST_ID: usize = 128;
 
 /// Drops an `x-request-id` that is empty, longer than [`MAX_REQUEST_ID`] or not visible
 /// ASCII, so that the id layer makes a new one instead of echoing it.
-pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
+pub fn sanitize_request_id(mut request: Request) -> Request {
     let acceptable = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -28,21 +28,44 @@ pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
     if acceptable == Some(false) {
         request.headers_mut().remove(REQUEST_ID_HEADER);
     }
-    next.run(request).await
+    request
 }
 
 fn is_acceptable_request_id(id: &[u8]) -> bool {
     !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.iter().all(u8::is_ascii_graphic)
 }
 
-/// Headers every answer carries: no MIME sniffing, no referrer, no framing, and a content
-/// security policy (the API's answers load nothing; Swagger UI loads only its own assets).
-pub async fn security_headers(request: Request, next: Next) -> Response {
+/// What every answer gets, in one layer (each `from_fn` layer clones and boxes what is
+/// inside it on every request):
+///
+/// - the request's id, and whether the request only reads, in scope for the error answers
+///   made further in;
+/// - axum's own error answers rewritten as problem+json ([`problem_for_bare_error`]);
+/// - the security headers ([`add_security_headers`]).
+pub async fn answer(request: Request, next: Next) -> Response {
     let docs = request
         .uri()
         .path()
         .starts_with(crate::http::openapi::UI_PATH);
-    let mut response = next.run(request).await;
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let reads_only = request.method().is_safe();
+    let answered = async move { problem_for_bare_error(next.run(request).await).await };
+    let mut response = REQUEST_ID
+        .scope(id, READS_ONLY.scope(reads_only, answered))
+        .await;
+    add_security_headers(&mut response, docs);
+    response
+}
+
+/// Headers every answer carries: no MIME sniffing, no referrer, no framing, and a content
+/// security policy (the API's answers load nothing; Swagger UI, `docs`, loads only its own
+/// assets).
+fn add_security_headers(response: &mut Response, docs: bool) {
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -63,16 +86,14 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(policy),
     );
-    response
 }
 
 /// Most bytes of a framework-made plain-text error body kept as the problem's detail.
 const MAX_PLAIN_DETAIL: usize = 512;
 
-/// Rewrites error answers that are not problem+json or JSON (axum's own rejections are
-/// plain text or empty) into a problem with a code for their status.
-pub async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// Rewrites an error answer that is not problem+json or JSON (axum's own rejections are
+/// plain text or empty) into a problem with a code for its status.
+async fn problem_for_bare_error(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
