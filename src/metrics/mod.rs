@@ -399,6 +399,22 @@ impl Metrics {
     }
 }
 
+/// One request counted in `http_requests_in_flight` for as long as it is held.
+struct InFlight<'a>(&'a IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Middleware: counts and times each request under its matched route template.
 pub async fn track_http(
     State(metrics): State<std::sync::Arc<Metrics>>,
@@ -418,9 +434,12 @@ pub async fn track_http(
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
     let started = Instant::now();
-    metrics.http_in_flight.inc();
-    let response = next.run(request).await;
-    metrics.http_in_flight.dec();
+    let response = {
+        // Counted out when the request ends, also when its client leaves first (hyper then
+        // drops this future) or the backstop timeout does.
+        let _in_flight = InFlight::enter(&metrics.http_in_flight);
+        next.run(request).await
+    };
     let status = response.status().as_u16().to_string();
     metrics
         .http_requests

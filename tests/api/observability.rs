@@ -461,3 +461,47 @@ async fn one_trace_id_follows_an_order_from_post_to_final_status() {
         assert!(text.contains(field), "{field} missing in {text}");
     }
 }
+
+#[tokio::test]
+async fn a_request_its_client_abandons_is_no_longer_counted_in_flight() {
+    let home = TestBroker::start(Engine::Memory).await;
+    let mut settings = test_settings(&home);
+    // Orders stay PENDING, so a long-poll for their outcome waits its whole timeout.
+    settings.processing.consumers = 0;
+    let app = TestApp::spawn(settings).await;
+    let id = app.place(&valid_order()).await;
+    let in_flight = || async {
+        app.scrape()
+            .await
+            .value("orderflow_http_requests_in_flight", &[])
+    };
+    // The scrape counts itself.
+    let idle = in_flight().await;
+    let waiting = tokio::spawn(
+        app.client
+            .get(app.url(&format!("/api/orders/{id}?wait_for=COMPLETED&timeout=4s")))
+            .send(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while in_flight().await != idle + 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the long-poll never showed in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client goes away; the long-poll had 4 s left.
+    waiting.abort();
+    let deadline = Instant::now() + Duration::from_millis(1_500);
+    loop {
+        let now = in_flight().await;
+        if now == idle {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {now} in flight (idle: {idle}) after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
