@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use axum::response::IntoResponse;
+use tracing::Instrument;
 
 use crate::http::error::{ApiError, Problem, READS_ONLY, REQUEST_ID, problem_response};
 
@@ -60,6 +61,32 @@ pub async fn answer(request: Request, next: Next) -> Response {
         .await;
     add_security_headers(&mut response, docs);
     response
+}
+
+/// Runs `work` on a task of its own, which goes on when the request's future is dropped
+/// (its client hung up, or the backstop timeout ended it), with what the request had in
+/// scope: its id and whether it only reads (for error answers), its trace context and its
+/// log span.
+pub fn spawn_beyond_request<F>(work: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let id = REQUEST_ID.try_with(Clone::clone).ok();
+    let reads_only = READS_ONLY.try_with(|r| *r).unwrap_or(false);
+    let trace = crate::trace::TraceContext::in_scope();
+    let scoped = async move {
+        let work = crate::trace::within(trace, work);
+        match id {
+            Some(id) => {
+                REQUEST_ID
+                    .scope(id, READS_ONLY.scope(reads_only, work))
+                    .await
+            }
+            None => work.await,
+        }
+    };
+    tokio::spawn(scoped.instrument(tracing::Span::current()))
 }
 
 /// Headers every answer carries: no MIME sniffing, no referrer, no framing, and a content

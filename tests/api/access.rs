@@ -484,3 +484,67 @@ async fn keys_mode_without_a_key_refuses_to_start_and_open_mode_says_it_is_open(
             .contains("without an API key")
     );
 }
+
+#[tokio::test]
+async fn an_admin_change_whose_client_hangs_up_is_still_made_and_audited() {
+    let broker = TestBroker::start_behind_proxy(Engine::Memory).await;
+    let mut settings = test_settings(&broker);
+    settings.processing.consumers = 0;
+    let (operator, operator_entry) = key("operator", &[Scope::AdminWrite, Scope::AdminRead]);
+    keys_mode(&mut settings, vec![operator_entry]);
+    let app = TestApp::spawn(settings).await;
+    let topic = format!("hung-up-{}", uuid::Uuid::new_v4().simple());
+
+    // The broker takes the request but its answer is held: the change is under way when
+    // the client goes away.
+    broker.hold_answers(true);
+    let request = tokio::spawn(
+        app.client
+            .post(app.url("/api/admin/topics"))
+            .headers(bearer(&operator))
+            .json(&json!({"name": topic, "partitions": 1}))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    broker.hold_answers(false);
+
+    // The change was made, and the trail says so.
+    let records = audit_records(&app, &broker, 1).await;
+    let create = records
+        .iter()
+        .find(|r| r["method"] == "POST" && r["route"] == "/api/admin/topics")
+        .unwrap_or_else(|| panic!("no audit record of the create: {records:#?}"));
+    assert_eq!(create["status"], 201, "{create:#}");
+    assert_eq!(create["key"], "operator");
+    assert_eq!(
+        create["parameters"]["details"]["name"],
+        topic.as_str(),
+        "{create:#}"
+    );
+    let (status, described) = app
+        .client
+        .get(app.url(&format!("/api/admin/topics/{topic}")))
+        .headers(bearer(&operator))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 200, "{:?}", described.text().await);
+    // An error made on the change's own task still names its request.
+    let again = post(
+        &app,
+        "/api/admin/topics",
+        bearer(&operator),
+        &json!({"name": topic, "partitions": 1}),
+    )
+    .await;
+    assert_eq!(again.status(), 409);
+    let id = again.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let problem: Value = again.json().await.unwrap();
+    assert_eq!(problem["request_id"], id.as_str(), "{problem:#}");
+}

@@ -400,40 +400,59 @@ async fn authorize(scope: Scope, mut request: Request, next: Next) -> Response {
             return refuse(&access, error, request, &caller).await;
         }
     }
-    let record = if scope.audited() {
-        let (record, rebuilt) = audit::begin_request(request, address, caller.key_name()).await;
-        request = rebuilt;
-        Some(record)
+    let mut response = if scope.audited() {
+        let (record, mut request) = audit::begin_request(request, address, caller.key_name()).await;
+        request.extensions_mut().insert(caller);
+        // A change runs to its end and is audited with its outcome even when its client
+        // hangs up (hyper then drops this future) or the backstop timeout ends the request:
+        // the change may already be under way on the cluster.
+        let audited = crate::http::middleware::spawn_beyond_request(async move {
+            let response = next.run(request).await;
+            access
+                .audit
+                .record(audit_record(&access, record, &response));
+            response
+        });
+        match audited.await {
+            Ok(response) => response,
+            Err(error) => {
+                ApiError::Internal(anyhow::anyhow!("audited request: {error}")).into_response()
+            }
+        }
     } else {
-        None
+        request.extensions_mut().insert(caller);
+        next.run(request).await
     };
-    request.extensions_mut().insert(caller);
-    let mut response = next.run(request).await;
     if let Some(allowance) = allowance
         && !response.headers().contains_key(limit::STATE)
     {
         allowance.write_headers(response.headers_mut());
     }
-    if let Some(record) = record {
-        let mut record = record.finish(&response);
-        // Every record says which cluster it changed: `{cluster}`, or the home cluster for
-        // its short form under /api/admin.
-        if let serde_json::Value::Object(parameters) = &mut record.parameters {
-            let named = parameters
-                .get("path")
-                .and_then(|p| p.get("cluster"))
-                .cloned();
-            let cluster = named.or_else(|| {
-                record
-                    .resource
-                    .starts_with("/api/admin/")
-                    .then(|| serde_json::Value::from(access.home_cluster.as_str()))
-            });
-            if let Some(cluster) = cluster {
-                parameters.insert("cluster".into(), cluster);
-            }
-        }
-        access.audit.record(record);
-    }
     response
+}
+
+/// The finished audit record of a change: every record says which cluster it changed,
+/// `{cluster}`, or the home cluster for its short form under /api/admin.
+fn audit_record(
+    access: &AccessControl,
+    record: audit::AuditRecord,
+    response: &Response,
+) -> audit::AuditRecord {
+    let mut record = record.finish(response);
+    if let serde_json::Value::Object(parameters) = &mut record.parameters {
+        let named = parameters
+            .get("path")
+            .and_then(|p| p.get("cluster"))
+            .cloned();
+        let cluster = named.or_else(|| {
+            record
+                .resource
+                .starts_with("/api/admin/")
+                .then(|| serde_json::Value::from(access.home_cluster.as_str()))
+        });
+        if let Some(cluster) = cluster {
+            parameters.insert("cluster".into(), cluster);
+        }
+    }
+    record
 }
