@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
-use crate::http::serve::{ServeOptions, serve};
+use crate::http::serve::{HttpService, ServeOptions, serve};
 use crate::metrics::Metrics;
 
 mod catalog;
@@ -24,7 +24,6 @@ mod tasks;
 
 pub use parts::{client_settings, consumer_options, topic_specs};
 pub use routes::{api_router, document, endpoints};
-pub use stack::HttpService;
 pub use state::{AppParts, AppState};
 
 /// A built service, bound to its port, ready to [`run`](Application::run).

@@ -3,7 +3,6 @@
 //! framework errors, the backstop timeout, body limits, load shedding (not for the probes
 //! and /metrics), then per-route metrics and access control.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,7 +11,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::util::BoxCloneSyncService;
@@ -22,11 +21,9 @@ use tower_http::trace::TraceLayer;
 use super::{AppState, health};
 use crate::http::error::ApiError;
 use crate::http::extract::BodyReadTimeout;
+use crate::http::serve::HttpService;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The service every connection is served by.
-pub type HttpService = BoxCloneSyncService<Request, Response, Infallible>;
 
 /// The whole HTTP surface with its middleware, built once as one service: a layer added
 /// with `Router::layer` wraps every route on its own (and boxes it), so each request would

@@ -28,6 +28,13 @@ use tower::ServiceExt;
 
 use crate::backoff::Backoff;
 
+/// What every connection is served by: a request in, its answer out, never an error.
+pub type HttpService = tower::util::BoxCloneSyncService<
+    axum::extract::Request,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
+
 /// First pause after an accept error.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest pause after repeated accept errors.
@@ -47,7 +54,7 @@ pub struct ServeOptions {
 /// connections to finish their requests (the caller bounds that wait).
 pub async fn serve(
     listener: TcpListener,
-    service: crate::app::HttpService,
+    service: HttpService,
     options: ServeOptions,
     shutdown: CancellationToken,
 ) {
